@@ -1,0 +1,35 @@
+"""The project's single Definitions object (loaded by workspace.yaml and the CLI as ``cnn_pipelines``)."""
+
+from __future__ import annotations
+
+import warnings
+
+import dagster as dg
+
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+
+from cnn_pipelines import lake
+from cnn_pipelines.assets.prices import raw_prices
+from cnn_pipelines.checks import make_freshness_check
+from cnn_pipelines.io_manager import ParquetLakeIOManager
+from cnn_pipelines.partitions import weekday_partitions
+from cnn_pipelines.resources import price_source_from_env
+
+LAKE_ROOT = str(lake.default_root())
+
+trading_job = dg.define_asset_job(
+    "trading_job",
+    selection=dg.AssetSelection.groups("trading"),
+    partitions_def=weekday_partitions,
+    description="The trading graph over a range of weekday partitions (one run per range).",
+)
+
+defs = dg.Definitions(
+    assets=[raw_prices],
+    asset_checks=[make_freshness_check(LAKE_ROOT, weekday_partitions)],
+    jobs=[trading_job],
+    resources={
+        "lake": ParquetLakeIOManager(root=LAKE_ROOT),
+        "prices": price_source_from_env(),
+    },
+)

@@ -1,0 +1,263 @@
+"""The Parquet data lake (source of truth) and its DuckDB catalog (query layer), DESIGN.md §2.
+
+Layout: ``<root>/<asset>/date=YYYY-MM-DD/data.parquet`` for date-partitioned tables and
+``<root>/<asset>/data.parquet`` for the rest. Every write goes to a hidden temporary file in the target
+directory and is renamed into place (atomic on POSIX), so readers and crashes never see half a file and
+re-writing a partition replaces it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+DATA_FILE = "data.parquet"
+CATALOG_FILE = "lake.duckdb"
+_TMP_PREFIX = ".tmp-"
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class MissingPartitionsError(FileNotFoundError):
+    """Upstream partitions a step needs have not been materialized."""
+
+    def __init__(self, table: str, missing: Sequence[str]) -> None:
+        self.table, self.missing = table, list(missing)
+        shown = ", ".join(self.missing[:10]) + (f", ... ({len(self.missing)} in all)" if len(self.missing) > 10 else "")
+        super().__init__(f"{table}: {len(self.missing)} upstream partition(s) not materialized: {shown}. "
+                         f"Materialize them first (e.g. a backfill of {table} over that range).")
+
+
+def default_root() -> Path:
+    """Lake root: $CNN_LAKE_ROOT, else ./data_lake."""
+    return Path(os.environ.get("CNN_LAKE_ROOT", "data_lake"))
+
+
+def table_dir(root: Path, table: str) -> Path:
+    if not _IDENT.match(table):
+        raise ValueError(f"table name {table!r} is not a plain identifier")
+    return Path(root) / table
+
+
+def partition_path(root: Path, table: str, key: str) -> Path:
+    return table_dir(root, table) / f"date={key}" / DATA_FILE
+
+
+def unpartitioned_path(root: Path, table: str) -> Path:
+    return table_dir(root, table) / DATA_FILE
+
+
+def to_arrow(df: pd.DataFrame) -> pa.Table:
+    """Arrow table with lake types: ``date`` as date32, ticker as string, no pandas index."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    if "date" in table.column_names:
+        idx = table.column_names.index("date")
+        col = table.column("date")
+        if not pa.types.is_date32(col.type):
+            col = pa.array(pd.to_datetime(df["date"]).dt.date, type=pa.date32())
+        table = table.set_column(idx, pa.field("date", pa.date32()), col)
+    return table
+
+
+def _tmp_name(target: Path) -> Path:
+    return target.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}.parquet"
+
+
+def write_tables_atomically(items: Iterable[tuple[Path, pa.Table]]) -> list[Path]:
+    """Write every table to a temp file first, then rename all into place.
+
+    A failure while writing leaves every existing file untouched (temp files are removed); renames happen
+    only once all temp files are complete and fsynced.
+    """
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for target, table in items:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = _tmp_name(target)
+            staged.append((tmp, target))
+            pq.write_table(table, tmp, compression="zstd")
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+    except BaseException:
+        for tmp, _ in staged:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        raise
+    for tmp, target in staged:
+        os.replace(tmp, target)
+    return [t for _, t in staged]
+
+
+def write_partitions(root: Path, table: str, df: pd.DataFrame, keys: Sequence[str], schema: pa.Schema | None = None) -> dict[str, int]:
+    """Split ``df`` by its ``date`` column into the given partition keys and write them atomically.
+
+    Keys with no rows get an empty file with the same schema (a holiday is an empty partition, not a gap).
+    Rows dated outside ``keys`` raise, naming the dates. Returns rows written per key.
+    """
+    if "date" not in df.columns:
+        raise ValueError(f"{table}: a date-partitioned table needs a 'date' column; got {list(df.columns)}")
+    arrow = to_arrow(df) if schema is None else to_arrow(df).cast(schema)
+    date_str = pd.to_datetime(df["date"]).dt.strftime("%Y-%m-%d").to_numpy() if len(df) else []
+    key_set = set(keys)
+    stray = sorted(set(date_str) - key_set)
+    if stray:
+        raise ValueError(f"{table}: rows dated {stray[:10]} fall outside the partitions being written ({len(keys)} keys)")
+    order = pd.Series(range(len(df))).groupby(pd.Series(date_str, dtype=object)).apply(list).to_dict() if len(df) else {}
+    items, counts = [], {}
+    for key in keys:
+        idx = order.get(key, [])
+        part = arrow.take(pa.array(idx, type=pa.int64())) if idx else arrow.slice(0, 0)
+        items.append((partition_path(root, table, key), part))
+        counts[key] = len(idx)
+    write_tables_atomically(items)
+    cleanup_stale_tmp(table_dir(root, table))
+    return counts
+
+
+def write_table(root: Path, table: str, df: pd.DataFrame) -> Path:
+    """Write an unpartitioned table atomically."""
+    return write_tables_atomically([(unpartitioned_path(root, table), to_arrow(df))])[0]
+
+
+def read_partitions(root: Path, table: str, keys: Sequence[str]) -> pd.DataFrame:
+    """Concatenate the given partitions in key order; raise MissingPartitionsError naming absent keys."""
+    paths = [partition_path(root, table, k) for k in keys]
+    missing = [k for k, p in zip(keys, paths) if not p.exists()]
+    if missing:
+        raise MissingPartitionsError(table, missing)
+    if not paths:
+        raise MissingPartitionsError(table, [])
+    tables = [pq.read_table(p) for p in paths]
+    schema = next((t.schema for t in tables if t.num_rows), tables[0].schema)
+    tables = [t.cast(schema) if t.schema != schema else t for t in tables]
+    return pa.concat_tables(tables).to_pandas()
+
+
+def read_table(root: Path, table: str) -> pd.DataFrame:
+    path = unpartitioned_path(root, table)
+    if not path.exists():
+        raise MissingPartitionsError(table, ["(unpartitioned)"])
+    return pq.read_table(path).to_pandas()
+
+
+def materialized_keys(root: Path, table: str) -> list[str]:
+    """Partition keys that have a data file, sorted."""
+    d = table_dir(root, table)
+    if not d.exists():
+        return []
+    return sorted(p.parent.name.removeprefix("date=") for p in d.glob(f"date=*/{DATA_FILE}"))
+
+
+def cleanup_stale_tmp(directory: Path, older_than_s: float = 3600.0) -> int:
+    """Remove temp files left by crashed writers (older than an hour, so live writers are untouched)."""
+    now, removed = time.time(), 0
+    for tmp in Path(directory).rglob(f"{_TMP_PREFIX}*"):
+        with contextlib.suppress(FileNotFoundError):
+            if now - tmp.stat().st_mtime > older_than_s:
+                tmp.unlink()
+                removed += 1
+    return removed
+
+
+# ------------------------------------------------------------------------------------------ DuckDB catalog
+
+
+def _view_sql(root: Path, table: str) -> str:
+    d = table_dir(root, table).resolve()
+    if any(d.glob("date=*")):
+        pattern = str(d / "date=*" / DATA_FILE).replace("'", "''")
+        return (f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet('{pattern}', "
+                f"hive_partitioning = true, union_by_name = true)")
+    pattern = str(d / DATA_FILE).replace("'", "''")
+    return f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet('{pattern}')"
+
+
+@contextlib.contextmanager
+def _catalog_lock(root: Path):
+    lock_path = Path(root) / ".lake.duckdb.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _is_lock_conflict(exc: Exception) -> bool:
+    return "lock" in str(exc).lower()
+
+
+def catalog_views(root: Path) -> set[str] | None:
+    """Names of the views in the catalog; empty if it does not exist, None if it cannot be read
+    (written by an incompatible DuckDB version, or damaged) and must be rebuilt."""
+    path = Path(root) / CATALOG_FILE
+    if not path.exists():
+        return set()
+    for attempt in range(50):
+        try:
+            with duckdb.connect(str(path), read_only=True) as con:
+                return {r[0] for r in con.execute("select view_name from duckdb_views() where not internal").fetchall()}
+        except duckdb.Error as exc:
+            if not _is_lock_conflict(exc):
+                return None
+            time.sleep(0.1 * (attempt + 1))
+    raise TimeoutError(f"catalog {path} stayed locked by another process")
+
+
+def rebuild_catalog(root: Path) -> list[str]:
+    """Recreate the catalog from scratch: it holds only views, so the Parquet files lose nothing."""
+    root = Path(root)
+    with _catalog_lock(root):
+        for suffix in ("", ".wal"):
+            with contextlib.suppress(FileNotFoundError):
+                (root / f"{CATALOG_FILE}{suffix}").unlink()
+    return refresh_catalog(root)
+
+
+def refresh_catalog(root: Path, tables: Iterable[str] | None = None) -> list[str]:
+    """Create/replace the catalog's view for each table (all tables in the lake by default).
+
+    Views read the Parquet files by glob, so new partitions appear without a refresh; a refresh is needed
+    only when a table first appears. Writers serialize on a file lock and hold the database only for the DDL,
+    so readers are blocked for milliseconds at most.
+    """
+    root = Path(root)
+    if tables is None:
+        tables = sorted(p.name for p in root.iterdir() if p.is_dir() and _IDENT.match(p.name) and any(p.rglob(DATA_FILE)))
+    tables = [t for t in tables if any(table_dir(root, t).rglob(DATA_FILE))]
+    if not tables:
+        return []
+    with _catalog_lock(root):
+        for attempt in range(50):
+            try:
+                with duckdb.connect(str(root / CATALOG_FILE)) as con:
+                    for t in tables:
+                        con.execute(_view_sql(root, t))
+                break
+            except duckdb.Error as exc:  # a reader in another process holds the file; retry briefly
+                if not _is_lock_conflict(exc):
+                    raise
+                time.sleep(0.1 * (attempt + 1))
+        else:
+            raise TimeoutError(f"could not open {root / CATALOG_FILE} for writing")
+    return list(tables)
+
+
+def ensure_views(root: Path, tables: Iterable[str]) -> list[str]:
+    """Refresh only tables that have no view yet (the cheap path used after every materialization)."""
+    existing = catalog_views(root)
+    if existing is None:
+        return rebuild_catalog(root)
+    todo = [t for t in tables if t not in existing]
+    return refresh_catalog(root, todo) if todo else []

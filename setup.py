@@ -1,0 +1,38 @@
+"""cnn-pipelines: CNNs on time series as images, as Dagster pipelines."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="cnn_pipelines",
+    version="0.1.0",
+    description="CNN-TA (time series as images) research and production pipelines on Dagster",
+    packages=find_packages(exclude=["cnn_pipelines_tests", "benchmarks"]),
+    python_requires=">=3.11,<3.13",
+    install_requires=[
+        "dagster>=1.11,<1.14",
+        "dagster-webserver>=1.11,<1.14",
+        "tensorflow>=2.18,<2.22",
+        "pandas>=2.2,<3",  # alphalens-reloaded and ta are not yet validated on pandas 3
+        "numpy>=1.26,<2.3",
+        "pyarrow>=17",
+        # The catalog file is written by the Python package and read by the CLI: keep one storage format.
+        "duckdb==1.5.6",
+        "duckdb-cli==1.5.6",
+        "yfinance>=0.2.50",
+        "ta>=0.11",
+        "scipy>=1.13",
+        "scikit-learn>=1.5",
+        "alphalens-reloaded>=0.4.5",
+        "tensorflow-datasets>=4.9.7",
+        "matplotlib>=3.8",
+        "tabulate>=0.9",  # DataFrame.to_markdown for metadata tables
+    ],
+    extras_require={
+        "dev": [
+            "pytest>=8",
+            "pytest-timeout>=2.3",
+            "requests>=2.31",
+            "statsmodels>=0.14",  # benchmark reference (rolling OLS) only
+        ],
+    },
+)
