@@ -118,7 +118,7 @@ def validate_prices(df: pd.DataFrame, source: str = "prices") -> tuple[pd.DataFr
     above = (hi - out["high"]) / out["high"]
     below = (out["low"] - lo) / out["low"]
     outside_far = (above > BAND_TOLERANCE) | (below > BAND_TOLERANCE)
-    problems.append(_rows(out, outside_far & (out["high"] >= out["low"]), "open/close outside [low, high]"))
+    problems.append(_rows(out, outside_far & ~nonpos & (out["high"] >= out["low"]), "open/close outside [low, high]"))
     problems.append(_rows(out, out["volume"] < 0, "negative volume"))
     weekend = pd.to_datetime(out["date"]).dt.dayofweek >= 5
     problems.append(_rows(out, weekend, "dated on a weekend"))
