@@ -9,6 +9,7 @@ import dagster as dg
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 from cnn_pipelines import lake
+from cnn_pipelines.assets.features import forward_returns, indicator_panel, universe
 from cnn_pipelines.assets.prices import raw_prices
 from cnn_pipelines.checks import make_freshness_check
 from cnn_pipelines.io_manager import ParquetLakeIOManager
@@ -24,10 +25,17 @@ trading_job = dg.define_asset_job(
     description="The trading graph over a range of weekday partitions (one run per range).",
 )
 
+price_history_job = dg.define_asset_job(
+    "price_history_job",
+    selection=dg.AssetSelection.assets(raw_prices),
+    partitions_def=weekday_partitions,
+    description="raw_prices alone: bootstraps the look-back history the feature assets need.",
+)
+
 defs = dg.Definitions(
-    assets=[raw_prices],
+    assets=[raw_prices, universe, indicator_panel, forward_returns],
     asset_checks=[make_freshness_check(LAKE_ROOT, weekday_partitions)],
-    jobs=[trading_job],
+    jobs=[trading_job, price_history_job],
     resources={
         "lake": ParquetLakeIOManager(root=LAKE_ROOT),
         "prices": price_source_from_env(),

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -112,13 +113,17 @@ def write_partitions(root: Path, table: str, df: pd.DataFrame, keys: Sequence[st
     stray = sorted(set(date_str) - key_set)
     if stray:
         raise ValueError(f"{table}: rows dated {stray[:10]} fall outside the partitions being written ({len(keys)} keys)")
-    order = pd.Series(range(len(df))).groupby(pd.Series(date_str, dtype=object)).apply(list).to_dict() if len(df) else {}
+    order = np.argsort(date_str, kind="stable") if len(df) else np.array([], dtype=np.int64)
+    sorted_keys = np.asarray(date_str)[order] if len(df) else np.array([], dtype=object)
+    uniq, first = np.unique(sorted_keys, return_index=True) if len(df) else ([], [])
+    bounds = dict(zip(uniq, zip(first, [*first[1:], len(order)]))) if len(df) else {}
     items, counts = [], {}
     for key in keys:
-        idx = order.get(key, [])
-        part = arrow.take(pa.array(idx, type=pa.int64())) if idx else arrow.slice(0, 0)
+        lo, hi = bounds.get(key, (0, 0))
+        idx = order[lo:hi]
+        part = arrow.take(pa.array(idx, type=pa.int64())) if len(idx) else arrow.slice(0, 0)
         items.append((partition_path(root, table, key), part))
-        counts[key] = len(idx)
+        counts[key] = int(len(idx))
     write_tables_atomically(items)
     cleanup_stale_tmp(table_dir(root, table))
     return counts

@@ -13,6 +13,9 @@ import duckdb
 from cnn_pipelines import lake
 from cnn_pipelines.definitions import defs
 from cnn_pipelines.partitions import weekday_partitions
+from cnn_pipelines.settings import current_settings
+
+SETTINGS = current_settings()
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -29,23 +32,34 @@ def demo_range(days: int, end: str | None = None) -> tuple[str, str]:
     return keys[0], keys[-1]
 
 
-def run_main_job(start: str, end: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    """Execute ``trading_job`` for the partition range [start, end] as ONE run recorded in ``instance``."""
-    job = defs.resolve_job_def("trading_job")
-    return job.execute_in_process(instance=instance, tags={RANGE_START_TAG: start, RANGE_END_TAG: end})
+def history_range(start: str) -> tuple[str, str] | None:
+    """Partitions of raw_prices that the first demo partitions look back on (features need warm-up)."""
+    keys = weekday_partitions.get_partition_keys()
+    i = keys.index(start)
+    if i == 0:
+        return None
+    return keys[max(0, i - SETTINGS.price_lookback)], keys[i - 1]
+
+
+def run_job(name: str, start: str, end: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    """Execute job ``name`` for the partition range [start, end] as ONE run recorded in ``instance``."""
+    job = defs.resolve_job_def(name)
+    return job.execute_in_process(instance=instance, tags={RANGE_START_TAG: start, RANGE_END_TAG: end},
+                                  raise_on_error=False)
 
 
 def summary(root: Path) -> str:
     """What the run left in the lake, read back through the DuckDB catalog."""
-    con = duckdb.connect(str(root / lake.CATALOG_FILE), read_only=True)
-    try:
+    with duckdb.connect(str(root / lake.CATALOG_FILE), read_only=True) as con:
         rows, first, last, tickers = con.execute(
-            "select count(*), min(date), max(date), count(distinct ticker) from raw_prices"
-        ).fetchone()
-    finally:
-        con.close()
+            "select count(*), min(date), max(date), count(distinct ticker) from raw_prices").fetchone()
+        panel_rows = con.execute("select count(*) from indicator_panel").fetchone()[0]
+        panel_cols = len(con.execute("describe indicator_panel").fetchall()) - 2
+        targets = con.execute("select count(fwd_1d), avg(fwd_1d_ok::int) from forward_returns").fetchone()
     return (f"raw_prices: {rows:,} rows, {tickers} tickers, {first} .. {last}\n"
-            f"lake: {root.resolve()}  (duckdb {root / lake.CATALOG_FILE} -c \"select * from raw_prices limit 5\")")
+            f"indicator_panel: {panel_rows:,} rows x {panel_cols} features\n"
+            f"forward_returns: {targets[0]:,} realized 1-day targets, {targets[1]:.2%} usable\n"
+            f"lake: {root.resolve()}  (duckdb {root / lake.CATALOG_FILE} -c \"select * from indicator_panel limit 5\")")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,13 +68,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--end", default=None, help="last partition key (default: newest complete weekday)")
     args = parser.parse_args(argv)
     start, end = demo_range(args.days, args.end)
-    print(f"materializing trading_job for {start}...{end} as one run", flush=True)
-    t0 = time.time()
-    result = run_main_job(start, end, dg.DagsterInstance.get())
-    if not result.success:
-        print("run failed", file=sys.stderr)
-        return 1
-    print(f"run {result.run_id} succeeded in {time.time() - t0:.1f}s")
+    instance = dg.DagsterInstance.get()
+    runs = []
+    history = history_range(start)
+    if history:
+        runs.append(("price_history_job", *history))
+    runs.append(("trading_job", start, end))
+    for name, lo, hi in runs:
+        print(f"materializing {name} for {lo}...{hi} as one run", flush=True)
+        t0 = time.time()
+        result = run_job(name, lo, hi, instance)
+        if not result.success:
+            print(f"run {result.run_id} of {name} failed; see `make dev` -> Runs", file=sys.stderr)
+            return 1
+        print(f"run {result.run_id} succeeded in {time.time() - t0:.1f}s", flush=True)
     print(summary(lake.default_root()))
     return 0
 

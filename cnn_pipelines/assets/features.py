@@ -1,0 +1,100 @@
+"""Feature assets: universe, indicator_panel and forward_returns, each over weekday partitions with a
+look-back (and, for targets, look-ahead) window on raw_prices."""
+
+import dagster as dg
+import pandas as pd
+
+from cnn_pipelines.assets.prices import partition_dates
+from cnn_pipelines.feature_reports import family_correlation, nan_share_by_family, universe_turnover
+from cnn_pipelines.panel import forward_returns_table, indicator_panel_table, universe_table
+from cnn_pipelines.partitions import weekday_partitions
+from cnn_pipelines.plots import heatmap, line_plot, markdown_image
+from cnn_pipelines.settings import current_settings
+
+SETTINGS = current_settings()
+
+
+def _prices_window(start_offset: int, end_offset: int = 0) -> dg.AssetIn:
+    return dg.AssetIn(
+        "raw_prices",
+        partition_mapping=dg.TimeWindowPartitionMapping(
+            start_offset=start_offset, end_offset=end_offset, allow_nonexistent_upstream_partitions=True
+        ),
+    )
+
+
+def _date_meta(df: pd.DataFrame) -> dict:
+    if df.empty:
+        return {"rows": 0, "tickers": 0, "first_date": "", "last_date": ""}
+    return {
+        "rows": len(df),
+        "tickers": int(df["ticker"].nunique()),
+        "first_date": str(min(df["date"])),
+        "last_date": str(max(df["date"])),
+    }
+
+
+FEATURE_ASSET = dict(
+    partitions_def=weekday_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    io_manager_key="lake",
+    group_name="trading",
+    kinds={"parquet", "pandas"},
+)
+
+
+@dg.asset(ins={"raw_prices": _prices_window(-(SETTINGS.universe_window + 5))}, **FEATURE_ASSET)
+def universe(context: dg.AssetExecutionContext, raw_prices: pd.DataFrame):
+    """Top-N tickers by median dollar volume over a trailing window that ends the day before each date."""
+    start, end, _ = partition_dates(context)
+    table = universe_table(raw_prices, SETTINGS, start, end)
+    turnover = universe_turnover(table)
+    meta = _date_meta(table)
+    meta.update({
+        "universe_size": SETTINGS.universe_size,
+        "window_days": SETTINGS.universe_window,
+        "mean_members_per_day": float(table.groupby("date").size().mean()) if len(table) else 0.0,
+        "mean_daily_turnover": float(turnover.mean()) if len(turnover) else 0.0,
+    })
+    if len(turnover) > 2:
+        meta["turnover"] = dg.MetadataValue.md(markdown_image(
+            line_plot(turnover, "Daily universe turnover (share of new members)", "share"), "turnover"))
+    return dg.Output(table, metadata=meta)
+
+
+@dg.asset(ins={"raw_prices": _prices_window(-SETTINGS.price_lookback)}, **FEATURE_ASSET)
+def indicator_panel(context: dg.AssetExecutionContext, raw_prices: pd.DataFrame):
+    """15 technical families x 15 look-backs + 5 factor betas x 15 windows (300 float32 columns) for each
+    universe member with a bar on the date; past data only."""
+    start, end, _ = partition_dates(context)
+    panel = indicator_panel_table(raw_prices, SETTINGS, start, end)
+    meta = _date_meta(panel)
+    meta["feature_columns"] = panel.shape[1] - 2
+    nan_share = nan_share_by_family(panel)
+    if len(nan_share):
+        meta["nan_share_by_family"] = dg.MetadataValue.md(
+            nan_share.rename("nan_share").to_frame().round(4).to_markdown())
+    corr = family_correlation(panel)
+    if not corr.empty:
+        meta["family_correlation"] = dg.MetadataValue.md(markdown_image(
+            heatmap(corr, "Average cross-sectional rank correlation between families"), "family correlation"))
+    return dg.Output(panel, metadata=meta)
+
+
+@dg.asset(ins={"raw_prices": _prices_window(-(SETTINGS.universe_window + 5), max(SETTINGS.horizons) + 3)},
+          **FEATURE_ASSET)
+def forward_returns(context: dg.AssetExecutionContext, raw_prices: pd.DataFrame):
+    """1- and 5-day forward returns of universe members (NaN until realized), a data-error flag and deciles."""
+    start, end, _ = partition_dates(context)
+    table = forward_returns_table(raw_prices, SETTINGS, start, end)
+    meta = _date_meta(table)
+    for h in SETTINGS.horizons:
+        col = f"fwd_{h}d"
+        realized = table[col].notna()
+        excluded = int((realized & ~table[f"{col}_ok"]).sum())
+        meta[f"{col}_realized"] = int(realized.sum())
+        meta[f"{col}_excluded_jumps"] = excluded
+        if excluded:
+            context.log.warning(f"{excluded} {col} targets excluded: a one-day move beyond "
+                                f"{SETTINGS.max_abs_daily_return:.0%} inside the horizon")
+    return dg.Output(table, metadata=meta)

@@ -1,0 +1,39 @@
+"""Point-in-time universe: top-N tickers by trailing median dollar volume, known before the day it is used."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def trailing_median_dollar_volume(close: np.ndarray, volume: np.ndarray, has_bar: np.ndarray, window: int,
+                                  min_obs: int) -> np.ndarray:
+    """Median of close * volume over the ``window`` rows ending the row BEFORE each date (real bars only);
+    NaN where fewer than ``min_obs`` bars fall in that window."""
+    dv = np.where(has_bar, close * volume, np.nan)
+    med = pd.DataFrame(dv).rolling(window, min_periods=min_obs).median().to_numpy()
+    out = np.full_like(med, np.nan)
+    out[1:] = med[:-1]  # ends the day before use
+    return out
+
+
+def top_n_members(score: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, membership of the ``n`` largest finite scores and their rank (1 = largest; 0 = not a member).
+
+    Ties break by column order, so membership is deterministic.
+    """
+    T, N = score.shape
+    filled = np.where(np.isfinite(score), score, -np.inf)
+    order = np.argsort(-filled, axis=1, kind="stable")
+    ranks = np.empty_like(order)
+    ranks[np.arange(T)[:, None], order] = np.arange(1, N + 1)[None, :]
+    member = (ranks <= n) & np.isfinite(score)
+    return member, np.where(member, ranks, 0)
+
+
+def universe_membership(close: np.ndarray, volume: np.ndarray, has_bar: np.ndarray, size: int, window: int,
+                        min_obs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(member, rank, trailing median dollar volume), each T x N, using only data before each date."""
+    med = trailing_median_dollar_volume(close, volume, has_bar, window, min_obs)
+    member, rank = top_n_members(med, size)
+    return member, rank, med
