@@ -11,6 +11,9 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 from cnn_pipelines import lake
 from cnn_pipelines.assets.features import forward_returns, indicator_panel, universe
 from cnn_pipelines.assets.prices import raw_prices
+from cnn_pipelines.assets.research import (
+    cnn_images, cnn_model, feature_selection, image_layout, oos_predictions, research_partitions,
+)
 from cnn_pipelines.checks import make_freshness_check
 from cnn_pipelines.io_manager import ParquetLakeIOManager
 from cnn_pipelines.partitions import weekday_partitions
@@ -25,6 +28,13 @@ trading_job = dg.define_asset_job(
     description="The trading graph over a range of weekday partitions (one run per range).",
 )
 
+research_job = dg.define_asset_job(
+    "research_job",
+    selection=dg.AssetSelection.groups("research"),
+    partitions_def=research_partitions,
+    description="One walk-forward period: selection, layout, images, CNN training, out-of-sample predictions.",
+)
+
 price_history_job = dg.define_asset_job(
     "price_history_job",
     selection=dg.AssetSelection.assets(raw_prices),
@@ -33,9 +43,10 @@ price_history_job = dg.define_asset_job(
 )
 
 defs = dg.Definitions(
-    assets=[raw_prices, universe, indicator_panel, forward_returns],
+    assets=[raw_prices, universe, indicator_panel, forward_returns,
+            feature_selection, image_layout, cnn_images, cnn_model, oos_predictions],
     asset_checks=[make_freshness_check(LAKE_ROOT, weekday_partitions)],
-    jobs=[trading_job, price_history_job],
+    jobs=[trading_job, price_history_job, research_job],
     resources={
         "lake": ParquetLakeIOManager(root=LAKE_ROOT),
         "prices": price_source_from_env(),

@@ -101,10 +101,16 @@ def read_fama_french_csv(path: str | Path) -> pd.DataFrame:
 
 def rolling_betas(y: np.ndarray, factors: np.ndarray, windows: Iterable[int], min_frac: float = 0.8,
                   max_cond: float = 1e10) -> dict[int, np.ndarray]:
+    """{w: T x N x K} OLS slopes for every window (see ``iter_rolling_betas``)."""
+    return dict(iter_rolling_betas(y, factors, windows, min_frac, max_cond))
+
+
+def iter_rolling_betas(y: np.ndarray, factors: np.ndarray, windows: Iterable[int], min_frac: float = 0.8,
+                       max_cond: float = 1e10):
     """OLS slopes of y[:, i] on [1, factors] over trailing ``w``-row windows, for every (row, column).
 
     Rows where y or any factor is missing are left out of a window; a window needs at least
-    ceil(min_frac * w) observations and a well-conditioned design, else NaN. Returns {w: T x N x K}.
+    ceil(min_frac * w) observations and a well-conditioned design, else NaN. Yields (w, T x N x K) per window.
     Full windows share one (X'X)^-1 per row; only windows with gaps solve their own system.
     """
     T, N = y.shape
@@ -126,7 +132,6 @@ def rolling_betas(y: np.ndarray, factors: np.ndarray, windows: Iterable[int], mi
     cnt = np.cumsum(m, axis=0)
     iu = np.triu_indices(P)
     cxx_cell = None                                            # T x N x P(P+1)/2, built only if needed
-    results: dict[int, np.ndarray] = {}
     for w in windows:
         need = int(np.ceil(min_frac * w))
         n_obs = rolled(cnt, w)
@@ -151,8 +156,7 @@ def rolling_betas(y: np.ndarray, factors: np.ndarray, windows: Iterable[int], mi
             a[:, iu[0], iu[1]] = s
             a[:, iu[1], iu[0]] = s
             beta[rows, cols] = _solve_or_nan(a, sxy[rows, cols], max_cond)[:, 1:]
-        results[w] = beta
-    return results
+        yield w, beta
 
 
 def _inverse_if_conditioned(a: np.ndarray, max_cond: float) -> tuple[np.ndarray, np.ndarray]:

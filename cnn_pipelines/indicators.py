@@ -100,10 +100,14 @@ def rolling_mean_dev(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.
     mean = x + dev / n
     sq = np.zeros_like(x)
     ab = np.zeros_like(x)
+    buf = np.empty_like(x)
     for k in range(n):
-        d = x[: T - k] - mean[k:]
-        sq[k:] += d * d
-        ab[k:] += np.abs(d)
+        d = buf[k:]
+        np.subtract(x[: T - k], mean[k:], out=d)
+        np.abs(d, out=d)
+        ab[k:] += d
+        np.multiply(d, d, out=d)  # |d|^2 = d^2
+        sq[k:] += d
     return mean, np.sqrt(sq / n), ab / n
 
 
@@ -282,21 +286,23 @@ def adx(x: TechnicalInputs, n: int) -> np.ndarray:
     return wilder(dx, n, x.start + n, 1.0 / n, mean_seed=True)
 
 
+def iter_technical_features(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray,
+                            periods: Iterable[int]):
+    """Yield (name, float64 T x N array) for all 15 families x ``periods``, one at a time so a caller can
+    store each (e.g. as float32 rows of the panel) and let it go: peak memory stays a few arrays."""
+    x = TechnicalInputs(high, low, close, volume)
+    listed = ~np.isnan(close)
+    funcs = {"RSI": rsi, "WILLR": willr, "NATR": natr, "PPO": ppo, "MACD": macd, "MOM": mom, "WMA": wma,
+             "EMA": ema, "CCI": cci, "CMO": cmo, "ROC": roc, "ADOSC": adosc, "ADX": adx}
+    for n in periods:
+        bands = bollinger(x, n)
+        for name in TECHNICAL_FAMILIES:
+            arr = bands[0] if name == "BBH" else bands[1] if name == "BBL" else funcs[name](x, n)
+            arr[~listed] = np.nan
+            yield feature_name(n, name), arr
+
+
 def technical_features(high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray,
                        periods: Iterable[int]) -> dict[str, np.ndarray]:
     """All 15 families x ``periods`` as float64 (T x N) arrays named like ``06_RSI``."""
-    x = TechnicalInputs(high, low, close, volume)
-    listed = ~np.isnan(close)
-    out: dict[str, np.ndarray] = {}
-    for n in periods:
-        bbh, bbl = bollinger(x, n)
-        fam = {
-            "RSI": rsi(x, n), "WILLR": willr(x, n), "BBH": bbh, "BBL": bbl, "NATR": natr(x, n),
-            "PPO": ppo(x, n), "MACD": macd(x, n), "MOM": mom(x, n), "WMA": wma(x, n), "EMA": ema(x, n),
-            "CCI": cci(x, n), "CMO": cmo(x, n), "ROC": roc(x, n), "ADOSC": adosc(x, n), "ADX": adx(x, n),
-        }
-        for name in TECHNICAL_FAMILIES:
-            arr = fam[name]
-            arr[~listed] = np.nan
-            out[feature_name(n, name)] = arr
-    return out
+    return dict(iter_technical_features(high, low, close, volume, periods))

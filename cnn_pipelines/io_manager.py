@@ -1,4 +1,4 @@
-"""Dagster IO manager over the Parquet lake: one file per date partition, atomic writes, windowed loads."""
+"""Dagster IO manager over the lake: one Parquet file per partition, atomic writes, windowed loads."""
 
 from __future__ import annotations
 
@@ -9,13 +9,24 @@ import pandas as pd
 
 from cnn_pipelines import lake
 
+WEEKDAY_CRON = "0 0 * * 1-5"
+JSON_FILE = "data.json"
+
+
+def partition_column(partitions_def: dg.PartitionsDefinition | None) -> str:
+    """Hive directory name: ``date`` for weekday (daily) tables, ``period`` for walk-forward periods."""
+    cron = getattr(partitions_def, "cron_schedule", None)
+    return "date" if cron == WEEKDAY_CRON else "period"
+
 
 class ParquetLakeIOManager(dg.ConfigurableIOManager):
-    """Stores DataFrames in ``<root>/<asset>/date=YYYY-MM-DD/data.parquet`` (or ``<root>/<asset>/data.parquet``).
+    """Stores DataFrames as ``<root>/<asset>/date=YYYY-MM-DD/data.parquet`` (weekday partitions),
+    ``<root>/<asset>/period=YYYY-MM-DD/data.parquet`` (monthly research periods) or ``<root>/<asset>/data.parquet``;
+    dicts (layouts, model summaries) as ``data.json`` in the same places. Nothing is pickled.
 
-    A multi-partition output (a range run under ``BackfillPolicy.single_run()``) is split by its ``date``
-    column; inputs load every upstream partition the partition mapping asks for and fail clearly when some
-    were never materialized. Each new table gets a DuckDB view in ``<root>/lake.duckdb``.
+    A multi-partition weekday output (a range run under ``BackfillPolicy.single_run()``) is split by its
+    ``date`` column; inputs load every upstream partition the partition mapping asks for and fail clearly when
+    some were never materialized. Each new table gets a DuckDB view in ``<root>/lake.duckdb``.
     """
 
     root: str = "data_lake"
@@ -24,14 +35,23 @@ class ParquetLakeIOManager(dg.ConfigurableIOManager):
     def _root(self) -> Path:
         return Path(self.root)
 
-    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | None) -> None:
+    def handle_output(self, context: dg.OutputContext, obj) -> None:
         if obj is None:
             return
-        if not isinstance(obj, pd.DataFrame):
-            raise TypeError(f"{context.asset_key.to_user_string()}: the lake stores DataFrames, got {type(obj).__name__}")
         table = context.asset_key.path[-1]
-        if context.has_asset_partitions:
-            keys = list(context.asset_partition_keys)
+        keys = list(context.asset_partition_keys) if context.has_asset_partitions else [None]
+        column = partition_column(context.asset_partitions_def) if context.has_asset_partitions else None
+        if isinstance(obj, dict):
+            if len(keys) != 1:
+                raise ValueError(f"{table}: a JSON output covers one partition, got {len(keys)}")
+            path = (lake.partition_path(self._root, table, keys[0], column, JSON_FILE) if keys[0]
+                    else lake.table_dir(self._root, table) / JSON_FILE)
+            lake.write_json(path, obj)
+            context.add_output_metadata({"lake_path": dg.MetadataValue.path(str(path.resolve()))})
+            return
+        if not isinstance(obj, pd.DataFrame):
+            raise TypeError(f"{table}: the lake stores DataFrames and dicts, got {type(obj).__name__}")
+        if column == "date":
             counts = lake.write_partitions(self._root, table, obj, keys)
             context.add_output_metadata(
                 {
@@ -41,12 +61,23 @@ class ParquetLakeIOManager(dg.ConfigurableIOManager):
                 }
             )
         else:
-            path = lake.write_table(self._root, table, obj)
+            if len(keys) != 1:
+                raise ValueError(f"{table}: period tables are written one partition per run, got {len(keys)}")
+            path = lake.write_table(self._root, table, obj, keys[0], column or "period")
             context.add_output_metadata({"lake_path": dg.MetadataValue.path(str(path.resolve()))})
         lake.ensure_views(self._root, [table])
 
-    def load_input(self, context: dg.InputContext) -> pd.DataFrame:
-        table = context.upstream_output.asset_key.path[-1] if context.upstream_output else context.asset_key.path[-1]
+    def load_input(self, context: dg.InputContext):
+        upstream = context.upstream_output
+        table = upstream.asset_key.path[-1] if upstream else context.asset_key.path[-1]
         if context.has_asset_partitions:
-            return lake.read_partitions(self._root, table, list(context.asset_partition_keys))
+            keys = list(context.asset_partition_keys)
+            column = partition_column(context.asset_partitions_def)
+            json_paths = [lake.partition_path(self._root, table, k, column, JSON_FILE) for k in keys]
+            if len(keys) == 1 and json_paths[0].exists():
+                return lake.read_json(json_paths[0])
+            return lake.read_partitions(self._root, table, keys, column)
+        json_path = lake.table_dir(self._root, table) / JSON_FILE
+        if json_path.exists():
+            return lake.read_json(json_path)
         return lake.read_table(self._root, table)

@@ -50,8 +50,8 @@ def table_dir(root: Path, table: str) -> Path:
     return Path(root) / table
 
 
-def partition_path(root: Path, table: str, key: str) -> Path:
-    return table_dir(root, table) / f"date={key}" / DATA_FILE
+def partition_path(root: Path, table: str, key: str, column: str = "date", name: str = DATA_FILE) -> Path:
+    return table_dir(root, table) / f"{column}={key}" / name
 
 
 def unpartitioned_path(root: Path, table: str) -> Path:
@@ -129,14 +129,35 @@ def write_partitions(root: Path, table: str, df: pd.DataFrame, keys: Sequence[st
     return counts
 
 
-def write_table(root: Path, table: str, df: pd.DataFrame) -> Path:
-    """Write an unpartitioned table atomically."""
-    return write_tables_atomically([(unpartitioned_path(root, table), to_arrow(df))])[0]
+def write_table(root: Path, table: str, df: pd.DataFrame, key: str | None = None, column: str = "period") -> Path:
+    """Write one table atomically: unpartitioned, or as the single file of partition ``column=key``."""
+    path = unpartitioned_path(root, table) if key is None else partition_path(root, table, key, column)
+    return write_tables_atomically([(path, to_arrow(df))])[0]
 
 
-def read_partitions(root: Path, table: str, keys: Sequence[str]) -> pd.DataFrame:
+def write_json(path: Path, obj: dict) -> Path:
+    """Write a JSON document atomically (temp file, fsync, rename)."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}.json"
+    with open(tmp, "w") as fh:
+        json.dump(obj, fh, indent=1, default=str)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def read_json(path: Path) -> dict:
+    import json
+
+    return json.loads(Path(path).read_text())
+
+
+def read_partitions(root: Path, table: str, keys: Sequence[str], column: str = "date") -> pd.DataFrame:
     """Concatenate the given partitions in key order; raise MissingPartitionsError naming absent keys."""
-    paths = [partition_path(root, table, k) for k in keys]
+    paths = [partition_path(root, table, k, column) for k in keys]
     missing = [k for k, p in zip(keys, paths) if not p.exists()]
     if missing:
         raise MissingPartitionsError(table, missing)
@@ -155,12 +176,12 @@ def read_table(root: Path, table: str) -> pd.DataFrame:
     return pq.read_table(path).to_pandas()
 
 
-def materialized_keys(root: Path, table: str) -> list[str]:
+def materialized_keys(root: Path, table: str, column: str = "date") -> list[str]:
     """Partition keys that have a data file, sorted."""
     d = table_dir(root, table)
     if not d.exists():
         return []
-    return sorted(p.parent.name.removeprefix("date=") for p in d.glob(f"date=*/{DATA_FILE}"))
+    return sorted(p.parent.name.removeprefix(f"{column}=") for p in d.glob(f"{column}=*/{DATA_FILE}"))
 
 
 def cleanup_stale_tmp(directory: Path, older_than_s: float = 3600.0) -> int:
@@ -179,8 +200,9 @@ def cleanup_stale_tmp(directory: Path, older_than_s: float = 3600.0) -> int:
 
 def _view_sql(root: Path, table: str) -> str:
     d = table_dir(root, table).resolve()
-    if any(d.glob("date=*")):
-        pattern = str(d / "date=*" / DATA_FILE).replace("'", "''")
+    parts = sorted({p.parent.name.split("=")[0] for p in d.glob(f"*=*/{DATA_FILE}")})
+    if parts:
+        pattern = str(d / f"{parts[0]}=*" / DATA_FILE).replace("'", "''")
         return (f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet('{pattern}', "
                 f"hive_partitioning = true, union_by_name = true)")
     pattern = str(d / DATA_FILE).replace("'", "''")

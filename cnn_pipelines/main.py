@@ -9,9 +9,11 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pandas as pd
 
 from cnn_pipelines import lake
 from cnn_pipelines.definitions import defs
+from cnn_pipelines.assets.research import research_partitions
 from cnn_pipelines.partitions import weekday_partitions
 from cnn_pipelines.settings import current_settings
 
@@ -44,8 +46,17 @@ def history_range(start: str) -> tuple[str, str] | None:
 def run_job(name: str, start: str, end: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
     """Execute job ``name`` for the partition range [start, end] as ONE run recorded in ``instance``."""
     job = defs.resolve_job_def(name)
+    if start == end and name == "research_job":
+        return job.execute_in_process(instance=instance, partition_key=start, raise_on_error=False)
     return job.execute_in_process(instance=instance, tags={RANGE_START_TAG: start, RANGE_END_TAG: end},
                                   raise_on_error=False)
+
+
+def research_periods(end: str, count: int) -> list[str]:
+    """The ``count`` newest complete monthly periods whose test month ends on or before ``end``."""
+    keys = [k for k in research_partitions.get_partition_keys()
+            if (pd.Timestamp(k) + pd.offsets.MonthEnd(0)).strftime("%Y-%m-%d") <= end]
+    return keys[-count:]
 
 
 def summary(root: Path) -> str:
@@ -56,15 +67,24 @@ def summary(root: Path) -> str:
         panel_rows = con.execute("select count(*) from indicator_panel").fetchone()[0]
         panel_cols = len(con.execute("describe indicator_panel").fetchall()) - 2
         targets = con.execute("select count(fwd_1d), avg(fwd_1d_ok::int) from forward_returns").fetchone()
+        oos = con.execute("""
+            with daily as (select period, date, corr(rp, ry) as ic from (
+                select period, date, rank() over (partition by date order by prediction) as rp,
+                       rank() over (partition by date order by fwd_1d) as ry from oos_predictions where fwd_1d_ok)
+                group by period, date)
+            select count(distinct period), count(*), avg(ic), stddev(ic) / sqrt(count(*)) from daily""").fetchone()
     return (f"raw_prices: {rows:,} rows, {tickers} tickers, {first} .. {last}\n"
             f"indicator_panel: {panel_rows:,} rows x {panel_cols} features\n"
             f"forward_returns: {targets[0]:,} realized 1-day targets, {targets[1]:.2%} usable\n"
+            f"oos_predictions: {oos[0]} walk-forward periods, {oos[1]} days, mean daily rank IC {oos[2]:+.4f} "
+            f"(s.e. {oos[3]:.4f})\n"
             f"lake: {root.resolve()}  (duckdb {root / lake.CATALOG_FILE} -c \"select * from indicator_panel limit 5\")")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--days", type=int, default=520, help="weekday partitions in the demo range")
+    parser.add_argument("--periods", type=int, default=3, help="walk-forward test months to train and predict")
     parser.add_argument("--end", default=None, help="last partition key (default: newest complete weekday)")
     args = parser.parse_args(argv)
     start, end = demo_range(args.days, args.end)
@@ -74,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     if history:
         runs.append(("price_history_job", *history))
     runs.append(("trading_job", start, end))
+    runs += [("research_job", p, p) for p in research_periods(end, args.periods)]
     for name, lo, hi in runs:
         print(f"materializing {name} for {lo}...{hi} as one run", flush=True)
         t0 = time.time()

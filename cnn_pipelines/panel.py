@@ -7,12 +7,15 @@ partition mappings provide it) and returns long tables for the requested output 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 import pandas as pd
 
-from cnn_pipelines.factors import FF_FACTORS, OFFLINE_FACTORS, daily_returns, read_fama_french_csv, rolling_betas, universe_factors
-from cnn_pipelines.indicators import TECHNICAL_FAMILIES, feature_name, technical_features
+from cnn_pipelines.factors import (
+    FF_FACTORS, OFFLINE_FACTORS, daily_returns, iter_rolling_betas, read_fama_french_csv, universe_factors,
+)
+from cnn_pipelines.indicators import TECHNICAL_FAMILIES, feature_name, iter_technical_features
 from cnn_pipelines.settings import FeatureSettings
 from cnn_pipelines.universe import universe_membership
 from cnn_pipelines.wide import WideBars, shift, to_long, to_wide
@@ -84,15 +87,18 @@ def factor_returns(bars: WideBars, u: Universe, s: FeatureSettings) -> tuple[np.
     return f, np.zeros(len(bars.dates))
 
 
-def beta_features(bars: WideBars, u: Universe, s: FeatureSettings) -> dict[str, np.ndarray]:
+def iter_beta_features(bars: WideBars, u: Universe, s: FeatureSettings):
+    """Yield (name, T x N array) for the 5 factor betas x 15 windows, one window at a time."""
     f, rf = factor_returns(bars, u, s)
     y = daily_returns(bars.close, bars.has_bar) - rf[:, None]
-    betas = rolling_betas(y, f, s.beta_windows)
-    out = {}
-    for k, fam in enumerate(beta_families(s)):
-        for w in s.beta_windows:
-            out[feature_name(w, fam)] = betas[w][:, :, k]
-    return out
+    fams = beta_families(s)
+    for w, beta in iter_rolling_betas(y, f, s.beta_windows):
+        for k, fam in enumerate(fams):
+            yield feature_name(w, fam), beta[:, :, k]
+
+
+def beta_features(bars: WideBars, u: Universe, s: FeatureSettings) -> dict[str, np.ndarray]:
+    return dict(iter_beta_features(bars, u, s))
 
 
 def indicator_panel_table(prices: pd.DataFrame, s: FeatureSettings, start, end) -> pd.DataFrame:
@@ -102,10 +108,19 @@ def indicator_panel_table(prices: pd.DataFrame, s: FeatureSettings, start, end) 
         return empty_panel(cols)
     bars = to_wide(prices)
     u = compute_universe(bars, s)
-    feats = technical_features(bars.high, bars.low, bars.close, bars.volume, s.periods)
-    feats.update(beta_features(bars, u, s))
     mask = u.member & bars.has_bar & _out_rows(bars, start, end)[:, None]
-    return to_long({c: feats[c] for c in cols}, bars.dates, bars.tickers, mask)
+    rows, tick = np.nonzero(mask)
+    # Each feature is copied into its float32 column as soon as it is computed, then released. Column-major,
+    # so every copy is contiguous and the DataFrame wraps the matrix without another copy.
+    matrix = np.empty((len(rows), len(cols)), dtype=np.float32, order="F")
+    position = {c: j for j, c in enumerate(cols)}
+    for name, arr in chain(iter_technical_features(bars.high, bars.low, bars.close, bars.volume, s.periods),
+                           iter_beta_features(bars, u, s)):
+        matrix[:, position[name]] = arr[mask]
+    out = pd.DataFrame(matrix, columns=cols, copy=False)
+    out.insert(0, "ticker", pd.array(np.asarray(bars.tickers)[tick], dtype="string"))
+    out.insert(0, "date", bars.dates[rows].date)
+    return out
 
 
 def empty_panel(cols: list[str]) -> pd.DataFrame:
@@ -118,8 +133,8 @@ def forward_returns_table(prices: pd.DataFrame, s: FeatureSettings, start, end) 
     """Forward close-to-close returns over each horizon h, a data-error flag, and cross-sectional deciles.
 
     ``fwd_{h}d`` = close[t+h] / close[t] - 1 over trading days (NaN until realized). ``fwd_{h}d_ok`` is False
-    where any one-day |return| in (t, t+h] exceeds ``max_abs_daily_return`` (a fixed rule known in advance,
-    not a statistic of the sample); such rows keep their value but get no decile and must not be trained
+    where any one-day move in (t, t+h] exceeds ``max_abs_daily_return`` in log terms (with 0.5: up more
+    than +50% or down more than -33%; a fixed rule known in advance, not a statistic of the sample); such rows keep their value but get no decile and must not be trained
     on. ``fwd_{h}d_decile`` (1..10) ranks the valid targets of the day's universe members.
     """
     if prices.empty:
@@ -128,7 +143,8 @@ def forward_returns_table(prices: pd.DataFrame, s: FeatureSettings, start, end) 
     u = compute_universe(bars, s)
     c = bars.close
     r1 = daily_returns(c, bars.has_bar)
-    jump = np.abs(np.nan_to_num(r1)) > s.max_abs_daily_return
+    with np.errstate(invalid="ignore", divide="ignore"):
+        jump = np.abs(np.nan_to_num(np.log1p(r1))) > np.log1p(s.max_abs_daily_return)
     mask = u.member & bars.has_bar & _out_rows(bars, start, end)[:, None]
     values: dict[str, np.ndarray] = {}
     for h in s.horizons:

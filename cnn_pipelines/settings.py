@@ -17,9 +17,9 @@ class FeatureSettings:
     periods: tuple[int, ...] = tuple(range(6, 21))            # technical look-backs t = 6..20
     beta_windows: tuple[int, ...] = tuple(range(15, 90, 5))   # rolling beta windows 15..85
     factor_formation: int = 60          # momentum / low-vol formation window (days)
-    warmup: int = 300                   # extra history so recursive indicators converge (EMA, Wilder)
+    warmup: int = 400                   # extra history so recursive indicators converge (EMA, Wilder)
     horizons: tuple[int, ...] = (1, 5)  # forward-return horizons (trading days)
-    max_abs_daily_return: float = 0.5   # one-day |return| above this is treated as a data error
+    max_abs_daily_return: float = 0.5   # one-day move beyond +50% / -33% (|log| > log 1.5) = data error
     factors_csv: str | None = None      # Fama-French-style daily CSV; None = build factors from the universe
 
     @property
@@ -47,3 +47,43 @@ def current_settings() -> FeatureSettings:
 
         s = replace(s, factors_csv=csv)
     return s
+
+
+@dataclass(frozen=True)
+class ResearchSettings:
+    """Walk-forward CNN-TA research (DESIGN.md §3 rules 3-5). Periods are calendar months."""
+
+    first_period: str = "2013-01-01"    # first monthly partition
+    train_months: int = 12              # trailing training window (validation slice included)
+    val_months: int = 2                 # last months of the window used to choose epochs
+    purge_days: int = 5                 # weekdays between the last training/validation target and the test
+    target: str = "fwd_1d"              # the training label (forward_returns column)
+    horizon: int = 1                    # its horizon in trading days
+    mi_sample: int = 20_000             # rows sampled from the training window for mutual information
+    mi_bins: int = 16                   # quantile bins per variable in the MI estimate
+    n_families: int = 15                # families kept (image columns)
+    scale_quantile: float = 0.005       # [-1, 1] scaling uses these training quantiles as the ends
+    epochs: int = 8
+    batch_size: int = 256
+    learning_rate: float = 0.01
+    momentum: float = 0.9
+    top_k: int = 3                      # epochs (by validation IC) averaged into the ensemble
+    seed: int = 42
+
+    @property
+    def history_months(self) -> int:
+        return self.train_months
+
+
+RESEARCH_PRESETS = {
+    "demo": ResearchSettings(),
+    "full": ResearchSettings(first_period="2007-01-01", train_months=60, val_months=12, mi_sample=100_000,
+                             epochs=30, top_k=5),
+}
+
+
+def current_research_settings() -> ResearchSettings:
+    name = os.environ.get("CNN_PRESET", "demo")
+    if name not in RESEARCH_PRESETS:
+        raise ValueError(f"CNN_PRESET must be one of {sorted(RESEARCH_PRESETS)}, got {name!r}")
+    return RESEARCH_PRESETS[name]

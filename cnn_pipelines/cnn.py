@@ -1,0 +1,157 @@
+"""The CNN-TA network (Keras 3) and its resumable, checkpointed training on one walk-forward period.
+
+Checkpoints: ``<dir>/epoch_NN.keras`` after every epoch, and ``<dir>/state.json`` with the fingerprint of
+the inputs and config, per-epoch loss and validation IC. A re-run with the same fingerprint resumes after
+the last completed epoch (or does nothing when all are done); a different fingerprint starts over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from cnn_pipelines.settings import ResearchSettings  # noqa: E402
+
+FLOPS_PER_SAMPLE_FORWARD = (
+    2 * 15 * 15 * 16 * 3 * 3 * 1      # conv 16
+    + 2 * 15 * 15 * 32 * 3 * 3 * 16   # conv 32
+    + 2 * 7 * 7 * 32 * 32             # dense 32
+    + 2 * 32                          # output
+)
+
+
+def build_cnn(s: ResearchSettings, input_shape: tuple[int, int, int] = (15, 15, 1)) -> keras.Model:
+    """The book's CNN-TA: two 3x3 'same' ReLU convolutions (16, 32), 2x2 max-pool, dropout .25, dense 32,
+    dropout .5, linear output; SGD with momentum on MSE."""
+    model = keras.Sequential([
+        keras.Input(shape=input_shape),
+        keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
+        keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
+        keras.layers.MaxPooling2D(2),
+        keras.layers.Dropout(0.25),
+        keras.layers.Flatten(),
+        keras.layers.Dense(32, activation="relu"),
+        keras.layers.Dropout(0.5),
+        keras.layers.Dense(1),
+    ])
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=s.learning_rate, momentum=s.momentum), loss="mse")
+    return model
+
+
+def daily_ic(dates: np.ndarray, pred: np.ndarray, target: np.ndarray) -> pd.Series:
+    """Spearman rank correlation between prediction and target per date (dates with >= 5 names)."""
+    df = pd.DataFrame({"date": dates, "p": pred, "y": target}).dropna()
+    df = df[df.groupby("date")["y"].transform("size") >= 5]
+    if df.empty:
+        return pd.Series(dtype=float)
+    ranks = df.groupby("date")[["p", "y"]].rank()
+    ranks["date"] = df["date"]
+    return ranks.groupby("date").apply(lambda g: g["p"].corr(g["y"]), include_groups=False).dropna()
+
+
+def fingerprint(*arrays: np.ndarray, config: dict) -> str:
+    """Hash of the training inputs and config: unchanged inputs mean a completed period is not retrained."""
+    h = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class TrainingResult:
+    epochs: pd.DataFrame        # epoch, loss, val_ic, val_ic_se, seconds
+    ensemble: list[int]         # epochs averaged for predictions (top-k by validation IC)
+    trained_epochs: int         # epochs run in this call (0 when resumed complete)
+    samples_per_s: float
+
+
+def _write_json_atomic(path: Path, obj: dict) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def _load_state(ckpt: Path, fp: str) -> dict:
+    state_path = ckpt / "state.json"
+    if state_path.exists():
+        state = json.loads(state_path.read_text())
+        if state.get("fingerprint") == fp and all((ckpt / f"epoch_{e['epoch']:02d}.keras").exists() for e in state["epochs"]):
+            return state
+        shutil.rmtree(ckpt)  # inputs or config changed: the old checkpoints describe another model
+    ckpt.mkdir(parents=True, exist_ok=True)
+    return {"fingerprint": fp, "epochs": []}
+
+
+def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> tf.data.Dataset:
+    """Shuffled, batched, prefetched training batches from in-memory images."""
+    ds = tf.data.Dataset.from_tensor_slices((x, y.astype(np.float32)))
+    return ds.shuffle(min(len(x), 100_000), seed=seed, reshuffle_each_iteration=True).batch(batch_size).prefetch(
+        tf.data.AUTOTUNE)
+
+
+def train_period(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
+                 val_dates: np.ndarray, s: ResearchSettings, ckpt: Path, fp: str,
+                 log: Callable[[str], None] = print, stop_after: int | None = None) -> TrainingResult:
+    """Train (or resume) with one checkpoint per epoch; choose the ensemble on the validation slice only.
+
+    ``stop_after`` ends the call after that many epochs (used to test resumption; a killed run behaves alike).
+    """
+    ckpt = Path(ckpt)
+    state = _load_state(ckpt, fp)
+    done = len(state["epochs"])
+    keras.utils.set_random_seed(s.seed + done)
+    if done:
+        model = keras.models.load_model(ckpt / f"epoch_{done:02d}.keras")
+        log(f"resuming after epoch {done} of {s.epochs}")
+    else:
+        model = build_cnn(s, x_train.shape[1:])
+    ds = make_dataset(x_train, y_train, s.batch_size, s.seed + done)
+    trained, seconds_total = 0, 0.0
+    for epoch in range(done + 1, s.epochs + 1):
+        if stop_after is not None and trained >= stop_after:
+            break
+        t0 = time.perf_counter()
+        hist = model.fit(ds, epochs=1, verbose=0)
+        train_s = time.perf_counter() - t0
+        pred = model.predict(x_val, batch_size=4096, verbose=0)[:, 0]
+        ic = daily_ic(val_dates, pred, y_val)
+        seconds = time.perf_counter() - t0
+        tmp = ckpt / f".epoch_{epoch:02d}.tmp.keras"
+        model.save(tmp)
+        os.replace(tmp, ckpt / f"epoch_{epoch:02d}.keras")
+        row = {"epoch": epoch, "loss": float(hist.history["loss"][-1]), "val_ic": float(ic.mean()) if len(ic) else float("nan"),
+               "val_ic_se": float(ic.std() / np.sqrt(len(ic))) if len(ic) > 1 else float("nan"), "seconds": seconds,
+               "train_samples_per_s": len(x_train) / train_s}
+        state["epochs"].append(row)
+        _write_json_atomic(ckpt / "state.json", state)
+        trained += 1
+        seconds_total += train_s
+        log(f"epoch {epoch}/{s.epochs}: loss {row['loss']:.6f}, validation IC {row['val_ic']:+.4f}, "
+            f"{seconds:.1f}s ({row['train_samples_per_s']:,.0f} samples/s)")
+    epochs = pd.DataFrame(state["epochs"])
+    ranked = epochs.dropna(subset=["val_ic"]).sort_values(["val_ic", "epoch"], ascending=[False, True])
+    ensemble = sorted(int(e) for e in ranked["epoch"].head(s.top_k)) or [int(epochs["epoch"].max())]
+    sps = len(x_train) * trained / seconds_total if trained else float("nan")
+    return TrainingResult(epochs, ensemble, trained, sps)
+
+
+def predict_ensemble(ckpt: Path, epochs: list[int], x: np.ndarray) -> np.ndarray:
+    """Mean prediction of the chosen epochs' checkpoints."""
+    preds = [keras.models.load_model(Path(ckpt) / f"epoch_{e:02d}.keras").predict(x, batch_size=4096, verbose=0)[:, 0]
+             for e in epochs]
+    return np.mean(preds, axis=0) if preds else np.zeros(len(x))

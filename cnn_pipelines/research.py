@@ -1,0 +1,95 @@
+"""Pure steps of one walk-forward period: assemble samples, select families, fit the layout, build images,
+train and predict. The research assets are thin wiring around these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from cnn_pipelines.layout import ImageLayout, fit_layout, to_images
+from cnn_pipelines.selection import rank_families, sample_rows
+from cnn_pipelines.settings import FeatureSettings, ResearchSettings
+from cnn_pipelines.walkforward import Fold, split_masks, test_mask
+
+
+@dataclass
+class PeriodData:
+    """Features joined with targets, and the fold's masks over its rows."""
+
+    frame: pd.DataFrame
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+    @property
+    def fit(self) -> np.ndarray:
+        """Rows any fitted object may see: training and validation (both end before the cutoff)."""
+        return self.train | self.val
+
+
+def period_data(panel: pd.DataFrame, targets: pd.DataFrame, fold: Fold, rs: ResearchSettings) -> PeriodData:
+    """Join panel and targets; training/validation rows need a usable label realized before their limits."""
+    frame = panel.merge(targets, on=["date", "ticker"], how="left", validate="one_to_one")
+    frame = frame.sort_values(["date", "ticker"], kind="stable").reset_index(drop=True)
+    trading_days = pd.DatetimeIndex(sorted(pd.to_datetime(targets["date"]).unique()))
+    train, val = split_masks(frame["date"], trading_days, fold, rs.horizon)
+    usable = frame[f"{rs.target}_ok"].fillna(False).to_numpy(bool)
+    return PeriodData(frame, train & usable, val & usable, test_mask(frame["date"], fold))
+
+
+def select_families(data: PeriodData, feature_cols: list[str], rs: ResearchSettings, seed: int) -> pd.DataFrame:
+    """Rank the 20 families by mean MI with the target on a sample of the fit rows; mark the best n."""
+    fit = data.frame.loc[data.fit]
+    idx = sample_rows(len(fit), rs.mi_sample, seed)
+    sample = fit.iloc[idx]
+    ranking = rank_families(sample[feature_cols], sample[rs.target].to_numpy(float), rs.mi_bins)
+    ranking["selected"] = ranking["rank"] <= rs.n_families
+    ranking.attrs["sample_rows"] = len(sample)
+    return ranking
+
+
+def fit_image_layout(data: PeriodData, families: list[str], fs: FeatureSettings, rs: ResearchSettings,
+                     seed: int) -> tuple[ImageLayout, np.ndarray, np.ndarray]:
+    return fit_layout(data.frame.loc[data.fit], families, fs, rs.scale_quantile, seed=seed)
+
+
+def clip_bounds(y: np.ndarray, q: float = 0.01) -> tuple[float, float]:
+    """Training-target winsorizing bounds (fitted on training labels only)."""
+    return float(np.quantile(y, q)), float(np.quantile(y, 1 - q))
+
+
+def training_arrays(data: PeriodData, layout: ImageLayout, rs: ResearchSettings):
+    """Images and labels for training and validation, built on the fly with the one image builder."""
+    f = data.frame
+    tr, va = f.loc[data.train], f.loc[data.val]
+    y_tr = tr[rs.target].to_numpy(np.float64)
+    lo, hi = clip_bounds(y_tr)
+    return (to_images(tr, layout), np.clip(y_tr, lo, hi).astype(np.float32),
+            to_images(va, layout), va[rs.target].to_numpy(np.float64), va["date"].to_numpy())
+
+
+def image_table(data: PeriodData, layout: ImageLayout, period: str) -> pd.DataFrame:
+    """The test period's images (225 float32 pixel columns ``px_RR_CC``) keyed by date and ticker, with targets."""
+    test = data.frame.loc[data.test]
+    imgs = to_images(test, layout)
+    n, r, c, _ = imgs.shape
+    pixels = pd.DataFrame(imgs.reshape(n, r * c), columns=[f"px_{i:02d}_{j:02d}" for i in range(r) for j in range(c)],
+                          index=test.index)
+    keep = ["date", "ticker", *[col for col in test.columns if col.startswith("fwd_")]]
+    out = pd.concat([test[keep], pixels], axis=1).reset_index(drop=True)
+    out.insert(2, "period", pd.Timestamp(period).date())
+    return out
+
+
+def images_from_table(table: pd.DataFrame) -> np.ndarray:
+    px = [c for c in table.columns if c.startswith("px_")]
+    side = int(round(len(px) ** 0.5))
+    return table[px].to_numpy(np.float32).reshape(len(table), side, side, 1)
+
+
+def mean_images_by_decile(table: pd.DataFrame, target: str) -> dict[int, np.ndarray]:
+    imgs = images_from_table(table)
+    dec = table[f"{target}_decile"].to_numpy()
+    return {int(d): imgs[dec == d, :, :, 0].mean(axis=0) for d in sorted(set(dec)) if d > 0}
