@@ -126,7 +126,7 @@ def train_period(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_
         if stop_after is not None and trained >= stop_after:
             break
         t0 = time.perf_counter()
-        hist = model.fit(ds, epochs=1, verbose=0)
+        hist = model.fit(ds, epochs=1, verbose=0, shuffle=False)  # the dataset shuffles itself
         train_s = time.perf_counter() - t0
         pred = model.predict(x_val, batch_size=4096, verbose=0)[:, 0]
         ic = daily_ic(val_dates, pred, y_val)

@@ -55,18 +55,26 @@ def fit_image_layout(data: PeriodData, families: list[str], fs: FeatureSettings,
     return fit_layout(data.frame.loc[data.fit], families, fs, rs.scale_quantile, seed=seed)
 
 
-def clip_bounds(y: np.ndarray, q: float = 0.01) -> tuple[float, float]:
-    """Training-target winsorizing bounds (fitted on training labels only)."""
-    return float(np.quantile(y, q)), float(np.quantile(y, 1 - q))
+def cross_sectional_score(dates: pd.Series, y: pd.Series, clip: float = 3.0) -> np.ndarray:
+    """Per date, (y - mean) / std across that day's names, clipped to +-clip.
+
+    The network learns the cross-section (what IC measures) instead of the day's market move, which
+    dominates raw returns; only same-day labels are used, so nothing crosses the cutoff.
+    """
+    g = y.groupby(dates.to_numpy())
+    z = (y - g.transform("mean")) / g.transform("std").replace(0, np.nan)
+    return np.clip(z.fillna(0.0).to_numpy(np.float64), -clip, clip)
 
 
 def training_arrays(data: PeriodData, layout: ImageLayout, rs: ResearchSettings):
-    """Images and labels for training and validation, built on the fly with the one image builder."""
+    """Images and labels for training and validation, built on the fly with the one image builder.
+
+    Training labels are cross-sectional z-scores of the target; validation keeps raw targets (IC is
+    rank-based, so the choice of epochs is unaffected by the transform)."""
     f = data.frame
     tr, va = f.loc[data.train], f.loc[data.val]
-    y_tr = tr[rs.target].to_numpy(np.float64)
-    lo, hi = clip_bounds(y_tr)
-    return (to_images(tr, layout), np.clip(y_tr, lo, hi).astype(np.float32),
+    y_tr = cross_sectional_score(tr["date"], tr[rs.target])
+    return (to_images(tr, layout), y_tr.astype(np.float32),
             to_images(va, layout), va[rs.target].to_numpy(np.float64), va["date"].to_numpy())
 
 

@@ -15,7 +15,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")  # CPU-only tests: skip the CUDA probe on machines without a GPU
 
 
 @pytest.fixture
