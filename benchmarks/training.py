@@ -1,6 +1,7 @@
-"""Training-throughput benchmark: the book's loop (one ``fit`` per epoch at batch 64, ``predict`` on the
-validation set every epoch) against ours (tf.data pipeline, the configured batch, checkpoint + validation IC
-per epoch via ``cnn.train_period``), same images, same epochs, same run.
+"""Training-throughput benchmark: the book's loop (one ``fit`` per epoch at batch 64 on raw returns,
+``predict`` on the validation set every epoch) against ours (``cnn.train_period``: tf.data pipeline, the
+configured batch, cross-sectional z-score labels, checkpoint + validation IC per epoch), same images, same
+epochs, same run. Validation IC is the best epoch's mean daily Spearman IC on raw forward returns.
 
     .venv/bin/python benchmarks/training.py --train 50000 --val 10000 --epochs 3
 
@@ -36,6 +37,7 @@ def images(n_train: int, n_val: int):
     from cnn_pipelines.layout import fit_layout, to_images
     from cnn_pipelines.market import MarketConfig, SyntheticMarket
     from cnn_pipelines.panel import forward_returns_table, indicator_panel_table
+    from cnn_pipelines.research import cross_sectional_score
     from cnn_pipelines.settings import FeatureSettings, ResearchSettings
 
     tickers = 80
@@ -53,7 +55,9 @@ def images(n_train: int, n_val: int):
     fams = ["RSI", "WILLR", "BBH", "BBL", "NATR", "PPO", "MACD", "MOM", "WMA", "EMA", "CCI", "CMO", "ROC", "ADOSC", "ADX"]
     layout, _, _ = fit_layout(tr, fams, fs, ResearchSettings().scale_quantile)
     y = tr["fwd_1d"].to_numpy(np.float32)
-    return (to_images(tr, layout), np.clip(y, *np.quantile(y, [0.01, 0.99])).astype(np.float32),
+    y_book = np.clip(y, *np.quantile(y, [0.01, 0.99])).astype(np.float32)       # the book: raw returns
+    y_ours = cross_sectional_score(tr["date"], tr["fwd_1d"]).astype(np.float32)  # ours: the day's z-scores
+    return (to_images(tr, layout), y_book, y_ours,
             to_images(va, layout), va["fwd_1d"].to_numpy(float), va["date"].to_numpy())
 
 
@@ -95,10 +99,10 @@ def main() -> None:
     from cnn_pipelines.settings import ResearchSettings
 
     batch = args.batch or ResearchSettings().batch_size
-    x, y, xv, yv, dv = images(args.train, args.val)
+    x, y_book, y_ours, xv, yv, dv = images(args.train, args.val)
     print(f"images: {len(x):,} train, {len(xv):,} validation; {args.epochs} epochs each", flush=True)
-    ref_sps, ref_ic = book_loop(x, y, xv, yv, dv, args.epochs, seed=1)
-    our_sps, our_ic = ours(x, y, xv, yv, dv, args.epochs, seed=1, batch=batch)
+    ref_sps, ref_ic = book_loop(x, y_book, xv, yv, dv, args.epochs, seed=1)
+    our_sps, our_ic = ours(x, y_ours, xv, yv, dv, args.epochs, seed=1, batch=batch)
     flops_train = 3 * FLOPS_PER_SAMPLE_FORWARD  # forward + backward (~2x forward)
     peak, peak_desc = cpu_peak_gflops()
     table = pd.DataFrame({
