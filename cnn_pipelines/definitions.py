@@ -9,8 +9,10 @@ import dagster as dg
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 from cnn_pipelines import lake
+from cnn_pipelines.assets.evaluation import backtest, factor_tearsheet, leakage_audit
 from cnn_pipelines.assets.features import forward_returns, indicator_panel, universe
 from cnn_pipelines.assets.prices import raw_prices
+from cnn_pipelines.assets.production import daily_signals, nightly_job, nightly_schedule, production_model
 from cnn_pipelines.assets.research import (
     cnn_images, cnn_model, feature_selection, image_layout, oos_predictions, research_partitions,
 )
@@ -35,6 +37,12 @@ research_job = dg.define_asset_job(
     description="One walk-forward period: selection, layout, images, CNN training, out-of-sample predictions.",
 )
 
+evaluation_job = dg.define_asset_job(
+    "evaluation_job",
+    selection=dg.AssetSelection.groups("evaluation"),
+    description="Tearsheet and backtest over every materialized walk-forward period.",
+)
+
 price_history_job = dg.define_asset_job(
     "price_history_job",
     selection=dg.AssetSelection.assets(raw_prices),
@@ -44,9 +52,11 @@ price_history_job = dg.define_asset_job(
 
 defs = dg.Definitions(
     assets=[raw_prices, universe, indicator_panel, forward_returns,
-            feature_selection, image_layout, cnn_images, cnn_model, oos_predictions],
+            feature_selection, image_layout, cnn_images, cnn_model, oos_predictions, factor_tearsheet, backtest,
+            leakage_audit, production_model, daily_signals],
+    schedules=[nightly_schedule],
     asset_checks=[make_freshness_check(LAKE_ROOT, weekday_partitions)],
-    jobs=[trading_job, price_history_job, research_job],
+    jobs=[trading_job, price_history_job, research_job, evaluation_job, nightly_job],
     resources={
         "lake": ParquetLakeIOManager(root=LAKE_ROOT),
         "prices": price_source_from_env(),

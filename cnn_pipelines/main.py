@@ -46,7 +46,9 @@ def history_range(start: str) -> tuple[str, str] | None:
 def run_job(name: str, start: str, end: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
     """Execute job ``name`` for the partition range [start, end] as ONE run recorded in ``instance``."""
     job = defs.resolve_job_def(name)
-    if start == end and name == "research_job":
+    if name == "evaluation_job":
+        return job.execute_in_process(instance=instance, raise_on_error=False)
+    if start == end and name in ("research_job", "nightly_job"):
         return job.execute_in_process(instance=instance, partition_key=start, raise_on_error=False)
     return job.execute_in_process(instance=instance, tags={RANGE_START_TAG: start, RANGE_END_TAG: end},
                                   raise_on_error=False)
@@ -78,7 +80,35 @@ def summary(root: Path) -> str:
             f"forward_returns: {targets[0]:,} realized 1-day targets, {targets[1]:.2%} usable\n"
             f"oos_predictions: {oos[0]} walk-forward periods, {oos[1]} days, mean daily rank IC {oos[2]:+.4f} "
             f"(s.e. {oos[3]:.4f})\n"
+            + evaluation_summary(root) +
             f"lake: {root.resolve()}  (duckdb {root / lake.CATALOG_FILE} -c \"select * from indicator_panel limit 5\")")
+
+
+def evaluation_summary(root: Path) -> str:
+    """Tearsheet, backtest, audit and tomorrow's signals, from the lake and the reports folder."""
+    lines = []
+    summary = root / "reports" / "factor_tearsheet" / "summary.json"
+    if summary.exists():
+        s = lake.read_json(summary)
+        lines.append(f"tearsheet: 1D IC {s['ic']['ic_mean']['1D']:+.4f} (t {s['ic']['t_stat']['1D']:.2f}), "
+                     f"top-minus-bottom {s['spread']['top_minus_bottom_bps']['1D']:.1f} bps/day; "
+                     f"report {(root / 'reports' / 'factor_tearsheet' / 'tearsheet.html').resolve()}")
+    with duckdb.connect(str(root / lake.CATALOG_FILE), read_only=True) as con:
+        views = {r[0] for r in con.execute("select view_name from duckdb_views() where not internal").fetchall()}
+        if "backtest" in views:
+            mean, sd, days = con.execute("select avg(net), stddev(net), count(*) from backtest").fetchone()
+            lines.append(f"backtest: net Sharpe {mean / sd * 252 ** 0.5:.2f} over {days} days "
+                         f"(equity curve {(root / 'reports' / 'backtest' / 'equity_curve.png').resolve()})")
+        if "leakage_audit" in views:
+            for market, ic, se, oracle in con.execute("select market, ic, se, oracle_ic from leakage_audit").fetchall():
+                lines.append(f"leakage audit, {market}: IC {ic:+.4f} (s.e. {se:.4f}), oracle {oracle:+.4f}")
+        if "daily_signals" in views:
+            day, trade, longs, shorts = con.execute("""
+                select max(date), max(trade_date), string_agg(ticker, ' ') filter (where side = 'long'),
+                       string_agg(ticker, ' ') filter (where side = 'short')
+                from daily_signals where date = (select max(date) from daily_signals)""").fetchone()
+            lines.append(f"signals from {day} for {trade}: long {longs}; short {shorts}")
+    return "".join(line + "\n" for line in lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,8 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         runs.append(("price_history_job", *history))
     runs.append(("trading_job", start, end))
     runs += [("research_job", p, p) for p in research_periods(end, args.periods)]
+    runs += [("evaluation_job", "", ""), ("nightly_job", end, end)]
     for name, lo, hi in runs:
-        print(f"materializing {name} for {lo}...{hi} as one run", flush=True)
+        print(f"materializing {name}" + (f" for {lo}...{hi}" if lo else "") + " as one run", flush=True)
         t0 = time.time()
         result = run_job(name, lo, hi, instance)
         if not result.success:

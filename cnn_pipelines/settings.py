@@ -87,3 +87,20 @@ def current_research_settings() -> ResearchSettings:
     if name not in RESEARCH_PRESETS:
         raise ValueError(f"CNN_PRESET must be one of {sorted(RESEARCH_PRESETS)}, got {name!r}")
     return RESEARCH_PRESETS[name]
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """Tearsheet and backtest settings."""
+
+    top_k: int = 5                 # names per side in the long-short backtest
+    cost_bps: float = 5.0          # cost per side, basis points of traded notional
+    quantiles: int = 5
+    periods: tuple[int, ...] = (1, 5, 10, 21)
+
+
+EVALUATION_PRESETS = {"demo": EvaluationSettings(), "full": EvaluationSettings(top_k=25)}
+
+
+def current_evaluation_settings() -> EvaluationSettings:
+    return EVALUATION_PRESETS.get(os.environ.get("CNN_PRESET", "demo"), EvaluationSettings())

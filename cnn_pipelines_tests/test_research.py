@@ -9,25 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cnn_pipelines.cnn import daily_ic, fingerprint, predict_ensemble, train_period
+from cnn_pipelines.audit import AUDIT_FEATURES, AUDIT_RESEARCH, audit_ic, audit_passes, fit_period
+from cnn_pipelines.cnn import fingerprint, train_period
 from cnn_pipelines.market import MarketConfig, SyntheticMarket
-from cnn_pipelines.panel import feature_columns, forward_returns_table, indicator_panel_table
-from cnn_pipelines.research import fit_image_layout, period_data, select_families, training_arrays
-from cnn_pipelines.layout import to_images
-from cnn_pipelines.settings import FeatureSettings, ResearchSettings
+from cnn_pipelines.panel import forward_returns_table, indicator_panel_table
 from cnn_pipelines.walkforward import fold_for, split_masks
 
-FS = FeatureSettings(universe_size=30, universe_window=20, universe_min_obs=18, factor_formation=20)
-RS = ResearchSettings(train_months=9, val_months=2, mi_sample=8000, epochs=6, batch_size=128, top_k=2)
-
-
-def market(strength: float, seed: int = 2) -> tuple[pd.DataFrame, pd.DataFrame, SyntheticMarket]:
-    m = SyntheticMarket(MarketConfig(seed=seed, n_tickers=30, inception="2015-01-01", signal_strength=strength,
-                                     late_listing_share=0.0, delisting_share=0.0))
-    prices = m.prices("2015-01-01", "2016-12-31")
-    panel = indicator_panel_table(prices, FS, "2015-09-01", "2016-12-31")
-    targets = forward_returns_table(prices, FS, "2015-09-01", "2016-12-31")
-    return panel, targets, m
+FS, RS = AUDIT_FEATURES, AUDIT_RESEARCH
 
 
 def test_fold_is_purged_and_labels_are_realized_before_use():
@@ -45,13 +33,7 @@ def test_fold_is_purged_and_labels_are_realized_before_use():
 
 
 def _fitted(panel, targets, period):
-    fold = fold_for(period, RS)
-    data = period_data(panel, targets, fold, RS)
-    ranking = select_families(data, feature_columns(FS), RS, seed=1)
-    fams = ranking.loc[ranking["selected"], "family"].tolist()
-    layout, _, _ = fit_image_layout(data, fams, FS, RS, seed=1)
-    arrays = training_arrays(data, layout, RS)
-    fp = fingerprint(*arrays[:4], config=dataclasses.asdict(RS))
+    ranking, layout, arrays, fp, data = fit_period(panel, targets, period, FS, RS)
     return ranking, layout, fp, data, arrays
 
 
@@ -82,34 +64,16 @@ def test_nothing_fitted_for_a_period_sees_data_from_its_cutoff_on():
     assert earlier[2] != base[2]
 
 
-def _oos_ic(strength: float, periods=("2016-10-01", "2016-11-01"), tmp_path=None):
-    panel, targets, m = market(strength)
-    ics, oracle = [], []
-    for period in periods:
-        ranking, layout, fp, data, (x_tr, y_tr, x_va, y_va, d_va) = _fitted(panel, targets, period)
-        res = train_period(x_tr, y_tr, x_va, y_va, d_va, RS, tmp_path / period, fp, log=lambda s: None)
-        test = data.frame.loc[data.test & data.frame[f"{RS.target}_ok"].fillna(False).to_numpy(bool)]
-        pred = predict_ensemble(tmp_path / period, res.ensemble, to_images(test, layout))
-        ics.append(daily_ic(test["date"].to_numpy(), pred, test[RS.target].to_numpy()))
-        er = m.expected_returns(test["date"].min(), test["date"].max())
-        er["date"] = er["date"].astype(str)
-        t2 = test.assign(date=test["date"].astype(str)).merge(er, on=["date", "ticker"])
-        oracle.append(daily_ic(t2["date"].to_numpy(), t2["expected_return"].to_numpy(), t2[RS.target].to_numpy()))
-    ic = pd.concat(ics)
-    return ic.mean(), ic.std() / np.sqrt(len(ic)), pd.concat(oracle).mean()
-
-
-def test_planted_signal_is_recovered(tmp_path):
-    ic, se, oracle = _oos_ic(0.35, tmp_path=tmp_path)
-    print(f"planted signal: OOS IC {ic:.4f} +/- {se:.4f} (oracle {oracle:.4f})")
-    assert ic > 2 * se and ic > 0.03
-    assert oracle > ic  # the model cannot beat the truth
-
-
-def test_null_market_ic_is_indistinguishable_from_zero(tmp_path):
-    ic, se, _ = _oos_ic(0.0, tmp_path=tmp_path)
-    print(f"null market: OOS IC {ic:.4f} +/- {se:.4f}")
-    assert abs(ic) < 2 * se
+def test_planted_signal_is_recovered_and_null_market_is_zero(tmp_path):
+    planted = audit_ic(0.35, fs=FS, rs=RS, workdir=tmp_path)
+    null = audit_ic(0.0, fs=FS, rs=RS, workdir=tmp_path)
+    print(f"planted: {planted}\nnull: {null}")
+    assert planted["ic"] > 2 * planted["se"] and planted["ic"] > 0.03
+    assert planted["oracle_ic"] > planted["ic"]  # the model cannot beat the truth
+    assert abs(null["ic"]) < 2 * null["se"]
+    ok, why = audit_passes(null, planted)
+    assert ok, why
+    assert not audit_passes(dict(null, ic=5 * null["se"]), planted)[0]  # the audit can fail
 
 
 def test_training_resumes_after_the_last_completed_epoch_and_skips_completed_periods(tmp_path):

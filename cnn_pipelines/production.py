@@ -1,0 +1,31 @@
+"""Nightly production: a model trained on the trailing window that ends at the partition date (labels only
+where already realized by then), and ranked signals for the next trading day."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+from cnn_pipelines.walkforward import Fold
+
+
+def production_fold(day: str | dt.date, train_months: int, val_months: int) -> Fold:
+    """Training window ending at ``day``: every label must be realized on or before ``day``."""
+    d = pd.Timestamp(day)
+    return Fold(period=d.strftime("%Y-%m-%d"), test_start=(d + pd.offsets.BDay(1)).date(),
+                test_end=(d + pd.offsets.BDay(1)).date(), cutoff=(d + pd.Timedelta(days=1)).date(),
+                train_start=(d - pd.DateOffset(months=train_months)).date(),
+                val_start=(d - pd.DateOffset(months=val_months)).date())
+
+
+def rank_signals(day_rows: pd.DataFrame, prediction: np.ndarray, k: int, next_day: dt.date) -> pd.DataFrame:
+    """Ranked predictions with long/short flags for the next trading day (1 = highest prediction)."""
+    out = day_rows[["date", "ticker"]].copy().reset_index(drop=True)
+    out["prediction"] = prediction.astype(np.float32)
+    out["rank"] = out["prediction"].rank(ascending=False, method="first").astype("int32")
+    n = len(out)
+    out["side"] = np.where(out["rank"] <= k, "long", np.where(out["rank"] > n - k, "short", "none"))
+    out["trade_date"] = next_day
+    return out.sort_values("rank").reset_index(drop=True)
