@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import re
 import time
@@ -137,8 +138,6 @@ def write_table(root: Path, table: str, df: pd.DataFrame, key: str | None = None
 
 def write_json(path: Path, obj: dict) -> Path:
     """Write a JSON document atomically (temp file, fsync, rename)."""
-    import json
-
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}.json"
     with open(tmp, "w") as fh:
@@ -150,8 +149,6 @@ def write_json(path: Path, obj: dict) -> Path:
 
 
 def read_json(path: Path) -> dict:
-    import json
-
     return json.loads(Path(path).read_text())
 
 

@@ -70,10 +70,6 @@ class ResearchSettings:
     top_k: int = 3                      # epochs (by validation IC) averaged into the ensemble
     seed: int = 42
 
-    @property
-    def history_months(self) -> int:
-        return self.train_months
-
 
 RESEARCH_PRESETS = {
     "demo": ResearchSettings(),

@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from cnn_pipelines.calendar import to_date
@@ -211,14 +210,3 @@ def empty_prices() -> pd.DataFrame:
         }
     )
 
-
-__all__ = [
-    "download_yahoo",
-    "empty_prices",
-    "list_price_files",
-    "normalize_columns",
-    "read_price_file",
-    "read_price_files",
-    "yahoo_frame_to_long",
-    "np",
-]

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from cnn_pipelines.plots import markdown_image, png_bytes  # noqa: E402
+from cnn_pipelines.plots import png_bytes  # noqa: E402
 
 PERIODS = (1, 5, 10, 21)
 
@@ -136,5 +136,3 @@ def to_html(sheet: Tearsheet, title: str) -> str:
     parts.append("</body></html>")
     return "\n".join(parts)
 
-
-__all__ = ["Tearsheet", "factor_tearsheet", "markdown_image", "to_html", "to_markdown"]

@@ -1,6 +1,7 @@
 """Nightly production assets (weekday partitions): production_model trained on the trailing window ending
 at the partition date, and daily_signals for the next trading day; plus the nightly schedule."""
 
+import dataclasses
 import datetime as dt
 
 import dagster as dg
@@ -48,7 +49,7 @@ def production_model(context: dg.AssetExecutionContext, indicator_panel: pd.Data
     x_tr, y_tr, x_va, y_va, d_va = training_arrays(data, layout, RS)
     config = RS.__dict__ | {"production_day": day, "seed": seed}
     ckpt = lake.default_root() / "models" / "production" / day
-    rs = RS.__class__(**(RS.__dict__ | {"seed": seed}))
+    rs = dataclasses.replace(RS, seed=seed)
     result = train_period(x_tr, y_tr, x_va, y_va, d_va, rs, ckpt, fingerprint(x_tr, y_tr, x_va, y_va, config=config),
                           log=context.log.info)
     out = layout.to_json() | {"day": day, "checkpoints": str(ckpt.resolve()), "ensemble": result.ensemble,

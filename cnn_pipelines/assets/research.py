@@ -2,6 +2,7 @@
 cnn_images / cnn_model -> oos_predictions. Each period reads its trailing training window of the daily
 feature tables; everything fitted sees only rows whose labels are realized before the purge cutoff."""
 
+import dataclasses
 import zlib
 from pathlib import Path
 
@@ -148,7 +149,7 @@ def cnn_model(context: dg.AssetExecutionContext, image_layout: dict, indicator_p
     config = RS.__dict__ | {"period": period, "seed": period_seed(period)}
     fp = fingerprint(x_tr, y_tr, x_va, y_va, config=config)
     ckpt = models_dir() / period
-    rs = RS.__class__(**(RS.__dict__ | {"seed": period_seed(period)}))
+    rs = dataclasses.replace(RS, seed=period_seed(period))
     result = train_period(x_tr, y_tr, x_va, y_va, d_va, rs, ckpt, fp, log=context.log.info)
     summary = {
         "period": period, "checkpoints": str(ckpt.resolve()), "fingerprint": fp, "ensemble": result.ensemble,
