@@ -68,7 +68,7 @@ def book_loop(x, y, xv, yv, dv, epochs: int, seed: int):
     from cnn_pipelines.settings import ResearchSettings
 
     keras.utils.set_random_seed(seed)
-    model = build_cnn(ResearchSettings())
+    model = build_cnn(ResearchSettings(steps_per_execution=1))  # the book: one batch per step
     ics, train_s = [], 0.0
     for _ in range(epochs):
         t0 = time.perf_counter()

@@ -65,6 +65,7 @@ class ResearchSettings:
     scale_quantile: float = 0.005       # [-1, 1] scaling uses these training quantiles as the ends
     epochs: int = 8
     batch_size: int = 256
+    steps_per_execution: int = 32       # batches per compiled training call (less Python overhead per step)
     learning_rate: float = 0.01
     momentum: float = 0.9
     top_k: int = 3                      # epochs (by validation IC) averaged into the ensemble
