@@ -14,8 +14,8 @@ import pandas as pd
 from cnn_pipelines.cnn import daily_ic, fingerprint, predict_ensemble, train_period
 from cnn_pipelines.layout import to_images
 from cnn_pipelines.market import MarketConfig, SyntheticMarket
-from cnn_pipelines.panel import feature_columns, forward_returns_table, indicator_panel_table
-from cnn_pipelines.research import fit_image_layout, period_data, select_families, training_arrays
+from cnn_pipelines.panel import forward_returns_table, indicator_panel_table
+from cnn_pipelines.research import fit_fold
 from cnn_pipelines.settings import FeatureSettings, ResearchSettings
 from cnn_pipelines.walkforward import fold_for
 
@@ -26,13 +26,9 @@ AUDIT_PERIODS = ("2016-10-01", "2016-11-01")
 
 def fit_period(panel: pd.DataFrame, targets: pd.DataFrame, period: str, fs: FeatureSettings, rs: ResearchSettings):
     """Everything fitted for one period: (family ranking, layout, training arrays, fingerprint, data)."""
-    data = period_data(panel, targets, fold_for(period, rs), rs)
-    ranking = select_families(data, feature_columns(fs), rs, seed=1)
-    fams = ranking.loc[ranking["selected"], "family"].tolist()
-    layout, _, _ = fit_image_layout(data, fams, fs, rs, seed=1)
-    arrays = training_arrays(data, layout, rs)
-    fp = fingerprint(*arrays[:4], config=dataclasses.asdict(rs))
-    return ranking, layout, arrays, fp, data
+    f = fit_fold(panel, targets, fold_for(period, rs), fs, rs, seed=1, label=f"period {period}")
+    fp = fingerprint(*f.arrays[:4], config=dataclasses.asdict(rs))
+    return f.ranking, f.layout, f.arrays, fp, f.data
 
 
 def audit_ic(strength: float, seed: int = 2, periods=AUDIT_PERIODS, fs: FeatureSettings = AUDIT_FEATURES,

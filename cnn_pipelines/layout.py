@@ -3,7 +3,7 @@ a [-1, 1] scaler is fitted per cell on the training window. Both are plain data,
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -34,7 +34,8 @@ class ImageLayout:
 
     @classmethod
     def from_json(cls, d: dict) -> "ImageLayout":
-        return cls(**d)
+        """Read a layout back from a document that may carry other keys (period, cutoff, checkpoints)."""
+        return cls(**{f.name: d[f.name] for f in fields(cls)})
 
     @property
     def flat_columns(self) -> list[str]:

@@ -44,11 +44,12 @@ def history_range(start: str) -> tuple[str, str] | None:
 
 
 def run_job(name: str, start: str, end: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    """Execute job ``name`` for the partition range [start, end] as ONE run recorded in ``instance``."""
+    """Execute job ``name`` as ONE run recorded in ``instance``: unpartitioned (no start), one partition
+    (start == end) or the partition range [start, end]."""
     job = defs.resolve_job_def(name)
-    if name == "evaluation_job":
+    if not start:
         return job.execute_in_process(instance=instance, raise_on_error=False)
-    if start == end and name in ("research_job", "nightly_job"):
+    if start == end:
         return job.execute_in_process(instance=instance, partition_key=start, raise_on_error=False)
     return job.execute_in_process(instance=instance, tags={RANGE_START_TAG: start, RANGE_END_TAG: end},
                                   raise_on_error=False)

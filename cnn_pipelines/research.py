@@ -78,6 +78,34 @@ def training_arrays(data: PeriodData, layout: ImageLayout, rs: ResearchSettings)
             to_images(va, layout), va[rs.target].to_numpy(np.float64), va["date"].to_numpy())
 
 
+def require_rows(data: PeriodData, label: str, fold: Fold, min_train: int = 100, min_val: int = 20) -> None:
+    """Fail clearly when the window holds too little labelled history to fit anything."""
+    if data.train.sum() < min_train or data.val.sum() < min_val:
+        raise ValueError(f"{label}: only {int(data.train.sum())} training and {int(data.val.sum())} validation rows "
+                         f"before {fold.cutoff}; materialize the feature tables from {fold.train_start} on")
+
+
+@dataclass
+class FittedFold:
+    """Everything fitted on one fold's training window, ready to train on."""
+
+    data: PeriodData
+    ranking: pd.DataFrame
+    layout: ImageLayout
+    arrays: tuple  # x_train, y_train, x_val, y_val, val_dates
+
+
+def fit_fold(panel: pd.DataFrame, targets: pd.DataFrame, fold: Fold, fs: FeatureSettings, rs: ResearchSettings,
+             seed: int, label: str) -> FittedFold:
+    """Selection, layout/scaler and training arrays for one fold: the research and production path alike."""
+    data = period_data(panel, targets, fold, rs)
+    require_rows(data, label, fold)
+    ranking = select_families(data, [c for c in panel.columns if c not in ("date", "ticker")], rs, seed)
+    families = ranking.loc[ranking["selected"], "family"].tolist()
+    layout, _, _ = fit_image_layout(data, families, fs, rs, seed)
+    return FittedFold(data, ranking, layout, training_arrays(data, layout, rs))
+
+
 def image_table(data: PeriodData, layout: ImageLayout, period: str) -> pd.DataFrame:
     """The test period's images (225 float32 pixel columns ``px_RR_CC``) keyed by date and ticker, with targets."""
     test = data.frame.loc[data.test]

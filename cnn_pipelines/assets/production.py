@@ -9,12 +9,12 @@ import pandas as pd
 
 from cnn_pipelines import lake
 from cnn_pipelines.assets.features import SETTINGS
-from cnn_pipelines.assets.research import RS, _layout, period_seed
-from cnn_pipelines.layout import to_images
-from cnn_pipelines.panel import feature_columns, forward_returns_table
+from cnn_pipelines.assets.research import RS, period_seed
+from cnn_pipelines.layout import ImageLayout, to_images
+from cnn_pipelines.panel import forward_returns_table
 from cnn_pipelines.partitions import weekday_partitions
 from cnn_pipelines.production import production_fold, rank_signals
-from cnn_pipelines.research import fit_image_layout, period_data, select_families, training_arrays
+from cnn_pipelines.research import fit_fold
 from cnn_pipelines.settings import current_evaluation_settings
 
 ES = current_evaluation_settings()
@@ -38,15 +38,10 @@ def production_model(context: dg.AssetExecutionContext, indicator_panel: pd.Data
     day = context.partition_key
     fold = production_fold(day, RS.train_months, RS.val_months)
     targets = forward_returns_table(raw_prices, SETTINGS, fold.train_start, day)
-    data = period_data(indicator_panel, targets, fold, RS)
-    if data.train.sum() < 100 or data.val.sum() < 20:
-        raise ValueError(f"{day}: only {int(data.train.sum())} training / {int(data.val.sum())} validation rows; "
-                         f"materialize indicator_panel from {fold.train_start} on")
     seed = period_seed(day)
-    ranking = select_families(data, feature_columns(SETTINGS), RS, seed)
-    families = ranking.loc[ranking["selected"], "family"].tolist()
-    layout, _, _ = fit_image_layout(data, families, SETTINGS, RS, seed)
-    x_tr, y_tr, x_va, y_va, d_va = training_arrays(data, layout, RS)
+    fitted = fit_fold(indicator_panel, targets, fold, SETTINGS, RS, seed, label=day)
+    data, ranking, layout = fitted.data, fitted.ranking, fitted.layout
+    x_tr, y_tr, x_va, y_va, d_va = fitted.arrays
     config = RS.__dict__ | {"production_day": day, "seed": seed}
     ckpt = lake.default_root() / "models" / "production" / day
     rs = dataclasses.replace(RS, seed=seed)
@@ -78,7 +73,7 @@ def daily_signals(context: dg.AssetExecutionContext, production_model: dict, ind
         return dg.Output(rank_signals(rows, pd.Series([], dtype=float).to_numpy(), ES.top_k, next_day),
                          metadata={"names": 0})
     pred = predict_ensemble(Path(production_model["checkpoints"]), production_model["ensemble"],
-                            to_images(rows, _layout(production_model)))
+                            to_images(rows, ImageLayout.from_json(production_model)))
     signals = rank_signals(rows, pred, ES.top_k, next_day)
     return dg.Output(signals, metadata={
         "names": len(signals), "trade_date": str(next_day),

@@ -18,8 +18,8 @@ from cnn_pipelines.layout import ImageLayout
 from cnn_pipelines.panel import feature_columns
 from cnn_pipelines.plots import heatmap, markdown_image, png_bytes
 from cnn_pipelines.research import (
-    fit_image_layout, image_table, images_from_table, mean_images_by_decile, period_data, select_families,
-    training_arrays,
+    fit_image_layout, image_table, images_from_table, mean_images_by_decile, period_data, require_rows,
+    select_families, training_arrays,
 )
 from cnn_pipelines.settings import current_research_settings
 from cnn_pipelines.walkforward import fold_for
@@ -51,9 +51,7 @@ def _load(context, panel, targets):
     period = context.partition_key
     fold = fold_for(period, RS)
     data = period_data(panel, targets, fold, RS)
-    if data.train.sum() < 100 or data.val.sum() < 20:
-        raise ValueError(f"period {period}: only {int(data.train.sum())} training and {int(data.val.sum())} validation "
-                         f"rows before {fold.cutoff}; materialize the feature tables from {fold.train_start} on")
+    require_rows(data, f"period {period}", fold)
     return period, fold, data
 
 
@@ -100,17 +98,13 @@ def image_layout(context: dg.AssetExecutionContext, feature_selection: pd.DataFr
     })
 
 
-def _layout(d: dict) -> ImageLayout:
-    return ImageLayout.from_json({k: d[k] for k in ("families", "period_index", "columns", "lo", "hi")})
-
-
 @dg.asset(ins={"indicator_panel": _window("indicator_panel"), "forward_returns": _window("forward_returns")},
           **RESEARCH_ASSET)
 def cnn_images(context: dg.AssetExecutionContext, image_layout: dict, indicator_panel: pd.DataFrame,
                forward_returns: pd.DataFrame):
     """The test period's 15x15 images (same builder as training) with their realized targets."""
     period, fold, data = _load(context, indicator_panel, forward_returns)
-    table = image_table(data, _layout(image_layout), period)
+    table = image_table(data, ImageLayout.from_json(image_layout), period)
     meta = {"period": period, "rows": len(table), "dates": int(table["date"].nunique()) if len(table) else 0}
     means = mean_images_by_decile(table[table[f"{RS.target}_ok"]], RS.target) if len(table) else {}
     if means:
@@ -145,7 +139,7 @@ def cnn_model(context: dg.AssetExecutionContext, image_layout: dict, indicator_p
     from cnn_pipelines.cnn import FLOPS_PER_SAMPLE_FORWARD, fingerprint, train_period
 
     period, fold, data = _load(context, indicator_panel, forward_returns)
-    x_tr, y_tr, x_va, y_va, d_va = training_arrays(data, _layout(image_layout), RS)
+    x_tr, y_tr, x_va, y_va, d_va = training_arrays(data, ImageLayout.from_json(image_layout), RS)
     config = RS.__dict__ | {"period": period, "seed": period_seed(period)}
     fp = fingerprint(x_tr, y_tr, x_va, y_va, config=config)
     ckpt = models_dir() / period
