@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from cnn_pipelines.audit import AUDIT_FEATURES, AUDIT_RESEARCH, audit_ic, audit_passes, fit_period
-from cnn_pipelines.cnn import fingerprint, train_period
+from cnn_pipelines.cnn import fingerprint, make_dataset, predict_ensemble, train_period
 from cnn_pipelines.market import MarketConfig, SyntheticMarket
 from cnn_pipelines.panel import forward_returns_table, indicator_panel_table
 from cnn_pipelines.walkforward import fold_for, split_masks
@@ -98,3 +98,38 @@ def test_training_resumes_after_the_last_completed_epoch_and_skips_completed_per
     changed = train_period(x, y * 2, x[:200], y[:200].astype(float), dates, s, tmp_path / "p",
                            fingerprint(x, y * 2, config={"t": 1}), log=lambda m: None)
     assert changed.trained_epochs == 4  # inputs changed: retrained from scratch
+
+
+def test_training_batches_cover_every_row_once_per_epoch_in_a_new_seeded_order():
+    x = np.arange(1000, dtype=np.float32).reshape(-1, 1, 1, 1) * np.ones((1, 15, 15, 1), np.float32)
+    y = np.arange(1000, dtype=np.float32)
+
+    def epochs(seed):
+        ds = make_dataset(x, y, 64, seed)
+        return [np.concatenate([yb.numpy() for _, yb in ds]) for _ in range(2)]
+
+    first, second = epochs(7)
+    for order in (first, second):
+        assert sorted(order) == list(range(1000))  # every row exactly once
+    for xb, yb in make_dataset(x, y, 64, 7).take(3):
+        assert (xb.numpy()[:, 7, 7, 0] == yb.numpy()).all()  # images stay paired with their labels
+    assert (first != second).any()  # reshuffled each epoch
+    assert (first == epochs(7)[0]).all()  # the seed fixes the order
+    assert (first != epochs(8)[0]).any()
+
+
+def test_a_seed_makes_training_reproducible(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-1, 1, (800, 15, 15, 1)).astype(np.float32)
+    y = (x[:, 7, 7, 0] * 0.01 + rng.normal(0, 0.01, 800)).astype(np.float32)
+    dates = np.repeat(pd.bdate_range("2020-01-01", periods=20).to_numpy(), 10)
+
+    def run(name, seed):
+        s = dataclasses.replace(RS, epochs=2, seed=seed)
+        res = train_period(x, y, x[:200], y[:200].astype(float), dates, s, tmp_path / name, "fp", log=lambda m: None)
+        return res.epochs["loss"].to_numpy(), predict_ensemble(tmp_path / name, res.ensemble, x[:100])
+
+    (loss_a, pred_a), (loss_b, pred_b), (loss_c, pred_c) = run("a", 3), run("b", 3), run("c", 4)
+    np.testing.assert_array_equal(loss_a, loss_b)
+    np.testing.assert_array_equal(pred_a, pred_b)
+    assert not np.array_equal(pred_a, pred_c)
