@@ -137,7 +137,7 @@ def train_epochs(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_
     ds = make_dataset(x_train, y_train, s.batch_size, s.seed + done)
     for epoch in range(done + 1, s.epochs + 1):
         t0 = time.perf_counter()
-        hist = model.fit(ds, epochs=1, verbose=0)
+        hist = model.fit(ds, epochs=1, verbose=0, shuffle=False)  # the dataset reshuffles itself
         train_s = time.perf_counter() - t0
         ic = daily_ic(val_dates, predict(model, x_val), y_val)
         tmp = ckpt / f".epoch_{epoch:02d}.tmp.keras"
