@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -148,3 +150,42 @@ def test_importing_the_package_makes_tensorflow_train_on_onednn_kernels():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "primitive,exec,cpu,convolution" in out.stdout + out.stderr
+
+
+_TRAIN_CHILD = """
+import sys, dataclasses
+from pathlib import Path
+import numpy as np
+import cnn_pipelines
+from cnn_pipelines.audit import AUDIT_RESEARCH
+from cnn_pipelines.cnn import train_period
+d = np.load(sys.argv[1])
+s = dataclasses.replace(AUDIT_RESEARCH, epochs=int(sys.argv[3]))
+train_period(d["x"], d["y"], d["x"][:200], d["y"][:200].astype(float), d["dates"], s, Path(sys.argv[2]), "fp",
+             log=lambda m: None)
+"""
+
+
+def test_a_killed_training_process_resumes_from_its_last_checkpoint(tmp_path):
+    rng = np.random.default_rng(2)
+    x = rng.uniform(-1, 1, (4000, 15, 15, 1)).astype(np.float32)
+    y = (x[:, 7, 7, 0] * 0.01 + rng.normal(0, 0.01, 4000)).astype(np.float32)
+    dates = np.repeat(pd.bdate_range("2020-01-01", periods=20).to_numpy(), 10)
+    np.savez(tmp_path / "data.npz", x=x, y=y, dates=dates)
+    ckpt, epochs = tmp_path / "ckpt", 8
+    proc = subprocess.Popen([sys.executable, "-c", _TRAIN_CHILD, str(tmp_path / "data.npz"), str(ckpt), str(epochs)])
+    deadline = time.time() + 240
+    state = ckpt / "state.json"
+    while not (state.exists() and len(json.loads(state.read_text())["epochs"]) >= 2):
+        assert proc.poll() is None and time.time() < deadline, "training ended before the kill point"
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(json.loads(state.read_text())["epochs"])
+    assert 2 <= done < epochs, f"the child finished {done} epochs before the kill"
+    logs = []
+    s = dataclasses.replace(RS, epochs=epochs)
+    res = train_period(x, y, x[:200], y[:200].astype(float), dates, s, ckpt, "fp", log=logs.append)
+    assert logs[0] == f"resuming after epoch {done} of {epochs}"
+    assert res.trained_epochs == epochs - done and list(res.epochs["epoch"]) == list(range(1, epochs + 1))
+    assert sorted(p.name for p in ckpt.glob("epoch_*.keras")) == [f"epoch_{e:02d}.keras" for e in range(1, epochs + 1)]
