@@ -64,7 +64,8 @@ def daily_ic(dates: np.ndarray, pred: np.ndarray, target: np.ndarray) -> pd.Seri
         return pd.Series(dtype=float)
     ranks = df.groupby("date")[["p", "y"]].rank()
     ranks["date"] = df["date"]
-    return ranks.groupby("date").apply(lambda g: g["p"].corr(g["y"]), include_groups=False).dropna()
+    with np.errstate(invalid="ignore", divide="ignore"):  # a day of constant predictions has no IC: dropped
+        return ranks.groupby("date").apply(lambda g: g["p"].corr(g["y"]), include_groups=False).dropna()
 
 
 def fingerprint(*arrays: np.ndarray, config: dict) -> str:

@@ -35,7 +35,7 @@ def period_data(panel: pd.DataFrame, targets: pd.DataFrame, fold: Fold, rs: Rese
     frame = frame.sort_values(["date", "ticker"], kind="stable").reset_index(drop=True)
     trading_days = pd.DatetimeIndex(sorted(pd.to_datetime(targets["date"]).unique()))
     train, val = split_masks(frame["date"], trading_days, fold, rs.horizon)
-    usable = frame[f"{rs.target}_ok"].fillna(False).to_numpy(bool)
+    usable = frame[f"{rs.target}_ok"].eq(True).to_numpy()  # no target row (NaN) is unusable too
     return PeriodData(frame, train & usable, val & usable, test_mask(frame["date"], fold))
 
 
