@@ -81,11 +81,16 @@ def test_planted_signal_is_recovered_and_null_market_is_zero(tmp_path):
     assert not audit_passes(dict(null, ic=5 * null["se"]), planted)[0]  # the audit can fail
 
 
+def _toy_training_data(n: int, seed: int):
+    """Random images whose label is the centre pixel plus noise, and 20 validation dates of 10 names each."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, (n, 15, 15, 1)).astype(np.float32)
+    y = (x[:, 7, 7, 0] * 0.01 + rng.normal(0, 0.01, n)).astype(np.float32)
+    return x, y, np.repeat(pd.bdate_range("2020-01-01", periods=20).to_numpy(), 10)
+
+
 def test_training_resumes_after_the_last_completed_epoch_and_skips_completed_periods(tmp_path):
-    rng = np.random.default_rng(0)
-    x = rng.uniform(-1, 1, (600, 15, 15, 1)).astype(np.float32)
-    y = (x[:, 7, 7, 0] * 0.01 + rng.normal(0, 0.01, 600)).astype(np.float32)
-    dates = np.repeat(pd.bdate_range("2020-01-01", periods=20).to_numpy(), 10)
+    x, y, dates = _toy_training_data(600, seed=0)
     s = dataclasses.replace(RS, epochs=4)
     fp = fingerprint(x, y, config={"t": 1})
     first = train_period(x, y, x[:200], y[:200].astype(float), dates, s, tmp_path / "p", fp, log=lambda m: None,
@@ -124,10 +129,7 @@ def test_training_batches_cover_every_row_once_per_epoch_in_a_new_seeded_order()
 
 
 def test_a_seed_makes_training_reproducible(tmp_path):
-    rng = np.random.default_rng(1)
-    x = rng.uniform(-1, 1, (800, 15, 15, 1)).astype(np.float32)
-    y = (x[:, 7, 7, 0] * 0.01 + rng.normal(0, 0.01, 800)).astype(np.float32)
-    dates = np.repeat(pd.bdate_range("2020-01-01", periods=20).to_numpy(), 10)
+    x, y, dates = _toy_training_data(800, seed=1)
 
     def run(name, seed):
         s = dataclasses.replace(RS, epochs=2, seed=seed)
@@ -167,10 +169,7 @@ train_period(d["x"], d["y"], d["x"][:200], d["y"][:200].astype(float), d["dates"
 
 
 def test_a_killed_training_process_resumes_from_its_last_checkpoint(tmp_path):
-    rng = np.random.default_rng(2)
-    x = rng.uniform(-1, 1, (4000, 15, 15, 1)).astype(np.float32)
-    y = (x[:, 7, 7, 0] * 0.01 + rng.normal(0, 0.01, 4000)).astype(np.float32)
-    dates = np.repeat(pd.bdate_range("2020-01-01", periods=20).to_numpy(), 10)
+    x, y, dates = _toy_training_data(4000, seed=2)
     np.savez(tmp_path / "data.npz", x=x, y=y, dates=dates)
     ckpt, epochs = tmp_path / "ckpt", 8
     proc = subprocess.Popen([sys.executable, "-c", _TRAIN_CHILD, str(tmp_path / "data.npz"), str(ckpt), str(epochs)])
