@@ -9,9 +9,10 @@
 
 Both run in one process with the same TensorFlow settings (``cnn_pipelines`` turns on oneDNN's kernels).
 Samples/s is training samples per second of the whole per-epoch loop: training, validation and the
-checkpoint, as each loop does them; ``fit_only`` figures time the training passes alone. This 2-core VM's speed drops by up to half for seconds at a time. The two loops therefore
-alternate epochs, and ``ratio`` compares each loop's fastest epoch (like ``timeit``, interference only slows a
-run down). The median of the per-epoch ratios and the ratio of total times are printed beside it.
+checkpoint, as each loop does them; ``fit_only`` figures time the training passes alone. This 2-core VM's
+speed drops by up to half for seconds at a time. The two loops therefore alternate epochs, and ``ratio``
+compares each loop's fastest epoch (like ``timeit``, interference only slows a run down). The median of the
+per-epoch ratios and the ratio of total times are printed beside it.
 
 The run also measures this CPU's attainable fp32 rate, the best of a large numpy sgemm. ``ceiling_ratio`` is
 what ours would reach over the reference at that rate and the model's FLOPs: no implementation can beat it.
@@ -87,7 +88,7 @@ def images(n_train: int, n_val: int):
             to_images(va, layout), va["fwd_1d"].to_numpy(float), va["date"].to_numpy())
 
 
-def _ValidationClock():
+def _validation_clock():
     """A Keras callback that records when ``fit`` starts its validation pass (the end of the training part)."""
     import keras
 
@@ -113,11 +114,12 @@ def book_epochs(x, y, xv, yv, dv, epochs: int, seed: int, ckpt: Path) -> Iterato
 
     keras.utils.set_random_seed(seed)
     s = ResearchSettings()
-    model = build_cnn(s)  # the book's layers; compiled as the book does: one batch per step, RMSE metric
+    model = build_cnn(s)  # the book's layers, recompiled as the book does: one batch per step, RMSE metric
+    # jit_compile=False as in ours (and the book's TF 2.2): Keras' "auto" would turn XLA on where a GPU is present.
     model.compile(loss="mse", optimizer=keras.optimizers.SGD(learning_rate=s.learning_rate, momentum=s.momentum),
-                  metrics=[keras.metrics.RootMeanSquaredError(name="rmse")])
+                  metrics=[keras.metrics.RootMeanSquaredError(name="rmse")], jit_compile=False)
     ckpt.mkdir(parents=True, exist_ok=True)
-    training_done = _ValidationClock()
+    training_done = _validation_clock()
     for epoch in range(epochs):
         t0 = time.perf_counter()
         model.fit(x, y, batch_size=64, validation_data=(xv, yv), epochs=epoch + 1, initial_epoch=epoch, verbose=0,
