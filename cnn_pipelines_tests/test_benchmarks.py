@@ -1,0 +1,58 @@
+"""The benchmark scripts run end to end at toy sizes and end with the JSON line the README and issue promise.
+
+Toy sizes say nothing about speed (that is what the scripts are for at full size); these tests keep the scripts
+runnable and their reported figures well-formed, and check that the Winograd layer computes the same function.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import REPO_ROOT
+
+
+def run_benchmark(script: str, *args: str) -> dict:
+    """Run benchmarks/<script> and parse the JSON object on its last stdout line."""
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / script), *args], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def positive(x: float) -> bool:
+    return math.isfinite(x) and x > 0
+
+
+@pytest.mark.timeout(300)
+def test_training_benchmark_reports_throughput_of_both_loops() -> None:
+    r = run_benchmark("training.py", "--train", "3000", "--val", "1000", "--epochs", "1")
+    assert positive(r["samples_per_s"]) and positive(r["reference_samples_per_s"])
+    assert r["ratio"] == pytest.approx(r["samples_per_s"] / r["reference_samples_per_s"], abs=0.01)
+    assert r["flops_per_sample"] == 6_716_448
+    assert 0 < r["peak_fraction"] < 1.5 and math.isfinite(r["val_ic"]) and math.isfinite(r["reference_val_ic"])
+
+
+@pytest.mark.timeout(300)
+def test_selection_benchmark_reports_speed_and_agreement() -> None:
+    r = run_benchmark("selection.py", "--rows", "3000")
+    assert positive(r["ratio"])
+    assert -1 <= r["rank_correlation"] <= 1 and 0 <= r["top15_overlap"] <= 15
+
+
+@pytest.mark.timeout(300)
+def test_features_benchmark_reports_both_ratios_and_memory() -> None:
+    r = run_benchmark("features.py", "--tickers", "4", "--days", "400", "--scale-tickers", "4")
+    assert positive(r["ratio_technical"]) and positive(r["ratio_betas"]) and positive(r["peak_rss_gb"])
+    assert r["rows"] > 0
+
+
+@pytest.mark.timeout(300)
+def test_winograd_layer_matches_the_direct_convolution() -> None:
+    r = run_benchmark("winograd.py", "--batch", "8")
+    assert r["max_abs_diff"] < 1e-4 and r["max_rel_grad_diff"] < 1e-4
+    assert r["multiplication_ratio"] == 2.58 and positive(r["ratio"])
