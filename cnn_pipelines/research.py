@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from cnn_pipelines.layout import ImageLayout, fit_layout, to_images
+from cnn_pipelines.panel import feature_columns
 from cnn_pipelines.selection import rank_families, sample_rows
 from cnn_pipelines.settings import FeatureSettings, ResearchSettings
 from cnn_pipelines.walkforward import Fold, split_masks, test_mask
@@ -100,7 +101,7 @@ def fit_fold(panel: pd.DataFrame, targets: pd.DataFrame, fold: Fold, fs: Feature
     """Selection, layout/scaler and training arrays for one fold: the research and production path alike."""
     data = period_data(panel, targets, fold, rs)
     require_rows(data, label, fold)
-    ranking = select_families(data, [c for c in panel.columns if c not in ("date", "ticker")], rs, seed)
+    ranking = select_families(data, feature_columns(fs), rs, seed)
     families = ranking.loc[ranking["selected"], "family"].tolist()
     layout, _, _ = fit_image_layout(data, families, fs, rs, seed)
     return FittedFold(data, ranking, layout, training_arrays(data, layout, rs))
