@@ -2,10 +2,16 @@
 
 For a signal known at the close of day t, positions are entered at the open of t+1 and held to the open of
 t+2 (then rebalanced). Long the top-K predictions with weight +1/K each, short the bottom-K with -1/K each
-(gross long = gross short = 1). Each day's cost is turnover x cost_bps / 1e4, with turnover the sum of
-absolute weight changes against the previous day's book (the first day counts the full entry). A name
-whose next-open-to-open return is missing contributes 0 (cash) that day. The benchmark is the
-equal-weighted open-to-open return of every name with a prediction that day.
+(gross long = gross short = 1; K shrinks to half the names on days with fewer than 2K). Each day's cost is
+turnover x cost_bps / 1e4, with turnover the sum of absolute weight changes against the previous day's
+book (the first day counts the full entry). The benchmark is the equal-weighted open-to-open return of
+every name with a prediction that day.
+
+Trade returns (``trade_returns``, shared with the tearsheet) come from real bars only, never forward-filled:
+a name without a bar at the entry open cannot be entered (it is reported, and sits in cash); a name without
+a bar at the exit open (a delisting, a halt) exits at its last real price, the close of its last bar
+before the exit, and is reported as such. Sessions come from the trading calendar, so a missing bar is
+never mistaken for the next day.
 """
 
 from __future__ import annotations
@@ -18,31 +24,80 @@ import pandas as pd
 TRADING_DAYS = 252
 
 
-def open_to_open_returns(prices: pd.DataFrame) -> pd.DataFrame:
-    """Wide (date x ticker) return from the next open to the open after: the holding period of a signal
-    dated ``date``. Rows are the trading days present in ``prices``."""
-    opens = prices.pivot(index="date", columns="ticker", values="open").sort_index()
+@dataclass
+class TradeReturns:
+    """Wide (signal date x ticker) returns of holding from the next open for ``period`` sessions."""
+
+    returns: pd.DataFrame      # NaN: not enterable (no bar at the next open) or not yet realized
+    last_price_exit: pd.DataFrame  # True where the exit open had no bar and the last real price was used
+    no_entry: pd.DataFrame     # True where the next session has no bar for the name
+
+
+def trade_returns(prices: pd.DataFrame, period: int = 1, sessions: pd.DatetimeIndex | None = None) -> TradeReturns:
+    """Return of a position taken at the open after each date and closed at the open ``period`` sessions
+    later, from real bars only (see the module docstring). ``sessions``: the exchange's sessions over the
+    price range (default: the dates present in ``prices``)."""
+    opens = prices.pivot(index="date", columns="ticker", values="open")
     opens.index = pd.to_datetime(opens.index)
-    return opens.shift(-2) / opens.shift(-1) - 1
+    index = opens.index.union(sessions) if sessions is not None else opens.index
+    index = index[(index >= opens.index.min()) & (index <= opens.index.max())]
+    o = opens.reindex(index).sort_index().to_numpy(float)
+    if "close" in prices.columns:
+        closes = prices.pivot(index="date", columns="ticker", values="close")
+        closes.index = pd.to_datetime(closes.index)
+        c = closes.reindex(index=index, columns=opens.columns).to_numpy(float)
+    else:
+        c = np.full_like(o, np.nan)
+    T = len(index)
+    has = np.isfinite(o)
+    # last real close at or before each row (its row index), for exits over a missing bar
+    last_row = np.where(has, np.arange(T)[:, None], -1)
+    np.maximum.accumulate(last_row, axis=0, out=last_row)
+    ret = np.full_like(o, np.nan)
+    forced = np.zeros_like(has)
+    no_entry = np.zeros_like(has)
+    n = T - 1 - period  # rows whose exit session lies inside the data (later ones are not yet realized)
+    if n > 0:
+        entry = o[1:1 + n]
+        exit_open = o[1 + period:1 + period + n]
+        k = last_row[period:period + n]  # last real bar before the exit session
+        cols = np.arange(o.shape[1])[None, :]
+        fallback = np.where(k >= np.arange(1, n + 1)[:, None], c[np.maximum(k, 0), cols], np.nan)
+        use_last = ~np.isfinite(exit_open) & np.isfinite(entry)
+        exit_px = np.where(use_last, fallback, exit_open)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ret[:n] = exit_px / entry - 1
+        forced[:n] = use_last & np.isfinite(exit_px)
+        no_entry[:n] = ~np.isfinite(entry)
+    frame = lambda a: pd.DataFrame(a, index=index, columns=opens.columns)  # noqa: E731
+    return TradeReturns(frame(ret), frame(forced), frame(no_entry))
+
+
+def open_to_open_returns(prices: pd.DataFrame, sessions: pd.DatetimeIndex | None = None) -> pd.DataFrame:
+    """Wide (date x ticker) return from the next open to the open after: the holding period of a signal
+    dated ``date`` (``trade_returns`` with period 1)."""
+    return trade_returns(prices, 1, sessions).returns
 
 
 def long_short_weights(pred: pd.DataFrame, k: int) -> pd.DataFrame:
-    """Wide weights: +1/k for each day's k highest predictions, -1/k for the k lowest (ties by ticker)."""
+    """Wide weights: +1/k for each day's k highest predictions, -1/k for the k lowest (ties by ticker).
+
+    On a day with fewer than 2k names, k shrinks to half of them (a small universe still trades both
+    sides equally); a day with fewer than 2 names holds nothing."""
     rank_hi = pred.rank(axis=1, ascending=False, method="first")
     rank_lo = pred.rank(axis=1, ascending=True, method="first")
     n = pred.notna().sum(axis=1)
-    if (n < 2 * k).any():
-        short = n[n < 2 * k]
-        raise ValueError(f"need at least 2k = {2 * k} names per day; {len(short)} days have fewer, e.g. "
-                         f"{short.index[0].date()} with {int(short.iloc[0])}")
-    w = (rank_hi <= k).astype(float) / k - (rank_lo <= k).astype(float) / k
-    return w.where(pred.notna(), 0.0)
+    k_day = np.minimum(k, n // 2).astype(float)
+    per_name = (1.0 / k_day.replace(0, np.nan)).to_numpy()[:, None]
+    w = (rank_hi.le(k_day, axis=0).astype(float) - rank_lo.le(k_day, axis=0).astype(float)) * per_name
+    return w.where(pred.notna(), 0.0).fillna(0.0)
 
 
 @dataclass
 class BacktestResult:
     daily: pd.DataFrame   # date, gross, cost, net, benchmark, turnover, long, short
     stats: pd.DataFrame   # metric x (strategy, benchmark)
+    events: pd.DataFrame  # date, ticker, event: last-price exits and names that could not be entered
 
 
 def max_drawdown(returns: pd.Series) -> float:
@@ -65,13 +120,22 @@ def performance(returns: pd.Series, benchmark: pd.Series | None = None) -> dict[
     return out
 
 
-def run_backtest(predictions: pd.DataFrame, prices: pd.DataFrame, k: int, cost_bps: float) -> BacktestResult:
-    """Backtest ``predictions`` (date, ticker, prediction) against ``prices`` (canonical long table)."""
+def run_backtest(predictions: pd.DataFrame, prices: pd.DataFrame, k: int, cost_bps: float,
+                 sessions: pd.DatetimeIndex | None = None) -> BacktestResult:
+    """Backtest ``predictions`` (date, ticker, prediction) against ``prices`` (canonical long table).
+
+    ``result.events`` lists each held name that exited at its last real price or could not be entered."""
     pred = predictions.pivot(index="date", columns="ticker", values="prediction").sort_index()
     pred.index = pd.to_datetime(pred.index)
-    fwd = open_to_open_returns(prices).reindex(index=pred.index, columns=pred.columns)
+    tr = trade_returns(prices, 1, sessions)
+    fwd = tr.returns.reindex(index=pred.index, columns=pred.columns)
     w = long_short_weights(pred, k)
-    r = fwd.fillna(0.0)
+    held = w.ne(0)
+    events = pd.concat([
+        _events(held & tr.last_price_exit.reindex_like(held).fillna(False).astype(bool), "exited at last real price"),
+        _events(held & tr.no_entry.reindex_like(held).fillna(False).astype(bool), "no bar at the entry open: held cash"),
+    ], ignore_index=True)
+    r = fwd.fillna(0.0)  # only the not-enterable (reported above) are NaN among realized days
     gross = (w * r).sum(axis=1)
     turnover = w.diff().abs().sum(axis=1)
     turnover.iloc[0] = w.iloc[0].abs().sum()
@@ -90,4 +154,10 @@ def run_backtest(predictions: pd.DataFrame, prices: pd.DataFrame, k: int, cost_b
     bench_stats["mean_daily_turnover"] = float("nan")
     bench_stats["gross_sharpe"] = bench_stats["sharpe"]
     stats = pd.DataFrame({"long_short": strat, "equal_weight_universe": bench_stats})
-    return BacktestResult(daily.rename_axis("date").reset_index(), stats)
+    events = events[events["date"].isin(daily.index)].reset_index(drop=True)
+    return BacktestResult(daily.rename_axis("date").reset_index(), stats, events)
+
+
+def _events(mask: pd.DataFrame, what: str) -> pd.DataFrame:
+    rows, cols = np.nonzero(mask.to_numpy())
+    return pd.DataFrame({"date": mask.index[rows], "ticker": mask.columns[cols].astype(str), "event": what})

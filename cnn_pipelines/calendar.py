@@ -1,15 +1,23 @@
-"""Trading calendar shared by partitions and the synthetic market: weekdays less fixed-date holidays."""
+"""Trading calendars: the synthetic market's simple one, and real exchanges' (``exchange_calendars``).
+
+A real price source is read against its exchange's sessions (NYSE, ``XNYS``, by default): what counts as a
+trading day for validation, forward-return horizons, walk-forward purges and the trade date of a signal.
+The synthetic market keeps its own calendar: weekdays less three fixed-date holidays.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 import numpy as np
 import pandas as pd
 
-# Fixed-date market holidays (month, day) observed when they fall on a weekday. Partitions still exist on
-# these days (weekday partitions); they are simply empty, which downstream code must handle.
+# Fixed-date holidays (month, day) of the synthetic market, observed when they fall on a weekday.
 HOLIDAYS: tuple[tuple[int, int], ...] = ((1, 1), (7, 4), (12, 25))
+SYNTHETIC = "synthetic"
+DEFAULT_EXCHANGE = "XNYS"
+_FIRST = "1990-01-02"
 
 
 def to_date(value: str | dt.date | pd.Timestamp) -> dt.date:
@@ -29,7 +37,7 @@ def weekdays(start: str | dt.date, end: str | dt.date) -> pd.DatetimeIndex:
 
 
 def is_holiday(days: pd.DatetimeIndex) -> np.ndarray:
-    """Boolean mask of the fixed-date holidays in ``days``."""
+    """Boolean mask of the synthetic market's fixed-date holidays in ``days``."""
     mask = np.zeros(len(days), dtype=bool)
     for month, day in HOLIDAYS:
         mask |= (days.month == month) & (days.day == day)
@@ -37,6 +45,62 @@ def is_holiday(days: pd.DatetimeIndex) -> np.ndarray:
 
 
 def trading_days(start: str | dt.date, end: str | dt.date) -> pd.DatetimeIndex:
-    """Weekdays in [start, end] on which the (synthetic) market is open."""
+    """Weekdays in [start, end] on which the synthetic market is open."""
     days = weekdays(start, end)
     return days[~is_holiday(days)]
+
+
+class TradingCalendar:
+    """Sessions of one calendar (``synthetic`` or an exchange code such as ``XNYS``), as a sorted index.
+
+    Beyond the exchange calendar's published range (it ends about a year ahead) every weekday counts as a
+    session, so partitions and plans near the live edge still have a next day.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        if name == SYNTHETIC:
+            self._sessions = trading_days(_FIRST, dt.date.today() + dt.timedelta(days=800))
+        else:
+            import exchange_calendars as xcals
+
+            try:
+                cal = xcals.get_calendar(name, start=_FIRST)
+            except xcals.errors.InvalidCalendarName as exc:
+                raise ValueError(f"unknown exchange calendar {name!r} (CNN_EXCHANGE); e.g. XNYS, XNAS, XLON, "
+                                 f"XTKS, CMES") from exc
+            known = pd.DatetimeIndex(cal.sessions).tz_localize(None)
+            later = weekdays(known[-1] + pd.Timedelta(days=1), dt.date.today() + dt.timedelta(days=800))
+            self._sessions = known.append(later)
+
+    def __repr__(self) -> str:
+        return f"TradingCalendar({self.name!r})"
+
+    def sessions(self, start: str | dt.date, end: str | dt.date) -> pd.DatetimeIndex:
+        """Sessions in [start, end]."""
+        s = self._sessions
+        return s[s.searchsorted(pd.Timestamp(to_date(start))): s.searchsorted(pd.Timestamp(to_date(end)), "right")]
+
+    def is_session(self, dates) -> np.ndarray:
+        """Whether each date is a session."""
+        d = pd.DatetimeIndex(pd.to_datetime(dates)).normalize()
+        return np.asarray(d.isin(self._sessions))
+
+    def offset(self, day: str | dt.date, n: int) -> dt.date:
+        """The session ``n`` sessions after ``day`` (before it for n < 0). ``day`` need not be a session:
+        n = 1 is the first session after it, n = -1 the last one before it."""
+        t = pd.Timestamp(to_date(day))
+        i = self._sessions.searchsorted(t, "right") if n > 0 else self._sessions.searchsorted(t, "left")
+        j = i + n - 1 if n > 0 else i + n
+        if not 0 <= j < len(self._sessions):
+            raise ValueError(f"{self.name}: no session {n:+d} from {day}")
+        return self._sessions[j].date()
+
+    def next_session(self, day: str | dt.date) -> dt.date:
+        return self.offset(day, 1)
+
+
+@functools.lru_cache(maxsize=8)
+def trading_calendar(name: str = SYNTHETIC) -> TradingCalendar:
+    """The calendar called ``name`` (cached: exchange calendars take a moment to build)."""
+    return TradingCalendar(name)

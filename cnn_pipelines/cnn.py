@@ -25,6 +25,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from cnn_pipelines.metrics import daily_ic  # noqa: E402,F401  (re-exported: training picks epochs by it)
 from cnn_pipelines.settings import ResearchSettings  # noqa: E402
 
 FLOPS_PER_SAMPLE_FORWARD = (
@@ -54,18 +55,6 @@ def build_cnn(s: ResearchSettings, input_shape: tuple[int, int, int] = (15, 15, 
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=s.learning_rate, momentum=s.momentum), loss="mse",
                   jit_compile=False, steps_per_execution=s.steps_per_execution)
     return model
-
-
-def daily_ic(dates: np.ndarray, pred: np.ndarray, target: np.ndarray) -> pd.Series:
-    """Spearman rank correlation between prediction and target per date (dates with >= 5 names)."""
-    df = pd.DataFrame({"date": dates, "p": pred, "y": target}).dropna()
-    df = df[df.groupby("date")["y"].transform("size") >= 5]
-    if df.empty:
-        return pd.Series(dtype=float)
-    ranks = df.groupby("date")[["p", "y"]].rank()
-    ranks["date"] = df["date"]
-    with np.errstate(invalid="ignore", divide="ignore"):  # a day of constant predictions has no IC: dropped
-        return ranks.groupby("date").apply(lambda g: g["p"].corr(g["y"]), include_groups=False).dropna()
 
 
 def fingerprint(*arrays: np.ndarray, config: dict) -> str:

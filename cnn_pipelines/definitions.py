@@ -39,8 +39,14 @@ research_job = dg.define_asset_job(
 
 evaluation_job = dg.define_asset_job(
     "evaluation_job",
-    selection=dg.AssetSelection.groups("evaluation"),
+    selection=dg.AssetSelection.groups("evaluation") - dg.AssetSelection.assets(leakage_audit),
     description="Tearsheet and backtest over every materialized walk-forward period.",
+)
+
+audit_job = dg.define_asset_job(
+    "audit_job",
+    selection=dg.AssetSelection.assets(leakage_audit),
+    description="The leakage audit: the real pipeline on null, planted-signal and planted-leak markets (minutes).",
 )
 
 price_history_job = dg.define_asset_job(
@@ -56,7 +62,7 @@ defs = dg.Definitions(
             leakage_audit, production_model, daily_signals],
     schedules=[nightly_schedule],
     asset_checks=[make_freshness_check(LAKE_ROOT, weekday_partitions)],
-    jobs=[trading_job, price_history_job, research_job, evaluation_job, nightly_job],
+    jobs=[trading_job, price_history_job, research_job, evaluation_job, audit_job, nightly_job],
     resources={
         "lake": ParquetLakeIOManager(root=LAKE_ROOT),
         "prices": price_source_from_env(),

@@ -76,7 +76,8 @@ class ParquetLakeIOManager(dg.ConfigurableIOManager):
             json_paths = [lake.partition_path(self._root, table, k, column, JSON_FILE) for k in keys]
             if len(keys) == 1 and json_paths[0].exists():
                 return lake.read_json(json_paths[0])
-            return lake.read_partitions(self._root, table, keys, column)
+            lookahead = int((context.definition_metadata or {}).get("lookahead", 0))
+            return lake.read_partitions(self._root, table, keys, column, optional_tail=lookahead)
         json_path = lake.table_dir(self._root, table) / JSON_FILE
         if json_path.exists():
             return lake.read_json(json_path)

@@ -152,12 +152,19 @@ def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
 
 
-def read_partitions(root: Path, table: str, keys: Sequence[str], column: str = "date") -> pd.DataFrame:
-    """Concatenate the given partitions in key order; raise MissingPartitionsError naming absent keys."""
+def read_partitions(root: Path, table: str, keys: Sequence[str], column: str = "date",
+                    optional_tail: int = 0) -> pd.DataFrame:
+    """Concatenate the given partitions in key order; raise MissingPartitionsError naming absent keys.
+
+    The last ``optional_tail`` keys may be absent (a look-ahead window: bars that have not landed yet are
+    simply not there, and what depends on them is unrealized)."""
     paths = [partition_path(root, table, k, column) for k in keys]
-    missing = [k for k, p in zip(keys, paths) if not p.exists()]
+    present = [p.exists() for p in paths]
+    required = len(keys) - optional_tail
+    missing = [k for i, (k, ok) in enumerate(zip(keys, present)) if not ok and i < required]
     if missing:
         raise MissingPartitionsError(table, missing)
+    paths = [p for p, ok in zip(paths, present) if ok]
     if not paths:
         raise MissingPartitionsError(table, [])
     tables = [pq.read_table(p) for p in paths]

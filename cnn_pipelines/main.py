@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import bisect
+import datetime as dt
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
@@ -13,7 +16,9 @@ import pandas as pd
 
 from cnn_pipelines import lake
 from cnn_pipelines.definitions import defs
-from cnn_pipelines.assets.research import research_partitions
+from cnn_pipelines.assets.features import LOOKAHEAD
+from cnn_pipelines.assets.production import TRAIN_WEEKDAYS
+from cnn_pipelines.assets.research import RS, research_partitions
 from cnn_pipelines.partitions import weekday_partitions
 from cnn_pipelines.settings import current_settings
 
@@ -23,24 +28,100 @@ RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
-def demo_range(days: int, end: str | None = None) -> tuple[str, str]:
-    """The trailing ``days`` weekday partition keys ending at ``end`` (default: the newest complete partition)."""
-    keys = weekday_partitions.get_partition_keys()
-    if end is not None:
-        if end not in keys:
-            raise SystemExit(f"--end {end} is not a weekday partition key between {keys[0]} and {keys[-1]}")
-        keys = keys[: keys.index(end) + 1]
-    keys = keys[-days:]
-    return keys[0], keys[-1]
+class PlanError(SystemExit):
+    """The arguments ask for something the data cannot support; raised before any run starts."""
 
 
-def history_range(start: str) -> tuple[str, str] | None:
-    """Partitions of raw_prices that the first demo partitions look back on (features need warm-up)."""
-    keys = weekday_partitions.get_partition_keys()
-    i = keys.index(start)
-    if i == 0:
-        return None
-    return keys[max(0, i - SETTINGS.price_lookback)], keys[i - 1]
+@dataclass
+class Plan:
+    """What `main` materializes, in order, and why the range is what it is."""
+
+    start: str                                  # first weekday partition of the feature range
+    end: str                                    # last one
+    history: tuple[str, str] | None             # raw_prices look-back (indicator warm-up)
+    lookahead: tuple[str, str] | None           # raw_prices after the end that forward labels need
+    periods: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    audit: bool = False                         # also run the leakage audit (minutes; its own markets)
+
+    def runs(self) -> list[tuple[str, str, str]]:
+        out = [("price_history_job", *r) for r in (self.history, self.lookahead) if r]
+        out.append(("trading_job", self.start, self.end))
+        out += [("research_job", p, p) for p in self.periods]
+        if self.periods:
+            out.append(("evaluation_job", "", ""))
+        out.append(("nightly_job", self.end, self.end))
+        if self.audit:
+            out.append(("audit_job", "", ""))
+        return out
+
+
+def _key_at_or_after(keys: list[str], day: str) -> int:
+    i = bisect.bisect_left(keys, day)
+    if i == len(keys):
+        raise PlanError(f"{day} is after the newest partition {keys[-1]}")
+    return i
+
+
+def plan(end: str | None = None, days: int = 520, start: str | None = None, periods: int = 3,
+         coverage: tuple[dt.date, dt.date] | None = None, keys: list[str] | None = None) -> Plan:
+    """Plan the main job's ranges: the feature range [start, end] (widened so every chosen test period has
+    its whole training window and the nightly model its trailing window), the raw_prices look-back and
+    look-ahead, and the test periods. ``coverage`` (first, last date the source holds) lets the plan fail
+    up front, naming what is missing, instead of a run failing halfway."""
+    keys = keys or weekday_partitions.get_partition_keys()
+    notes: list[str] = []
+    if end is None:
+        i_end = len(keys) - 1
+        if coverage and str(coverage[1]) < keys[i_end]:
+            i_end = bisect.bisect_right(keys, str(coverage[1])) - 1
+            notes.append(f"--end defaults to the last date the prices hold, {keys[i_end]}")
+    else:
+        i_end = bisect.bisect_right(keys, end) - 1
+        if i_end < 0:
+            raise PlanError(f"--end {end} is before the first partition {keys[0]} (CNN_PARTITIONS_START)")
+        if keys[i_end] != end:
+            notes.append(f"--end {end} is not a weekday; using {keys[i_end]}")
+    end = keys[i_end]
+    if coverage and str(coverage[1]) < end:
+        raise PlanError(f"the prices end on {coverage[1]}, before --end {end}: nothing to build after that day. "
+                        f"Use --end {coverage[1]} or earlier, or add newer prices.")
+    i_start = _key_at_or_after(keys, start) if start else max(0, i_end - days + 1)
+    if i_start > i_end:
+        raise PlanError(f"--start {start} is after --end {end}")
+    chosen = research_periods(end, periods)
+    need = [pd.Timestamp(p) - pd.DateOffset(months=RS.train_months) for p in chosen]
+    need_key = min([_key_at_or_after(keys, str(n.date())) for n in need], default=i_start)
+    need_key = min(need_key, max(0, i_end - TRAIN_WEEKDAYS))  # the nightly model's trailing window
+    if need_key < i_start:
+        notes.append(f"feature range widened from {keys[i_start]} to {keys[need_key]}: the test periods "
+                     f"{chosen[0] if chosen else ''}..{chosen[-1] if chosen else ''} train on the {RS.train_months} "
+                     f"months before each, and the nightly model on the {TRAIN_WEEKDAYS} weekdays before {end}")
+        i_start = need_key
+    if coverage:
+        warmup = SETTINGS.universe_window + 5
+        first_ok = _key_at_or_after(keys, str(coverage[0])) + warmup
+        if first_ok > i_start:
+            if first_ok > i_end:
+                raise PlanError(f"the prices start on {coverage[0]}: with {warmup} weekdays of history needed before "
+                                f"the first feature date, nothing before {end} can be built. Add older prices.")
+            what = (f"the test periods {chosen[0]}..{chosen[-1]} need features from {keys[i_start]}" if chosen
+                    else f"the range starts on {keys[i_start]}")
+            raise PlanError(f"{what}, which needs prices from {keys[max(0, i_start - warmup)]} (the universe's "
+                            f"{warmup}-weekday history), but the prices start on {coverage[0]}. Use a later --end, "
+                            f"fewer --periods (each needs {RS.train_months} months of training history), or older "
+                            f"prices.")
+    lo = max(0, i_start - SETTINGS.price_lookback)
+    if coverage:
+        lo = max(lo, bisect.bisect_left(keys, str(coverage[0])))
+    history = (keys[lo], keys[i_start - 1]) if lo < i_start else None
+    ahead = keys[i_end + 1: i_end + 1 + LOOKAHEAD]
+    if coverage:
+        ahead = [k for k in ahead if k <= str(coverage[1])]
+    lookahead = (ahead[0], ahead[-1]) if ahead else None
+    if not ahead:
+        notes.append(f"no prices after {end} yet: labels that need them stay unrealized (NaN) until they land")
+    return Plan(keys[i_start], end, history, lookahead, chosen, notes)
 
 
 def run_job(name: str, start: str, end: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
@@ -69,18 +150,19 @@ def summary(root: Path) -> str:
             "select count(*), min(date), max(date), count(distinct ticker) from raw_prices").fetchone()
         panel_rows = con.execute("select count(*) from indicator_panel").fetchone()[0]
         panel_cols = len(con.execute("describe indicator_panel").fetchall()) - 2
-        targets = con.execute("select count(fwd_1d), avg(fwd_1d_ok::int) from forward_returns").fetchone()
-        oos = con.execute("""
+        t = RS.target
+        targets = con.execute(f"select count({t}), avg({t}_ok::int) from forward_returns").fetchone()
+        oos = con.execute(f"""
             with daily as (select period, date, corr(rp, ry) as ic from (
                 select period, date, rank() over (partition by date order by prediction) as rp,
-                       rank() over (partition by date order by fwd_1d) as ry from oos_predictions where fwd_1d_ok)
-                group by period, date)
+                       rank() over (partition by date order by {t}) as ry from oos_predictions where {t} is not null)
+                group by period, date having count(*) >= 3)
             select count(distinct period), count(*), avg(ic), stddev(ic) / sqrt(count(*)) from daily""").fetchone()
     return (f"raw_prices: {rows:,} rows, {tickers} tickers, {first} .. {last}\n"
             f"indicator_panel: {panel_rows:,} rows x {panel_cols} features\n"
-            f"forward_returns: {targets[0]:,} realized 1-day targets, {targets[1]:.2%} usable\n"
-            f"oos_predictions: {oos[0]} walk-forward periods, {oos[1]} days, mean daily rank IC {oos[2]:+.4f} "
-            f"(s.e. {oos[3]:.4f})\n"
+            f"forward_returns: {targets[0]:,} realized {t} labels, {targets[1] or 0:.2%} trainable\n"
+            f"oos_predictions: {oos[0]} walk-forward periods, {oos[1]} days, mean daily rank IC vs {t} "
+            f"{oos[2] or float('nan'):+.4f} (s.e. {oos[3] or float('nan'):.4f})\n"
             + evaluation_summary(root) +
             f"lake: {root.resolve()}  (duckdb {root / lake.CATALOG_FILE} -c \"select * from indicator_panel limit 5\")")
 
@@ -91,9 +173,11 @@ def evaluation_summary(root: Path) -> str:
     summary = root / "reports" / "factor_tearsheet" / "summary.json"
     if summary.exists():
         s = lake.read_json(summary)
+        by_label = ", ".join(f"{k} {v['ic_mean']:+.4f}" for k, v in s.get("label_ic", {}).items()
+                             if k.endswith("_1d"))
         lines.append(f"tearsheet: 1D IC {s['ic']['ic_mean']['1D']:+.4f} (t {s['ic']['t_stat']['1D']:.2f}), "
-                     f"top-minus-bottom {s['spread']['top_minus_bottom_bps']['1D']:.1f} bps/day; "
-                     f"report {(root / 'reports' / 'factor_tearsheet' / 'tearsheet.html').resolve()}")
+                     f"top-minus-bottom {s['spread']['top_minus_bottom_bps']['1D']:.1f} bps/day; IC by label: "
+                     f"{by_label}; report {(root / 'reports' / 'factor_tearsheet' / 'tearsheet.html').resolve()}")
     with duckdb.connect(str(root / lake.CATALOG_FILE), read_only=True) as con:
         views = {r[0] for r in con.execute("select view_name from duckdb_views() where not internal").fetchall()}
         if "backtest" in views:
@@ -114,20 +198,21 @@ def evaluation_summary(root: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--days", type=int, default=520, help="weekday partitions in the demo range")
+    parser.add_argument("--days", type=int, default=520, help="weekday partitions in the feature range")
+    parser.add_argument("--start", default=None, help="first day of the feature range (overrides --days)")
+    parser.add_argument("--end", default=None, help="last day (default: newest complete weekday, or the last "
+                                                    "date the prices hold)")
     parser.add_argument("--periods", type=int, default=3, help="walk-forward test months to train and predict")
-    parser.add_argument("--end", default=None, help="last partition key (default: newest complete weekday)")
+    parser.add_argument("--audit", action="store_true", help="also run the leakage audit (about 5 minutes)")
     args = parser.parse_args(argv)
-    start, end = demo_range(args.days, args.end)
+    from cnn_pipelines.resources import price_source_from_env
+
+    the_plan = plan(args.end, args.days, args.start, args.periods, coverage=price_source_from_env().coverage())
+    the_plan.audit = args.audit
+    for note in the_plan.notes:
+        print(f"plan: {note}", flush=True)
     instance = dg.DagsterInstance.get()
-    runs = []
-    history = history_range(start)
-    if history:
-        runs.append(("price_history_job", *history))
-    runs.append(("trading_job", start, end))
-    runs += [("research_job", p, p) for p in research_periods(end, args.periods)]
-    runs += [("evaluation_job", "", ""), ("nightly_job", end, end)]
-    for name, lo, hi in runs:
+    for name, lo, hi in the_plan.runs():
         print(f"materializing {name}" + (f" for {lo}...{hi}" if lo else "") + " as one run", flush=True)
         t0 = time.time()
         result = run_job(name, lo, hi, instance)
@@ -140,4 +225,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except PlanError as exc:
+        print(f"cannot plan the run: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -12,6 +12,7 @@ from itertools import chain
 import numpy as np
 import pandas as pd
 
+from cnn_pipelines.calendar import trading_calendar
 from cnn_pipelines.factors import (
     FF_FACTORS, OFFLINE_FACTORS, daily_returns, iter_rolling_betas, read_fama_french_csv, universe_factors,
 )
@@ -129,49 +130,72 @@ def empty_panel(cols: list[str]) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
-def forward_returns_table(prices: pd.DataFrame, s: FeatureSettings, start, end) -> pd.DataFrame:
-    """Forward close-to-close returns over each horizon h, a data-error flag, and cross-sectional deciles.
+def target_columns(s: FeatureSettings) -> list[str]:
+    """The forward-return columns: open-to-open (tradable) and close-to-close (the book's) per horizon."""
+    return [name for h in s.horizons for name in (f"fwd_open_{h}d", f"fwd_{h}d")]
 
-    ``fwd_{h}d`` = close[t+h] / close[t] - 1 over trading days (NaN until realized). ``fwd_{h}d_ok`` is False
-    where any one-day move in (t, t+h] exceeds ``max_abs_daily_return`` in log terms (with 0.5: up more
-    than +50% or down more than -33%; a fixed rule known in advance, not a statistic of the sample); such rows keep their value but get no decile and must not be trained
-    on. ``fwd_{h}d_decile`` (1..10) ranks the valid targets of the day's universe members.
+
+def _on_sessions(a: np.ndarray, rows: np.ndarray, n: int, fill) -> np.ndarray:
+    out = np.full((n, a.shape[1]), fill, dtype=a.dtype)
+    out[rows] = a
+    return out
+
+
+def forward_returns_table(prices: pd.DataFrame, s: FeatureSettings, start, end) -> pd.DataFrame:
+    """Forward returns over each horizon h, counted in sessions of the settings' trading calendar:
+
+    * ``fwd_open_{h}d`` = open[t+1+h] / open[t+1] - 1: what a signal known at the close of t can trade (in at
+      the next open, out at the open h sessions later);
+    * ``fwd_{h}d`` = close[t+h] / close[t] - 1: the book's close-to-close label.
+
+    A return exists only where both ends are real bars (a bar filled over a gap is no trade), so it is NaN
+    until realized, over a missing bar, and after a delisting. ``<col>_ok`` marks labels fit to train on: False
+    where a one-day move inside the label's span exceeds ``max_abs_daily_return`` in log terms (+50 % / -33 %
+    with 0.5, a fixed data-error rule). Evaluation scores every realized label; only training uses ``_ok``.
+    ``<col>_decile`` (1..10, 0 = none) ranks the trainable labels of the day's universe members.
     """
     if prices.empty:
         return empty_targets(s)
     bars = to_wide(prices)
     u = compute_universe(bars, s)
-    c = bars.close
-    r1 = daily_returns(c, bars.has_bar)
+    # Horizons count exchange sessions, also those on which none of these tickers has a bar.
+    sessions = trading_calendar(s.calendar).sessions(bars.dates[0], bars.dates[-1]).union(bars.dates)
+    at = sessions.get_indexer(bars.dates)
+    n = len(sessions)
+    has = _on_sessions(bars.has_bar, at, n, False)
+    close = np.where(has, _on_sessions(bars.close, at, n, np.nan), np.nan)
+    opens = np.where(has, _on_sessions(bars.open, at, n, np.nan), np.nan)
+    r1 = daily_returns(_on_sessions(bars.close, at, n, np.nan), has)
     with np.errstate(invalid="ignore", divide="ignore"):
         jump = np.abs(np.nan_to_num(np.log1p(r1))) > np.log1p(s.max_abs_daily_return)
     mask = u.member & bars.has_bar & _out_rows(bars, start, end)[:, None]
-    values: dict[str, np.ndarray] = {}
-    for h in s.horizons:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            fwd = shift(c, -h) / c - 1
-        bad = np.zeros_like(jump)
-        for k in range(1, h + 1):
-            bad |= shift(jump.astype(float), -k) == 1.0
-        ok = np.isfinite(fwd) & ~bad & mask
-        ranked = pd.DataFrame(np.where(ok, fwd, np.nan)).rank(axis=1, pct=True, method="first").to_numpy()
-        values[f"fwd_{h}d"] = fwd
-        values[f"fwd_{h}d_ok"] = ok
-        values[f"fwd_{h}d_decile"] = np.where(ok, np.ceil(ranked * 10), 0)
-    out = to_long({k: v for k, v in values.items() if not k.endswith(("_ok", "_decile"))}, bars.dates, bars.tickers, mask,
-                  dtype="float32")
     rows, cols = np.nonzero(mask)
+    out = to_long({}, bars.dates, bars.tickers, mask)
+    flags = {}
     for h in s.horizons:
-        out[f"fwd_{h}d_ok"] = values[f"fwd_{h}d_ok"][rows, cols]
-        out[f"fwd_{h}d_decile"] = values[f"fwd_{h}d_decile"][rows, cols].astype("int8")
+        for name, entry, lag in ((f"fwd_open_{h}d", shift(opens, -1), h + 1), (f"fwd_{h}d", close, h)):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                fwd = (shift(opens, -lag) if name.startswith("fwd_open") else shift(close, -lag)) / entry - 1
+            bad = np.zeros_like(jump)
+            for k in range(1, lag + 1):
+                bad |= shift(jump.astype(float), -k) == 1.0
+            fwd, bad = fwd[at], bad[at]
+            ok = np.isfinite(fwd) & ~bad & mask
+            ranked = pd.DataFrame(np.where(ok, fwd, np.nan)).rank(axis=1, pct=True, method="first").to_numpy()
+            out[name] = fwd[rows, cols].astype("float32")
+            flags[f"{name}_ok"] = ok[rows, cols]
+            flags[f"{name}_decile"] = np.where(ok, np.ceil(ranked * 10), 0)[rows, cols].astype("int8")
+    for name in target_columns(s):
+        out[f"{name}_ok"] = flags[f"{name}_ok"]
+        out[f"{name}_decile"] = flags[f"{name}_decile"]
     return out
 
 
 def empty_targets(s: FeatureSettings) -> pd.DataFrame:
     data = {"date": pd.Series([], dtype=object), "ticker": pd.Series([], dtype="string")}
-    for h in s.horizons:
-        data[f"fwd_{h}d"] = pd.Series([], dtype="float32")
-    for h in s.horizons:
-        data[f"fwd_{h}d_ok"] = pd.Series([], dtype=bool)
-        data[f"fwd_{h}d_decile"] = pd.Series([], dtype="int8")
+    for name in target_columns(s):
+        data[name] = pd.Series([], dtype="float32")
+    for name in target_columns(s):
+        data[f"{name}_ok"] = pd.Series([], dtype=bool)
+        data[f"{name}_decile"] = pd.Series([], dtype="int8")
     return pd.DataFrame(data)

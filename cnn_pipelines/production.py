@@ -8,14 +8,15 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
+from cnn_pipelines.calendar import TradingCalendar
 from cnn_pipelines.walkforward import Fold
 
 
-def production_fold(day: str | dt.date, train_months: int, val_months: int) -> Fold:
+def production_fold(day: str | dt.date, train_months: int, val_months: int, calendar: TradingCalendar) -> Fold:
     """Training window ending at ``day``: every label must be realized on or before ``day``."""
     d = pd.Timestamp(day)
-    return Fold(period=d.strftime("%Y-%m-%d"), test_start=(d + pd.offsets.BDay(1)).date(),
-                test_end=(d + pd.offsets.BDay(1)).date(), cutoff=(d + pd.Timedelta(days=1)).date(),
+    nxt = calendar.next_session(d)
+    return Fold(period=d.strftime("%Y-%m-%d"), test_start=nxt, test_end=nxt, cutoff=(d + pd.Timedelta(days=1)).date(),
                 train_start=(d - pd.DateOffset(months=train_months)).date(),
                 val_start=(d - pd.DateOffset(months=val_months)).date())
 

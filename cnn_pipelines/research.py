@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from cnn_pipelines.calendar import TradingCalendar, trading_calendar
 from cnn_pipelines.layout import ImageLayout, fit_layout, to_images
 from cnn_pipelines.panel import feature_columns
 from cnn_pipelines.selection import rank_families, sample_rows
@@ -24,36 +25,37 @@ class PeriodData:
     val: np.ndarray
     test: np.ndarray
 
-    @property
-    def fit(self) -> np.ndarray:
-        """Rows any fitted object may see: training and validation (both end before the cutoff)."""
-        return self.train | self.val
 
-
-def period_data(panel: pd.DataFrame, targets: pd.DataFrame, fold: Fold, rs: ResearchSettings) -> PeriodData:
-    """Join panel and targets; training/validation rows need a usable label realized before their limits."""
+def period_data(panel: pd.DataFrame, targets: pd.DataFrame, fold: Fold, rs: ResearchSettings,
+                calendar: TradingCalendar) -> PeriodData:
+    """Join panel and targets; training/validation rows need a usable label realized (counted in the
+    calendar's sessions) before their limits."""
     frame = panel.merge(targets, on=["date", "ticker"], how="left", validate="one_to_one")
     frame = frame.sort_values(["date", "ticker"], kind="stable").reset_index(drop=True)
-    trading_days = pd.DatetimeIndex(sorted(pd.to_datetime(targets["date"]).unique()))
-    train, val = split_masks(frame["date"], trading_days, fold, rs.horizon)
+    sessions = calendar.sessions(fold.train_start, fold.test_end + pd.Timedelta(days=60))
+    train, val = split_masks(frame["date"], sessions, fold, rs.horizon)
     usable = frame[f"{rs.target}_ok"].eq(True).to_numpy()  # no target row (NaN) is unusable too
     return PeriodData(frame, train & usable, val & usable, test_mask(frame["date"], fold))
 
 
 def select_families(data: PeriodData, feature_cols: list[str], rs: ResearchSettings, seed: int) -> pd.DataFrame:
-    """Rank the 20 families by mean MI with the target on a sample of the fit rows; mark the best n."""
-    fit = data.frame.loc[data.fit]
+    """Rank the families by mean MI with the target on a sample of the training slice; mark the best n.
+
+    Only the training slice: the validation slice that chooses epochs stays a clean holdout. Families that
+    cannot be computed for this universe (see ``rank_families``) rank last, unselected."""
+    fit = data.frame.loc[data.train]
     idx = sample_rows(len(fit), rs.mi_sample, seed)
     sample = fit.iloc[idx]
     ranking = rank_families(sample[feature_cols], sample[rs.target].to_numpy(float), rs.mi_bins)
-    ranking["selected"] = ranking["rank"] <= rs.n_families
+    ranking["selected"] = ranking["available"] & (ranking["rank"] <= rs.n_families)
     ranking.attrs["sample_rows"] = len(sample)
     return ranking
 
 
 def fit_image_layout(data: PeriodData, families: list[str], fs: FeatureSettings, rs: ResearchSettings,
                      seed: int) -> tuple[ImageLayout, np.ndarray, np.ndarray]:
-    return fit_layout(data.frame.loc[data.fit], families, fs, rs.scale_quantile, seed=seed)
+    """Clustering and scaler, fitted on the training slice only (the validation slice is a holdout)."""
+    return fit_layout(data.frame.loc[data.train], families, fs, rs.scale_quantile, seed=seed)
 
 
 def cross_sectional_score(dates: pd.Series, y: pd.Series, clip: float = 3.0) -> np.ndarray:
@@ -99,7 +101,7 @@ class FittedFold:
 def fit_fold(panel: pd.DataFrame, targets: pd.DataFrame, fold: Fold, fs: FeatureSettings, rs: ResearchSettings,
              seed: int, label: str) -> FittedFold:
     """Selection, layout/scaler and training arrays for one fold: the research and production path alike."""
-    data = period_data(panel, targets, fold, rs)
+    data = period_data(panel, targets, fold, rs, trading_calendar(fs.calendar))
     require_rows(data, label, fold)
     ranking = select_families(data, feature_columns(fs), rs, seed)
     families = ranking.loc[ranking["selected"], "family"].tolist()

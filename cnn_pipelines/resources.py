@@ -19,6 +19,10 @@ class PriceSource(dg.ConfigurableResource):
         """Bars in [start, end]; ``df.attrs['missing_tickers']`` lists requested tickers that returned nothing."""
         raise NotImplementedError
 
+    def coverage(self) -> tuple[dt.date, dt.date] | None:
+        """First and last date the source holds, where it can tell without a download (None: unknown)."""
+        return None
+
     @property
     def description(self) -> str:
         return type(self).__name__
@@ -43,6 +47,9 @@ class SyntheticPriceSource(PriceSource):
         df = market_for(self.market_config()).prices(start, end)
         df.attrs["missing_tickers"] = []
         return df
+
+    def coverage(self) -> tuple[dt.date, dt.date] | None:
+        return dt.date.fromisoformat(self.inception), dt.date.today()
 
     @property
     def description(self) -> str:
@@ -75,6 +82,13 @@ class FilePriceSource(PriceSource):
         df = read_price_files(self.path, start, end)
         df.attrs["missing_tickers"] = []
         return df
+
+    def coverage(self) -> tuple[dt.date, dt.date] | None:
+        df = read_price_files(self.path, dt.date(1900, 1, 1), dt.date(2200, 1, 1))
+        if df.empty:
+            return None
+        dates = pd.to_datetime(df["date"])
+        return dates.min().date(), dates.max().date()
 
     @property
     def description(self) -> str:

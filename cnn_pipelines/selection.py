@@ -51,12 +51,41 @@ def sample_rows(n: int, size: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
 
 
+MIN_COVERAGE = 0.5  # a family whose least-covered column is missing in more rows than this is left out
+
+
+def family_coverage(features: pd.DataFrame, target: np.ndarray) -> pd.Series:
+    """Per family, the smallest share of rows with a realized target in which one of its columns is present."""
+    has_target = np.isfinite(target)
+    share = pd.Series(np.isfinite(features.to_numpy(np.float64)[has_target]).mean(axis=0) if has_target.any()
+                      else np.zeros(features.shape[1]), index=features.columns)
+    return share.groupby(family_of, sort=False).min()
+
+
 def rank_families(features: pd.DataFrame, target: np.ndarray, bins: int) -> pd.DataFrame:
-    """MI per column and its family mean, sorted best first. Rows with any missing value are dropped."""
-    x = features.to_numpy(dtype=np.float64)
+    """MI per column and its family mean, sorted best first, over the families this sample can support.
+
+    A family that cannot be computed for the universe at hand (factor betas with too few names for the
+    tercile portfolios, a look-back longer than the history) covers fewer than ``MIN_COVERAGE`` of the rows:
+    it is left out (``available`` False, no MI, ranked last) instead of emptying every row. MI uses the rows
+    complete over the available families.
+    """
+    coverage = family_coverage(features, target)
+    usable = coverage[coverage >= MIN_COVERAGE].index
+    cols = [c for c in features.columns if family_of(c) in set(usable)]
+    x = features[cols].to_numpy(dtype=np.float64)
     ok = np.isfinite(x).all(axis=1) & np.isfinite(target)
-    if ok.sum() < 10 * bins:
-        raise ValueError(f"only {int(ok.sum())} complete training rows for mutual information (need >= {10 * bins})")
-    mi = pd.Series(binned_mutual_information(x[ok], target[ok], bins), index=features.columns)
+    if len(usable) < 2 or ok.sum() < 10 * bins:
+        raise ValueError(f"only {int(ok.sum())} complete training rows over {len(usable)} computable feature families "
+                         f"for mutual information (need >= {10 * bins} rows and 2 families); family coverage: "
+                         f"{coverage.round(3).to_dict()}")
+    mi = pd.Series(binned_mutual_information(x[ok], target[ok], bins), index=cols)
     fam = mi.groupby(family_of, sort=False).mean().sort_values(ascending=False)
-    return pd.DataFrame({"family": fam.index, "mutual_information": fam.to_numpy(), "rank": np.arange(1, len(fam) + 1)})
+    left_out = coverage.drop(fam.index)
+    out = pd.DataFrame({"family": [*fam.index, *left_out.index],
+                        "mutual_information": [*fam.to_numpy(), *[np.nan] * len(left_out)],
+                        "rank": np.arange(1, len(coverage) + 1),
+                        "available": [True] * len(fam) + [False] * len(left_out),
+                        "coverage": [*coverage[fam.index].to_numpy(), *left_out.to_numpy()]})
+    out.attrs["complete_rows"] = int(ok.sum())
+    return out

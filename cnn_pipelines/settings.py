@@ -4,7 +4,8 @@ location loads, so they come from a preset chosen by $CNN_PRESET (``demo`` defau
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class FeatureSettings:
     horizons: tuple[int, ...] = (1, 5)  # forward-return horizons (trading days)
     max_abs_daily_return: float = 0.5   # one-day move beyond +50% / -33% (|log| > log 1.5) = data error
     factors_csv: str | None = None      # Fama-French-style daily CSV; None = build factors from the universe
+    calendar: str = "synthetic"         # trading calendar: "synthetic", or an exchange code (XNYS, XLON, ...)
 
     @property
     def price_lookback(self) -> int:
@@ -35,18 +37,21 @@ PRESETS = {
 }
 
 
+def calendar_from_env(env: dict[str, str] | None = None) -> str:
+    """The synthetic market's own calendar for the synthetic source; else $CNN_EXCHANGE (default XNYS, NYSE)."""
+    env = os.environ if env is None else env
+    if env.get("CNN_PRICE_SOURCE", "synthetic").strip().lower() == "synthetic":
+        return "synthetic"
+    return env.get("CNN_EXCHANGE", "XNYS").strip().upper()
+
+
 def current_settings() -> FeatureSettings:
-    """The preset named by $CNN_PRESET, with $CNN_FACTORS_CSV applied if set."""
+    """The preset named by $CNN_PRESET, with $CNN_FACTORS_CSV and the source's calendar applied."""
     name = os.environ.get("CNN_PRESET", "demo")
     if name not in PRESETS:
         raise ValueError(f"CNN_PRESET must be one of {sorted(PRESETS)}, got {name!r}")
-    s = PRESETS[name]
-    csv = os.environ.get("CNN_FACTORS_CSV")
-    if csv:
-        from dataclasses import replace
-
-        s = replace(s, factors_csv=csv)
-    return s
+    return replace(PRESETS[name], factors_csv=os.environ.get("CNN_FACTORS_CSV") or None,
+                   calendar=calendar_from_env())
 
 
 @dataclass(frozen=True)
@@ -56,9 +61,9 @@ class ResearchSettings:
     first_period: str = "2013-01-01"    # first monthly partition
     train_months: int = 12              # trailing training window (validation slice included)
     val_months: int = 2                 # last months of the window used to choose epochs
-    purge_days: int = 5                 # weekdays between the last training/validation target and the test
-    target: str = "fwd_1d"              # the training label (forward_returns column)
-    horizon: int = 1                    # its horizon in trading days
+    target: str = "fwd_open_1d"         # the label (a forward_returns column): fwd_open_Hd (next open to the
+                                        # open H sessions later, tradable) or fwd_Hd (close to close, the book's)
+    embargo_days: int = 4               # sessions of purge beyond the label's realization horizon
     mi_sample: int = 20_000             # rows sampled from the training window for mutual information
     mi_bins: int = 16                   # quantile bins per variable in the MI estimate
     n_families: int = 15                # families kept (image columns)
@@ -71,6 +76,22 @@ class ResearchSettings:
     top_k: int = 3                      # epochs (by validation IC) averaged into the ensemble
     seed: int = 42
 
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"fwd_(open_)?\d+d", self.target):
+            raise ValueError(f"target must be fwd_open_<H>d or fwd_<H>d, got {self.target!r}")
+
+    @property
+    def horizon(self) -> int:
+        """Sessions after its date at which a label is realized: H for close-to-close, H + 1 for
+        open-to-open (its exit is the open H sessions after the next one)."""
+        h = int(re.search(r"(\d+)d$", self.target).group(1))
+        return h + 1 if self.target.startswith("fwd_open_") else h
+
+    @property
+    def purge_days(self) -> int:
+        """Sessions between the test period's first day and the cutoff: the label horizon plus the embargo."""
+        return self.horizon + self.embargo_days
+
 
 RESEARCH_PRESETS = {
     "demo": ResearchSettings(),
@@ -80,10 +101,12 @@ RESEARCH_PRESETS = {
 
 
 def current_research_settings() -> ResearchSettings:
+    """The preset named by $CNN_PRESET; $CNN_TARGET names the label (default fwd_open_1d)."""
     name = os.environ.get("CNN_PRESET", "demo")
     if name not in RESEARCH_PRESETS:
         raise ValueError(f"CNN_PRESET must be one of {sorted(RESEARCH_PRESETS)}, got {name!r}")
-    return RESEARCH_PRESETS[name]
+    target = os.environ.get("CNN_TARGET")
+    return replace(RESEARCH_PRESETS[name], target=target) if target else RESEARCH_PRESETS[name]
 
 
 @dataclass(frozen=True)

@@ -38,13 +38,17 @@ def _normalize_name(name: object) -> str:
 def normalize_columns(df: pd.DataFrame, source: str, ticker: str | None = None) -> pd.DataFrame:
     """Map vendor column names (Date, Adj Close, Symbol, ...) to the canonical schema.
 
-    Where both ``close`` and ``adj_close`` exist, ``close`` becomes ``adj_close`` and open/high/low are scaled
-    by the same adjustment factor (adj_close / close), so bars stay consistent. ``ticker`` fills a missing
-    ticker column (one file per ticker). Raises PriceSchemaError naming ``source`` and the column.
+    Where both ``close`` and ``adj_close`` exist, ``close`` becomes ``adj_close``, open/high/low are scaled
+    by the same adjustment factor (adj_close / close), so bars stay consistent, and volume is divided by it,
+    so close x volume stays the dollar volume actually traded that day: a later split or dividend (which
+    moves the factor of every earlier day) leaves the universe ranking unchanged. Unnamed columns (a saved
+    pandas index) are dropped. ``ticker`` fills a missing ticker column (one file per ticker). Raises
+    PriceSchemaError naming ``source`` and the column.
     """
     out = df.copy()
     if out.index.name is not None and _normalize_name(out.index.name) == "date" and "date" not in map(_normalize_name, out.columns):
         out = out.reset_index()
+    out = out.loc[:, [not (str(c).startswith("Unnamed:") or str(c).strip() == "") for c in out.columns]]
     names = [_normalize_name(c) for c in out.columns]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -62,6 +66,8 @@ def normalize_columns(df: pd.DataFrame, source: str, ticker: str | None = None) 
             for col in ("open", "high", "low"):
                 if col in out.columns:
                     out[col] = pd.to_numeric(out[col], errors="coerce") * factor
+            if "volume" in out.columns:
+                out["volume"] = pd.to_numeric(out["volume"], errors="coerce") / factor
         out["close"] = out["adj_close"]
         out = out.drop(columns=["adj_close"])
     missing = [c for c in CANONICAL_COLUMNS if c not in out.columns]
@@ -106,19 +112,31 @@ def read_price_file(path: Path) -> pd.DataFrame:
         raw = pd.read_parquet(path) if name.endswith(".parquet") else pd.read_csv(path)
     except Exception as exc:  # pandas/pyarrow raise many types for corrupt files
         raise PriceSchemaError(f"{path}: cannot be read as {'Parquet' if name.endswith('.parquet') else 'CSV'} ({exc})") from exc
-    stem = re.sub(r"\.(csv|parquet)(\.gz)?$", "", name)
-    return normalize_columns(raw, source=str(path), ticker=stem.upper())
+    return normalize_columns(raw, source=str(path), ticker=file_ticker(path))
+
+
+def file_ticker(path: Path) -> str:
+    """The ticker a per-ticker file stands for: its name without extension, upper case."""
+    return re.sub(r"\.(csv|parquet)(\.gz)?$", "", path.name).upper()
 
 
 def read_price_files(path: str, start: str | dt.date, end: str | dt.date) -> pd.DataFrame:
-    """All bars in [start, end] from the files at ``path``; schema errors name the file and column."""
+    """All bars in [start, end] from the files at ``path``.
+
+    A file that cannot be read (corrupt, missing columns, unparseable dates) does not stop the others: its
+    error, naming the file and column, goes to ``out.attrs["file_errors"]`` ({ticker: message}, the ticker
+    being the file name) for the caller to quarantine or, in strict mode, raise."""
     start_d, end_d = to_date(start), to_date(end)
-    frames = []
+    frames, errors = [], {}
     for f in list_price_files(path):
-        frame = read_price_file(f)
-        frames.append(_in_range(frame, start_d, end_d, str(f)))
-    out = pd.concat(frames, ignore_index=True)
-    return out.astype({"ticker": "string"})
+        try:
+            frames.append(_in_range(read_price_file(f), start_d, end_d, str(f)))
+        except PriceSchemaError as exc:
+            errors[file_ticker(f)] = str(exc)
+    out = pd.concat(frames, ignore_index=True) if frames else empty_prices()
+    out = out.astype({"ticker": "string"})
+    out.attrs["file_errors"] = errors
+    return out
 
 
 # ----------------------------------------------------------------------------------------------- yahoo
@@ -165,7 +183,10 @@ def download_yahoo(
     downloader: Downloader = _yf_download,
     sleep: Callable[[float], None] = time.sleep,
 ) -> tuple[pd.DataFrame, list[str]]:
-    """Batch-download auto-adjusted daily bars in chunks, retrying each chunk with exponential backoff.
+    """Batch-download daily bars with Adj Close in chunks, retrying each chunk with exponential backoff.
+
+    Prices are adjusted here (``normalize_columns``): open/high/low/close by Adj Close / Close, volume divided
+    by the same factor, so close x volume is the day's traded dollar volume whatever happens later.
 
     Returns the canonical table for [start, end] and the tickers that returned no rows (reported, never
     silently dropped). Raises the last error if a chunk fails ``max_retries`` times.
@@ -181,7 +202,7 @@ def download_yahoo(
             try:
                 raw = downloader(
                     tickers=chunk, start=start_d.isoformat(), end=(end_d + dt.timedelta(days=1)).isoformat(),
-                    auto_adjust=True, actions=False, group_by="column", threads=True, progress=False,
+                    auto_adjust=False, actions=False, group_by="column", threads=True, progress=False,
                 )
                 frames.append(yahoo_frame_to_long(raw, chunk))
                 break

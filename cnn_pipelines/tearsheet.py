@@ -1,8 +1,10 @@
-"""Alphalens factor tearsheet of out-of-sample predictions, against next-open-to-open prices.
+"""Alphalens factor tearsheet of out-of-sample predictions, against next-open-to-open returns.
 
-Alphalens computes forward returns from the price row of the factor's date; we pass the *next* day's open
-in that row, so a signal dated t is evaluated from the open of t+1 (no look-ahead), and we switch off its
-full-sample z-score outlier filter (``filter_zscore=None``), which would use future data.
+We compute the forward returns ourselves (``backtest.trade_returns``: from the open after the signal to the
+open P sessions later, real bars only, a delisted name exiting at its last real price) and hand them to
+alphalens (``get_clean_factor``). Letting alphalens compute them from prices would forward-fill over
+missing bars: a name with no bar at t+1 would be credited the move from the open of t, which the signal
+dated t already knew. Its full-sample z-score outlier filter, which would use future data, is not used.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
+from cnn_pipelines.backtest import trade_returns  # noqa: E402
+from cnn_pipelines.metrics import daily_ic  # noqa: E402
 from cnn_pipelines.plots import png_bytes  # noqa: E402
 
 PERIODS = (1, 5, 10, 21)
@@ -34,24 +38,40 @@ class Tearsheet:
     sample: dict
     figures: dict[str, bytes] = field(default_factory=dict)
     daily_ic: pd.DataFrame | None = None
+    label_ic: pd.DataFrame | None = None   # label x (ic_mean, ic_se, days): IC against each realized label
+    exits: pd.DataFrame | None = None      # date, ticker, period: positions closed at the last real price
 
 
-def next_open_prices(prices: pd.DataFrame) -> pd.DataFrame:
-    """Wide prices whose row t holds the open of t+1 (the first price a signal dated t can trade at)."""
-    opens = prices.pivot(index="date", columns="ticker", values="open").sort_index()
-    opens.index = pd.to_datetime(opens.index)
-    return opens.shift(-1)
+def forward_returns_for_alphalens(factor: pd.Series, prices: pd.DataFrame, periods,
+                                  sessions: pd.DatetimeIndex | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Alphalens' forward-returns frame ((date, asset) x '1D', '5D', ...) from the next open, real bars only,
+    and the (date, asset, period) rows that exited at the last real price."""
+    cols, exits = {}, []
+    for p in periods:
+        tr = trade_returns(prices, p, sessions)
+        cols[f"{p}D"] = tr.returns.stack(future_stack=True).rename_axis(["date", "asset"]).reindex(factor.index)
+        forced = tr.last_price_exit.stack(future_stack=True).rename_axis(["date", "asset"]).reindex(factor.index)
+        hit = forced[forced.fillna(False).astype(bool)]
+        exits.append(pd.DataFrame({"date": hit.index.get_level_values(0), "ticker": hit.index.get_level_values(1),
+                                   "period": f"{p}D"}))
+    return pd.DataFrame(cols), pd.concat(exits, ignore_index=True)
 
 
-def factor_tearsheet(predictions: pd.DataFrame, prices: pd.DataFrame, periods=PERIODS, quantiles: int = 5) -> Tearsheet:
+def factor_tearsheet(predictions: pd.DataFrame, prices: pd.DataFrame, periods=PERIODS, quantiles: int = 5,
+                     sessions: pd.DatetimeIndex | None = None) -> Tearsheet:
+    """Alphalens statistics of ``predictions`` (date, ticker, prediction and any realized label columns
+    ``fwd_*``, each of which gets its own daily rank IC in ``label_ic``). With fewer names per day than
+    ``quantiles``, the quantile count shrinks to the smallest daily cross-section (at least 2)."""
     import alphalens as al
 
     factor = predictions.assign(date=pd.to_datetime(predictions["date"])).set_index(["date", "ticker"])["prediction"]
     factor.index = factor.index.set_names(["date", "asset"])
-    px = next_open_prices(prices)
+    factor = factor.astype(float)
+    fwd, exits = forward_returns_for_alphalens(factor, prices, periods, sessions)
+    names = int(factor.groupby(level="date").count().min())
+    quantiles = max(2, min(quantiles, names))
     with contextlib.redirect_stdout(io.StringIO()):
-        clean = al.utils.get_clean_factor_and_forward_returns(
-            factor.astype(float), px, periods=list(periods), quantiles=quantiles, filter_zscore=None, max_loss=1.0)
+        clean = al.utils.get_clean_factor(factor, fwd, quantiles=quantiles, max_loss=1.0)
     cols = [c for c in clean.columns if c.endswith("D") and c[:-1].isdigit()]
     ic = al.performance.factor_information_coefficient(clean)
     rows = {}
@@ -78,8 +98,16 @@ def factor_tearsheet(predictions: pd.DataFrame, prices: pd.DataFrame, periods=PE
         "first_date": str(dates.min().date()), "last_date": str(dates.max().date()), "days": int(dates.nunique()),
         "tickers": int(clean.index.get_level_values("asset").nunique()), "observations": int(len(clean)),
         "input_observations": int(len(factor)), "dropped_fraction": float(1 - len(clean) / max(len(factor), 1)),
+        "quantiles": quantiles,
+        "last_price_exits": int(len(exits)),
     }
-    sheet = Tearsheet(ic_summary.astype(float), mean_q_bps, spread, turnover, autocorr, sample, daily_ic=ic)
+    label_ic = {}
+    for col in [c for c in predictions.columns if c.startswith("fwd_") and not c.endswith(("_ok", "_decile"))]:
+        x = daily_ic(predictions["date"].to_numpy(), predictions["prediction"].to_numpy(), predictions[col].to_numpy())
+        label_ic[col] = {"ic_mean": float(x.mean()) if len(x) else float("nan"),
+                         "ic_se": float(x.std() / np.sqrt(len(x))) if len(x) > 1 else float("nan"), "days": int(len(x))}
+    sheet = Tearsheet(ic_summary.astype(float), mean_q_bps, spread, turnover, autocorr, sample, daily_ic=ic,
+                      label_ic=pd.DataFrame(label_ic).T, exits=exits)
     sheet.figures = _figures(ic, mean_q_bps, spread_daily)
     return sheet
 
@@ -109,6 +137,8 @@ def _figures(ic: pd.DataFrame, mean_q_bps: pd.DataFrame, spread_daily: pd.DataFr
 def to_markdown(sheet: Tearsheet) -> dict[str, str]:
     return {
         "ic_summary": sheet.ic_summary.round(4).to_markdown(),
+        "ic_by_label": (sheet.label_ic.round(4).to_markdown() if sheet.label_ic is not None and len(sheet.label_ic)
+                        else "no label columns"),
         "mean_return_by_quantile_bps": sheet.mean_return_by_quantile.round(2).to_markdown(),
         "top_minus_bottom": sheet.spread.round(3).to_markdown(),
         "turnover": sheet.turnover.round(3).to_markdown(),
@@ -124,10 +154,17 @@ def to_html(sheet: Tearsheet, title: str) -> str:
              f"<h1>{title}</h1>",
              f"<p>Sample: {s['first_date']} to {s['last_date']}, {s['days']} days, {s['tickers']} tickers, "
              f"{s['observations']:,} observations; alphalens dropped {s['dropped_fraction']:.2%} of "
-             f"{s['input_observations']:,} (no forward prices yet, or missing opens). Forward returns run from the "
-             f"next open; no z-score filter. t-statistics of overlapping horizons (5D and longer) are overstated.</p>",
+             f"{s['input_observations']:,} (not yet realized, or no bar at the next open). Forward returns run from "
+             f"the next open to the open P sessions later, from real bars only (never forward-filled); "
+             f"{s['last_price_exits']:,} positions whose exit open had no bar (delisted or halted) exit at their "
+             f"last real price. No z-score filter. t-statistics of overlapping horizons (5D and longer) are "
+             f"overstated.</p>",
              f"<p>Mean factor rank autocorrelation (1 day): {sheet.rank_autocorrelation:.3f}</p>"]
-    for name, table in [("Information coefficient", sheet.ic_summary), ("Mean return by quantile (bps, demeaned)",
+    tables = [("Information coefficient", sheet.ic_summary)]
+    if sheet.label_ic is not None and len(sheet.label_ic):
+        tables.append(("Daily rank IC against each label (fwd_open_1d: next open to the open after, tradable; "
+                       "fwd_1d: close to close, the book's)", sheet.label_ic))
+    for name, table in [*tables, ("Mean return by quantile (bps, demeaned)",
                         sheet.mean_return_by_quantile), ("Top minus bottom quantile", sheet.spread),
                         ("Quantile turnover", sheet.turnover)]:
         parts.append(f"<h2>{name}</h2>{table.round(4).to_html()}")

@@ -13,15 +13,22 @@ Rules (applied in this order; ``repair`` rules fix rows and are counted, ``rejec
                                                                      -> repair: high/low widened to include it
 8. open/close outside [low, high] by more than that                  -> reject
 9. volume < 0                                                        -> reject
-10. Bars dated on a weekend (no weekday partition can hold them)     -> reject
+10. Bars dated on a weekend or an exchange holiday (not a session of the calendar) that repeat the
+    ticker's previous bar (same open/high/low/close; volume the same or 0): a vendor forward-filling
+    calendar days                                                    -> repair: dropped
+11. Any other bar dated on a weekend or exchange holiday             -> reject
 
-A rejection raises PriceValidationError naming the offending rows (up to 20, plus a count per rule), so
-nothing is written and already stored partitions stay as they were.
+A rejection names the offending rows (up to 20, plus a count per rule). ``strict=True`` raises
+PriceValidationError for the whole table, so nothing is written. Otherwise each ticker with a rejected row
+is quarantined: all its rows are held back (``ValidationReport.quarantine`` names the rows and rules) and
+the other tickers pass.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from cnn_pipelines.calendar import TradingCalendar
 
 import numpy as np
 import pandas as pd
@@ -57,6 +64,11 @@ class ValidationReport:
     rows_in: int = 0
     rows_out: int = 0
     repairs: dict[str, int] = field(default_factory=dict)
+    quarantine: pd.DataFrame | None = None  # rule + canonical columns of every rejected row, by ticker
+
+    @property
+    def quarantined_tickers(self) -> list[str]:
+        return [] if self.quarantine is None else sorted(self.quarantine["ticker"].astype(str).unique())
 
 
 def coerce_schema(df: pd.DataFrame, source: str = "prices") -> pd.DataFrame:
@@ -89,8 +101,28 @@ def _rows(df: pd.DataFrame, mask: np.ndarray | pd.Series, rule: str) -> pd.DataF
     return bad
 
 
-def validate_prices(df: pd.DataFrame, source: str = "prices") -> tuple[pd.DataFrame, ValidationReport]:
-    """Apply the rules above; return the clean table sorted by (date, ticker) and what was repaired."""
+def drop_off_calendar_repeats(df: pd.DataFrame, calendar: TradingCalendar | None) -> tuple[pd.DataFrame, int]:
+    """Rule 10: drop bars on non-sessions (weekends without a calendar) that repeat the ticker's previous bar."""
+    if df.empty:
+        return df, 0
+    dates = pd.to_datetime(df["date"])
+    off = ~calendar.is_session(dates) if calendar is not None else (dates.dt.dayofweek >= 5).to_numpy()
+    if not off.any():
+        return df, 0
+    ordered = df.assign(_off=off).sort_values(["ticker", "date"], kind="stable")
+    prev = ordered.groupby("ticker", sort=False)[["open", "high", "low", "close", "volume"]].shift(1)
+    same = (ordered[PRICE_FIELDS] == prev[PRICE_FIELDS]).all(axis=1)
+    vol_ok = (ordered["volume"] == prev["volume"]) | (ordered["volume"] == 0)
+    repeat = ordered.index[ordered["_off"] & same & vol_ok]
+    return df.drop(index=repeat), len(repeat)
+
+
+def validate_prices(df: pd.DataFrame, source: str = "prices", calendar: TradingCalendar | None = None,
+                    strict: bool = True) -> tuple[pd.DataFrame, ValidationReport]:
+    """Apply the rules above; return the clean table sorted by (date, ticker) and what was repaired.
+
+    ``calendar`` decides what a trading day is (None: every weekday). ``strict`` raises on any rejected row;
+    otherwise the tickers with rejected rows are quarantined (left out, named in the report)."""
     report = ValidationReport(rows_in=len(df))
     out = coerce_schema(df, source)
     values = ["open", "high", "low", "close", "volume"]
@@ -102,6 +134,10 @@ def validate_prices(df: pd.DataFrame, source: str = "prices") -> tuple[pd.DataFr
     exact_dup = out.duplicated(keep="first")
     report.repairs["dropped_exact_duplicates"] = int(exact_dup.sum())
     out = out.loc[~exact_dup].reset_index(drop=True)
+
+    out, repeats = drop_off_calendar_repeats(out, calendar)
+    report.repairs["dropped_off_calendar_repeats"] = repeats
+    out = out.reset_index(drop=True)
 
     problems: list[pd.DataFrame] = []
     key_dup = out.duplicated(["date", "ticker"], keep=False)
@@ -120,12 +156,20 @@ def validate_prices(df: pd.DataFrame, source: str = "prices") -> tuple[pd.DataFr
     outside_far = (above > BAND_TOLERANCE) | (below > BAND_TOLERANCE)
     problems.append(_rows(out, outside_far & ~nonpos & (out["high"] >= out["low"]), "open/close outside [low, high]"))
     problems.append(_rows(out, out["volume"] < 0, "negative volume"))
-    weekend = pd.to_datetime(out["date"]).dt.dayofweek >= 5
-    problems.append(_rows(out, weekend, "dated on a weekend"))
+    day = pd.to_datetime(out["date"])
+    if calendar is None:
+        problems.append(_rows(out, day.dt.dayofweek >= 5, "dated on a weekend"))
+    else:
+        problems.append(_rows(out, ~calendar.is_session(day), f"dated on a non-trading day ({calendar.name})"))
 
     violations = pd.concat([p for p in problems if len(p)], ignore_index=True) if any(len(p) for p in problems) else None
     if violations is not None:
-        raise PriceValidationError(violations.sort_values(["date", "ticker"], kind="stable"))
+        violations = violations.sort_values(["ticker", "date"], kind="stable").reset_index(drop=True)
+        if strict:
+            raise PriceValidationError(violations.sort_values(["date", "ticker"], kind="stable"))
+        report.quarantine = violations
+        out = out.loc[~out["ticker"].isin(set(violations["ticker"]))].reset_index(drop=True)
+        hi, lo = out[["open", "close"]].max(axis=1), out[["open", "close"]].min(axis=1)
 
     widen_hi = hi > out["high"]
     widen_lo = lo < out["low"]

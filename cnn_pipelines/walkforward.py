@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from cnn_pipelines.calendar import to_date
+from cnn_pipelines.calendar import TradingCalendar, to_date
 from cnn_pipelines.settings import ResearchSettings
 
 
@@ -24,12 +24,13 @@ class Fold:
     val_start: dt.date
 
 
-def fold_for(period: str, s: ResearchSettings) -> Fold:
+def fold_for(period: str, s: ResearchSettings, calendar: TradingCalendar) -> Fold:
+    """The fold of test month ``period``: its cutoff lies ``s.purge_days`` sessions before the month starts."""
     start = pd.Timestamp(to_date(period))
     if start.day != 1:
         raise ValueError(f"period {period!r} must be the first day of a month")
     end = start + pd.offsets.MonthEnd(0)
-    cutoff = start - pd.offsets.BDay(s.purge_days)
+    cutoff = pd.Timestamp(calendar.offset(start, -s.purge_days))
     train_start = start - pd.DateOffset(months=s.train_months)
     val_start = start - pd.DateOffset(months=s.val_months)
     return Fold(period, start.date(), end.date(), cutoff.date(), train_start.date(), val_start.date())

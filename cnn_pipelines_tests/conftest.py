@@ -32,12 +32,13 @@ def tiny_source() -> SyntheticPriceSource:
 
 
 def run_range(assets: list, start: str, end: str, resources: dict, instance: dg.DagsterInstance | None = None,
-              selection: str | None = None) -> dg.ExecuteInProcessResult:
+              selection: str | None = None, run_config: dict | None = None) -> dg.ExecuteInProcessResult:
     """Materialize ``assets`` for the partition range [start, end] as one in-process run."""
     job = dg.define_asset_job("test_job", selection=selection or dg.AssetSelection.all())
     defs = dg.Definitions(assets=assets, jobs=[job], resources=resources)
     return defs.resolve_job_def("test_job").execute_in_process(
-        instance=instance or dg.DagsterInstance.ephemeral(), tags={RANGE_START_TAG: start, RANGE_END_TAG: end}
+        instance=instance or dg.DagsterInstance.ephemeral(), tags={RANGE_START_TAG: start, RANGE_END_TAG: end},
+        run_config=run_config,
     )
 
 

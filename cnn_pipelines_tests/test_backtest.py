@@ -56,8 +56,9 @@ def test_weights_are_equal_gross_and_need_enough_names():
     pred = pd.DataFrame({"A": [1.0], "B": [2.0], "C": [3.0], "D": [np.nan]}, index=[pd.Timestamp("2024-01-08")])
     w = long_short_weights(pred, 1)
     assert w.loc[:, "C"].item() == 1.0 and w.loc[:, "A"].item() == -1.0 and w.loc[:, "D"].item() == 0.0
-    with pytest.raises(ValueError, match="at least 2k = 4"):
-        long_short_weights(pred, 2)
+    # three names cannot fill two per side: K shrinks to one per side, gross long = gross short = 1
+    w2 = long_short_weights(pred, 2)
+    assert w2.loc[:, "C"].item() == 1.0 and w2.loc[:, "A"].item() == -1.0 and w2.loc[:, "B"].item() == 0.0
 
 
 def test_max_drawdown():

@@ -11,6 +11,7 @@ from cnn_pipelines.definitions import defs
 from cnn_pipelines.assets.production import daily_signals, nightly_partition, nightly_schedule, production_model
 from cnn_pipelines.market import MarketConfig, SyntheticMarket
 from cnn_pipelines.panel import forward_returns_table
+from cnn_pipelines.calendar import trading_calendar
 from cnn_pipelines.production import production_fold, rank_signals
 from cnn_pipelines.settings import FeatureSettings
 from cnn_pipelines.walkforward import realization_dates, split_masks
@@ -52,7 +53,7 @@ def test_production_labels_are_realized_by_the_partition_date():
     upto = prices[pd.to_datetime(prices["date"]) <= pd.Timestamp(day)]
     targets = forward_returns_table(upto, s, "2015-06-01", day)
     assert targets[pd.to_datetime(targets["date"]) == pd.Timestamp(day)]["fwd_1d"].isna().all()
-    fold = production_fold(day, train_months=9, val_months=2)
+    fold = production_fold(day, train_months=9, val_months=2, calendar=trading_calendar("synthetic"))
     days = pd.DatetimeIndex(sorted(pd.to_datetime(targets["date"]).unique()))
     train, val = split_masks(targets["date"], days, fold, horizon=1)
     real = realization_dates(targets["date"], days, 1)

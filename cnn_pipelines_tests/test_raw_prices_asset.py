@@ -27,7 +27,7 @@ def test_range_run_writes_every_partition_and_reports(lake_root, tiny_source):
     assert meta["tickers"].value == 8 and meta["first_date"].value == "2019-12-23"
     assert "|" in meta["preview"].value  # markdown table
     checks = result.get_asset_check_evaluations()
-    assert {c.check_name for c in checks} == {"schema", "unique_date_ticker", "price_sanity"}
+    assert {c.check_name for c in checks} == {"schema", "unique_date_ticker", "price_sanity", "no_quarantined_tickers"}
     assert all(c.passed for c in checks)
     assert len(instance.get_runs()) == 1
 
@@ -38,23 +38,58 @@ def test_holiday_partition_is_empty_not_a_failure(lake_root, tiny_source):
     assert len(lake.read_partitions(lake_root, "raw_prices", ["2020-12-25"])) == 0
 
 
-def test_bad_input_fails_the_run_and_keeps_stored_partitions(lake_root, tmp_path):
-    files = tmp_path / "files"
-    files.mkdir()
-    good = pd.DataFrame({"date": pd.bdate_range("2021-03-01", periods=5), "ticker": "AAA", "open": 10.0,
-                         "high": 11.0, "low": 9.0, "close": 10.5, "volume": 100.0})
-    good.to_csv(files / "prices.csv", index=False)
-    ok = run_range([raw_prices], "2021-03-01", "2021-03-05", lake_resources(lake_root, FilePriceSource(path=str(files))))
-    assert ok.success
-    before = lake.read_partitions(lake_root, "raw_prices", ["2021-03-01", "2021-03-02", "2021-03-03", "2021-03-04", "2021-03-05"])
+KEYS = ["2021-03-01", "2021-03-02", "2021-03-03", "2021-03-04", "2021-03-05"]
 
-    bad = good.assign(close=[10.5, 10.6, -3.0, 10.4, 10.5])
-    bad.to_csv(files / "prices.csv", index=False)
+
+def _two_ticker_files(files) -> pd.DataFrame:
+    files.mkdir()
+    good = pd.DataFrame({"date": pd.bdate_range("2021-03-01", periods=5), "open": 10.0,
+                         "high": 11.0, "low": 9.0, "close": 10.5, "volume": 100.0})
+    good.to_csv(files / "aaa.csv", index=False)
+    good.to_csv(files / "bbb.csv", index=False)
+    return good
+
+
+def strict_run(root, files, strict: bool):
+    return run_range([raw_prices], KEYS[0], KEYS[-1], lake_resources(root, FilePriceSource(path=str(files))),
+                     run_config={"ops": {"raw_prices": {"config": {"strict": strict}}}})
+
+
+def test_strict_mode_fails_the_run_and_keeps_stored_partitions(lake_root, tmp_path):
+    good = _two_ticker_files(tmp_path / "files")
+    assert strict_run(lake_root, tmp_path / "files", strict=True).success
+    before = lake.read_partitions(lake_root, "raw_prices", KEYS)
+
+    good.assign(close=[10.5, 10.6, -3.0, 10.4, 10.5]).to_csv(tmp_path / "files" / "aaa.csv", index=False)
     with pytest.raises(PriceValidationError, match="non-positive price") as info:
-        run_range([raw_prices], "2021-03-01", "2021-03-05", lake_resources(lake_root, FilePriceSource(path=str(files))))
+        strict_run(lake_root, tmp_path / "files", strict=True)
     assert "2021-03-03" in str(info.value) and "AAA" in str(info.value)
-    after = lake.read_partitions(lake_root, "raw_prices", ["2021-03-01", "2021-03-02", "2021-03-03", "2021-03-04", "2021-03-05"])
-    pd.testing.assert_frame_equal(before, after)
+    pd.testing.assert_frame_equal(before, lake.read_partitions(lake_root, "raw_prices", KEYS))
+
+
+def test_a_bad_ticker_is_quarantined_the_others_land_and_its_stored_rows_stay(lake_root, tmp_path):
+    good = _two_ticker_files(tmp_path / "files")
+    assert strict_run(lake_root, tmp_path / "files", strict=False).success
+    before = lake.read_partitions(lake_root, "raw_prices", KEYS)
+
+    good.assign(close=[10.5, 10.6, -3.0, 10.4, 10.5]).to_csv(tmp_path / "files" / "aaa.csv", index=False)
+    good.assign(close=[10.1, 10.2, 10.3, 10.4, 10.5]).to_csv(tmp_path / "files" / "bbb.csv", index=False)
+    (tmp_path / "files" / "ccc.csv").write_text("Date,Price\n2021-03-01,3\n")  # unreadable: no OHLCV columns
+    result = strict_run(lake_root, tmp_path / "files", strict=False)
+    assert result.success
+    after = lake.read_partitions(lake_root, "raw_prices", KEYS)
+    # AAA's stored rows are kept as they were, BBB's new closes landed, CCC never appears
+    pd.testing.assert_frame_equal(before[before["ticker"] == "AAA"].reset_index(drop=True),
+                                  after[after["ticker"] == "AAA"].reset_index(drop=True))
+    assert after.loc[after["ticker"] == "BBB", "close"].tolist() == [10.1, 10.2, 10.3, 10.4, 10.5]
+    assert set(after["ticker"]) == {"AAA", "BBB"}
+    check = next(c for c in result.get_asset_check_evaluations() if c.check_name == "no_quarantined_tickers")
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert check.metadata["quarantined"].value == ["AAA", "CCC"]
+    rows = check.metadata["rejected_rows"].value
+    assert "non-positive price" in rows and "2021-03-03" in rows and "ccc.csv" in rows
+    meta = result.get_asset_materialization_events()[0].materialization.metadata
+    assert meta["stored_rows_kept_for_quarantined"].value == 5
 
 
 @dg.asset(

@@ -15,17 +15,21 @@ import pandas as pd
 import pytest
 
 from cnn_pipelines.audit import AUDIT_FEATURES, AUDIT_RESEARCH, audit_ic, audit_passes, fit_period
+from cnn_pipelines.calendar import trading_calendar
 from cnn_pipelines.cnn import fingerprint, make_dataset, predict_ensemble, train_period
 from cnn_pipelines.market import MarketConfig, SyntheticMarket
 from cnn_pipelines.panel import forward_returns_table, indicator_panel_table
 from cnn_pipelines.walkforward import fold_for, split_masks
 
 FS, RS = AUDIT_FEATURES, AUDIT_RESEARCH
+CAL = trading_calendar(FS.calendar)
 
 
 def test_fold_is_purged_and_labels_are_realized_before_use():
-    fold = fold_for("2016-07-01", RS)
-    assert fold.cutoff == pd.Timestamp("2016-06-24").date()  # 5 weekdays before July 1st
+    fold = fold_for("2016-07-01", RS, CAL)
+    # the default label (next open to the open after) is realized 2 sessions after its date; + 4 of embargo
+    assert RS.target == "fwd_open_1d" and RS.horizon == 2 and RS.purge_days == 6
+    assert fold.cutoff == pd.Timestamp("2016-06-23").date()  # 6 sessions before July 1st
     assert fold.train_start == pd.Timestamp("2015-10-01").date() and fold.val_start == pd.Timestamp("2016-05-01").date()
     days = pd.bdate_range("2015-09-01", "2016-08-31")
     dates = pd.Series(days)
@@ -34,7 +38,7 @@ def test_fold_is_purged_and_labels_are_realized_before_use():
     assert pd.Timestamp(dates[val].max()) + pd.offsets.BDay(5) < pd.Timestamp(fold.cutoff)
     assert not (train & val).any() and dates[train].min() >= pd.Timestamp(fold.train_start)
     with pytest.raises(ValueError, match="first day of a month"):
-        fold_for("2016-07-02", RS)
+        fold_for("2016-07-02", RS, CAL)
 
 
 def _fitted(panel, targets, period):
@@ -45,7 +49,7 @@ def _fitted(panel, targets, period):
 def test_nothing_fitted_for_a_period_sees_data_from_its_cutoff_on():
     prices = SyntheticMarket(MarketConfig(seed=4, n_tickers=30, inception="2015-01-01")).prices("2015-01-01", "2016-12-31")
     period = "2016-07-01"
-    cutoff = pd.Timestamp(fold_for(period, RS).cutoff)
+    cutoff = pd.Timestamp(fold_for(period, RS, CAL).cutoff)
 
     def tables(px):
         return (indicator_panel_table(px, FS, "2015-09-01", "2016-08-31"),
@@ -76,9 +80,9 @@ def test_planted_signal_is_recovered_and_null_market_is_zero(tmp_path):
     assert planted["ic"] > 2 * planted["se"] and planted["ic"] > 0.03
     assert planted["oracle_ic"] > planted["ic"]  # the model cannot beat the truth
     assert abs(null["ic"]) < 2 * null["se"]
-    ok, why = audit_passes(null, planted)
+    ok, why = audit_passes(null, planted, max_se=0.05)  # the miniature's 2 months cannot reach the audit's 0.015
     assert ok, why
-    assert not audit_passes(dict(null, ic=5 * null["se"]), planted)[0]  # the audit can fail
+    assert not audit_passes(dict(null, ic=5 * null["se"]), planted, max_se=0.05)[0]  # the audit can fail
 
 
 def _toy_training_data(n: int, seed: int):

@@ -8,7 +8,7 @@ import pytest
 from cnn_pipelines import lake
 from cnn_pipelines.assets.features import SETTINGS, forward_returns, indicator_panel, universe
 from cnn_pipelines.assets.prices import raw_prices
-from cnn_pipelines.assets.research import RS, cnn_images, cnn_model, feature_selection, image_layout, oos_predictions
+from cnn_pipelines.assets.research import CALENDAR, RS, cnn_images, cnn_model, feature_selection, image_layout, oos_predictions
 from cnn_pipelines.resources import SyntheticPriceSource
 from cnn_pipelines.walkforward import fold_for
 
@@ -21,10 +21,8 @@ RESEARCH = [feature_selection, image_layout, cnn_images, cnn_model, oos_predicti
 @pytest.fixture(scope="module")
 def research_lake(tmp_path_factory):
     root = tmp_path_factory.mktemp("lake")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("CNN_LAKE_ROOT", str(root))  # model checkpoints live under the lake root too
     res = lake_resources(root, SyntheticPriceSource(n_tickers=25, seed=8, signal_strength=0.3))
-    fold = fold_for(PERIOD, RS)
+    fold = fold_for(PERIOD, RS, CALENDAR)
     feat_start = pd.bdate_range(end=fold.train_start, periods=2)[0].strftime("%Y-%m-%d")
     feat_end = (pd.Timestamp(PERIOD) + pd.offsets.MonthEnd(0)).strftime("%Y-%m-%d")
     price_start = pd.bdate_range(end=feat_start, periods=SETTINGS.price_lookback + 1)[0].strftime("%Y-%m-%d")
@@ -35,8 +33,7 @@ def research_lake(tmp_path_factory):
     sources = [indicator_panel.to_source_asset(), forward_returns.to_source_asset()]
     first = dg.materialize([*sources, *RESEARCH], partition_key=PERIOD, resources=res)
     again = dg.materialize([*sources, *RESEARCH], partition_key=PERIOD, resources=res)
-    yield root, first, again
-    mp.undo()
+    return root, first, again  # checkpoints follow the IO manager's root (no CNN_LAKE_ROOT needed)
 
 
 def test_one_period_materializes_every_research_asset(research_lake):
@@ -78,4 +75,4 @@ def test_duckdb_exposes_predictions_across_periods(research_lake):
     with duckdb.connect(str(root / lake.CATALOG_FILE), read_only=True) as con:
         n, periods = con.execute("select count(*), count(distinct period) from oos_predictions").fetchone()
         cols = {r[0] for r in con.execute("describe oos_predictions").fetchall()}
-    assert n > 0 and periods == 1 and {"prediction", "fwd_1d", "date", "ticker"} <= cols
+    assert n > 0 and periods == 1 and {"prediction", "fwd_open_1d", "fwd_1d", "date", "ticker"} <= cols

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import numpy as np
 import pandas as pd
@@ -42,22 +43,23 @@ def test_long_parquet_and_glob(tmp_path):
     assert FilePriceSource(path=str(tmp_path)).fetch(DATES[0].date(), DATES[1].date()).shape[0] == 4
 
 
-def test_missing_column_names_file_and_column(tmp_path):
+def test_missing_column_names_file_and_column_and_other_files_still_load(tmp_path):
     ticker_frame("A").drop(columns=["Volume"]).to_csv(tmp_path / "bad.csv", index=False)
-    with pytest.raises(PriceSchemaError, match=r"bad\.csv.*volume"):
-        read_price_files(str(tmp_path), "2022-01-01", "2022-02-01")
+    ticker_frame("B").to_csv(tmp_path / "good.csv", index=False)
+    out = read_price_files(str(tmp_path), "2022-01-01", "2022-02-01")
+    assert set(out["ticker"]) == {"GOOD"}
+    assert list(out.attrs["file_errors"]) == ["BAD"]
+    assert re.search(r"bad\.csv.*volume", out.attrs["file_errors"]["BAD"])
 
 
 def test_unparseable_dates_and_corrupt_file_named(tmp_path):
     f = ticker_frame("A").astype({"Date": str})
     f.loc[2, "Date"] = "not a date"
     f.to_csv(tmp_path / "dates.csv", index=False)
-    with pytest.raises(PriceSchemaError, match=r"dates\.csv.*'date'"):
-        read_price_files(str(tmp_path), "2022-01-01", "2022-02-01")
-    (tmp_path / "dates.csv").unlink()
     (tmp_path / "junk.parquet").write_bytes(b"not parquet at all")
-    with pytest.raises(PriceSchemaError, match=r"junk\.parquet"):
-        read_price_files(str(tmp_path), "2022-01-01", "2022-02-01")
+    errors = read_price_files(str(tmp_path), "2022-01-01", "2022-02-01").attrs["file_errors"]
+    assert re.search(r"dates\.csv.*'date'", errors["DATES"])
+    assert "junk.parquet" in errors["JUNK"]
 
 
 def test_no_files_is_a_clear_error(tmp_path):
@@ -113,7 +115,8 @@ def test_yahoo_download_chunks_and_gives_up_after_retries():
 
     def ok(**kw):
         seen.append(list(kw["tickers"]))
-        assert kw["auto_adjust"] is True and kw["end"] == "2022-01-08"  # yfinance's end is exclusive
+        # unadjusted bars with Adj Close: we adjust (and keep close x volume the traded dollar volume)
+        assert kw["auto_adjust"] is False and kw["end"] == "2022-01-08"  # yfinance's end is exclusive
         return yf_multi(kw["tickers"])
 
     out, missing = download_yahoo([f"T{i}" for i in range(5)], "2022-01-03", "2022-01-07", chunk_size=2, downloader=ok)

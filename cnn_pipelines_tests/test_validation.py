@@ -87,7 +87,8 @@ def test_all_nan_bar_is_dropped_as_no_trade():
 
 def test_weekend_rows_rejected():
     df = bars()
-    df.loc[0, "date"] = pd.Timestamp("2021-03-06").date()  # Saturday
+    df.loc[0, "date"] = pd.Timestamp("2021-03-06").date()  # Saturday, a bar of its own (not a repeat)
+    df.loc[0, "close"] = 10.7
     assert list(rejected(df).violations["rule"]) == ["dated on a weekend"]
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 
 from cnn_pipelines import lake
 from cnn_pipelines.assets.prices import raw_prices
-from cnn_pipelines.assets.research import oos_predictions
+from cnn_pipelines.assets.research import CALENDAR, RS, oos_predictions
 from cnn_pipelines.backtest import run_backtest
 from cnn_pipelines.plots import markdown_image, png_bytes
 from cnn_pipelines.settings import current_evaluation_settings
@@ -31,18 +31,22 @@ def reports_dir(name: str) -> Path:
 
 
 def load_predictions(root: Path) -> pd.DataFrame:
-    """Every materialized period of oos_predictions (usable targets only), or a clear error."""
+    """Every materialized period of oos_predictions with its realized labels (all of them: the jump rule
+    filters training rows only), or a clear error."""
     keys = lake.materialized_keys(root, "oos_predictions", "period")
     if not keys:
         raise lake.MissingPartitionsError("oos_predictions", ["(no period materialized yet)"])
     preds = lake.read_partitions(root, "oos_predictions", keys, "period")
-    return preds[["date", "ticker", "prediction"]]
+    labels = [c for c in preds.columns if c.startswith("fwd_") and not c.endswith(("_ok", "_decile"))]
+    return preds[["date", "ticker", "prediction", *labels]]
 
 
-def load_prices_after(root: Path, first: str, extra_days: int = 35) -> pd.DataFrame:
-    """raw_prices from ``first`` to the newest materialized partition (forward returns need the days after)."""
+def load_prices_after(root: Path, first: str) -> tuple[pd.DataFrame, pd.DatetimeIndex]:
+    """raw_prices from ``first`` to the newest materialized partition (forward returns need the days after),
+    and the exchange sessions over that range."""
     keys = [k for k in lake.materialized_keys(root, "raw_prices") if k >= first]
-    return lake.read_partitions(root, "raw_prices", keys)
+    prices = lake.read_partitions(root, "raw_prices", keys)
+    return prices, CALENDAR.sessions(keys[0], keys[-1]) if keys else pd.DatetimeIndex([])
 
 
 def _save_png(path: Path, png: bytes) -> None:
@@ -57,14 +61,15 @@ def factor_tearsheet(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     quantile, top-minus-bottom spread, turnover, rank autocorrelation; HTML and PNGs in reports/."""
     root = lake.default_root()
     preds = load_predictions(root)
-    prices = load_prices_after(root, str(min(preds["date"])))
-    sheet = build_tearsheet(preds, prices, ES.periods, ES.quantiles)
+    prices, sessions = load_prices_after(root, str(min(preds["date"])))
+    sheet = build_tearsheet(preds, prices, ES.periods, ES.quantiles, sessions)
     out = reports_dir("factor_tearsheet")
     for name, png in sheet.figures.items():
         _save_png(out / f"{name}.png", png)
     html = out / "tearsheet.html"
     lake.write_json(out / "summary.json", {"sample": sheet.sample, "ic": sheet.ic_summary.to_dict(),
-                                           "spread": sheet.spread.to_dict()})
+                                           "spread": sheet.spread.to_dict(), "target": RS.target,
+                                           "label_ic": sheet.label_ic.to_dict(orient="index")})
     tmp = html.with_suffix(".tmp")
     tmp.write_text(to_html(sheet, "CNN-TA out-of-sample factor tearsheet"))
     tmp.replace(html)
@@ -75,6 +80,10 @@ def factor_tearsheet(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         "ic_t_stat_1d": float(sheet.ic_summary.iloc[0]["t_stat"]),
         "top_minus_bottom_bps_1d": float(sheet.spread.iloc[0]["top_minus_bottom_bps"]),
         "rank_autocorrelation": sheet.rank_autocorrelation,
+        **{f"ic_{label}": float(row["ic_mean"]) for label, row in sheet.label_ic.iterrows()},
+        "trained_on": RS.target,
+        "last_price_exits": dg.MetadataValue.md(sheet.exits.head(50).astype(str).to_markdown(index=False)
+                                                if len(sheet.exits) else "none: every position exited at a real open"),
         "sample": dg.MetadataValue.json(sheet.sample),
         **{k: dg.MetadataValue.md(v) for k, v in md.items()},
         **{f"figure_{k}": dg.MetadataValue.md(markdown_image(v, k)) for k, v in sheet.figures.items()},
@@ -88,8 +97,11 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig):
     """Daily long top-K / short bottom-K at the next open with costs, against the equal-weighted universe."""
     root = lake.default_root()
     preds = load_predictions(root)
-    prices = load_prices_after(root, str(min(preds["date"])))
-    res = run_backtest(preds, prices, config.top_k, config.cost_bps)
+    prices, sessions = load_prices_after(root, str(min(preds["date"])))
+    res = run_backtest(preds, prices, config.top_k, config.cost_bps, sessions)
+    if len(res.events):
+        context.log.warning(f"backtest: {len(res.events)} position-days without a real bar at entry or exit: "
+                            f"{res.events['event'].value_counts().to_dict()}")
     daily = res.daily
     fig, ax = plt.subplots(figsize=(7, 2.8))
     for col, label in [("net", f"long-short net ({config.cost_bps:g} bps/side)"), ("gross", "long-short gross"),
@@ -109,6 +121,10 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig):
         "annual_volatility": float(s["annual_volatility"]), "max_drawdown": float(s["max_drawdown"]),
         "mean_daily_turnover": float(s["mean_daily_turnover"]), "beta": float(s["beta"]),
         "top_k": config.top_k, "cost_bps": config.cost_bps,
+        "min_names_per_day": int(preds.groupby("date").size().min()),
+        "positions_without_real_bar": dg.MetadataValue.md(
+            res.events.head(50).astype(str).to_markdown(index=False) if len(res.events)
+            else "none: every position entered and exited at a real open"),
         "stats": dg.MetadataValue.md(res.stats.round(4).to_markdown()),
         "equity_curve": dg.MetadataValue.md(markdown_image(png, "equity curve")),
     })
@@ -116,19 +132,22 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig):
 
 @dg.asset(group_name="evaluation", io_manager_key="lake", kinds={"keras"},
           check_specs=[dg.AssetCheckSpec("no_leakage", asset="leakage_audit",
-                                         description="null-market IC ~ 0 and planted signal recovered")])
+                                         description="null-market IC ~ 0 (s.e. <= 0.015), planted signal recovered, "
+                                                     "and the planted one-day leak flagged")])
 def leakage_audit(context: dg.AssetExecutionContext):
-    """The research pipeline in miniature on a null market and on a planted-signal market (30 tickers,
-    2 test months): both out-of-sample ICs with standard errors, next to the oracle IC."""
-    from cnn_pipelines.audit import audit_ic, audit_passes
+    """The real pipeline (raw_prices ... oos_predictions, in a lake of its own) on synthetic markets with
+    listings, delistings and missing bars: a null market over several seeds and months, a planted signal,
+    and a control with the features shifted one day into the future, which the audit must flag."""
+    from cnn_pipelines.audit import MAX_SE, run_audit, verdict
 
-    null = audit_ic(0.0)
-    planted = audit_ic(0.35)
-    ok, why = audit_passes(null, planted)
-    table = pd.DataFrame([null, planted], index=["null market", "planted signal"])
+    table = run_audit(log=context.log.info)
+    ok, why = verdict(table)
     context.log.info(f"leakage audit: {why}")
-    yield dg.Output(table.reset_index(names="market"), metadata={
-        "null_ic": null["ic"], "null_se": null["se"], "planted_ic": planted["ic"], "planted_se": planted["se"],
-        "planted_oracle_ic": planted["oracle_ic"], "table": dg.MetadataValue.md(table.round(4).to_markdown()),
+    meta = {f"{m.split(' (')[0].replace(' ', '_')}_{k}": float(table.loc[m, k])
+            for m in table.index for k in ("ic", "se")}
+    yield dg.Output(table.reset_index(), metadata={
+        **meta, "planted_oracle_ic": float(table.loc["planted signal", "oracle_ic"]), "max_null_se": MAX_SE,
+        "target": RS.target, "verdict": why, "table": dg.MetadataValue.md(table.round(4).to_markdown()),
     })
-    yield dg.AssetCheckResult(check_name="no_leakage", passed=ok, metadata={"verdict": why})
+    yield dg.AssetCheckResult(check_name="no_leakage", passed=ok, severity=dg.AssetCheckSeverity.ERROR,
+                              metadata={"verdict": why})

@@ -6,7 +6,7 @@ import pandas as pd
 
 from cnn_pipelines.assets.prices import partition_dates
 from cnn_pipelines.feature_reports import family_correlation, nan_share_by_family, universe_turnover
-from cnn_pipelines.panel import forward_returns_table, indicator_panel_table, universe_table
+from cnn_pipelines.panel import forward_returns_table, indicator_panel_table, target_columns, universe_table
 from cnn_pipelines.partitions import weekday_partitions
 from cnn_pipelines.plots import heatmap, line_plot, markdown_image
 from cnn_pipelines.settings import current_settings
@@ -15,11 +15,15 @@ SETTINGS = current_settings()
 
 
 def _prices_window(start_offset: int, end_offset: int = 0) -> dg.AssetIn:
+    """raw_prices from ``start_offset`` weekdays before the partitions to ``end_offset`` after them. The
+    look-ahead part may be partly missing: at the live edge (or past the end of a historical range) those
+    bars have not landed, and the labels that need them stay unrealized (NaN) until they do."""
     return dg.AssetIn(
         "raw_prices",
         partition_mapping=dg.TimeWindowPartitionMapping(
             start_offset=start_offset, end_offset=end_offset, allow_nonexistent_upstream_partitions=True
         ),
+        metadata={"lookahead": end_offset},
     )
 
 
@@ -81,20 +85,26 @@ def indicator_panel(context: dg.AssetExecutionContext, raw_prices: pd.DataFrame)
     return dg.Output(panel, metadata=meta)
 
 
-@dg.asset(ins={"raw_prices": _prices_window(-(SETTINGS.universe_window + 5), max(SETTINGS.horizons) + 3)},
-          **FEATURE_ASSET)
+# Look-ahead: the open-to-open label needs h + 1 sessions after its date; 3 weekdays spare for holidays.
+LOOKAHEAD = max(SETTINGS.horizons) + 1 + 3
+
+
+@dg.asset(ins={"raw_prices": _prices_window(-(SETTINGS.universe_window + 5), LOOKAHEAD)}, **FEATURE_ASSET)
 def forward_returns(context: dg.AssetExecutionContext, raw_prices: pd.DataFrame):
-    """1- and 5-day forward returns of universe members (NaN until realized), a data-error flag and deciles."""
+    """Open-to-open (tradable) and close-to-close forward returns of universe members over 1 and 5 sessions
+    (NaN until both ends are real bars), a training data-error flag and deciles."""
     start, end, _ = partition_dates(context)
     table = forward_returns_table(raw_prices, SETTINGS, start, end)
     meta = _date_meta(table)
-    for h in SETTINGS.horizons:
-        col = f"fwd_{h}d"
+    meta["calendar"] = SETTINGS.calendar
+    if len(raw_prices):
+        meta["prices_through"] = str(max(raw_prices["date"]))
+    for col in target_columns(SETTINGS):
         realized = table[col].notna()
         excluded = int((realized & ~table[f"{col}_ok"]).sum())
         meta[f"{col}_realized"] = int(realized.sum())
-        meta[f"{col}_excluded_jumps"] = excluded
+        meta[f"{col}_untrainable_jumps"] = excluded
         if excluded:
-            context.log.warning(f"{excluded} {col} targets excluded: a one-day move beyond "
-                                f"{SETTINGS.max_abs_daily_return:.0%} inside the horizon")
+            context.log.warning(f"{excluded} {col} labels not trained on: a one-day move beyond "
+                                f"{SETTINGS.max_abs_daily_return:.0%} inside the horizon (they are still evaluated)")
     return dg.Output(table, metadata=meta)

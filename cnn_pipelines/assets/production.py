@@ -9,7 +9,7 @@ import pandas as pd
 
 from cnn_pipelines import lake
 from cnn_pipelines.assets.features import SETTINGS
-from cnn_pipelines.assets.research import RS, period_seed
+from cnn_pipelines.assets.research import CALENDAR, RS, period_seed
 from cnn_pipelines.layout import ImageLayout, to_images
 from cnn_pipelines.panel import forward_returns_table
 from cnn_pipelines.partitions import weekday_partitions
@@ -36,7 +36,7 @@ def production_model(context: dg.AssetExecutionContext, indicator_panel: pd.Data
     from cnn_pipelines.cnn import fingerprint, train_period
 
     day = context.partition_key
-    fold = production_fold(day, RS.train_months, RS.val_months)
+    fold = production_fold(day, RS.train_months, RS.val_months, CALENDAR)
     targets = forward_returns_table(raw_prices, SETTINGS, fold.train_start, day)
     seed = period_seed(day)
     fitted = fit_fold(indicator_panel, targets, fold, SETTINGS, RS, seed, label=day)
@@ -49,7 +49,7 @@ def production_model(context: dg.AssetExecutionContext, indicator_panel: pd.Data
                           log=context.log.info)
     out = layout.to_json() | {"day": day, "checkpoints": str(ckpt.resolve()), "ensemble": result.ensemble,
                               "families_ranked": ranking["family"].tolist(), "train_rows": int(len(x_tr)),
-                              "last_label_date": str(max(data.frame.loc[data.fit, "date"]))}
+                              "last_label_date": str(max(data.frame.loc[data.train | data.val, "date"]))}
     return dg.Output(out, metadata={
         "day": day, "train_rows": len(x_tr), "val_rows": len(x_va), "ensemble": dg.MetadataValue.json(result.ensemble),
         "best_val_ic": float(result.epochs["val_ic"].max()), "last_label_date": out["last_label_date"],
@@ -67,7 +67,7 @@ def daily_signals(context: dg.AssetExecutionContext, production_model: dict, ind
 
     day = context.partition_key
     rows = indicator_panel.reset_index(drop=True)
-    next_day = (pd.Timestamp(day) + pd.offsets.BDay(1)).date()
+    next_day = CALENDAR.next_session(day)  # the exchange's next session: never a holiday
     if rows.empty:
         context.log.warning(f"{day}: no features (holiday?); no signals")
         return dg.Output(rank_signals(rows, pd.Series([], dtype=float).to_numpy(), ES.top_k, next_day),

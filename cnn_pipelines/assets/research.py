@@ -13,7 +13,9 @@ import pandas as pd
 from scipy.cluster.hierarchy import dendrogram
 
 from cnn_pipelines import lake
+from cnn_pipelines.io_manager import ParquetLakeIOManager
 from cnn_pipelines.assets.features import SETTINGS
+from cnn_pipelines.calendar import trading_calendar
 from cnn_pipelines.layout import ImageLayout
 from cnn_pipelines.panel import feature_columns
 from cnn_pipelines.plots import heatmap, markdown_image, png_bytes
@@ -43,14 +45,18 @@ def period_seed(period: str) -> int:
     return RS.seed + zlib.crc32(period.encode()) % 10_000
 
 
-def models_dir() -> Path:
-    return Path(lake.default_root()) / "models" / "cnn"
+def models_dir(root: str | Path | None = None) -> Path:
+    """Checkpoints of the research CNN, under the lake root (the IO manager's, else $CNN_LAKE_ROOT)."""
+    return Path(root if root is not None else lake.default_root()) / "models" / "cnn"
+
+
+CALENDAR = trading_calendar(SETTINGS.calendar)
 
 
 def _load(context, panel, targets):
     period = context.partition_key
-    fold = fold_for(period, RS)
-    data = period_data(panel, targets, fold, RS)
+    fold = fold_for(period, RS, CALENDAR)
+    data = period_data(panel, targets, fold, RS, CALENDAR)
     require_rows(data, f"period {period}", fold)
     return period, fold, data
 
@@ -63,14 +69,21 @@ def feature_selection(context: dg.AssetExecutionContext, indicator_panel: pd.Dat
     period, fold, data = _load(context, indicator_panel, forward_returns)
     ranking = select_families(data, feature_columns(SETTINGS), RS, period_seed(period))
     ranking.insert(0, "period", pd.Timestamp(period).date())
+    left_out = ranking.loc[~ranking["available"], ["family", "coverage"]]
+    if len(left_out):
+        context.log.warning(f"{period}: {len(left_out)} feature families cannot be computed for this universe and "
+                            f"are left out of selection: {left_out['family'].tolist()} (README: minimum universe)")
     fig, ax = plt.subplots(figsize=(7, 3.2))
-    ax.bar(ranking["family"], ranking["mutual_information"], color=np.where(ranking["selected"], "tab:blue", "lightgray"))
+    ax.bar(ranking["family"], ranking["mutual_information"].fillna(0.0),
+           color=np.where(ranking["selected"], "tab:blue", "lightgray"))
     ax.set_title(f"{period}: mean mutual information per family (blue = selected)", fontsize=9)
     ax.tick_params(axis="x", rotation=90, labelsize=7)
     return dg.Output(ranking, metadata={
-        "period": period, "cutoff": str(fold.cutoff), "train_start": str(fold.train_start),
+        "period": period, "cutoff": str(fold.cutoff), "train_start": str(fold.train_start), "target": RS.target,
         "sample_rows": ranking.attrs.get("sample_rows", 0),
         "selected": dg.MetadataValue.json(ranking.loc[ranking["selected"], "family"].tolist()),
+        "families_left_out": dg.MetadataValue.json(
+            {r.family: f"coverage {r.coverage:.1%} of training rows" for r in left_out.itertuples()}),
         "ranking": dg.MetadataValue.md(ranking.drop(columns="period").round(6).to_markdown(index=False)),
         "mutual_information": dg.MetadataValue.md(markdown_image(png_bytes(fig), "mutual information")),
     })
@@ -117,10 +130,10 @@ def cnn_images(context: dg.AssetExecutionContext, image_layout: dict, indicator_
     return dg.Output(table, metadata=meta)
 
 
-def _ic_heatmap() -> str | None:
+def _ic_heatmap(directory: Path) -> str | None:
     """Validation IC by epoch x period over every trained period (from the checkpoint states)."""
     rows = {}
-    for state in sorted(models_dir().glob("*/state.json")):
+    for state in sorted(directory.glob("*/state.json")):
         epochs = lake.read_json(state)["epochs"]
         rows[state.parent.name] = {e["epoch"]: e["val_ic"] for e in epochs}
     if not rows:
@@ -133,7 +146,7 @@ def _ic_heatmap() -> str | None:
 @dg.asset(ins={"indicator_panel": _window("indicator_panel"), "forward_returns": _window("forward_returns")},
           **RESEARCH_ASSET)
 def cnn_model(context: dg.AssetExecutionContext, image_layout: dict, indicator_panel: pd.DataFrame,
-              forward_returns: pd.DataFrame) -> dg.Output[dict]:
+              forward_returns: pd.DataFrame, lake: dg.ResourceParam[ParquetLakeIOManager]) -> dg.Output[dict]:
     """CNN-TA trained on the period's training window through tf.data, a checkpoint per epoch; the top-k
     epochs by daily validation IC form the ensemble. Resumes after the last completed epoch."""
     from cnn_pipelines.cnn import FLOPS_PER_SAMPLE_FORWARD, fingerprint, train_period
@@ -142,7 +155,7 @@ def cnn_model(context: dg.AssetExecutionContext, image_layout: dict, indicator_p
     x_tr, y_tr, x_va, y_va, d_va = training_arrays(data, ImageLayout.from_json(image_layout), RS)
     config = RS.__dict__ | {"period": period, "seed": period_seed(period)}
     fp = fingerprint(x_tr, y_tr, x_va, y_va, config=config)
-    ckpt = models_dir() / period
+    ckpt = models_dir(lake.root) / period
     rs = dataclasses.replace(RS, seed=period_seed(period))
     result = train_period(x_tr, y_tr, x_va, y_va, d_va, rs, ckpt, fp, log=context.log.info)
     summary = {
@@ -159,7 +172,7 @@ def cnn_model(context: dg.AssetExecutionContext, image_layout: dict, indicator_p
     }
     if np.isfinite(result.samples_per_s):
         meta["train_samples_per_s"] = float(result.samples_per_s)
-    heat = _ic_heatmap()
+    heat = _ic_heatmap(models_dir(lake.root))
     if heat:
         meta["val_ic_heatmap"] = dg.MetadataValue.md(heat)
     return dg.Output(summary, metadata=meta)
@@ -175,10 +188,11 @@ def oos_predictions(context: dg.AssetExecutionContext, cnn_model: dict, cnn_imag
     keep = ["date", "ticker", "period", *[c for c in cnn_images.columns if c.startswith("fwd_")]]
     out = cnn_images[keep].copy()
     out.insert(3, "prediction", pred.astype(np.float32))
-    ok = out[f"{RS.target}_ok"].to_numpy(bool)
-    ic = daily_ic(out.loc[ok, "date"].to_numpy(), out.loc[ok, "prediction"].to_numpy(), out.loc[ok, RS.target].to_numpy())
+    # Every realized label is scored: the jump rule filters training rows only (DESIGN.md §3 rule 7).
+    ic = daily_ic(out["date"].to_numpy(), out["prediction"].to_numpy(), out[RS.target].to_numpy())
     return dg.Output(out, metadata={
         "period": period, "rows": len(out), "dates": int(out["date"].nunique()) if len(out) else 0,
+        "target": RS.target, "realized_labels": int(out[RS.target].notna().sum()),
         "mean_daily_ic": float(ic.mean()) if len(ic) else float("nan"),
         "ic_standard_error": float(ic.std() / np.sqrt(len(ic))) if len(ic) > 1 else float("nan"),
         "ensemble_epochs": dg.MetadataValue.json(cnn_model["ensemble"]),

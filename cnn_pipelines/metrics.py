@@ -1,0 +1,28 @@
+"""Evaluation metrics shared by training (epoch choice), research, the tearsheet and the audit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+MIN_NAMES = 3  # a rank correlation over fewer names carries no information
+
+
+def daily_ic(dates: np.ndarray, pred: np.ndarray, target: np.ndarray, min_names: int = MIN_NAMES) -> pd.Series:
+    """Spearman rank correlation between prediction and target per date, over the names with both (dates
+    with at least ``min_names``; a day of constant predictions has no IC and is dropped)."""
+    df = pd.DataFrame({"date": dates, "p": pred, "y": target}).dropna()
+    df = df[df.groupby("date")["y"].transform("size") >= min_names]
+    if df.empty:
+        return pd.Series(dtype=float)
+    ranks = df.groupby("date")[["p", "y"]].rank()
+    ranks["date"] = df["date"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return ranks.groupby("date").apply(lambda g: g["p"].corr(g["y"]), include_groups=False).dropna()
+
+
+def mean_and_se(ic: pd.Series) -> tuple[float, float]:
+    """Mean of a daily IC series and its standard error (NaN where undefined)."""
+    mean = float(ic.mean()) if len(ic) else float("nan")
+    se = float(ic.std() / np.sqrt(len(ic))) if len(ic) > 1 else float("nan")
+    return mean, se

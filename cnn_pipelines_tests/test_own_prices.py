@@ -1,0 +1,64 @@
+"""A user's own folder of messy vendor CSVs runs through the main job with a historical --end, end to end."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+
+from cnn_pipelines import lake
+
+from .conftest import REPO_ROOT
+from .vendor_files import vendor_folder
+
+
+def test_vendor_csv_folder_runs_the_main_job_end_to_end(tmp_path: Path):
+    files = tmp_path / "vendor"
+    vendor_folder(files, "2017-01-03", "2020-09-30", n_tickers=5, broken="BRK")
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    root = tmp_path / "lake"
+    env = dict(os.environ, DAGSTER_HOME=str(home), CNN_LAKE_ROOT=str(root), CNN_PRICE_SOURCE="files",
+               CNN_PRICE_FILES=str(files))
+    env.pop("CNN_EXCHANGE", None)
+    proc = subprocess.run([sys.executable, "-m", "cnn_pipelines.main", "--end", "2020-07-31", "--periods", "2"],
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+
+    # the broken file is quarantined (named with its rule), the five good tickers land; the weekend and
+    # Thanksgiving rows that repeat the previous bar are dropped
+    prices = lake.read_partitions(root, "raw_prices", lake.materialized_keys(root, "raw_prices"))
+    assert sorted(prices["ticker"].unique()) == [f"V{i}" for i in range(5)]
+    days = pd.to_datetime(prices["date"])
+    assert (days.dt.dayofweek < 5).all() and pd.Timestamp("2019-11-28") not in set(days)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        checks = [e for e in instance.get_event_records(
+            dg.EventRecordsFilter(dg.DagsterEventType.ASSET_CHECK_EVALUATION), limit=10_000)]
+        quarantine = [e.event_log_entry.dagster_event.event_specific_data for e in checks
+                      if e.event_log_entry.dagster_event.event_specific_data.check_name == "no_quarantined_tickers"]
+        failed = [c for c in quarantine if not c.passed]
+        assert failed and all(c.severity == dg.AssetCheckSeverity.ERROR for c in failed)
+        assert "BRK" in str(failed[0].metadata["quarantined"].value)
+        assert "non-positive price" in failed[0].metadata["by_ticker"].value
+
+    # labels after the historical end are realized (the look-ahead partitions were materialized)
+    with duckdb.connect(str(root / "lake.duckdb"), read_only=True) as con:
+        last = con.execute("select count(fwd_open_1d), count(*) from forward_returns "
+                           "where date = date '2020-07-30'").fetchone()
+        assert last[0] == last[1] == 5
+        periods = con.execute("select count(distinct period), count(*) from oos_predictions").fetchone()
+        assert periods[0] == 2 and periods[1] > 100
+        assert con.execute("select count(*) from backtest").fetchone()[0] > 30
+    assert (root / "reports" / "factor_tearsheet" / "tearsheet.html").exists()
+    # five names cannot form the factor portfolios: the betas are left out of selection, with a warning
+    ranking = lake.read_partitions(root, "feature_selection", ["2020-07-01"], "period")
+    assert not ranking.loc[ranking["family"].str.startswith("BETA_"), "available"].any()
+    assert ranking["selected"].sum() == 15
+    assert "mean daily rank IC vs fwd_open_1d" in proc.stdout and "tearsheet: 1D IC" in proc.stdout
