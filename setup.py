@@ -26,6 +26,7 @@ setup(
         "tensorflow-datasets>=4.9.7",
         "matplotlib>=3.8",
         "tabulate>=0.9",  # DataFrame.to_markdown for metadata tables
+        "exchange_calendars>=4.5",  # real exchange sessions (holidays, early closes) for real price sources
     ],
     extras_require={
         "dev": [

@@ -1,6 +1,8 @@
 """Feature assets: universe, indicator_panel and forward_returns, each over weekday partitions with a
 look-back (and, for targets, look-ahead) window on raw_prices."""
 
+import datetime as dt
+
 import dagster as dg
 import pandas as pd
 
@@ -88,8 +90,22 @@ def indicator_panel(context: dg.AssetExecutionContext, raw_prices: pd.DataFrame)
 # Look-ahead: the open-to-open label needs h + 1 sessions after its date; 3 weekdays spare for holidays.
 LOOKAHEAD = max(SETTINGS.horizons) + 1 + 3
 
+# Labels fill in as their bars land: an existing forward_returns partition of the last three weeks is
+# recomputed (by the automation sensor of `dagster dev`) when a raw_prices partition in its window is
+# updated, unless it was itself updated in the same run. Over a historical range, the main job includes
+# the look-ahead partitions instead.
+LABELS_FILL_IN = (
+    dg.AutomationCondition.in_latest_time_window(dt.timedelta(days=21))
+    & dg.AutomationCondition.any_deps_updated()
+    & ~dg.AutomationCondition.newly_updated()
+    & ~dg.AutomationCondition.missing()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("labels fill in as their bars land")
 
-@dg.asset(ins={"raw_prices": _prices_window(-(SETTINGS.universe_window + 5), LOOKAHEAD)}, **FEATURE_ASSET)
+
+@dg.asset(ins={"raw_prices": _prices_window(-(SETTINGS.universe_window + 5), LOOKAHEAD)},
+          automation_condition=LABELS_FILL_IN, **FEATURE_ASSET)
 def forward_returns(context: dg.AssetExecutionContext, raw_prices: pd.DataFrame):
     """Open-to-open (tradable) and close-to-close forward returns of universe members over 1 and 5 sessions
     (NaN until both ends are real bars), a training data-error flag and deciles."""

@@ -20,7 +20,7 @@ from cnn_pipelines.layout import ImageLayout
 from cnn_pipelines.panel import feature_columns
 from cnn_pipelines.plots import heatmap, markdown_image, png_bytes
 from cnn_pipelines.research import (
-    fit_image_layout, image_table, images_from_table, mean_images_by_decile, period_data, require_rows,
+    fit_image_layout, image_table, images_from_table, mean_images_by_decile, oos_ic, period_data, require_rows,
     select_families, training_arrays,
 )
 from cnn_pipelines.settings import current_research_settings
@@ -181,19 +181,17 @@ def cnn_model(context: dg.AssetExecutionContext, image_layout: dict, indicator_p
 @dg.asset(**RESEARCH_ASSET)
 def oos_predictions(context: dg.AssetExecutionContext, cnn_model: dict, cnn_images: pd.DataFrame):
     """The ensemble's predictions for every (date, ticker) of the period, next to the realized returns."""
-    from cnn_pipelines.cnn import daily_ic, predict_ensemble
+    from cnn_pipelines.cnn import predict_ensemble
 
     period = context.partition_key
     pred = predict_ensemble(Path(cnn_model["checkpoints"]), cnn_model["ensemble"], images_from_table(cnn_images))
     keep = ["date", "ticker", "period", *[c for c in cnn_images.columns if c.startswith("fwd_")]]
     out = cnn_images[keep].copy()
     out.insert(3, "prediction", pred.astype(np.float32))
-    # Every realized label is scored: the jump rule filters training rows only (DESIGN.md §3 rule 7).
-    ic = daily_ic(out["date"].to_numpy(), out["prediction"].to_numpy(), out[RS.target].to_numpy())
+    ic, se, days = oos_ic(out, RS.target)  # every realized label (DESIGN.md §3 rule 7)
     return dg.Output(out, metadata={
         "period": period, "rows": len(out), "dates": int(out["date"].nunique()) if len(out) else 0,
         "target": RS.target, "realized_labels": int(out[RS.target].notna().sum()),
-        "mean_daily_ic": float(ic.mean()) if len(ic) else float("nan"),
-        "ic_standard_error": float(ic.std() / np.sqrt(len(ic))) if len(ic) > 1 else float("nan"),
+        "mean_daily_ic": ic, "ic_standard_error": se, "ic_days": days,
         "ensemble_epochs": dg.MetadataValue.json(cnn_model["ensemble"]),
     })

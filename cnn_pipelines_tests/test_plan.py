@@ -1,0 +1,53 @@
+"""The main job plans its own ranges: look-back, look-ahead, test periods whose training windows fit, and a
+clear refusal (before any run) when the prices cannot support the plan."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from cnn_pipelines.assets.features import LOOKAHEAD, SETTINGS
+from cnn_pipelines.assets.research import RS
+from cnn_pipelines.main import PlanError, plan
+
+KEYS = pd.bdate_range("2012-01-02", "2021-12-31").strftime("%Y-%m-%d").tolist()
+COVER = (dt.date(2017, 1, 3), dt.date(2020, 9, 30))
+
+
+def test_short_range_is_widened_so_every_test_period_has_its_training_window():
+    p = plan(end="2020-07-31", days=300, periods=2, coverage=COVER, keys=KEYS)
+    assert p.periods == ["2020-06-01", "2020-07-01"]
+    first_train = pd.Timestamp("2020-06-01") - pd.DateOffset(months=RS.train_months)  # a Saturday
+    assert p.start == pd.bdate_range(first_train, periods=1)[0].strftime("%Y-%m-%d") and p.end == "2020-07-31"
+    assert any("widened" in n for n in p.notes)
+    i = KEYS.index(p.start)
+    assert p.history == (KEYS[i - SETTINGS.price_lookback], KEYS[i - 1])
+    j = KEYS.index(p.end)
+    assert p.lookahead == (KEYS[j + 1], KEYS[j + LOOKAHEAD])  # labels of the last days get realized
+    jobs = [r[0] for r in p.runs()]
+    assert jobs == ["price_history_job", "price_history_job", "trading_job", "research_job", "research_job",
+                    "evaluation_job", "nightly_job"]
+
+
+def test_start_sets_the_range_and_a_weekend_end_snaps_to_the_friday():
+    p = plan(end="2020-08-01", start="2018-01-01", periods=1, coverage=COVER, keys=KEYS)
+    assert (p.start, p.end) == ("2018-01-01", "2020-07-31") and p.periods == ["2020-07-01"]
+    assert any("not a weekday" in n for n in p.notes)
+
+
+def test_prices_that_start_too_late_are_refused_naming_what_is_missing():
+    with pytest.raises(PlanError, match=r"prices start on 2019-09-02.*fewer --periods"):
+        plan(end="2020-07-31", periods=2, coverage=(dt.date(2019, 9, 2), COVER[1]), keys=KEYS)
+
+
+def test_an_end_after_the_prices_is_refused():
+    with pytest.raises(PlanError, match=r"prices end on 2020-09-30, before --end 2021-01-29"):
+        plan(end="2021-01-29", coverage=COVER, keys=KEYS)
+
+
+def test_at_the_live_edge_there_is_no_look_ahead_and_the_plan_says_so():
+    p = plan(end=None, periods=1, coverage=COVER, keys=KEYS)
+    assert p.end == "2020-09-30" and p.lookahead is None
+    assert any("unrealized" in n for n in p.notes)
