@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -33,11 +35,13 @@ def family_correlation(panel: pd.DataFrame, max_dates: int = 60) -> pd.DataFrame
     mats = []
     for _, day in sub.groupby("date"):
         x = day[list(reps.values())].rank()
-        if len(x) >= 5:
+        if len(x) >= 3:
             mats.append(x.corr().to_numpy())
     if not mats:
         return pd.DataFrame()
-    avg = np.nanmean(np.stack(mats), axis=0)
+    with warnings.catch_warnings():  # a family missing for this universe (betas of 5 names) is all-NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        avg = np.nanmean(np.stack(mats), axis=0)
     return pd.DataFrame(avg, index=list(reps), columns=list(reps))
 
 

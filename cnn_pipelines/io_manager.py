@@ -19,6 +19,27 @@ def partition_column(partitions_def: dg.PartitionsDefinition | None) -> str:
     return "date" if cron == WEEKDAY_CRON else "period"
 
 
+_WINDOW_CACHE: dict[tuple, pd.DataFrame] = {}
+_WINDOW_CACHE_SIZE = 2
+
+
+def _cached_window(root: Path, table: str, keys: list[str], column: str, lookahead: int) -> pd.DataFrame:
+    """A window of partitions, read once per process while its files are unchanged.
+
+    The research assets of one period (and the nightly ones) read the same training window of the same
+    tables one after another in a run; reading 12 months of one-file-per-day partitions costs seconds
+    each time. The key holds every file's size and mtime, so a rewritten partition is read again."""
+    paths = [lake.partition_path(root, table, k, column) for k in keys]
+    stamp = tuple((p.stat().st_mtime_ns, p.stat().st_size) if p.exists() else None for p in paths)
+    key = (str(Path(root).resolve()), table, tuple(keys), column, lookahead, stamp)
+    if key not in _WINDOW_CACHE:
+        frame = lake.read_partitions(root, table, keys, column, optional_tail=lookahead)
+        while len(_WINDOW_CACHE) >= _WINDOW_CACHE_SIZE:
+            _WINDOW_CACHE.pop(next(iter(_WINDOW_CACHE)))
+        _WINDOW_CACHE[key] = frame
+    return _WINDOW_CACHE[key].copy(deep=False)  # callers may add columns without touching the cache
+
+
 class ParquetLakeIOManager(dg.ConfigurableIOManager):
     """Stores DataFrames as ``<root>/<asset>/date=YYYY-MM-DD/data.parquet`` (weekday partitions),
     ``<root>/<asset>/period=YYYY-MM-DD/data.parquet`` (monthly research periods) or ``<root>/<asset>/data.parquet``;
@@ -77,7 +98,7 @@ class ParquetLakeIOManager(dg.ConfigurableIOManager):
             if len(keys) == 1 and json_paths[0].exists():
                 return lake.read_json(json_paths[0])
             lookahead = int((context.definition_metadata or {}).get("lookahead", 0))
-            return lake.read_partitions(self._root, table, keys, column, optional_tail=lookahead)
+            return _cached_window(self._root, table, keys, column, lookahead)
         json_path = lake.table_dir(self._root, table) / JSON_FILE
         if json_path.exists():
             return lake.read_json(json_path)

@@ -22,11 +22,15 @@ def production_fold(day: str | dt.date, train_months: int, val_months: int, cale
 
 
 def rank_signals(day_rows: pd.DataFrame, prediction: np.ndarray, k: int, next_day: dt.date) -> pd.DataFrame:
-    """Ranked predictions with long/short flags for the next trading day (1 = highest prediction)."""
+    """Ranked predictions with long/short flags for the next trading day (1 = highest prediction).
+
+    With fewer than 2k names, k shrinks to half of them, so both books stay equally sized (as in the
+    backtest)."""
     out = day_rows[["date", "ticker"]].copy().reset_index(drop=True)
     out["prediction"] = prediction.astype(np.float32)
     out["rank"] = out["prediction"].rank(ascending=False, method="first").astype("int32")
     n = len(out)
+    k = min(k, n // 2)
     out["side"] = np.where(out["rank"] <= k, "long", np.where(out["rank"] > n - k, "short", "none"))
     out["trade_date"] = next_day
     return out.sort_values("rank").reset_index(drop=True)
