@@ -10,7 +10,7 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 from cnn_pipelines import lake
 from cnn_pipelines.assets.evaluation import backtest, factor_tearsheet, leakage_audit
-from cnn_pipelines.assets.features import forward_returns, indicator_panel, universe
+from cnn_pipelines.assets.features import forward_returns, indicator_panel, labels_fill_in_sensor, universe
 from cnn_pipelines.assets.prices import raw_prices
 from cnn_pipelines.assets.production import daily_signals, nightly_job, nightly_schedule, production_model
 from cnn_pipelines.assets.research import (
@@ -61,6 +61,7 @@ defs = dg.Definitions(
             feature_selection, image_layout, cnn_images, cnn_model, oos_predictions, factor_tearsheet, backtest,
             leakage_audit, production_model, daily_signals],
     schedules=[nightly_schedule],
+    sensors=[labels_fill_in_sensor],
     asset_checks=[make_freshness_check(LAKE_ROOT, weekday_partitions)],
     jobs=[trading_job, price_history_job, research_job, evaluation_job, audit_job, nightly_job],
     resources={

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -121,6 +122,7 @@ def _figures(ic: pd.DataFrame, mean_q_bps: pd.DataFrame, spread_daily: pd.DataFr
     ax.axhline(0, color="gray", lw=0.6)
     ax.set_title("Information coefficient", fontsize=9)
     ax.legend(fontsize=7)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
     figs["ic"] = png_bytes(fig)
     fig, ax = plt.subplots(figsize=(7, 2.6))
     mean_q_bps.plot.bar(ax=ax)
@@ -129,6 +131,7 @@ def _figures(ic: pd.DataFrame, mean_q_bps: pd.DataFrame, spread_daily: pd.DataFr
     figs["quantile_returns"] = png_bytes(fig)
     fig, ax = plt.subplots(figsize=(7, 2.6))
     ax.plot(spread_daily.index, (1 + spread_daily.iloc[:, 0].fillna(0)).cumprod() - 1, lw=1.2)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
     ax.set_title(f"Cumulative top-minus-bottom quantile return ({spread_daily.columns[0]}, daily rebalanced)", fontsize=9)
     figs["spread"] = png_bytes(fig)
     return figs

@@ -10,9 +10,12 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import numpy as np
 import pandas as pd
+import pytest
 
 from cnn_pipelines import lake
+from cnn_pipelines.selection import rank_families
 
 from .conftest import REPO_ROOT
 from .vendor_files import vendor_folder
@@ -64,3 +67,18 @@ def test_vendor_csv_folder_runs_the_main_job_end_to_end(tmp_path: Path):
     assert not ranking.loc[ranking["family"].str.startswith("BETA_"), "available"].any()
     assert ranking["selected"].sum() == 15
     assert "mean daily rank IC vs fwd_open_1d" in proc.stdout and "tearsheet: 1D IC" in proc.stdout
+
+
+def test_a_family_this_universe_cannot_compute_is_left_out_not_a_crash():
+    rng = np.random.default_rng(0)
+    n = 600
+    cols = [f"{t:02d}_{fam}" for fam in ("RSI", "MACD", "BETA_MKT") for t in (6, 7, 8)]
+    x = pd.DataFrame(rng.normal(size=(n, len(cols))), columns=cols)
+    x[[c for c in cols if c.endswith("BETA_MKT")]] = np.nan       # 4 names: no factor portfolios
+    x.loc[: n // 4, "06_MACD"] = np.nan                           # a warm-up gap: still covered
+    y = x["07_RSI"].to_numpy() + rng.normal(size=n)
+    ranking = rank_families(x, y, bins=8)
+    assert ranking["family"].tolist() == ["RSI", "MACD", "BETA_MKT"]
+    assert ranking["available"].tolist() == [True, True, False] and np.isnan(ranking["mutual_information"].iloc[2])
+    with pytest.raises(ValueError, match="computable feature families"):
+        rank_families(x[[c for c in cols if c.endswith("BETA_MKT")]], y, bins=8)

@@ -4,6 +4,7 @@ long-short backtest with costs. Reports land in ``data_lake/reports/``."""
 from pathlib import Path
 
 import dagster as dg
+import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import pandas as pd
 
@@ -57,8 +58,9 @@ def _save_png(path: Path, png: bytes) -> None:
 
 @dg.asset(deps=[oos_predictions, raw_prices], group_name="evaluation", kinds={"alphalens"})
 def factor_tearsheet(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    """Alphalens on all out-of-sample predictions against next-open prices: IC per horizon, returns by
-    quantile, top-minus-bottom spread, turnover, rank autocorrelation; HTML and PNGs in reports/."""
+    """Alphalens on all out-of-sample predictions against open-to-open trade returns from real bars (never
+    forward-filled): IC per horizon and per label, returns by quantile, top-minus-bottom spread, turnover,
+    rank autocorrelation; HTML and PNGs in reports/."""
     root = lake.default_root()
     preds = load_predictions(root)
     prices, sessions = load_prices_after(root, str(min(preds["date"])))
@@ -109,7 +111,11 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig):
         ax.plot(daily["date"], (1 + daily[col]).cumprod() - 1, lw=1.2, label=label)
     ax.axhline(0, color="gray", lw=0.6)
     ax.legend(fontsize=7)
-    ax.set_title(f"Cumulative return, K = {config.top_k} per side, trading at the next open", fontsize=9)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
+    fewest = int(preds.groupby("date").size().min())
+    k_text = f"K = {config.top_k} per side" + (f" ({fewest // 2} on days with {fewest} names)"
+                                               if fewest < 2 * config.top_k else "")
+    ax.set_title(f"Cumulative return, {k_text}, trading at the next open", fontsize=9)
     png = png_bytes(fig)
     _save_png(reports_dir("backtest") / "equity_curve.png", png)
     s = res.stats["long_short"]

@@ -124,3 +124,12 @@ def forward_returns(context: dg.AssetExecutionContext, raw_prices: pd.DataFrame)
             context.log.warning(f"{excluded} {col} labels not trained on: a one-day move beyond "
                                 f"{SETTINGS.max_abs_daily_return:.0%} inside the horizon (they are still evaluated)")
     return dg.Output(table, metadata=meta)
+
+
+labels_fill_in_sensor = dg.AutomationConditionSensorDefinition(
+    "labels_fill_in_sensor",
+    target=dg.AssetSelection.assets(forward_returns),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=300,
+    description="Recomputes recent forward_returns partitions when the raw_prices bars their labels need land.",
+)
