@@ -187,12 +187,15 @@ def audit_passes(null: dict, planted: dict, max_se: float = MAX_SE) -> tuple[boo
 
 
 def verdict(table: pd.DataFrame, max_se: float = MAX_SE) -> tuple[bool, str]:
-    """The audit passes the real pipeline AND flags the planted leak (else it has no power)."""
+    """The audit passes the real pipeline AND flags the planted leak: its IC is more than 2 standard errors
+    from zero, the test a look-ahead fails (an audit that cannot see a one-day leak has no power)."""
     real_ok, real_why = audit_passes(table.loc["null market"], table.loc["planted signal"], max_se)
-    leak_ok, leak_why = audit_passes(table.loc["planted leak (control)"], table.loc["planted signal"], max_se)
-    why = f"real pipeline: {real_why}; planted leak: " + ("NOT flagged, the audit has no power" if leak_ok
-                                                          else f"flagged ({leak_why})")
-    return real_ok and not leak_ok, why
+    leak = table.loc["planted leak (control)"]
+    flagged = bool(abs(leak["ic"]) >= 2 * leak["se"])
+    why = (f"real pipeline: {real_why}; planted leak: "
+           + (f"flagged (IC {leak['ic']:+.4f}, {abs(leak['ic']) / leak['se']:.1f} s.e. from zero)" if flagged
+              else f"NOT flagged (IC {leak['ic']:+.4f}, s.e. {leak['se']:.4f}): the audit has no power"))
+    return bool(real_ok) and flagged, why
 
 
 # ------------------------------------------------------------- the miniature pure-function pipeline
