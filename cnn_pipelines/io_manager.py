@@ -98,6 +98,8 @@ class ParquetLakeIOManager(dg.ConfigurableIOManager):
             if len(keys) == 1 and json_paths[0].exists():
                 return lake.read_json(json_paths[0])
             lookahead = int((context.definition_metadata or {}).get("lookahead", 0))
+            if len(keys) == 1:  # one partition: cheap, and caching it would evict the windows
+                return lake.read_partitions(self._root, table, keys, column, optional_tail=lookahead)
             return _cached_window(self._root, table, keys, column, lookahead)
         json_path = lake.table_dir(self._root, table) / JSON_FILE
         if json_path.exists():

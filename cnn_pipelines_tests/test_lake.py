@@ -171,3 +171,16 @@ def test_catalog_readable_while_a_writer_adds_partitions(lake_root, prices):
         assert reader.execute("select count(*) from raw_prices").fetchone()[0] == len(prices)
     finally:
         reader.close()
+
+
+def test_window_cache_reads_a_rewritten_partition_again(tmp_path):
+    from cnn_pipelines.io_manager import _cached_window
+
+    keys = ["2024-01-02", "2024-01-03"]
+    df = pd.DataFrame({"date": pd.to_datetime(keys).date, "ticker": ["A", "A"], "x": [1.0, 2.0]})
+    lake.write_partitions(tmp_path, "t", df, keys)
+    first = _cached_window(tmp_path, "t", keys, "date", 0)
+    first["y"] = 0.0  # a caller adding a column does not change what the next caller gets
+    assert list(_cached_window(tmp_path, "t", keys, "date", 0).columns) == ["date", "ticker", "x"]
+    lake.write_partitions(tmp_path, "t", df.assign(x=[1.0, 5.0]), keys)
+    assert _cached_window(tmp_path, "t", keys, "date", 0)["x"].tolist() == [1.0, 5.0]
