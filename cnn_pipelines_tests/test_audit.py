@@ -23,7 +23,7 @@ def audit_table(tmp_path_factory):
     return run_audit(workdir=tmp_path_factory.mktemp("audit"), log=lambda m: None)
 
 
-@pytest.mark.timeout(2400)  # the audit trains 12 test months through the real assets: ~9 minutes on 2 cores
+@pytest.mark.timeout(2400)  # the audit trains 12 test months through the real assets: ~6 minutes on 2 cores
 def test_audit_passes_the_real_pipeline_and_flags_the_planted_leak(audit_table):
     t = audit_table
     print(t.round(4).to_string())
