@@ -89,28 +89,33 @@ def plan(end: str | None = None, days: int = 520, start: str | None = None, peri
     i_start = _key_at_or_after(keys, start) if start else max(0, i_end - days + 1)
     if i_start > i_end:
         raise PlanError(f"--start {start} is after --end {end}")
+    warmup = SETTINGS.universe_window + 5  # weekdays of prices before the first feature date
+    first_ok = _key_at_or_after(keys, str(coverage[0])) + warmup if coverage else 0
+    if not start and i_start < first_ok:  # the default range begins no earlier than the prices allow
+        notes.append(f"the range starts on {keys[min(first_ok, i_end)]}: the prices start on {coverage[0]} and "
+                     f"the universe needs {warmup} weekdays of history")
+        i_start = min(first_ok, i_end)
     chosen = research_periods(end, periods)
-    need = [pd.Timestamp(p) - pd.DateOffset(months=RS.train_months) for p in chosen]
-    need_key = min([_key_at_or_after(keys, str(n.date())) for n in need], default=i_start)
-    need_key = min(need_key, max(0, i_end - TRAIN_WEEKDAYS))  # the nightly model's trailing window
+    # What each part of the plan needs as its first feature date; the earliest sets the range.
+    needs = {f"--start {keys[i_start]}" if start else f"the range of {days} weekdays": i_start,
+             f"the nightly model trains on the {TRAIN_WEEKDAYS} weekdays before {end}": max(0, i_end - TRAIN_WEEKDAYS)}
+    if chosen:
+        first_train = min(pd.Timestamp(p) - pd.DateOffset(months=RS.train_months) for p in chosen)
+        needs[f"the test periods {chosen[0]}..{chosen[-1]} train on the {RS.train_months} months before each"] = \
+            _key_at_or_after(keys, str(first_train.date()))
+    need_key = min(needs.values())
+    why = "; ".join(k for k, v in needs.items() if v == need_key)
     if need_key < i_start:
-        notes.append(f"feature range widened from {keys[i_start]} to {keys[need_key]}: the test periods "
-                     f"{chosen[0] if chosen else ''}..{chosen[-1] if chosen else ''} train on the {RS.train_months} "
-                     f"months before each, and the nightly model on the {TRAIN_WEEKDAYS} weekdays before {end}")
+        notes.append(f"feature range widened from {keys[i_start]} to {keys[need_key]}: {why}")
         i_start = need_key
-    if coverage:
-        warmup = SETTINGS.universe_window + 5
-        first_ok = _key_at_or_after(keys, str(coverage[0])) + warmup
-        if first_ok > i_start:
-            if first_ok > i_end:
-                raise PlanError(f"the prices start on {coverage[0]}: with {warmup} weekdays of history needed before "
-                                f"the first feature date, nothing before {end} can be built. Add older prices.")
-            what = (f"the test periods {chosen[0]}..{chosen[-1]} need features from {keys[i_start]}" if chosen
-                    else f"the range starts on {keys[i_start]}")
-            raise PlanError(f"{what}, which needs prices from {keys[max(0, i_start - warmup)]} (the universe's "
-                            f"{warmup}-weekday history), but the prices start on {coverage[0]}. Use a later --end, "
-                            f"fewer --periods (each needs {RS.train_months} months of training history), or older "
-                            f"prices.")
+    if coverage and first_ok > i_start:
+        if first_ok > i_end:
+            raise PlanError(f"the prices start on {coverage[0]}: with {warmup} weekdays of history needed before "
+                            f"the first feature date, nothing up to {end} can be built. Add older prices.")
+        raise PlanError(f"{why}: that needs features from {keys[i_start]} and prices from "
+                        f"{keys[max(0, i_start - warmup)]} (the universe's {warmup}-weekday history), but the prices "
+                        f"start on {coverage[0]}. Use a later --end, fewer --periods (each needs {RS.train_months} "
+                        f"months of training history), or older prices.")
     lo = max(0, i_start - SETTINGS.price_lookback)
     if coverage:
         lo = max(lo, bisect.bisect_left(keys, str(coverage[0])))

@@ -51,3 +51,13 @@ def test_at_the_live_edge_there_is_no_look_ahead_and_the_plan_says_so():
     p = plan(end=None, periods=1, coverage=COVER, keys=KEYS)
     assert p.end == "2020-09-30" and p.lookahead is None
     assert any("unrealized" in n for n in p.notes)
+
+
+def test_the_default_range_starts_where_the_prices_allow_and_errors_name_the_need():
+    # --days 520 before 2018-07-31 reaches back to 2016; the prices start in 2017: the range starts later
+    p = plan(end="2018-07-31", periods=1, coverage=COVER, keys=KEYS)
+    assert p.start >= "2017-01-03" and p.periods == ["2018-07-01"]
+    assert any("prices start on 2017-01-03" in n for n in p.notes)
+    # six test months need training data from 2017-02 on: before the universe's history exists
+    with pytest.raises(PlanError, match=r"the test periods 2018-02-01\.\.2018-07-01 train on the 12 months"):
+        plan(end="2018-07-31", periods=6, coverage=COVER, keys=KEYS)
