@@ -135,12 +135,10 @@ def summarize(preds: Sequence[pd.DataFrame], target: str, market: str, oracle: p
             "oracle_ic": float(oracle.mean()) if oracle is not None and len(oracle) else 0.0}
 
 
-def oracle_ic(preds: pd.DataFrame, strength: float, seed: int, plan: AuditPlan, target: str) -> pd.Series:
+def oracle_ic(market: SyntheticMarket, rows: pd.DataFrame, target: str) -> pd.Series:
     """Daily rank IC of the market's true expected returns on the same test rows (the ceiling)."""
-    m = market_for(MarketConfig(seed=seed, n_tickers=plan.n_tickers, inception=plan.inception,
-                                signal_strength=strength, missing_rate=plan.missing_rate))
-    er = m.expected_returns(min(preds["date"]), max(preds["date"]))
-    joined = preds.merge(er, on=["date", "ticker"])
+    er = market.expected_returns(min(rows["date"]), max(rows["date"]))
+    joined = rows.merge(er, on=["date", "ticker"])
     return daily_ic(joined["date"].to_numpy(), joined["expected_return"].to_numpy(), joined[target].to_numpy())
 
 
@@ -163,7 +161,9 @@ def run_audit(plan: AuditPlan = AuditPlan(), workdir: Path | None = None,
             out = run_market(Path(tmp) / f"planted-{seed}", plan.planted_strength, seed, plan, plan.planted_periods,
                              (), log)
             planted.append(out["real"])
-            oracle.append(oracle_ic(out["real"], plan.planted_strength, seed, plan, RS.target))
+            market = market_for(MarketConfig(seed=seed, n_tickers=plan.n_tickers, inception=plan.inception,
+                                             signal_strength=plan.planted_strength, missing_rate=plan.missing_rate))
+            oracle.append(oracle_ic(market, out["real"], RS.target))
     rows = [summarize(real_null, RS.target, "null market"),
             summarize(planted, RS.target, "planted signal", pd.concat(oracle)),
             summarize(leak_null, RS.target, "planted leak (control)")]
@@ -230,10 +230,7 @@ def audit_ic(strength: float, seed: int = 2, periods=AUDIT_PERIODS, fs: FeatureS
             test = data.frame.loc[data.test & data.frame[rs.target].notna().to_numpy(bool)]
             pred = predict_ensemble(Path(tmp) / period, res.ensemble, to_images(test, layout))
             ics.append(daily_ic(test["date"].to_numpy(), pred, test[rs.target].to_numpy()))
-            er = m.expected_returns(test["date"].min(), test["date"].max())
-            joined = test.merge(er, on=["date", "ticker"])
-            oracle.append(daily_ic(joined["date"].to_numpy(), joined["expected_return"].to_numpy(),
-                                   joined[rs.target].to_numpy()))
+            oracle.append(oracle_ic(m, test, rs.target))
     ic = pd.concat(ics)
     mean, se = mean_and_se(ic)
     return {"signal_strength": strength, "ic": mean, "se": se, "days": int(len(ic)),

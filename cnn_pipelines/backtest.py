@@ -73,12 +73,6 @@ def trade_returns(prices: pd.DataFrame, period: int = 1, sessions: pd.DatetimeIn
     return TradeReturns(frame(ret), frame(forced), frame(no_entry))
 
 
-def open_to_open_returns(prices: pd.DataFrame, sessions: pd.DatetimeIndex | None = None) -> pd.DataFrame:
-    """Wide (date x ticker) return from the next open to the open after: the holding period of a signal
-    dated ``date`` (``trade_returns`` with period 1)."""
-    return trade_returns(prices, 1, sessions).returns
-
-
 def long_short_weights(pred: pd.DataFrame, k: int) -> pd.DataFrame:
     """Wide weights: +1/k for each day's k highest predictions, -1/k for the k lowest (ties by ticker).
 

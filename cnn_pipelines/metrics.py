@@ -26,3 +26,14 @@ def mean_and_se(ic: pd.Series) -> tuple[float, float]:
     mean = float(ic.mean()) if len(ic) else float("nan")
     se = float(ic.std() / np.sqrt(len(ic))) if len(ic) > 1 else float("nan")
     return mean, se
+
+
+def oos_ic(predictions: pd.DataFrame, label: str) -> tuple[float, float, int]:
+    """Mean daily rank IC of out-of-sample predictions against every realized label (mean, s.e., days).
+
+    Every realized label is scored: the jump rule (``<label>_ok``) filters training rows only, since
+    dropping evaluation rows on the label's own size would drop exactly the names that later jump."""
+    ic = daily_ic(predictions["date"].to_numpy(), predictions["prediction"].to_numpy(),
+                  predictions[label].to_numpy(float))
+    mean, se = mean_and_se(ic)
+    return mean, se, int(len(ic))

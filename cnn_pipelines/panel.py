@@ -165,7 +165,7 @@ def forward_returns_table(prices: pd.DataFrame, s: FeatureSettings, start, end) 
     has = _on_sessions(bars.has_bar, at, n, False)
     close = np.where(has, _on_sessions(bars.close, at, n, np.nan), np.nan)
     opens = np.where(has, _on_sessions(bars.open, at, n, np.nan), np.nan)
-    r1 = daily_returns(_on_sessions(bars.close, at, n, np.nan), has)
+    r1 = daily_returns(close, has)
     with np.errstate(invalid="ignore", divide="ignore"):
         jump = np.abs(np.nan_to_num(np.log1p(r1))) > np.log1p(s.max_abs_daily_return)
     mask = u.member & bars.has_bar & _out_rows(bars, start, end)[:, None]
@@ -173,9 +173,10 @@ def forward_returns_table(prices: pd.DataFrame, s: FeatureSettings, start, end) 
     out = to_long({}, bars.dates, bars.tickers, mask)
     flags = {}
     for h in s.horizons:
-        for name, entry, lag in ((f"fwd_open_{h}d", shift(opens, -1), h + 1), (f"fwd_{h}d", close, h)):
+        for name, px, first in ((f"fwd_open_{h}d", opens, 1), (f"fwd_{h}d", close, 0)):
+            lag = first + h  # sessions from the label's date to its exit
             with np.errstate(divide="ignore", invalid="ignore"):
-                fwd = (shift(opens, -lag) if name.startswith("fwd_open") else shift(close, -lag)) / entry - 1
+                fwd = shift(px, -lag) / shift(px, -first) - 1
             bad = np.zeros_like(jump)
             for k in range(1, lag + 1):
                 bad |= shift(jump.astype(float), -k) == 1.0

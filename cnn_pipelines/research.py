@@ -10,7 +10,6 @@ import pandas as pd
 
 from cnn_pipelines.calendar import TradingCalendar, trading_calendar
 from cnn_pipelines.layout import ImageLayout, fit_layout, to_images
-from cnn_pipelines.metrics import daily_ic, mean_and_se
 from cnn_pipelines.panel import feature_columns
 from cnn_pipelines.selection import rank_families, sample_rows
 from cnn_pipelines.settings import FeatureSettings, ResearchSettings
@@ -108,17 +107,6 @@ def fit_fold(panel: pd.DataFrame, targets: pd.DataFrame, fold: Fold, fs: Feature
     families = ranking.loc[ranking["selected"], "family"].tolist()
     layout, _, _ = fit_image_layout(data, families, fs, rs, seed)
     return FittedFold(data, ranking, layout, training_arrays(data, layout, rs))
-
-
-def oos_ic(predictions: pd.DataFrame, target: str) -> tuple[float, float, int]:
-    """Mean daily rank IC of out-of-sample predictions against every realized label (mean, s.e., days).
-
-    Every realized label is scored: the jump rule (``<target>_ok``) filters training rows only, since
-    dropping evaluation rows on the label's own size would drop exactly the names that later jump."""
-    ic = daily_ic(predictions["date"].to_numpy(), predictions["prediction"].to_numpy(),
-                  predictions[target].to_numpy(float))
-    mean, se = mean_and_se(ic)
-    return mean, se, int(len(ic))
 
 
 def image_table(data: PeriodData, layout: ImageLayout, period: str) -> pd.DataFrame:

@@ -23,7 +23,7 @@ import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from cnn_pipelines.backtest import trade_returns  # noqa: E402
-from cnn_pipelines.metrics import daily_ic  # noqa: E402
+from cnn_pipelines.metrics import oos_ic  # noqa: E402
 from cnn_pipelines.plots import png_bytes  # noqa: E402
 
 PERIODS = (1, 5, 10, 21)
@@ -104,9 +104,8 @@ def factor_tearsheet(predictions: pd.DataFrame, prices: pd.DataFrame, periods=PE
     }
     label_ic = {}
     for col in [c for c in predictions.columns if c.startswith("fwd_") and not c.endswith(("_ok", "_decile"))]:
-        x = daily_ic(predictions["date"].to_numpy(), predictions["prediction"].to_numpy(), predictions[col].to_numpy())
-        label_ic[col] = {"ic_mean": float(x.mean()) if len(x) else float("nan"),
-                         "ic_se": float(x.std() / np.sqrt(len(x))) if len(x) > 1 else float("nan"), "days": int(len(x))}
+        mean, se, days = oos_ic(predictions, col)
+        label_ic[col] = {"ic_mean": mean, "ic_se": se, "days": days}
     sheet = Tearsheet(ic_summary.astype(float), mean_q_bps, spread, turnover, autocorr, sample, daily_ic=ic,
                       label_ic=pd.DataFrame(label_ic).T, exits=exits)
     sheet.figures = _figures(ic, mean_q_bps, spread_daily)

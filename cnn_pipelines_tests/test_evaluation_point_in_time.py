@@ -10,9 +10,9 @@ from cnn_pipelines.audit import AUDIT_FEATURES, AUDIT_RESEARCH, fit_period
 from cnn_pipelines.backtest import run_backtest
 from cnn_pipelines.calendar import trading_calendar
 from cnn_pipelines.market import MarketConfig, SyntheticMarket
+from cnn_pipelines.metrics import oos_ic
 from cnn_pipelines.panel import feature_columns, forward_returns_table, indicator_panel_table, universe_table
 from cnn_pipelines.production import production_fold
-from cnn_pipelines.research import oos_ic
 from cnn_pipelines.settings import FeatureSettings, ResearchSettings
 from cnn_pipelines.sources import normalize_columns
 from cnn_pipelines.tearsheet import factor_tearsheet

@@ -10,7 +10,9 @@ import pandas as pd
 
 from cnn_pipelines import lake
 from cnn_pipelines.assets.prices import raw_prices
+from cnn_pipelines.assets.features import SETTINGS
 from cnn_pipelines.assets.research import CALENDAR, RS, oos_predictions
+from cnn_pipelines.panel import target_columns
 from cnn_pipelines.backtest import run_backtest
 from cnn_pipelines.plots import markdown_image, png_bytes
 from cnn_pipelines.settings import current_evaluation_settings
@@ -38,8 +40,7 @@ def load_predictions(root: Path) -> pd.DataFrame:
     if not keys:
         raise lake.MissingPartitionsError("oos_predictions", ["(no period materialized yet)"])
     preds = lake.read_partitions(root, "oos_predictions", keys, "period")
-    labels = [c for c in preds.columns if c.startswith("fwd_") and not c.endswith(("_ok", "_decile"))]
-    return preds[["date", "ticker", "prediction", *labels]]
+    return preds[["date", "ticker", "prediction", *target_columns(SETTINGS)]]
 
 
 def load_prices_after(root: Path, first: str) -> tuple[pd.DataFrame, pd.DatetimeIndex]:
@@ -127,7 +128,7 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig):
         "annual_volatility": float(s["annual_volatility"]), "max_drawdown": float(s["max_drawdown"]),
         "mean_daily_turnover": float(s["mean_daily_turnover"]), "beta": float(s["beta"]),
         "top_k": config.top_k, "cost_bps": config.cost_bps,
-        "min_names_per_day": int(preds.groupby("date").size().min()),
+        "min_names_per_day": fewest,
         "positions_without_real_bar": dg.MetadataValue.md(
             res.events.head(50).astype(str).to_markdown(index=False) if len(res.events)
             else "none: every position entered and exited at a real open"),

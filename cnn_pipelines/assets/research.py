@@ -17,10 +17,11 @@ from cnn_pipelines.io_manager import ParquetLakeIOManager
 from cnn_pipelines.assets.features import SETTINGS
 from cnn_pipelines.calendar import trading_calendar
 from cnn_pipelines.layout import ImageLayout
+from cnn_pipelines.metrics import oos_ic
 from cnn_pipelines.panel import feature_columns
 from cnn_pipelines.plots import heatmap, markdown_image, png_bytes
 from cnn_pipelines.research import (
-    fit_image_layout, image_table, images_from_table, mean_images_by_decile, oos_ic, period_data, require_rows,
+    fit_image_layout, image_table, images_from_table, mean_images_by_decile, period_data, require_rows,
     select_families, training_arrays,
 )
 from cnn_pipelines.settings import current_research_settings
