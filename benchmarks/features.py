@@ -22,7 +22,7 @@ import pandas as pd
 
 
 def make_prices(tickers: int, days: int, seed: int = 1) -> pd.DataFrame:
-    from cnn_pipelines.market import MarketConfig, SyntheticMarket
+    from cnn_pipelines.trading.prices.market import MarketConfig, SyntheticMarket
 
     cfg = MarketConfig(seed=seed, n_tickers=tickers, inception="2000-01-03")
     end = pd.bdate_range("2000-01-03", periods=int(days * 1.02) + 5)[-1]
@@ -96,9 +96,9 @@ def reference_betas(returns: pd.DataFrame, factors: np.ndarray, windows) -> int:
 
 
 def ours_parts(prices: pd.DataFrame, s) -> dict[str, float]:
-    from cnn_pipelines.indicators import technical_features
-    from cnn_pipelines.panel import beta_features, compute_universe
-    from cnn_pipelines.wide import to_wide
+    from cnn_pipelines.trading.features.indicators import technical_features
+    from cnn_pipelines.trading.features.panel import beta_features, compute_universe
+    from cnn_pipelines.trading.features.wide import to_wide
 
     t0 = time.perf_counter()
     bars = to_wide(prices)
@@ -111,8 +111,8 @@ def ours_parts(prices: pd.DataFrame, s) -> dict[str, float]:
 
 
 def _full_panel_worker(tickers: int, days: int, queue) -> None:
-    from cnn_pipelines.panel import indicator_panel_table
-    from cnn_pipelines.settings import FeatureSettings
+    from cnn_pipelines.trading.features.panel import indicator_panel_table
+    from cnn_pipelines.trading.settings import FeatureSettings
 
     prices = make_prices(tickers, days)
     s = FeatureSettings(universe_size=tickers)
@@ -142,9 +142,9 @@ def main() -> None:
     ap.add_argument("--scale-tickers", type=int, default=500, help="size of the full-panel timing run")
     args = ap.parse_args()
 
-    from cnn_pipelines.factors import daily_returns
-    from cnn_pipelines.panel import factor_returns
-    from cnn_pipelines.settings import FeatureSettings
+    from cnn_pipelines.trading.features.factors import daily_returns
+    from cnn_pipelines.trading.features.panel import factor_returns
+    from cnn_pipelines.trading.settings import FeatureSettings
 
     s = FeatureSettings(universe_size=args.tickers)
     prices = make_prices(args.tickers, args.days)

@@ -19,9 +19,9 @@ from scipy import stats
 
 
 def panel_sample(rows: int, seed: int = 3) -> tuple[pd.DataFrame, np.ndarray]:
-    from cnn_pipelines.market import MarketConfig, SyntheticMarket
-    from cnn_pipelines.panel import feature_columns, forward_returns_table, indicator_panel_table
-    from cnn_pipelines.settings import FeatureSettings
+    from cnn_pipelines.trading.prices.market import MarketConfig, SyntheticMarket
+    from cnn_pipelines.trading.features.panel import feature_columns, forward_returns_table, indicator_panel_table
+    from cnn_pipelines.trading.settings import FeatureSettings
 
     tickers = 80
     days = int(rows / (0.9 * tickers)) + 400
@@ -47,8 +47,8 @@ def main() -> None:
     args = ap.parse_args()
     from sklearn.feature_selection import mutual_info_regression
 
-    from cnn_pipelines.panel import family_of
-    from cnn_pipelines.selection import binned_mutual_information
+    from cnn_pipelines.trading.features.panel import family_of
+    from cnn_pipelines.trading.research.selection import binned_mutual_information
 
     x, y = panel_sample(args.rows)
     print(f"sample: {x.shape[0]:,} rows x {x.shape[1]} features", flush=True)

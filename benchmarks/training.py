@@ -61,11 +61,11 @@ def sgemm_gflops(n: int = 2048, repeats: int = 15) -> float:
 
 
 def images(n_train: int, n_val: int):
-    from cnn_pipelines.layout import fit_layout, to_images
-    from cnn_pipelines.market import MarketConfig, SyntheticMarket
-    from cnn_pipelines.panel import forward_returns_table, indicator_panel_table
-    from cnn_pipelines.research import cross_sectional_score
-    from cnn_pipelines.settings import FeatureSettings, ResearchSettings
+    from cnn_pipelines.trading.research.layout import fit_layout, to_images
+    from cnn_pipelines.trading.prices.market import MarketConfig, SyntheticMarket
+    from cnn_pipelines.trading.features.panel import forward_returns_table, indicator_panel_table
+    from cnn_pipelines.trading.research.periods import cross_sectional_score
+    from cnn_pipelines.trading.settings import FeatureSettings, ResearchSettings
 
     tickers = 80
     fs = FeatureSettings(universe_size=tickers)
@@ -109,8 +109,8 @@ def book_epochs(x, y, xv, yv, dv, epochs: int, seed: int, ckpt: Path) -> Iterato
     import keras
     from scipy.stats import spearmanr
 
-    from cnn_pipelines.cnn import build_cnn
-    from cnn_pipelines.settings import ResearchSettings
+    from cnn_pipelines.trading.research.cnn import build_cnn
+    from cnn_pipelines.trading.settings import ResearchSettings
 
     keras.utils.set_random_seed(seed)
     s = ResearchSettings()
@@ -133,8 +133,8 @@ def book_epochs(x, y, xv, yv, dv, epochs: int, seed: int, ckpt: Path) -> Iterato
 
 def our_epochs(x, y, xv, yv, dv, epochs: int, seed: int, batch: int, ckpt: Path) -> Iterator[dict]:
     """Our loop, one epoch per ``next`` (``cnn.train_epochs``, checkpoints included)."""
-    from cnn_pipelines.cnn import fingerprint, train_epochs
-    from cnn_pipelines.settings import ResearchSettings
+    from cnn_pipelines.trading.research.cnn import fingerprint, train_epochs
+    from cnn_pipelines.trading.settings import ResearchSettings
 
     s = ResearchSettings(epochs=epochs, seed=seed, batch_size=batch)
     yield from train_epochs(x, y, xv, yv, dv, s, ckpt, fingerprint(y, config={"b": batch}), log=lambda m: None)
@@ -147,8 +147,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--batch", type=int, default=None, help="our batch size (default: the research config)")
     args = ap.parse_args()
-    from cnn_pipelines.cnn import FLOPS_PER_SAMPLE_FORWARD
-    from cnn_pipelines.settings import ResearchSettings
+    from cnn_pipelines.trading.research.cnn import FLOPS_PER_SAMPLE_FORWARD
+    from cnn_pipelines.trading.settings import ResearchSettings
 
     batch = args.batch or ResearchSettings().batch_size
     x, y_book, y_ours, xv, yv, dv = images(args.train, args.val)

@@ -14,13 +14,13 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
-from cnn_pipelines import lake
+from cnn_pipelines.storage import lake
 from cnn_pipelines.definitions import defs
-from cnn_pipelines.assets.features import LOOKAHEAD
-from cnn_pipelines.assets.production import TRAIN_WEEKDAYS
-from cnn_pipelines.assets.research import RS, research_partitions
-from cnn_pipelines.partitions import weekday_partitions
-from cnn_pipelines.settings import current_settings
+from cnn_pipelines.trading.features.assets import LOOKAHEAD
+from cnn_pipelines.trading.production.assets import TRAIN_WEEKDAYS
+from cnn_pipelines.trading.research.assets import RS, research_partitions
+from cnn_pipelines.trading.partitions import weekday_partitions
+from cnn_pipelines.trading.settings import current_settings
 
 SETTINGS = current_settings()
 
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--periods", type=int, default=3, help="walk-forward test months to train and predict")
     parser.add_argument("--audit", action="store_true", help="also run the leakage audit (about 6 minutes on 2 cores)")
     args = parser.parse_args(argv)
-    from cnn_pipelines.resources import price_source_from_env
+    from cnn_pipelines.trading.prices.resources import price_source_from_env
 
     the_plan = plan(args.end, args.days, args.start, args.periods, coverage=price_source_from_env().coverage())
     the_plan.audit = args.audit

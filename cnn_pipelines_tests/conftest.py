@@ -8,8 +8,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from cnn_pipelines.io_manager import ParquetLakeIOManager
-from cnn_pipelines.resources import SyntheticPriceSource
+from cnn_pipelines.storage.io_manager import ParquetLakeIOManager
+from cnn_pipelines.trading.prices.resources import SyntheticPriceSource
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RANGE_START_TAG = "dagster/asset_partition_range_start"

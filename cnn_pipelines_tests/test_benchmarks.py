@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from .conftest import REPO_ROOT
+from cnn_pipelines_tests.conftest import REPO_ROOT
 
 
 def run_benchmark(script: str, *args: str) -> dict:

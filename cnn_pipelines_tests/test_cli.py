@@ -12,9 +12,9 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from cnn_pipelines import lake
+from cnn_pipelines.storage import lake
 
-from .conftest import REPO_ROOT
+from cnn_pipelines_tests.conftest import REPO_ROOT
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 

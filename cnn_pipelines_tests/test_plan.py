@@ -8,8 +8,8 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from cnn_pipelines.assets.features import LOOKAHEAD, SETTINGS
-from cnn_pipelines.assets.research import RS
+from cnn_pipelines.trading.features.assets import LOOKAHEAD, SETTINGS
+from cnn_pipelines.trading.research.assets import RS
 from cnn_pipelines.main import PlanError, plan
 
 KEYS = pd.bdate_range("2012-01-02", "2021-12-31").strftime("%Y-%m-%d").tolist()

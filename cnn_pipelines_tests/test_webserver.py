@@ -13,7 +13,7 @@ from pathlib import Path
 
 import requests
 
-from .conftest import REPO_ROOT
+from cnn_pipelines_tests.conftest import REPO_ROOT
 
 
 def free_port() -> int:

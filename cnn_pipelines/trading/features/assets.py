@@ -1,0 +1,135 @@
+"""Feature assets: universe, indicator_panel and forward_returns, each over weekday partitions with a
+look-back (and, for targets, look-ahead) window on raw_prices."""
+
+import datetime as dt
+
+import dagster as dg
+import pandas as pd
+
+from cnn_pipelines.trading.prices.assets import partition_dates
+from cnn_pipelines.trading.features.reports import family_correlation, nan_share_by_family, universe_turnover
+from cnn_pipelines.trading.features.panel import forward_returns_table, indicator_panel_table, target_columns, universe_table
+from cnn_pipelines.trading.partitions import weekday_partitions
+from cnn_pipelines.plots import heatmap, line_plot, markdown_image
+from cnn_pipelines.trading.settings import current_settings
+
+SETTINGS = current_settings()
+
+
+def _prices_window(start_offset: int, end_offset: int = 0) -> dg.AssetIn:
+    """raw_prices from ``start_offset`` weekdays before the partitions to ``end_offset`` after them. The
+    look-ahead part may be partly missing: at the live edge (or past the end of a historical range) those
+    bars have not landed, and the labels that need them stay unrealized (NaN) until they do."""
+    return dg.AssetIn(
+        "raw_prices",
+        partition_mapping=dg.TimeWindowPartitionMapping(
+            start_offset=start_offset, end_offset=end_offset, allow_nonexistent_upstream_partitions=True
+        ),
+        metadata={"lookahead": end_offset},
+    )
+
+
+def _date_meta(df: pd.DataFrame) -> dict:
+    if df.empty:
+        return {"rows": 0, "tickers": 0, "first_date": "", "last_date": ""}
+    return {
+        "rows": len(df),
+        "tickers": int(df["ticker"].nunique()),
+        "first_date": str(min(df["date"])),
+        "last_date": str(max(df["date"])),
+    }
+
+
+FEATURE_ASSET = dict(
+    partitions_def=weekday_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    io_manager_key="lake",
+    group_name="trading",
+    kinds={"parquet", "pandas"},
+)
+
+
+@dg.asset(ins={"raw_prices": _prices_window(-(SETTINGS.universe_window + 5))}, **FEATURE_ASSET)
+def universe(context: dg.AssetExecutionContext, raw_prices: pd.DataFrame):
+    """Top-N tickers by median dollar volume over a trailing window that ends the day before each date."""
+    start, end, _ = partition_dates(context)
+    table = universe_table(raw_prices, SETTINGS, start, end)
+    turnover = universe_turnover(table)
+    meta = _date_meta(table)
+    meta.update({
+        "universe_size": SETTINGS.universe_size,
+        "window_days": SETTINGS.universe_window,
+        "mean_members_per_day": float(table.groupby("date").size().mean()) if len(table) else 0.0,
+        "mean_daily_turnover": float(turnover.mean()) if len(turnover) else 0.0,
+    })
+    if len(turnover) > 2:
+        meta["turnover"] = dg.MetadataValue.md(markdown_image(
+            line_plot(turnover, "Daily universe turnover (share of new members)", "share"), "turnover"))
+    return dg.Output(table, metadata=meta)
+
+
+@dg.asset(ins={"raw_prices": _prices_window(-SETTINGS.price_lookback)}, **FEATURE_ASSET)
+def indicator_panel(context: dg.AssetExecutionContext, raw_prices: pd.DataFrame):
+    """15 technical families x 15 look-backs + 5 factor betas x 15 windows (300 float32 columns) for each
+    universe member with a bar on the date; past data only."""
+    start, end, _ = partition_dates(context)
+    panel = indicator_panel_table(raw_prices, SETTINGS, start, end)
+    meta = _date_meta(panel)
+    meta["feature_columns"] = panel.shape[1] - 2
+    nan_share = nan_share_by_family(panel)
+    if len(nan_share):
+        meta["nan_share_by_family"] = dg.MetadataValue.md(
+            nan_share.rename("nan_share").to_frame().round(4).to_markdown())
+    corr = family_correlation(panel)
+    if not corr.empty:
+        meta["family_correlation"] = dg.MetadataValue.md(markdown_image(
+            heatmap(corr, "Average cross-sectional rank correlation between families"), "family correlation"))
+    return dg.Output(panel, metadata=meta)
+
+
+# Look-ahead: the open-to-open label needs h + 1 sessions after its date; 3 weekdays spare for holidays.
+LOOKAHEAD = max(SETTINGS.horizons) + 1 + 3
+
+# Labels fill in as their bars land: an existing forward_returns partition of the last three weeks is
+# recomputed (by the automation sensor of `dagster dev`) when a raw_prices partition in its window is
+# updated, unless it was itself updated in the same run. Over a historical range, the main job includes
+# the look-ahead partitions instead.
+LABELS_FILL_IN = (
+    dg.AutomationCondition.in_latest_time_window(dt.timedelta(days=21))
+    & dg.AutomationCondition.any_deps_updated()
+    & ~dg.AutomationCondition.newly_updated()
+    & ~dg.AutomationCondition.missing()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("labels fill in as their bars land")
+
+
+@dg.asset(ins={"raw_prices": _prices_window(-(SETTINGS.universe_window + 5), LOOKAHEAD)},
+          automation_condition=LABELS_FILL_IN, **FEATURE_ASSET)
+def forward_returns(context: dg.AssetExecutionContext, raw_prices: pd.DataFrame):
+    """Open-to-open (tradable) and close-to-close forward returns of universe members over 1 and 5 sessions
+    (NaN until both ends are real bars), a training data-error flag and deciles."""
+    start, end, _ = partition_dates(context)
+    table = forward_returns_table(raw_prices, SETTINGS, start, end)
+    meta = _date_meta(table)
+    meta["calendar"] = SETTINGS.calendar
+    if len(raw_prices):
+        meta["prices_through"] = str(max(raw_prices["date"]))
+    for col in target_columns(SETTINGS):
+        realized = table[col].notna()
+        excluded = int((realized & ~table[f"{col}_ok"]).sum())
+        meta[f"{col}_realized"] = int(realized.sum())
+        meta[f"{col}_untrainable_jumps"] = excluded
+        if excluded:
+            context.log.warning(f"{excluded} {col} labels not trained on: a one-day move beyond "
+                                f"{SETTINGS.max_abs_daily_return:.0%} inside the horizon (they are still evaluated)")
+    return dg.Output(table, metadata=meta)
+
+
+labels_fill_in_sensor = dg.AutomationConditionSensorDefinition(
+    "labels_fill_in_sensor",
+    target=dg.AssetSelection.assets(forward_returns),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=300,
+    description="Recomputes recent forward_returns partitions when the raw_prices bars their labels need land.",
+)

@@ -1,0 +1,56 @@
+"""Summaries of the feature tables for the UI: coverage, family correlations, universe turnover."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from cnn_pipelines.trading.features.panel import family_of
+
+
+def nan_share_by_family(panel: pd.DataFrame) -> pd.Series:
+    """Share of missing values per feature family (over all its look-back columns)."""
+    feats = panel.drop(columns=["date", "ticker"])
+    if feats.empty or len(feats) == 0:
+        return pd.Series(dtype=float)
+    share = feats.isna().mean()
+    return share.groupby(family_of, sort=False).mean()
+
+
+def family_correlation(panel: pd.DataFrame, max_dates: int = 60) -> pd.DataFrame:
+    """Average cross-sectional Spearman correlation between families (each represented by its middle
+    look-back column), over up to ``max_dates`` evenly spaced dates."""
+    feats = [c for c in panel.columns if c not in ("date", "ticker")]
+    by_family: dict[str, list[str]] = {}
+    for c in feats:
+        by_family.setdefault(family_of(c), []).append(c)
+    reps = {fam: cols[len(cols) // 2] for fam, cols in by_family.items()}
+    dates = np.sort(panel["date"].unique())
+    if len(dates) == 0:
+        return pd.DataFrame()
+    picked = dates[np.linspace(0, len(dates) - 1, min(max_dates, len(dates))).astype(int)]
+    sub = panel[panel["date"].isin(set(picked))][["date", *reps.values()]]
+    mats = []
+    for _, day in sub.groupby("date"):
+        x = day[list(reps.values())].rank()
+        if len(x) >= 3:
+            mats.append(x.corr().to_numpy())
+    if not mats:
+        return pd.DataFrame()
+    with warnings.catch_warnings():  # a family missing for this universe (betas of 5 names) is all-NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        avg = np.nanmean(np.stack(mats), axis=0)
+    return pd.DataFrame(avg, index=list(reps), columns=list(reps))
+
+
+def universe_turnover(universe: pd.DataFrame) -> pd.Series:
+    """Per date, the share of members that were not members on the previous date."""
+    members = universe.groupby("date")["ticker"].apply(lambda s: set(s.astype(str)))
+    out, prev = {}, None
+    for date, cur in members.items():
+        if prev is not None and cur:
+            out[date] = len(cur - prev) / len(cur)
+        prev = cur
+    return pd.Series(out, dtype=float)

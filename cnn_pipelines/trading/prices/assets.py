@@ -1,0 +1,134 @@
+"""raw_prices: validated daily bars per weekday partition, from the configured price source.
+
+Ingestion degrades per ticker: a ticker with a rejected row (or an unreadable file) is quarantined for the
+run (named with its rows and rules in the metadata, the ``no_quarantined_tickers`` check fails with ERROR
+severity) and the other tickers land. Stored rows of a quarantined ticker are kept as they were. Strict mode
+(run config ``strict: true`` or $CNN_STRICT_INGESTION=1) rejects the whole batch instead.
+"""
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from cnn_pipelines.storage import lake
+from cnn_pipelines.trading.prices.calendar import to_date, trading_calendar
+from cnn_pipelines.trading.prices.checks import price_check_results
+from cnn_pipelines.storage.io_manager import ParquetLakeIOManager
+from cnn_pipelines.trading.partitions import weekday_partitions
+from cnn_pipelines.trading.prices.resources import PriceSource
+from cnn_pipelines.trading.settings import current_settings
+from cnn_pipelines.trading.prices.validation import CANONICAL_COLUMNS, PriceSchemaError, validate_prices
+
+CALENDAR_NAME = current_settings().calendar
+
+RAW_PRICES_CHECKS = [
+    dg.AssetCheckSpec("schema", asset="raw_prices", description="Canonical columns and dtypes"),
+    dg.AssetCheckSpec("unique_date_ticker", asset="raw_prices", description="No duplicate (date, ticker) rows"),
+    dg.AssetCheckSpec("price_sanity", asset="raw_prices", description="Positive prices, low <= open/close <= high, volume >= 0"),
+    dg.AssetCheckSpec("no_quarantined_tickers", asset="raw_prices",
+                      description="Every ticker of the source passed validation (none quarantined in this run)"),
+]
+
+
+class RawPricesConfig(dg.Config):
+    """strict: reject the whole batch when any row breaks a rule (default: quarantine the ticker)."""
+
+    strict: bool = os.environ.get("CNN_STRICT_INGESTION", "0").strip().lower() in ("1", "true", "yes")
+
+
+def partition_dates(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date, list[str]]:
+    """First and last date covered by the run's partitions, and the keys themselves."""
+    keys = list(context.partition_keys)
+    return to_date(keys[0]), to_date(keys[-1]), keys
+
+
+def _preview(df: pd.DataFrame, n: int = 8) -> str:
+    return df.head(n).to_markdown(index=False) if len(df) else "_empty (holiday or no data)_"
+
+
+def quarantine_table(report_quarantine: pd.DataFrame | None, file_errors: dict[str, str]) -> pd.DataFrame:
+    """One row per rejected row (rule, date, ticker, values) plus one per unreadable file."""
+    parts = [] if report_quarantine is None else [report_quarantine.astype({"date": str})]
+    if file_errors:
+        parts.append(pd.DataFrame({"rule": [f"unreadable file: {m}" for m in file_errors.values()],
+                                   "ticker": list(file_errors)}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["rule", *CANONICAL_COLUMNS])
+
+
+def keep_stored_rows(root, keys: list[str], tickers: list[str]) -> pd.DataFrame:
+    """Rows already in the lake for ``tickers`` in the partitions being rewritten (so quarantine loses nothing)."""
+    present = [k for k in keys if lake.partition_path(root, "raw_prices", k).exists()]
+    if not present or not tickers:
+        return pd.DataFrame(columns=CANONICAL_COLUMNS)
+    stored = lake.read_partitions(root, "raw_prices", present)
+    return stored.loc[stored["ticker"].astype(str).isin(tickers), CANONICAL_COLUMNS]
+
+
+@dg.asset(
+    partitions_def=weekday_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    io_manager_key="lake",
+    check_specs=RAW_PRICES_CHECKS,
+    group_name="trading",
+    kinds={"parquet", "pandas"},
+)
+def raw_prices(context: dg.AssetExecutionContext, config: RawPricesConfig, prices: PriceSource,
+               lake: dg.ResourceParam[ParquetLakeIOManager]):
+    """Daily split/dividend-adjusted OHLCV bars, validated (see validation.py) before anything is written;
+    a ticker that breaks a rule is quarantined, the others land."""
+    start, end, keys = partition_dates(context)
+    fetched = prices.fetch(start, end)
+    missing = list(fetched.attrs.get("missing_tickers", []))
+    file_errors = dict(fetched.attrs.get("file_errors", {}))
+    if missing:
+        context.log.warning(f"{len(missing)} tickers returned no data: {missing[:20]}")
+    if file_errors and config.strict:
+        raise PriceSchemaError("strict ingestion: unreadable price files, nothing was written:\n"
+                               + "\n".join(file_errors.values()))
+    clean, report = validate_prices(fetched, source=prices.description, calendar=trading_calendar(CALENDAR_NAME),
+                                    strict=config.strict)
+    quarantine = quarantine_table(report.quarantine, file_errors)
+    held = sorted(set(report.quarantined_tickers) | set(file_errors))
+    kept = keep_stored_rows(Path(lake.root), keys, held)
+    if held:
+        context.log.error(f"{len(held)} ticker(s) quarantined, nothing of them written in this run: {held}; "
+                          f"rules: {quarantine.groupby('ticker')['rule'].first().to_dict()}")
+    if len(kept):
+        clean = pd.concat([clean, kept.astype(clean.dtypes.to_dict())], ignore_index=True)
+        clean = clean.sort_values(["date", "ticker"], kind="stable").reset_index(drop=True)
+    repaired = {k: v for k, v in report.repairs.items() if v}
+    if repaired:
+        context.log.info(f"repairs applied: {repaired}")
+    dates = pd.to_datetime(clean["date"]) if len(clean) else pd.Series(dtype="datetime64[ns]")
+    by_ticker = (quarantine.groupby("ticker").agg(rows=("rule", "size"), rules=("rule", lambda r: "; ".join(sorted(set(r)))))
+                 .reset_index() if len(quarantine) else pd.DataFrame())
+    yield dg.Output(
+        clean,
+        metadata={
+            "rows": len(clean),
+            "tickers": int(clean["ticker"].nunique()),
+            "partitions": len(keys),
+            "first_date": str(dates.min().date()) if len(clean) else "",
+            "last_date": str(dates.max().date()) if len(clean) else "",
+            "source": prices.description,
+            "calendar": CALENDAR_NAME,
+            "strict": config.strict,
+            "repairs": dg.MetadataValue.json(report.repairs),
+            "quarantined_tickers": dg.MetadataValue.json(held),
+            "stored_rows_kept_for_quarantined": len(kept),
+            "tickers_without_data": dg.MetadataValue.json(missing),
+            "preview": dg.MetadataValue.md(_preview(clean)),
+        },
+    )
+    yield from price_check_results(clean)
+    yield dg.AssetCheckResult(
+        check_name="no_quarantined_tickers", passed=not held, severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "quarantined": dg.MetadataValue.json(held),
+            "by_ticker": dg.MetadataValue.md(by_ticker.to_markdown(index=False) if len(by_ticker) else "none"),
+            "rejected_rows": dg.MetadataValue.md(quarantine.head(50).to_markdown(index=False) if len(quarantine) else "none"),
+        },
+    )

@@ -1,0 +1,76 @@
+"""Asset checks on raw_prices: invariants of what was written, and freshness of the newest partition."""
+
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from cnn_pipelines.storage import lake
+from cnn_pipelines.trading.prices.validation import CANONICAL_COLUMNS
+
+EXPECTED_DTYPES = {"ticker": "string", "open": "float64", "high": "float64", "low": "float64", "close": "float64", "volume": "float64"}
+
+
+def schema_problems(df: pd.DataFrame) -> list[str]:
+    """Differences from the canonical schema (empty if it matches)."""
+    problems = []
+    if list(df.columns) != CANONICAL_COLUMNS:
+        problems.append(f"columns {list(df.columns)} != {CANONICAL_COLUMNS}")
+        return problems
+    for col, dtype in EXPECTED_DTYPES.items():
+        if str(df[col].dtype) != dtype:
+            problems.append(f"{col}: {df[col].dtype} (expected {dtype})")
+    if len(df) and not all(isinstance(v, dt.date) and not isinstance(v, dt.datetime) for v in df["date"].head(5)):
+        problems.append("date values are not dates")
+    return problems
+
+
+def sanity_violations(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows with a non-positive/NaN price, open or close outside [low, high], or negative volume."""
+    px = df[["open", "high", "low", "close"]]
+    bad = (
+        (px <= 0).any(axis=1) | px.isna().any(axis=1)
+        | (df["open"] > df["high"]) | (df["close"] > df["high"])
+        | (df["open"] < df["low"]) | (df["close"] < df["low"])
+        | (df["volume"] < 0) | df["volume"].isna()
+    )
+    return df.loc[bad]
+
+
+def price_check_results(df: pd.DataFrame) -> Iterator[dg.AssetCheckResult]:
+    """Check results for a frame about to be (or just) written as raw_prices."""
+    problems = schema_problems(df)
+    yield dg.AssetCheckResult(check_name="schema", passed=not problems, metadata={"problems": dg.MetadataValue.json(problems)})
+    dups = df.loc[df.duplicated(["date", "ticker"], keep=False), ["date", "ticker"]] if not problems else df.iloc[:0]
+    yield dg.AssetCheckResult(
+        check_name="unique_date_ticker", passed=len(dups) == 0,
+        metadata={"duplicates": len(dups), "examples": dg.MetadataValue.md(dups.head(10).astype(str).to_markdown(index=False) if len(dups) else "none")},
+    )
+    bad = sanity_violations(df) if not problems else df.iloc[:0]
+    yield dg.AssetCheckResult(
+        check_name="price_sanity", passed=len(bad) == 0,
+        metadata={"violations": len(bad), "examples": dg.MetadataValue.md(bad.head(10).astype(str).to_markdown(index=False) if len(bad) else "none")},
+    )
+
+
+def freshness(root: Path, table: str, last_partition: str | None, max_lag_weekdays: int = 1) -> tuple[bool, dict]:
+    """Whether the newest materialized partition is within ``max_lag_weekdays`` of the newest partition key."""
+    keys = lake.materialized_keys(root, table)
+    if not keys or last_partition is None:
+        return False, {"newest_materialized": None, "newest_partition": last_partition, "lag_weekdays": None}
+    lag = int(np.busday_count(keys[-1], last_partition))
+    return lag <= max_lag_weekdays, {"newest_materialized": keys[-1], "newest_partition": last_partition, "lag_weekdays": lag}
+
+
+def make_freshness_check(root: str, partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset="raw_prices", description="Newest materialized partition is at most one weekday behind the newest partition", blocking=False)
+    def raw_prices_freshness(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        last = partitions_def.get_last_partition_key()
+        passed, meta = freshness(Path(root), "raw_prices", last)
+        return dg.AssetCheckResult(passed=passed, severity=dg.AssetCheckSeverity.WARN, metadata={k: dg.MetadataValue.text(str(v)) for k, v in meta.items()})
+
+    return raw_prices_freshness

@@ -1,0 +1,117 @@
+"""Dagster resources: the three price sources behind one interface, chosen by $CNN_PRICE_SOURCE."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import dagster as dg
+import pandas as pd
+
+from cnn_pipelines.trading.prices.market import MarketConfig, market_for
+from cnn_pipelines.trading.prices.sources import download_yahoo, read_price_files
+
+
+class PriceSource(dg.ConfigurableResource):
+    """One interface for every price source: the canonical long table for a date range (inclusive)."""
+
+    def fetch(self, start: dt.date, end: dt.date) -> pd.DataFrame:
+        """Bars in [start, end]; ``df.attrs['missing_tickers']`` lists requested tickers that returned nothing."""
+        raise NotImplementedError
+
+    def coverage(self) -> tuple[dt.date, dt.date] | None:
+        """First and last date the source holds, where it can tell without a download (None: unknown)."""
+        return None
+
+    @property
+    def description(self) -> str:
+        return type(self).__name__
+
+
+class SyntheticPriceSource(PriceSource):
+    """Seeded synthetic market (DESIGN.md §4); the offline default."""
+
+    seed: int = 7
+    n_tickers: int = 60
+    inception: str = "2012-01-02"
+    signal_strength: float = 0.10
+    missing_rate: float = 0.002
+
+    def market_config(self) -> MarketConfig:
+        return MarketConfig(
+            seed=self.seed, n_tickers=self.n_tickers, inception=self.inception,
+            signal_strength=self.signal_strength, missing_rate=self.missing_rate,
+        )
+
+    def fetch(self, start: dt.date, end: dt.date) -> pd.DataFrame:
+        df = market_for(self.market_config()).prices(start, end)
+        df.attrs["missing_tickers"] = []
+        return df
+
+    def coverage(self) -> tuple[dt.date, dt.date] | None:
+        return dt.date.fromisoformat(self.inception), dt.date.today()
+
+    @property
+    def description(self) -> str:
+        return f"synthetic(seed={self.seed}, tickers={self.n_tickers}, signal={self.signal_strength})"
+
+
+class YahooPriceSource(PriceSource):
+    """yfinance batch download (auto-adjusted), chunked and retried; needs network access."""
+
+    tickers: list[str]
+    chunk_size: int = 50
+    max_retries: int = 4
+
+    def fetch(self, start: dt.date, end: dt.date) -> pd.DataFrame:
+        df, missing = download_yahoo(self.tickers, start, end, chunk_size=self.chunk_size, max_retries=self.max_retries)
+        df.attrs["missing_tickers"] = missing
+        return df
+
+    @property
+    def description(self) -> str:
+        return f"yahoo({len(self.tickers)} tickers)"
+
+
+class FilePriceSource(PriceSource):
+    """CSV/Parquet files in the canonical long format (a directory, a file or a glob)."""
+
+    path: str
+
+    def fetch(self, start: dt.date, end: dt.date) -> pd.DataFrame:
+        df = read_price_files(self.path, start, end)
+        df.attrs["missing_tickers"] = []
+        return df
+
+    def coverage(self) -> tuple[dt.date, dt.date] | None:
+        df = read_price_files(self.path, dt.date(1900, 1, 1), dt.date(2200, 1, 1))
+        if df.empty:
+            return None
+        dates = pd.to_datetime(df["date"])
+        return dates.min().date(), dates.max().date()
+
+    @property
+    def description(self) -> str:
+        return f"files({self.path})"
+
+
+def price_source_from_env(env: dict[str, str] | None = None) -> PriceSource:
+    """$CNN_PRICE_SOURCE = synthetic (default) | yahoo ($CNN_TICKERS, comma-separated) | files ($CNN_PRICE_FILES)."""
+    env = dict(os.environ if env is None else env)
+    kind = env.get("CNN_PRICE_SOURCE", "synthetic").strip().lower()
+    if kind == "synthetic":
+        return SyntheticPriceSource(
+            seed=int(env.get("CNN_SYNTHETIC_SEED", 7)),
+            n_tickers=int(env.get("CNN_SYNTHETIC_TICKERS", 60)),
+            signal_strength=float(env.get("CNN_SYNTHETIC_SIGNAL", 0.10)),
+        )
+    if kind == "yahoo":
+        tickers = [t for t in env.get("CNN_TICKERS", "").split(",") if t.strip()]
+        if not tickers:
+            raise ValueError("CNN_PRICE_SOURCE=yahoo needs CNN_TICKERS (comma-separated symbols)")
+        return YahooPriceSource(tickers=tickers)
+    if kind == "files":
+        if not env.get("CNN_PRICE_FILES"):
+            raise ValueError("CNN_PRICE_SOURCE=files needs CNN_PRICE_FILES (a directory, file or glob)")
+        return FilePriceSource(path=env["CNN_PRICE_FILES"])
+    raise ValueError(f"CNN_PRICE_SOURCE must be synthetic, yahoo or files; got {kind!r}")

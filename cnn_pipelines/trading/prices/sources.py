@@ -1,0 +1,233 @@
+"""Price sources: functions that return the canonical long table (date, ticker, open, high, low, close, volume).
+
+Prices are split/dividend-adjusted float64; volume is float64 shares. The Dagster resources wrapping these
+live in ``resources.py``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob as globlib
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from cnn_pipelines.trading.prices.calendar import to_date
+from cnn_pipelines.trading.prices.validation import CANONICAL_COLUMNS, PriceSchemaError
+
+log = logging.getLogger(__name__)
+
+_ALIASES = {
+    "date": "date", "datetime": "date", "timestamp": "date", "time": "date", "day": "date",
+    "ticker": "ticker", "symbol": "ticker", "asset": "ticker",
+    "open": "open", "high": "high", "low": "low", "close": "close",
+    "adj_close": "adj_close", "adjclose": "adj_close", "adjusted_close": "adj_close",
+    "volume": "volume", "vol": "volume",
+}
+
+
+def _normalize_name(name: object) -> str:
+    key = re.sub(r"[^a-z0-9]+", "_", str(name).strip().lower()).strip("_")
+    return _ALIASES.get(key, key)
+
+
+def normalize_columns(df: pd.DataFrame, source: str, ticker: str | None = None) -> pd.DataFrame:
+    """Map vendor column names (Date, Adj Close, Symbol, ...) to the canonical schema.
+
+    Where both ``close`` and ``adj_close`` exist, ``close`` becomes ``adj_close``, open/high/low are scaled
+    by the same adjustment factor (adj_close / close), so bars stay consistent, and volume is divided by it,
+    so close x volume stays the dollar volume actually traded that day: a later split or dividend (which
+    moves the factor of every earlier day) leaves the universe ranking unchanged. Unnamed columns (a saved
+    pandas index) are dropped. ``ticker`` fills a missing ticker column (one file per ticker). Raises
+    PriceSchemaError naming ``source`` and the column.
+    """
+    out = df.copy()
+    if out.index.name is not None and _normalize_name(out.index.name) == "date" and "date" not in map(_normalize_name, out.columns):
+        out = out.reset_index()
+    out = out.loc[:, [not (str(c).startswith("Unnamed:") or str(c).strip() == "") for c in out.columns]]
+    names = [_normalize_name(c) for c in out.columns]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise PriceSchemaError(f"{source}: columns {dupes} appear more than once after normalising {list(df.columns)}")
+    out.columns = names
+    if "ticker" not in out.columns:
+        if ticker is None:
+            raise PriceSchemaError(f"{source}: missing column 'ticker' (and no ticker in the file name); found {list(df.columns)}")
+        out["ticker"] = ticker
+    if "adj_close" in out.columns:
+        if "close" in out.columns:
+            close = pd.to_numeric(out["close"], errors="coerce")
+            adj = pd.to_numeric(out["adj_close"], errors="coerce")
+            factor = adj / close
+            for col in ("open", "high", "low"):
+                if col in out.columns:
+                    out[col] = pd.to_numeric(out[col], errors="coerce") * factor
+            if "volume" in out.columns:
+                out["volume"] = pd.to_numeric(out["volume"], errors="coerce") / factor
+        out["close"] = out["adj_close"]
+        out = out.drop(columns=["adj_close"])
+    missing = [c for c in CANONICAL_COLUMNS if c not in out.columns]
+    if missing:
+        raise PriceSchemaError(f"{source}: missing column(s) {missing}; found {list(df.columns)}")
+    return out[CANONICAL_COLUMNS]
+
+
+def _in_range(df: pd.DataFrame, start: dt.date, end: dt.date, source: str) -> pd.DataFrame:
+    try:
+        dates = pd.to_datetime(df["date"]).dt.tz_localize(None).dt.normalize()
+    except (ValueError, TypeError) as exc:
+        raise PriceSchemaError(f"{source}: column 'date' is not parseable as dates ({exc})") from exc
+    keep = (dates >= pd.Timestamp(start)) & (dates <= pd.Timestamp(end))
+    out = df.loc[keep].copy()
+    out["date"] = dates[keep].dt.date
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- files
+
+
+def list_price_files(path: str) -> list[Path]:
+    """Files a ``files`` source reads: a directory's *.csv/*.parquet, or a glob pattern, sorted."""
+    p = Path(path)
+    if p.is_dir():
+        files = sorted([*p.glob("*.csv"), *p.glob("*.parquet"), *p.glob("*.csv.gz")])
+    elif p.is_file():
+        files = [p]
+    else:
+        files = sorted(Path(f) for f in globlib.glob(path))
+    files = [f for f in files if f.is_file()]
+    if not files:
+        raise FileNotFoundError(f"no CSV/Parquet price files found at {path!r}")
+    return files
+
+
+def read_price_file(path: Path) -> pd.DataFrame:
+    """Read one CSV/Parquet price file into canonical columns (ticker from the file name if absent)."""
+    name = path.name
+    try:
+        raw = pd.read_parquet(path) if name.endswith(".parquet") else pd.read_csv(path)
+    except Exception as exc:  # pandas/pyarrow raise many types for corrupt files
+        raise PriceSchemaError(f"{path}: cannot be read as {'Parquet' if name.endswith('.parquet') else 'CSV'} ({exc})") from exc
+    return normalize_columns(raw, source=str(path), ticker=file_ticker(path))
+
+
+def file_ticker(path: Path) -> str:
+    """The ticker a per-ticker file stands for: its name without extension, upper case."""
+    return re.sub(r"\.(csv|parquet)(\.gz)?$", "", path.name).upper()
+
+
+def read_price_files(path: str, start: str | dt.date, end: str | dt.date) -> pd.DataFrame:
+    """All bars in [start, end] from the files at ``path``.
+
+    A file that cannot be read (corrupt, missing columns, unparseable dates) does not stop the others: its
+    error, naming the file and column, goes to ``out.attrs["file_errors"]`` ({ticker: message}, the ticker
+    being the file name) for the caller to quarantine or, in strict mode, raise."""
+    start_d, end_d = to_date(start), to_date(end)
+    frames, errors = [], {}
+    for f in list_price_files(path):
+        try:
+            frames.append(_in_range(read_price_file(f), start_d, end_d, str(f)))
+        except PriceSchemaError as exc:
+            errors[file_ticker(f)] = str(exc)
+    out = pd.concat(frames, ignore_index=True) if frames else empty_prices()
+    out = out.astype({"ticker": "string"})
+    out.attrs["file_errors"] = errors
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- yahoo
+
+Downloader = Callable[..., pd.DataFrame]
+
+
+def _yf_download(**kwargs) -> pd.DataFrame:
+    import yfinance as yf
+
+    return yf.download(**kwargs)
+
+
+def yahoo_frame_to_long(frame: pd.DataFrame, tickers: Sequence[str]) -> pd.DataFrame:
+    """Convert yfinance output (multi-index columns (Price, Ticker) or (Ticker, Price), or flat columns for
+    one ticker) into the canonical long table. Tickers with no rows are simply absent."""
+    if frame is None or frame.empty:
+        return pd.DataFrame(columns=CANONICAL_COLUMNS)
+    fields = {"open", "high", "low", "close", "adj close", "volume"}
+    if isinstance(frame.columns, pd.MultiIndex):
+        lvl0 = {str(v).lower() for v in frame.columns.get_level_values(0)}
+        ticker_level = 1 if lvl0 <= fields else 0
+        long = frame.stack(level=ticker_level, future_stack=True)
+        long.index = long.index.set_names(["date", "ticker"])
+        long = long.reset_index()
+    else:
+        if len(tickers) != 1:
+            raise PriceSchemaError(f"yahoo: flat columns {list(frame.columns)} but {len(tickers)} tickers requested")
+        long = frame.rename_axis("date").reset_index()
+        long["ticker"] = tickers[0]
+    long.columns = [str(c) for c in long.columns]
+    long = normalize_columns(long, source="yahoo")
+    long = long.dropna(subset=["open", "high", "low", "close", "volume"], how="all")
+    return long
+
+
+def download_yahoo(
+    tickers: Sequence[str],
+    start: str | dt.date,
+    end: str | dt.date,
+    chunk_size: int = 50,
+    max_retries: int = 4,
+    backoff_seconds: float = 2.0,
+    downloader: Downloader = _yf_download,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[pd.DataFrame, list[str]]:
+    """Batch-download daily bars with Adj Close in chunks, retrying each chunk with exponential backoff.
+
+    Prices are adjusted here (``normalize_columns``): open/high/low/close by Adj Close / Close, volume divided
+    by the same factor, so close x volume is the day's traded dollar volume whatever happens later.
+
+    Returns the canonical table for [start, end] and the tickers that returned no rows (reported, never
+    silently dropped). Raises the last error if a chunk fails ``max_retries`` times.
+    """
+    start_d, end_d = to_date(start), to_date(end)
+    tickers = list(dict.fromkeys(t.strip().upper() for t in tickers if t.strip()))
+    if not tickers:
+        raise ValueError("yahoo: no tickers given")
+    frames = []
+    for i in range(0, len(tickers), chunk_size):
+        chunk = tickers[i : i + chunk_size]
+        for attempt in range(max_retries):
+            try:
+                raw = downloader(
+                    tickers=chunk, start=start_d.isoformat(), end=(end_d + dt.timedelta(days=1)).isoformat(),
+                    auto_adjust=False, actions=False, group_by="column", threads=True, progress=False,
+                )
+                frames.append(yahoo_frame_to_long(raw, chunk))
+                break
+            except PriceSchemaError:
+                raise
+            except Exception as exc:  # network errors, rate limits: retry with backoff
+                if attempt == max_retries - 1:
+                    raise RuntimeError(f"yahoo: chunk {chunk[:3]}... failed after {max_retries} tries: {exc}") from exc
+                wait = backoff_seconds * 2**attempt
+                log.warning("yahoo chunk failed (%s); retrying in %.1fs", exc, wait)
+                sleep(wait)
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=CANONICAL_COLUMNS)
+    out = _in_range(out, start_d, end_d, "yahoo") if len(out) else out
+    present = set(out["ticker"].astype(str)) if len(out) else set()
+    missing = [t for t in tickers if t not in present]
+    return out.astype({"ticker": "string"}), missing
+
+
+def empty_prices() -> pd.DataFrame:
+    """Canonical empty table with canonical dtypes."""
+    return pd.DataFrame(
+        {
+            "date": pd.Series([], dtype="object"),
+            "ticker": pd.Series([], dtype="string"),
+            **{c: pd.Series([], dtype="float64") for c in ["open", "high", "low", "close", "volume"]},
+        }
+    )
+

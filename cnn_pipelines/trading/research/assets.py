@@ -1,0 +1,198 @@
+"""Walk-forward research assets, partitioned by monthly test period: feature_selection -> image_layout ->
+cnn_images / cnn_model -> oos_predictions. Each period reads its trailing training window of the daily
+feature tables; everything fitted sees only rows whose labels are realized before the purge cutoff."""
+
+import dataclasses
+import zlib
+from pathlib import Path
+
+import dagster as dg
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from scipy.cluster.hierarchy import dendrogram
+
+from cnn_pipelines.storage import lake
+from cnn_pipelines.storage.io_manager import ParquetLakeIOManager
+from cnn_pipelines.trading.features.assets import SETTINGS
+from cnn_pipelines.trading.prices.calendar import trading_calendar
+from cnn_pipelines.trading.research.layout import ImageLayout
+from cnn_pipelines.trading.evaluation.metrics import oos_ic
+from cnn_pipelines.trading.features.panel import feature_columns
+from cnn_pipelines.plots import heatmap, markdown_image, png_bytes
+from cnn_pipelines.trading.research.periods import (
+    fit_image_layout, image_table, images_from_table, mean_images_by_decile, period_data, require_rows,
+    select_families, training_arrays,
+)
+from cnn_pipelines.trading.settings import current_research_settings
+from cnn_pipelines.trading.research.walkforward import fold_for
+
+RS = current_research_settings()
+
+research_partitions = dg.MonthlyPartitionsDefinition(start_date=RS.first_period)
+
+
+def _window(asset: str) -> dg.AssetIn:
+    """The period's trailing training window plus the period itself, from a weekday-partitioned table."""
+    return dg.AssetIn(asset, partition_mapping=dg.TimeWindowPartitionMapping(
+        start_offset=-RS.train_months, end_offset=0, allow_nonexistent_upstream_partitions=True))
+
+
+RESEARCH_ASSET = dict(partitions_def=research_partitions, io_manager_key="lake", group_name="research",
+                      kinds={"keras", "parquet"})
+
+
+def period_seed(period: str) -> int:
+    return RS.seed + zlib.crc32(period.encode()) % 10_000
+
+
+def models_dir(root: str | Path | None = None) -> Path:
+    """Checkpoints of the research CNN, under the lake root (the IO manager's, else $CNN_LAKE_ROOT)."""
+    return Path(root if root is not None else lake.default_root()) / "models" / "cnn"
+
+
+CALENDAR = trading_calendar(SETTINGS.calendar)
+
+
+def _load(context, panel, targets):
+    period = context.partition_key
+    fold = fold_for(period, RS, CALENDAR)
+    data = period_data(panel, targets, fold, RS, CALENDAR)
+    require_rows(data, f"period {period}", fold)
+    return period, fold, data
+
+
+@dg.asset(ins={"indicator_panel": _window("indicator_panel"), "forward_returns": _window("forward_returns")},
+          **RESEARCH_ASSET)
+def feature_selection(context: dg.AssetExecutionContext, indicator_panel: pd.DataFrame, forward_returns: pd.DataFrame):
+    """Mutual information of every feature with the 1-day forward return on a sample of the training window,
+    averaged per family; the best 15 families are kept."""
+    period, fold, data = _load(context, indicator_panel, forward_returns)
+    ranking = select_families(data, feature_columns(SETTINGS), RS, period_seed(period))
+    ranking.insert(0, "period", pd.Timestamp(period).date())
+    left_out = ranking.loc[~ranking["available"], ["family", "coverage"]]
+    if len(left_out):
+        context.log.warning(f"{period}: {len(left_out)} feature families cannot be computed for this universe and "
+                            f"are left out of selection: {left_out['family'].tolist()} (README: minimum universe)")
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    ax.bar(ranking["family"], ranking["mutual_information"].fillna(0.0),
+           color=np.where(ranking["selected"], "tab:blue", "lightgray"))
+    ax.set_title(f"{period}: mean mutual information per family (blue = selected)", fontsize=9)
+    ax.tick_params(axis="x", rotation=90, labelsize=7)
+    return dg.Output(ranking, metadata={
+        "period": period, "cutoff": str(fold.cutoff), "train_start": str(fold.train_start), "target": RS.target,
+        "sample_rows": ranking.attrs.get("sample_rows", 0),
+        "selected": dg.MetadataValue.json(ranking.loc[ranking["selected"], "family"].tolist()),
+        "families_left_out": dg.MetadataValue.json(
+            {r.family: f"coverage {r.coverage:.1%} of training rows" for r in left_out.itertuples()}),
+        "ranking": dg.MetadataValue.md(ranking.drop(columns="period").round(6).to_markdown(index=False)),
+        "mutual_information": dg.MetadataValue.md(markdown_image(png_bytes(fig), "mutual information")),
+    })
+
+
+@dg.asset(ins={"indicator_panel": _window("indicator_panel"), "forward_returns": _window("forward_returns")},
+          **RESEARCH_ASSET)
+def image_layout(context: dg.AssetExecutionContext, feature_selection: pd.DataFrame, indicator_panel: pd.DataFrame,
+                 forward_returns: pd.DataFrame) -> dg.Output[dict]:
+    """Ward clustering of the selected families (columns) and look-backs (rows) and a [-1, 1] scaler, all
+    fitted on the training window."""
+    period, fold, data = _load(context, indicator_panel, forward_returns)
+    families = feature_selection.loc[feature_selection["selected"], "family"].tolist()
+    layout, z_cols, z_rows = fit_image_layout(data, families, SETTINGS, RS, period_seed(period))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+    dendrogram(z_cols, labels=families, ax=axes[0], leaf_rotation=90, leaf_font_size=7)
+    axes[0].set_title("families (image columns)", fontsize=9)
+    dendrogram(z_rows, labels=[f"k={k}" for k in range(len(SETTINGS.periods))], ax=axes[1], leaf_font_size=7)
+    axes[1].set_title("look-back index (image rows)", fontsize=9)
+    out = layout.to_json() | {"period": period, "cutoff": str(fold.cutoff)}
+    return dg.Output(out, metadata={
+        "period": period, "families": dg.MetadataValue.json(layout.families),
+        "rows": dg.MetadataValue.json(layout.period_index),
+        "dendrograms": dg.MetadataValue.md(markdown_image(png_bytes(fig), "dendrograms")),
+    })
+
+
+@dg.asset(ins={"indicator_panel": _window("indicator_panel"), "forward_returns": _window("forward_returns")},
+          **RESEARCH_ASSET)
+def cnn_images(context: dg.AssetExecutionContext, image_layout: dict, indicator_panel: pd.DataFrame,
+               forward_returns: pd.DataFrame):
+    """The test period's 15x15 images (same builder as training) with their realized targets."""
+    period, fold, data = _load(context, indicator_panel, forward_returns)
+    table = image_table(data, ImageLayout.from_json(image_layout), period)
+    meta = {"period": period, "rows": len(table), "dates": int(table["date"].nunique()) if len(table) else 0}
+    means = mean_images_by_decile(table[table[f"{RS.target}_ok"]], RS.target) if len(table) else {}
+    if means:
+        fig, axes = plt.subplots(1, len(means), figsize=(1.3 * len(means), 1.8))
+        for ax, (d, img) in zip(np.atleast_1d(axes), means.items()):
+            ax.imshow(img, vmin=-0.5, vmax=0.5, cmap="RdBu_r")
+            ax.set_title(f"decile {d}", fontsize=7)
+            ax.axis("off")
+        meta["mean_image_by_decile"] = dg.MetadataValue.md(markdown_image(png_bytes(fig), "mean images"))
+    return dg.Output(table, metadata=meta)
+
+
+def _ic_heatmap(directory: Path) -> str | None:
+    """Validation IC by epoch x period over every trained period (from the checkpoint states)."""
+    rows = {}
+    for state in sorted(directory.glob("*/state.json")):
+        epochs = lake.read_json(state)["epochs"]
+        rows[state.parent.name] = {e["epoch"]: e["val_ic"] for e in epochs}
+    if not rows:
+        return None
+    frame = pd.DataFrame(rows).sort_index()
+    lim = max(0.05, float(np.nanmax(np.abs(frame.to_numpy()))))
+    return markdown_image(heatmap(frame, "validation IC (epoch x period)", -lim, lim), "IC heatmap")
+
+
+@dg.asset(ins={"indicator_panel": _window("indicator_panel"), "forward_returns": _window("forward_returns")},
+          **RESEARCH_ASSET)
+def cnn_model(context: dg.AssetExecutionContext, image_layout: dict, indicator_panel: pd.DataFrame,
+              forward_returns: pd.DataFrame, lake: dg.ResourceParam[ParquetLakeIOManager]) -> dg.Output[dict]:
+    """CNN-TA trained on the period's training window through tf.data, a checkpoint per epoch; the top-k
+    epochs by daily validation IC form the ensemble. Resumes after the last completed epoch."""
+    from cnn_pipelines.trading.research.cnn import FLOPS_PER_SAMPLE_FORWARD, fingerprint, train_period
+
+    period, fold, data = _load(context, indicator_panel, forward_returns)
+    x_tr, y_tr, x_va, y_va, d_va = training_arrays(data, ImageLayout.from_json(image_layout), RS)
+    config = RS.__dict__ | {"period": period, "seed": period_seed(period)}
+    fp = fingerprint(x_tr, y_tr, x_va, y_va, config=config)
+    ckpt = models_dir(lake.root) / period
+    rs = dataclasses.replace(RS, seed=period_seed(period))
+    result = train_period(x_tr, y_tr, x_va, y_va, d_va, rs, ckpt, fp, log=context.log.info)
+    summary = {
+        "period": period, "checkpoints": str(ckpt.resolve()), "fingerprint": fp, "ensemble": result.ensemble,
+        "epochs": result.epochs.to_dict("records"), "config": config, "train_rows": int(len(x_tr)),
+        "val_rows": int(len(x_va)), "trained_epochs_this_run": result.trained_epochs,
+    }
+    meta = {
+        "period": period, "train_rows": len(x_tr), "val_rows": len(x_va), "ensemble_epochs": dg.MetadataValue.json(result.ensemble),
+        "trained_epochs_this_run": result.trained_epochs,
+        "best_val_ic": float(result.epochs["val_ic"].max()),
+        "epochs": dg.MetadataValue.md(result.epochs.round(5).to_markdown(index=False)),
+        "flops_per_sample_forward": FLOPS_PER_SAMPLE_FORWARD,
+    }
+    if np.isfinite(result.samples_per_s):
+        meta["train_samples_per_s"] = float(result.samples_per_s)
+    heat = _ic_heatmap(models_dir(lake.root))
+    if heat:
+        meta["val_ic_heatmap"] = dg.MetadataValue.md(heat)
+    return dg.Output(summary, metadata=meta)
+
+
+@dg.asset(**RESEARCH_ASSET)
+def oos_predictions(context: dg.AssetExecutionContext, cnn_model: dict, cnn_images: pd.DataFrame):
+    """The ensemble's predictions for every (date, ticker) of the period, next to the realized returns."""
+    from cnn_pipelines.trading.research.cnn import predict_ensemble
+
+    period = context.partition_key
+    pred = predict_ensemble(Path(cnn_model["checkpoints"]), cnn_model["ensemble"], images_from_table(cnn_images))
+    keep = ["date", "ticker", "period", *[c for c in cnn_images.columns if c.startswith("fwd_")]]
+    out = cnn_images[keep].copy()
+    out.insert(3, "prediction", pred.astype(np.float32))
+    ic, se, days = oos_ic(out, RS.target)  # every realized label (DESIGN.md §3 rule 7)
+    return dg.Output(out, metadata={
+        "period": period, "rows": len(out), "dates": int(out["date"].nunique()) if len(out) else 0,
+        "target": RS.target, "realized_labels": int(out[RS.target].notna().sum()),
+        "mean_daily_ic": ic, "ic_standard_error": se, "ic_days": days,
+        "ensemble_epochs": dg.MetadataValue.json(cnn_model["ensemble"]),
+    })

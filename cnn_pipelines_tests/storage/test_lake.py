@@ -1,0 +1,186 @@
+"""The Parquet lake: atomic writes, range splits, windowed reads, missing partitions, the DuckDB catalog."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import duckdb
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from cnn_pipelines.storage import lake
+from cnn_pipelines.trading.prices.market import MarketConfig, SyntheticMarket
+
+KEYS = [d.strftime("%Y-%m-%d") for d in pd.bdate_range("2020-12-21", "2021-01-08")]
+
+
+def subset(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    return df[pd.to_datetime(df["date"]).dt.strftime("%Y-%m-%d").isin(keys)]
+
+
+@pytest.fixture
+def prices() -> pd.DataFrame:
+    df = SyntheticMarket(MarketConfig(n_tickers=6)).prices(KEYS[0], KEYS[-1])
+    return df
+
+
+def test_range_split_into_one_file_per_partition_with_empty_holidays(lake_root, prices):
+    counts = lake.write_partitions(lake_root, "raw_prices", prices, KEYS)
+    assert set(counts) == set(KEYS)
+    assert counts["2020-12-25"] == 0 and counts["2021-01-01"] == 0  # holidays: empty, but present
+    for key in KEYS:
+        assert lake.partition_path(lake_root, "raw_prices", key).exists()
+    empty = pq.read_table(lake.partition_path(lake_root, "raw_prices", "2020-12-25"))
+    assert empty.num_rows == 0 and empty.schema.field("date").type == "date32[day]"
+    back = lake.read_partitions(lake_root, "raw_prices", KEYS)
+    pd.testing.assert_frame_equal(back, prices.reset_index(drop=True), check_dtype=False)
+    assert back["ticker"].map(type).eq(str).all()
+
+
+def test_rewrite_is_idempotent_and_replaces(lake_root, prices):
+    lake.write_partitions(lake_root, "raw_prices", prices, KEYS)
+    path = lake.partition_path(lake_root, "raw_prices", KEYS[3])
+    before = pq.read_table(path)
+    lake.write_partitions(lake_root, "raw_prices", prices, KEYS)
+    assert pq.read_table(path).equals(before)
+    changed = prices.assign(close=prices["close"] * 2)
+    lake.write_partitions(lake_root, "raw_prices", changed, KEYS)
+    assert pq.read_table(path).column("close").to_pylist() == [2 * x for x in before.column("close").to_pylist()]
+    assert not list(lake_root.rglob(".tmp-*"))
+
+
+def test_rows_outside_partitions_rejected(lake_root, prices):
+    with pytest.raises(ValueError, match="2021-01-08"):
+        lake.write_partitions(lake_root, "raw_prices", prices, KEYS[:-1])
+    assert not (lake_root / "raw_prices").exists() or not any((lake_root / "raw_prices").rglob("*.parquet"))
+
+
+def test_failure_mid_write_keeps_old_files_and_leaves_no_temp(lake_root, prices, monkeypatch):
+    lake.write_partitions(lake_root, "raw_prices", prices, KEYS)
+    old = {k: pq.read_table(lake.partition_path(lake_root, "raw_prices", k)) for k in KEYS}
+    real, calls = pq.write_table, {"n": 0}
+
+    def failing(table, where, **kw):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            with open(where, "wb") as fh:
+                fh.write(b"PAR1 half a file")
+            raise OSError("disk full")
+        return real(table, where, **kw)
+
+    monkeypatch.setattr(lake.pq, "write_table", failing)
+    with pytest.raises(OSError, match="disk full"):
+        lake.write_partitions(lake_root, "raw_prices", prices.assign(close=1.0), KEYS)
+    for k in KEYS:
+        assert pq.read_table(lake.partition_path(lake_root, "raw_prices", k)).equals(old[k])
+    assert not list(lake_root.rglob(".tmp-*"))
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import sys, time, pandas as pd, pyarrow.parquet as pq
+    from pathlib import Path
+    from cnn_pipelines.storage import lake
+    from cnn_pipelines.trading.prices.market import MarketConfig, SyntheticMarket
+    root, stage, keys = Path(sys.argv[1]), sys.argv[2], sys.argv[3].split(",")
+    df = SyntheticMarket(MarketConfig(n_tickers=6)).prices(keys[0], keys[-1]).assign(close=-1.0)
+    real = pq.write_table
+    calls = []
+    def slow_write(table, where, **kw):
+        calls.append(where)
+        if stage == "during-write" and len(calls) == 3:
+            with open(where, "wb") as fh:
+                fh.write(b"PAR1 partial bytes")
+            (root / "READY").touch()
+            time.sleep(600)
+        return real(table, where, **kw)
+    def slow_replace(src, dst):
+        (root / "READY").touch()
+        time.sleep(600)
+    lake.pq.write_table = slow_write
+    if stage == "before-rename":
+        lake.os.replace = slow_replace
+    lake.write_partitions(root, "raw_prices", df, keys)
+""")
+
+
+@pytest.mark.parametrize("stage", ["during-write", "before-rename"])
+def test_killed_writer_leaves_no_partial_parquet(lake_root, prices, stage):
+    lake.write_partitions(lake_root, "raw_prices", prices, KEYS)
+    old = lake.read_partitions(lake_root, "raw_prices", KEYS)
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(lake_root), stage, ",".join(KEYS)])
+    deadline = time.time() + 60
+    while not (lake_root / "READY").exists():
+        assert proc.poll() is None and time.time() < deadline, "writer did not reach the kill point"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert list(lake_root.rglob(".tmp-*")), "the kill left temp files behind (hidden from readers)"
+    # every visible data file is complete and still holds the old data
+    pd.testing.assert_frame_equal(lake.read_partitions(lake_root, "raw_prices", KEYS), old)
+    lake.refresh_catalog(lake_root, ["raw_prices"])
+    with duckdb.connect(str(lake_root / lake.CATALOG_FILE), read_only=True) as con:
+        assert con.execute("select count(*), min(close) from raw_prices").fetchone() == (len(old), old["close"].min())
+    # the next writer sweeps stale temp files
+    for tmp in lake_root.rglob(".tmp-*"):
+        os.utime(tmp, (time.time() - 7200, time.time() - 7200))
+    lake.write_partitions(lake_root, "raw_prices", prices, KEYS)
+    assert not list(lake_root.rglob(".tmp-*"))
+
+
+def test_lookback_window_and_missing_partitions_named(lake_root, prices):
+    lake.write_partitions(lake_root, "raw_prices", subset(prices, KEYS[2:]), KEYS[2:])
+    window = lake.read_partitions(lake_root, "raw_prices", KEYS[4:9])
+    assert sorted(pd.to_datetime(window["date"]).dt.strftime("%Y-%m-%d").unique()) == [
+        k for k in KEYS[4:9] if k not in ("2020-12-25", "2021-01-01")]
+    with pytest.raises(lake.MissingPartitionsError) as info:
+        lake.read_partitions(lake_root, "raw_prices", KEYS[:5])
+    assert info.value.missing == KEYS[:2]
+    assert KEYS[0] in str(info.value) and KEYS[1] in str(info.value) and "raw_prices" in str(info.value)
+
+
+def test_catalog_views_query_parquet_and_survive_a_bad_catalog(lake_root, prices):
+    lake.write_partitions(lake_root, "raw_prices", subset(prices, KEYS[:5]), KEYS[:5])
+    lake.ensure_views(lake_root, ["raw_prices"])
+    q = "select count(*), min(date), max(date) from raw_prices"
+    with duckdb.connect(str(lake_root / lake.CATALOG_FILE), read_only=True) as con:
+        n, first, _ = con.execute(q).fetchone()
+    assert n == len(prices[pd.to_datetime(prices["date"]) <= KEYS[4]]) and str(first) == KEYS[0]
+    # new partitions show up without touching the catalog (views read by glob)
+    lake.write_partitions(lake_root, "raw_prices", prices, KEYS)
+    with duckdb.connect(str(lake_root / lake.CATALOG_FILE), read_only=True) as con:
+        assert con.execute(q).fetchone()[0] == len(prices)
+    # the catalog holds only views: a damaged one is rebuilt from the Parquet files
+    (lake_root / lake.CATALOG_FILE).write_bytes(b"garbage" * 100)
+    lake.ensure_views(lake_root, ["raw_prices"])
+    with duckdb.connect(str(lake_root / lake.CATALOG_FILE), read_only=True) as con:
+        assert con.execute(q).fetchone()[0] == len(prices)
+
+
+def test_catalog_readable_while_a_writer_adds_partitions(lake_root, prices):
+    lake.write_partitions(lake_root, "raw_prices", subset(prices, KEYS[:3]), KEYS[:3])
+    lake.ensure_views(lake_root, ["raw_prices"])
+    reader = duckdb.connect(str(lake_root / lake.CATALOG_FILE), read_only=True)
+    try:
+        lake.write_partitions(lake_root, "raw_prices", prices, KEYS)  # pipeline writes go to Parquet only
+        assert reader.execute("select count(*) from raw_prices").fetchone()[0] == len(prices)
+    finally:
+        reader.close()
+
+
+def test_window_cache_reads_a_rewritten_partition_again(tmp_path):
+    from cnn_pipelines.storage.io_manager import _cached_window
+
+    keys = ["2024-01-02", "2024-01-03"]
+    df = pd.DataFrame({"date": pd.to_datetime(keys).date, "ticker": ["A", "A"], "x": [1.0, 2.0]})
+    lake.write_partitions(tmp_path, "t", df, keys)
+    first = _cached_window(tmp_path, "t", keys, "date", 0)
+    first["y"] = 0.0  # a caller adding a column does not change what the next caller gets
+    assert list(_cached_window(tmp_path, "t", keys, "date", 0).columns) == ["date", "ticker", "x"]
+    lake.write_partitions(tmp_path, "t", df.assign(x=[1.0, 5.0]), keys)
+    assert _cached_window(tmp_path, "t", keys, "date", 0)["x"].tolist() == [1.0, 5.0]

@@ -1,0 +1,92 @@
+"""The feature assets in Dagster: one range run over look-back windows, queryable through DuckDB."""
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+
+from cnn_pipelines.storage import lake
+from cnn_pipelines.trading.features.assets import SETTINGS, forward_returns, indicator_panel, universe
+from cnn_pipelines.trading.prices.assets import raw_prices
+from cnn_pipelines.trading.prices.resources import SyntheticPriceSource
+
+from cnn_pipelines_tests.conftest import lake_resources, run_range
+
+
+@pytest.fixture(scope="module")
+def lake_with_features(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lake")
+    res = lake_resources(root, SyntheticPriceSource(n_tickers=12, seed=5))
+    first = pd.bdate_range(end="2014-03-03", periods=SETTINGS.price_lookback + 1)[0].strftime("%Y-%m-%d")
+    assert run_range([raw_prices], first, "2014-04-04", res).success
+    instance = dg.DagsterInstance.ephemeral()
+    result = run_range([raw_prices.to_source_asset(), universe, indicator_panel, forward_returns],
+                       "2014-03-03", "2014-03-21", res, instance,
+                       selection=dg.AssetSelection.assets(universe, indicator_panel, forward_returns))
+    return root, result, instance
+
+
+def test_one_run_materializes_every_partition(lake_with_features):
+    root, result, instance = lake_with_features
+    assert result.success and len(instance.get_runs()) == 1
+    keys = pd.bdate_range("2014-03-03", "2014-03-21").strftime("%Y-%m-%d").tolist()
+    for table in ("universe", "indicator_panel", "forward_returns"):
+        assert lake.materialized_keys(root, table) == keys
+
+
+def test_metadata_reports_coverage_correlations_and_turnover(lake_with_features):
+    _, result, _ = lake_with_features
+    meta = {m.asset_key.path[-1]: m.metadata for m in
+            (e.materialization for e in result.get_asset_materialization_events())}
+    panel = meta["indicator_panel"]
+    assert panel["feature_columns"].value == 300 and panel["rows"].value > 0
+    assert "RSI" in panel["nan_share_by_family"].value
+    assert "data:image/png;base64," in panel["family_correlation"].value
+    assert meta["universe"]["mean_daily_turnover"].value >= 0
+    assert meta["forward_returns"]["fwd_1d_realized"].value > 0
+    assert meta["forward_returns"]["fwd_open_1d_realized"].value > 0
+
+
+def test_duckdb_exposes_features_and_targets(lake_with_features):
+    root, _, _ = lake_with_features
+    with duckdb.connect(str(root / lake.CATALOG_FILE), read_only=True) as con:
+        n_panel, n_dates = con.execute("select count(*), count(distinct date) from indicator_panel").fetchone()
+        cols = [r[0] for r in con.execute("describe indicator_panel").fetchall()]
+        joined = con.execute("""select count(*) from indicator_panel p join forward_returns f using (date, ticker)
+                                where f.fwd_open_1d_ok""").fetchone()[0]
+        types = {r[0]: r[1] for r in con.execute("describe indicator_panel").fetchall()}
+    assert n_dates == 15 and n_panel > 100 and len(cols) == 302
+    assert types["06_RSI"] == "FLOAT" and types["date"] == "DATE"
+    assert joined > 0.9 * n_panel
+
+
+def test_labels_past_the_lake_are_unrealized_and_fill_in_when_their_bars_land(tmp_path):
+    # The README's CLI case: the trading job over a range on a lake whose raw_prices end with the range.
+    root = tmp_path / "lake"
+    res = lake_resources(root, SyntheticPriceSource(n_tickers=10, seed=6))
+    end = "2014-03-21"
+    first = pd.bdate_range(end="2014-03-17", periods=SETTINGS.price_lookback + 1)[0].strftime("%Y-%m-%d")
+    instance = dg.DagsterInstance.ephemeral()
+    assert run_range([raw_prices], first, end, res, instance).success
+    features = [raw_prices.to_source_asset(), universe, indicator_panel, forward_returns]
+    assert run_range(features, "2014-03-17", end, res, instance,
+                     selection=dg.AssetSelection.assets(universe, indicator_panel, forward_returns)).success
+    labels = lake.read_partitions(root, "forward_returns", ["2014-03-20", end])
+    assert labels.loc[labels["date"].astype(str) == end, "fwd_1d"].isna().all()  # not yet realized: NaN
+    assert labels.loc[labels["date"].astype(str) == "2014-03-20", "fwd_open_1d"].isna().all()
+    assert labels.loc[labels["date"].astype(str) == "2014-03-20", "fwd_1d"].notna().all()
+
+    defs = dg.Definitions(assets=[raw_prices, universe, indicator_panel, forward_returns], resources=res)
+    sel = dg.AssetSelection.assets(forward_returns)
+    first_tick = dg.evaluate_automation_conditions(defs, instance, asset_selection=sel,
+                                                   evaluation_time=pd.Timestamp("2014-03-25 03:00").to_pydatetime())
+    assert first_tick.total_requested == 0  # nothing landed since the run that wrote them
+    assert run_range([raw_prices], "2014-03-24", "2014-03-24", res, instance).success  # Monday's bars land
+    tick = dg.evaluate_automation_conditions(defs, instance, asset_selection=sel, cursor=first_tick.cursor,
+                                             evaluation_time=pd.Timestamp("2014-03-25 03:05").to_pydatetime())
+    requested = sorted(tick.get_requested_partitions(forward_returns.key))
+    assert {"2014-03-20", "2014-03-21"} <= set(requested) and all(k <= "2014-03-21" for k in requested)
+    assert run_range(features, requested[0], requested[-1], res, instance,
+                     selection=dg.AssetSelection.assets(forward_returns)).success
+    filled = lake.read_partitions(root, "forward_returns", [end])
+    assert filled["fwd_1d"].notna().all() and filled["fwd_open_1d"].isna().all()  # open of 03-25 not in yet

@@ -1,0 +1,158 @@
+"""Feature tables: point-in-time universe and panel, partition invariance, targets, factor CSVs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cnn_pipelines.trading.features.factors import read_fama_french_csv
+from cnn_pipelines.trading.prices.market import MarketConfig, SyntheticMarket
+from cnn_pipelines.trading.features.panel import feature_columns, forward_returns_table, indicator_panel_table, universe_table
+from cnn_pipelines.trading.settings import FeatureSettings
+
+SMALL = FeatureSettings(universe_size=10, universe_window=20, universe_min_obs=18, factor_formation=20)
+MARKET = MarketConfig(seed=21, n_tickers=16, inception="2015-01-01", late_listing_share=0.4, delisting_share=0.3,
+                      listing_spread_days=300)
+
+
+@pytest.fixture(scope="module")
+def prices() -> pd.DataFrame:
+    return SyntheticMarket(MARKET).prices("2015-01-01", "2017-03-31")
+
+
+def since(prices: pd.DataFrame, start) -> pd.DataFrame:
+    return prices[pd.to_datetime(prices["date"]) >= pd.Timestamp(start)]
+
+
+def until(prices: pd.DataFrame, end) -> pd.DataFrame:
+    return prices[pd.to_datetime(prices["date"]) <= pd.Timestamp(end)]
+
+
+def lookback_start(day: str, s: FeatureSettings) -> pd.Timestamp:
+    """The first weekday partition an asset run for ``day`` loads (its partition mapping's start_offset)."""
+    return pd.bdate_range(end=day, periods=s.price_lookback + 1)[0]
+
+
+def test_panel_has_300_float32_columns_named_by_period_and_family(prices):
+    panel = indicator_panel_table(prices, SMALL, "2016-06-01", "2016-06-30")
+    cols = feature_columns(SMALL)
+    assert len(cols) == 300 and len(set(cols)) == 300
+    assert list(panel.columns) == ["date", "ticker", *cols]
+    assert cols[0] == "06_RSI" and cols[14] == "20_RSI" and cols[-1] == "85_BETA_LVOL"
+    assert (panel[cols].dtypes == "float32").all()
+    assert not panel.duplicated(["date", "ticker"]).any()
+    assert panel[cols].notna().mean().mean() > 0.95
+
+
+def test_changing_prices_after_d_changes_nothing_at_or_before_d(prices):
+    d = pd.Timestamp("2016-09-15")
+    rng = np.random.default_rng(0)
+    changed = prices.copy()
+    later = pd.to_datetime(changed["date"]) > d
+    scale = np.exp(rng.normal(0, 0.2, later.sum()))
+    for col in ("open", "high", "low", "close"):
+        changed.loc[later, col] *= scale
+    changed.loc[later, "volume"] *= np.exp(rng.normal(0, 1.0, later.sum()))
+    changed = changed.drop(index=changed[later].sample(frac=0.2, random_state=1).index)  # and delete bars
+
+    def upto(df):
+        return df[pd.to_datetime(df["date"]) <= d].reset_index(drop=True)
+
+    for fn in (indicator_panel_table, universe_table):
+        a = fn(prices, SMALL, "2016-06-01", "2016-12-30")
+        b = fn(changed, SMALL, "2016-06-01", "2016-12-30")
+        pd.testing.assert_frame_equal(upto(a), upto(b))
+        assert not a[pd.to_datetime(a["date"]) > d].reset_index(drop=True).equals(
+            b[pd.to_datetime(b["date"]) > d].reset_index(drop=True))  # the change is visible after d
+
+
+def test_universe_uses_volume_up_to_the_day_before(prices):
+    day = pd.Timestamp("2016-05-10")
+    base = universe_table(prices, SMALL, day, day + pd.Timedelta(days=1))
+    members = set(base[pd.to_datetime(base["date"]) == day]["ticker"])
+    outsider = sorted(set(prices["ticker"]) - members)[0]
+    boosted = prices.copy()
+    hit = (pd.to_datetime(boosted["date"]) == day) & (boosted["ticker"] == outsider)
+    boosted.loc[hit, "volume"] *= 1e6  # a huge volume ON the day cannot change that day's membership
+    after = universe_table(boosted, SMALL, day, day + pd.Timedelta(days=1))
+    pd.testing.assert_frame_equal(after[pd.to_datetime(after["date"]) == day].reset_index(drop=True),
+                                  base[pd.to_datetime(base["date"]) == day].reset_index(drop=True))
+    assert len(members) == SMALL.universe_size
+    ranks = base[pd.to_datetime(base["date"]) == day].sort_values("rank")
+    assert ranks["median_dollar_volume"].is_monotonic_decreasing and list(ranks["rank"]) == list(range(1, 11))
+
+
+# Recursive indicators (EMA/Wilder smoothing) depend on where their history starts; after the
+# price_lookback warm-up (>= 300 weekdays) that dependence is below this bound. Everything else is exact.
+INVARIANCE_RTOL = 1e-5
+
+
+def assert_invariant(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    assert a[["date", "ticker"]].reset_index(drop=True).equals(b[["date", "ticker"]].reset_index(drop=True))
+    x = a.drop(columns=["date", "ticker"]).to_numpy(dtype=float)
+    y = b.drop(columns=["date", "ticker"]).to_numpy(dtype=float)
+    assert (np.isnan(x) == np.isnan(y)).all()
+    ok = ~np.isnan(x)
+    np.testing.assert_allclose(x[ok], y[ok], rtol=INVARIANCE_RTOL, atol=INVARIANCE_RTOL)
+
+
+def test_partition_invariance_range_day_by_day_and_full_history(prices):
+    start, end = "2017-01-09", "2017-01-20"
+    full = indicator_panel_table(prices, SMALL, start, end)
+    ranged = indicator_panel_table(since(until(prices, end), lookback_start(start, SMALL)), SMALL, start, end)
+    assert_invariant(ranged, full)
+    days = [indicator_panel_table(since(until(prices, d), lookback_start(d, SMALL)), SMALL, d, d)
+            for d in pd.bdate_range(start, end).strftime("%Y-%m-%d")]
+    assert_invariant(pd.concat(days, ignore_index=True), full)
+    for fn in (universe_table, forward_returns_table):
+        a = fn(prices, SMALL, start, end)
+        b = fn(since(prices, lookback_start(start, SMALL)), SMALL, start, end)
+        pd.testing.assert_frame_equal(a, b)
+
+
+def test_forward_returns_deciles_and_jump_exclusion():
+    dates = pd.bdate_range("2021-01-04", periods=40)
+    rows = []
+    for i in range(20):
+        close = 10 + i + 0.1 * np.arange(40) * (i % 3)
+        if i == 7:
+            close = close.copy()
+            close[30] *= 1.8  # an implausible one-day jump (+80%) and back
+        for d, c in zip(dates, close):
+            rows.append((d.date(), f"X{i:02d}", c, c * 1.01, c * 0.99, c, 1e6 * (20 - i)))
+    prices = pd.DataFrame(rows, columns=["date", "ticker", "open", "high", "low", "close", "volume"])
+    s = FeatureSettings(universe_size=20, universe_window=5, universe_min_obs=5)
+    out = forward_returns_table(prices, s, dates[10], dates[-1])
+    x = out[out["ticker"] == "X02"].set_index("date")
+    c = prices[prices["ticker"] == "X02"].set_index("date")["close"]
+    d0 = dates[12].date()
+    assert x.loc[d0, "fwd_1d"] == pytest.approx(c.iloc[13] / c.iloc[12] - 1, rel=1e-6)
+    assert x.loc[d0, "fwd_5d"] == pytest.approx(c.iloc[17] / c.iloc[12] - 1, rel=1e-6)
+    last = out[out["date"] == dates[-1].date()]
+    assert last["fwd_1d"].isna().all() and (~last["fwd_1d_ok"]).all() and (last["fwd_1d_decile"] == 0).all()
+    j = out[out["ticker"] == "X07"].set_index("date")
+    for k in (29, 30):  # the jump up (29 -> 30) and back (30 -> 31)
+        assert not j.loc[dates[k].date(), "fwd_1d_ok"] and j.loc[dates[k].date(), "fwd_1d_decile"] == 0
+    assert not j.loc[dates[26].date(), "fwd_5d_ok"] and j.loc[dates[24].date(), "fwd_5d_ok"]
+    day = out[(out["date"] == d0) & out["fwd_1d_ok"]]
+    assert sorted(day["fwd_1d_decile"].unique()) == list(range(1, 11))
+    assert day.groupby("fwd_1d_decile")["fwd_1d"].mean().is_monotonic_increasing
+
+
+def test_fama_french_csv(tmp_path):
+    path = tmp_path / "F-F_Research_Data_5_Factors_2x3_daily.CSV"
+    path.write_text(
+        "This file was created using the 202401 CRSP database.\n"
+        "The Tbill return is the simple daily rate.\n\n"
+        ",Mkt-RF,SMB,HML,RMW,CMA,RF\n"
+        "20240102,  -0.71,  -0.37,   1.14,   0.12,   0.50,  0.021\n"
+        "20240103,  -1.00,  -0.20,   0.20,   0.31,   0.10,  0.021\n\n"
+        "Copyright 2024 Kenneth R. French\n")
+    ff = read_fama_french_csv(path)
+    assert list(ff.columns) == ["Mkt-RF", "SMB", "HML", "RMW", "CMA", "RF"]
+    assert ff.loc["2024-01-02", "Mkt-RF"] == pytest.approx(-0.0071) and len(ff) == 2
+    bad = tmp_path / "bad.csv"
+    bad.write_text(",Mkt-RF,SMB,HML,RF\n20240102,1,2,3,0.01\n")
+    with pytest.raises(ValueError, match=r"RMW.*CMA"):
+        read_fama_french_csv(bad)

@@ -1,0 +1,116 @@
+"""raw_prices as a Dagster asset: range runs, validation before write, checks, lookback loads downstream."""
+
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from cnn_pipelines.storage import lake
+from cnn_pipelines.trading.prices.assets import raw_prices
+from cnn_pipelines.trading.partitions import weekday_partitions
+from cnn_pipelines.trading.prices.resources import FilePriceSource
+from cnn_pipelines.trading.prices.validation import PriceValidationError
+
+from cnn_pipelines_tests.conftest import lake_resources, run_range
+
+
+def test_range_run_writes_every_partition_and_reports(lake_root, tiny_source):
+    instance = dg.DagsterInstance.ephemeral()
+    result = run_range([raw_prices], "2019-12-23", "2020-01-10", lake_resources(lake_root, tiny_source), instance)
+    assert result.success
+    keys = weekday_partitions.get_partition_keys_in_range(dg.PartitionKeyRange("2019-12-23", "2020-01-10"))
+    assert lake.materialized_keys(lake_root, "raw_prices") == keys
+    mats = result.get_asset_materialization_events()
+    assert len(mats) == len(keys)  # one materialization per partition, in one run
+    meta = mats[0].materialization.metadata
+    assert meta["rows"].value == sum(len(lake.read_partitions(lake_root, "raw_prices", [k])) for k in keys)
+    assert meta["tickers"].value == 8 and meta["first_date"].value == "2019-12-23"
+    assert "|" in meta["preview"].value  # markdown table
+    checks = result.get_asset_check_evaluations()
+    assert {c.check_name for c in checks} == {"schema", "unique_date_ticker", "price_sanity", "no_quarantined_tickers"}
+    assert all(c.passed for c in checks)
+    assert len(instance.get_runs()) == 1
+
+
+def test_holiday_partition_is_empty_not_a_failure(lake_root, tiny_source):
+    result = run_range([raw_prices], "2020-12-25", "2020-12-25", lake_resources(lake_root, tiny_source))
+    assert result.success
+    assert len(lake.read_partitions(lake_root, "raw_prices", ["2020-12-25"])) == 0
+
+
+KEYS = ["2021-03-01", "2021-03-02", "2021-03-03", "2021-03-04", "2021-03-05"]
+
+
+def _two_ticker_files(files) -> pd.DataFrame:
+    files.mkdir()
+    good = pd.DataFrame({"date": pd.bdate_range("2021-03-01", periods=5), "open": 10.0,
+                         "high": 11.0, "low": 9.0, "close": 10.5, "volume": 100.0})
+    good.to_csv(files / "aaa.csv", index=False)
+    good.to_csv(files / "bbb.csv", index=False)
+    return good
+
+
+def strict_run(root, files, strict: bool):
+    return run_range([raw_prices], KEYS[0], KEYS[-1], lake_resources(root, FilePriceSource(path=str(files))),
+                     run_config={"ops": {"raw_prices": {"config": {"strict": strict}}}})
+
+
+def test_strict_mode_fails_the_run_and_keeps_stored_partitions(lake_root, tmp_path):
+    good = _two_ticker_files(tmp_path / "files")
+    assert strict_run(lake_root, tmp_path / "files", strict=True).success
+    before = lake.read_partitions(lake_root, "raw_prices", KEYS)
+
+    good.assign(close=[10.5, 10.6, -3.0, 10.4, 10.5]).to_csv(tmp_path / "files" / "aaa.csv", index=False)
+    with pytest.raises(PriceValidationError, match="non-positive price") as info:
+        strict_run(lake_root, tmp_path / "files", strict=True)
+    assert "2021-03-03" in str(info.value) and "AAA" in str(info.value)
+    pd.testing.assert_frame_equal(before, lake.read_partitions(lake_root, "raw_prices", KEYS))
+
+
+def test_a_bad_ticker_is_quarantined_the_others_land_and_its_stored_rows_stay(lake_root, tmp_path):
+    good = _two_ticker_files(tmp_path / "files")
+    assert strict_run(lake_root, tmp_path / "files", strict=False).success
+    before = lake.read_partitions(lake_root, "raw_prices", KEYS)
+
+    good.assign(close=[10.5, 10.6, -3.0, 10.4, 10.5]).to_csv(tmp_path / "files" / "aaa.csv", index=False)
+    good.assign(close=[10.1, 10.2, 10.3, 10.4, 10.5]).to_csv(tmp_path / "files" / "bbb.csv", index=False)
+    (tmp_path / "files" / "ccc.csv").write_text("Date,Price\n2021-03-01,3\n")  # unreadable: no OHLCV columns
+    result = strict_run(lake_root, tmp_path / "files", strict=False)
+    assert result.success
+    after = lake.read_partitions(lake_root, "raw_prices", KEYS)
+    # AAA's stored rows are kept as they were, BBB's new closes landed, CCC never appears
+    pd.testing.assert_frame_equal(before[before["ticker"] == "AAA"].reset_index(drop=True),
+                                  after[after["ticker"] == "AAA"].reset_index(drop=True))
+    assert after.loc[after["ticker"] == "BBB", "close"].tolist() == [10.1, 10.2, 10.3, 10.4, 10.5]
+    assert set(after["ticker"]) == {"AAA", "BBB"}
+    check = next(c for c in result.get_asset_check_evaluations() if c.check_name == "no_quarantined_tickers")
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert check.metadata["quarantined"].value == ["AAA", "CCC"]
+    rows = check.metadata["rejected_rows"].value
+    assert "non-positive price" in rows and "2021-03-03" in rows and "ccc.csv" in rows
+    meta = result.get_asset_materialization_events()[0].materialization.metadata
+    assert meta["stored_rows_kept_for_quarantined"].value == 5
+
+
+@dg.asset(
+    partitions_def=weekday_partitions,
+    io_manager_key="lake",
+    ins={"raw_prices": dg.AssetIn(partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-4))},
+)
+def close_window(context: dg.AssetExecutionContext, raw_prices: pd.DataFrame) -> pd.DataFrame:
+    """Test-only downstream asset: records which dates its 5-partition lookback window delivered."""
+    day = pd.Timestamp(context.partition_key)
+    dates = sorted(pd.to_datetime(raw_prices["date"]).unique())
+    return pd.DataFrame({"date": [day.date()], "n_dates": [len(dates)], "first": [dates[0].date()]})
+
+
+def test_downstream_lookback_loads_window_and_names_missing_upstream(lake_root, tiny_source):
+    res = lake_resources(lake_root, tiny_source)
+    assert run_range([raw_prices], "2021-03-01", "2021-03-12", res, selection="raw_prices").success
+    result = dg.materialize([raw_prices.to_source_asset(), close_window], partition_key="2021-03-12", resources=res)
+    out = result.output_for_node("close_window")
+    assert out["n_dates"].item() == 5 and str(out["first"].item()) == "2021-03-08"
+
+    with pytest.raises(lake.MissingPartitionsError) as info:
+        dg.materialize([raw_prices.to_source_asset(), close_window], partition_key="2021-03-02", resources=res)
+    assert info.value.missing == ["2021-02-24", "2021-02-25", "2021-02-26"]

@@ -1,0 +1,148 @@
+"""Price sources: files (CSV/Parquet, long or per-ticker, vendor column names), yfinance-shaped frames."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cnn_pipelines.trading.prices.resources import FilePriceSource, SyntheticPriceSource, YahooPriceSource, price_source_from_env
+from cnn_pipelines.trading.prices.sources import download_yahoo, read_price_files, yahoo_frame_to_long
+from cnn_pipelines.trading.prices.validation import PriceSchemaError, validate_prices
+
+DATES = pd.bdate_range("2022-01-03", periods=5)
+
+
+def ticker_frame(ticker: str, scale: float = 1.0) -> pd.DataFrame:
+    close = np.linspace(100, 104, 5) * scale
+    return pd.DataFrame({"Date": DATES, "Open": close - 0.5, "High": close + 1, "Low": close - 1,
+                         "Close": close, "Adj Close": close / 2, "Volume": 1e6})
+
+
+def test_per_ticker_csv_files_with_adj_close(tmp_path):
+    ticker_frame("AAPL").to_csv(tmp_path / "aapl.csv", index=False)
+    ticker_frame("MSFT", 2).to_csv(tmp_path / "MSFT.csv", index=False)
+    out = read_price_files(str(tmp_path), "2022-01-04", "2022-01-06")
+    assert sorted(out["ticker"].unique()) == ["AAPL", "MSFT"]
+    assert len(out) == 6
+    a = out[out["ticker"] == "AAPL"].iloc[0]
+    # close is the adjusted close; open/high/low scaled by the same factor (0.5)
+    assert a["close"] == pytest.approx(50.5) and a["open"] == pytest.approx(50.25) and a["high"] == pytest.approx(51.0)
+    validate_prices(out)
+
+
+def test_long_parquet_and_glob(tmp_path):
+    long = pd.DataFrame({"date": DATES.repeat(2), "Symbol": ["X", "Y"] * 5, "open": 1.0, "high": 2.0,
+                         "low": 0.5, "close": 1.5, "volume": 10})
+    long.to_parquet(tmp_path / "part1.parquet")
+    out = read_price_files(str(tmp_path / "*.parquet"), DATES[0].date(), DATES[-1].date())
+    assert len(out) == 10 and set(out["ticker"]) == {"X", "Y"}
+    assert FilePriceSource(path=str(tmp_path)).fetch(DATES[0].date(), DATES[1].date()).shape[0] == 4
+
+
+def test_missing_column_names_file_and_column_and_other_files_still_load(tmp_path):
+    ticker_frame("A").drop(columns=["Volume"]).to_csv(tmp_path / "bad.csv", index=False)
+    ticker_frame("B").to_csv(tmp_path / "good.csv", index=False)
+    out = read_price_files(str(tmp_path), "2022-01-01", "2022-02-01")
+    assert set(out["ticker"]) == {"GOOD"}
+    assert list(out.attrs["file_errors"]) == ["BAD"]
+    assert re.search(r"bad\.csv.*volume", out.attrs["file_errors"]["BAD"])
+
+
+def test_unparseable_dates_and_corrupt_file_named(tmp_path):
+    f = ticker_frame("A").astype({"Date": str})
+    f.loc[2, "Date"] = "not a date"
+    f.to_csv(tmp_path / "dates.csv", index=False)
+    (tmp_path / "junk.parquet").write_bytes(b"not parquet at all")
+    errors = read_price_files(str(tmp_path), "2022-01-01", "2022-02-01").attrs["file_errors"]
+    assert re.search(r"dates\.csv.*'date'", errors["DATES"])
+    assert "junk.parquet" in errors["JUNK"]
+
+
+def test_no_files_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no CSV/Parquet"):
+        read_price_files(str(tmp_path / "nothing*"), "2022-01-01", "2022-02-01")
+
+
+def yf_multi(tickers: list[str], price_first: bool = True) -> pd.DataFrame:
+    """A frame shaped like yfinance.download(auto_adjust=True) for several tickers."""
+    fields = ["Close", "High", "Low", "Open", "Volume"]
+    cols = pd.MultiIndex.from_product([fields, tickers], names=["Price", "Ticker"]) if price_first else \
+        pd.MultiIndex.from_product([tickers, fields], names=["Ticker", "Price"])
+    rng = np.random.default_rng(0)
+    data = pd.DataFrame(index=pd.DatetimeIndex(DATES, name="Date"), columns=cols, dtype=float)
+    for t in tickers:
+        c = 50 + rng.standard_normal(5).cumsum()
+        vals = {"Close": c, "High": c + 1, "Low": c - 1, "Open": c + 0.2, "Volume": 1e5}
+        for f in fields:
+            data[(f, t) if price_first else (t, f)] = vals[f]
+    return data
+
+
+@pytest.mark.parametrize("price_first", [True, False])
+def test_yahoo_multiindex_frames(price_first):
+    frame = yf_multi(["AAA", "BBB"], price_first)
+    frame.loc[:, ("Close", "BBB") if price_first else ("BBB", "Close")] = np.nan  # BBB listed nowhere... partly
+    out = yahoo_frame_to_long(frame, ["AAA", "BBB"])
+    assert set(out.columns) == {"date", "ticker", "open", "high", "low", "close", "volume"}
+    assert (out["ticker"] == "AAA").sum() == 5
+
+
+def test_yahoo_download_reports_empty_tickers_and_retries():
+    calls = {"n": 0}
+    waits = []
+
+    def flaky(**kw):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ConnectionError("rate limited")
+        frame = yf_multi(["AAA", "ZZZ"])
+        for f in ["Close", "High", "Low", "Open", "Volume"]:
+            frame[(f, "ZZZ")] = np.nan  # yfinance returns all-NaN columns for unknown tickers
+        return frame
+
+    out, missing = download_yahoo(["AAA", "ZZZ"], "2022-01-03", "2022-01-07", downloader=flaky, sleep=waits.append)
+    assert missing == ["ZZZ"] and set(out["ticker"]) == {"AAA"} and len(out) == 5
+    assert waits == [2.0]
+    validate_prices(out)
+
+
+def test_yahoo_download_chunks_and_gives_up_after_retries():
+    seen = []
+
+    def ok(**kw):
+        seen.append(list(kw["tickers"]))
+        # unadjusted bars with Adj Close: we adjust (and keep close x volume the traded dollar volume)
+        assert kw["auto_adjust"] is False and kw["end"] == "2022-01-08"  # yfinance's end is exclusive
+        return yf_multi(kw["tickers"])
+
+    out, missing = download_yahoo([f"T{i}" for i in range(5)], "2022-01-03", "2022-01-07", chunk_size=2, downloader=ok)
+    assert seen == [["T0", "T1"], ["T2", "T3"], ["T4"]] and missing == [] and out["ticker"].nunique() == 5
+
+    def down(**kw):
+        raise TimeoutError("no network")
+
+    with pytest.raises(RuntimeError, match="failed after 3 tries"):
+        download_yahoo(["A"], "2022-01-03", "2022-01-07", max_retries=3, downloader=down, sleep=lambda s: None)
+
+
+def test_yahoo_single_ticker_flat_columns():
+    frame = yf_multi(["AAA"]).droplevel("Ticker", axis=1)
+    out = yahoo_frame_to_long(frame, ["AAA"])
+    assert len(out) == 5 and set(out["ticker"]) == {"AAA"}
+
+
+def test_resources_share_one_interface(tmp_path):
+    syn = SyntheticPriceSource(n_tickers=5)
+    out = syn.fetch(dt.date(2013, 1, 2), dt.date(2013, 1, 10))
+    assert list(out.columns) == ["date", "ticker", "open", "high", "low", "close", "volume"]
+    assert isinstance(price_source_from_env({}), SyntheticPriceSource)
+    assert isinstance(price_source_from_env({"CNN_PRICE_SOURCE": "yahoo", "CNN_TICKERS": "A,B"}), YahooPriceSource)
+    assert isinstance(price_source_from_env({"CNN_PRICE_SOURCE": "files", "CNN_PRICE_FILES": str(tmp_path)}), FilePriceSource)
+    with pytest.raises(ValueError, match="CNN_TICKERS"):
+        price_source_from_env({"CNN_PRICE_SOURCE": "yahoo"})
+    with pytest.raises(ValueError, match="synthetic, yahoo or files"):
+        price_source_from_env({"CNN_PRICE_SOURCE": "bloomberg"})

@@ -1,0 +1,108 @@
+"""Every validation rule: repaired by its documented rule or rejected with the offending rows named."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cnn_pipelines.trading.prices.validation import PriceSchemaError, PriceValidationError, validate_prices
+
+
+def bars(n: int = 4) -> pd.DataFrame:
+    dates = pd.bdate_range("2021-03-01", periods=n).date
+    return pd.DataFrame({
+        "date": np.repeat(dates, 2), "ticker": ["AAA", "BBB"] * n,
+        "open": 10.0, "high": 11.0, "low": 9.0, "close": 10.5, "volume": 1000.0,
+    })
+
+
+def rejected(df: pd.DataFrame) -> PriceValidationError:
+    with pytest.raises(PriceValidationError) as info:
+        validate_prices(df)
+    return info.value
+
+
+def test_clean_table_passes_sorted_with_canonical_types():
+    df = bars().sample(frac=1, random_state=0)
+    out, report = validate_prices(df)
+    assert list(out.columns) == ["date", "ticker", "open", "high", "low", "close", "volume"]
+    assert out["ticker"].dtype == "string" and out["close"].dtype == "float64"
+    assert out[["date", "ticker"]].equals(out.sort_values(["date", "ticker"])[["date", "ticker"]])
+    assert report.rows_in == report.rows_out == 8
+
+
+@pytest.mark.parametrize("col,value,rule", [
+    ("close", np.nan, "NaN price or volume"),
+    ("volume", np.nan, "NaN price or volume"),
+    ("low", 0.0, "non-positive price"),
+    ("open", -1.0, "non-positive price"),
+    ("volume", -5.0, "negative volume"),
+])
+def test_bad_values_are_rejected_naming_the_row(col, value, rule):
+    df = bars()
+    df.loc[3, col] = value
+    err = rejected(df)
+    assert list(err.violations["rule"]) == [rule]
+    row = err.violations.iloc[0]
+    assert row["ticker"] == df.loc[3, "ticker"] and row["date"] == df.loc[3, "date"]
+    assert rule in str(err) and "BBB" in str(err) and "nothing was written" in str(err)
+
+
+def test_high_below_low_rejected():
+    df = bars()
+    df.loc[2, ["high", "low"]] = [8.0, 9.0]
+    assert list(rejected(df).violations["rule"]) == ["high < low"]
+
+
+def test_close_far_outside_band_rejected_and_small_excess_repaired():
+    df = bars()
+    df.loc[1, "close"] = 12.0  # 9% above high
+    assert list(rejected(df).violations["rule"]) == ["open/close outside [low, high]"]
+    df = bars()
+    df.loc[1, "close"] = 11.02  # 0.2% above high: vendor rounding
+    df.loc[5, "open"] = 8.99
+    out, report = validate_prices(df)
+    assert report.repairs["widened_high_low"] == 2
+    assert out.loc[(out["ticker"] == "BBB") & (out["close"] == 11.02), "high"].item() == 11.02
+    assert (out["low"] <= out[["open", "close"]].min(axis=1)).all()
+
+
+def test_duplicates_exact_dropped_conflicting_rejected():
+    df = pd.concat([bars(), bars().iloc[[0]]], ignore_index=True)
+    out, report = validate_prices(df)
+    assert len(out) == 8 and report.repairs["dropped_exact_duplicates"] == 1
+    conflict = bars().iloc[[0]].assign(close=10.7)
+    err = rejected(pd.concat([bars(), conflict], ignore_index=True))
+    assert set(err.violations["rule"]) == {"conflicting duplicate (date, ticker)"}
+    assert len(err.violations) == 2 and set(err.violations["ticker"]) == {"AAA"}
+
+
+def test_all_nan_bar_is_dropped_as_no_trade():
+    df = bars()
+    df.loc[4, ["open", "high", "low", "close", "volume"]] = np.nan
+    out, report = validate_prices(df)
+    assert len(out) == 7 and report.repairs["dropped_empty_bars"] == 1
+
+
+def test_weekend_rows_rejected():
+    df = bars()
+    df.loc[0, "date"] = pd.Timestamp("2021-03-06").date()  # Saturday, a bar of its own (not a repeat)
+    df.loc[0, "close"] = 10.7
+    assert list(rejected(df).violations["rule"]) == ["dated on a weekend"]
+
+
+def test_schema_errors_name_the_column():
+    with pytest.raises(PriceSchemaError, match="volume"):
+        validate_prices(bars().drop(columns="volume"))
+    df = bars().astype({"close": object})
+    df.loc[0, "close"] = "n/a"
+    with pytest.raises(PriceSchemaError, match="'close'"):
+        validate_prices(df)
+
+
+def test_message_lists_many_rows_with_count():
+    df = bars(30)
+    df["volume"] = -1.0
+    err = rejected(df)
+    assert len(err.violations) == 60 and "and 40 more" in str(err)

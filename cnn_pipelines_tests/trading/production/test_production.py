@@ -1,0 +1,74 @@
+"""Nightly production: the schedule's run requests, and signals for day D built from nothing after D."""
+
+import datetime as dt
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from cnn_pipelines.trading.features.assets import forward_returns, indicator_panel
+from cnn_pipelines.definitions import defs
+from cnn_pipelines.trading.production.assets import daily_signals, nightly_partition, nightly_schedule, production_model
+from cnn_pipelines.trading.prices.market import MarketConfig, SyntheticMarket
+from cnn_pipelines.trading.features.panel import forward_returns_table
+from cnn_pipelines.trading.prices.calendar import trading_calendar
+from cnn_pipelines.trading.production.training import production_fold, rank_signals
+from cnn_pipelines.trading.settings import FeatureSettings
+from cnn_pipelines.trading.research.walkforward import realization_dates, split_masks
+
+
+def test_schedule_requests_the_newest_complete_weekday():
+    cases = {
+        dt.datetime(2025, 12, 1, 2, 0): "2025-11-28",   # Monday night run -> Friday
+        dt.datetime(2025, 11, 25, 2, 0): "2025-11-24",  # Tuesday -> Monday
+        dt.datetime(2025, 12, 3, 2, 0): "2025-12-02",
+    }
+    for when, key in cases.items():
+        assert nightly_partition(when) == key
+        ctx = dg.build_schedule_context(scheduled_execution_time=when, repository_def=defs.get_repository_def())
+        req = nightly_schedule.evaluate_tick(ctx).run_requests[0]
+        assert req.partition_key == key and req.run_key == f"nightly-{key}"
+    assert nightly_schedule.cron_schedule == "0 2 * * 1-5"
+    assert nightly_schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+
+
+def test_production_inputs_end_at_the_partition_date():
+    for asset in (production_model, daily_signals):
+        for key in asset.dependency_keys:
+            if key.path[-1] in ("raw_prices", "indicator_panel"):
+                mapping = asset.get_partition_mapping(key)
+                end = getattr(mapping, "end_offset", 0)
+                assert end == 0, f"{asset.key.to_user_string()} reads {key.to_user_string()} beyond its date"
+    # the features themselves look back only (their look-ahead-free proof is in test_features.py)
+    assert indicator_panel.get_partition_mapping(dg.AssetKey("raw_prices")).end_offset == 0
+    # forward_returns looks ahead by design, which is why production recomputes labels from prices <= D
+    assert forward_returns.get_partition_mapping(dg.AssetKey("raw_prices")).end_offset > 0
+    assert dg.AssetKey("forward_returns") not in production_model.dependency_keys
+
+
+def test_production_labels_are_realized_by_the_partition_date():
+    s = FeatureSettings(universe_size=20, universe_window=20, universe_min_obs=18, factor_formation=20)
+    prices = SyntheticMarket(MarketConfig(seed=3, n_tickers=20, inception="2015-01-01")).prices("2015-01-01", "2016-06-30")
+    day = "2016-03-15"
+    upto = prices[pd.to_datetime(prices["date"]) <= pd.Timestamp(day)]
+    targets = forward_returns_table(upto, s, "2015-06-01", day)
+    assert targets[pd.to_datetime(targets["date"]) == pd.Timestamp(day)]["fwd_1d"].isna().all()
+    fold = production_fold(day, train_months=9, val_months=2, calendar=trading_calendar("synthetic"))
+    days = pd.DatetimeIndex(sorted(pd.to_datetime(targets["date"]).unique()))
+    train, val = split_masks(targets["date"], days, fold, horizon=1)
+    real = realization_dates(targets["date"], days, 1)
+    assert (train | val).sum() > 1000
+    assert (real[train | val] <= np.datetime64(pd.Timestamp(day))).all()
+    # the same labels whether or not later prices exist
+    full = forward_returns_table(prices, s, "2015-06-01", day)
+    used = targets.loc[train | val].reset_index(drop=True)
+    again = full.merge(used[["date", "ticker"]], on=["date", "ticker"])
+    np.testing.assert_array_equal(used["fwd_1d"].to_numpy(), again["fwd_1d"].to_numpy())
+
+
+def test_rank_signals_flags_top_and_bottom_k():
+    rows = pd.DataFrame({"date": [dt.date(2026, 11, 25)] * 6, "ticker": list("ABCDEF")})
+    out = rank_signals(rows, np.array([0.1, 0.5, -0.2, 0.3, -0.9, 0.0]), k=2, next_day=dt.date(2026, 11, 26))
+    assert out["ticker"].tolist() == ["B", "D", "A", "F", "C", "E"]
+    assert out["side"].tolist() == ["long", "long", "none", "none", "short", "short"]
+    assert (out["trade_date"] == dt.date(2026, 11, 26)).all()

@@ -1,0 +1,78 @@
+"""The research assets in Dagster for one walk-forward period: wiring, lake outputs, metadata, no retraining."""
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+
+from cnn_pipelines.storage import lake
+from cnn_pipelines.trading.features.assets import SETTINGS, forward_returns, indicator_panel, universe
+from cnn_pipelines.trading.prices.assets import raw_prices
+from cnn_pipelines.trading.research.assets import CALENDAR, RS, cnn_images, cnn_model, feature_selection, image_layout, oos_predictions
+from cnn_pipelines.trading.prices.resources import SyntheticPriceSource
+from cnn_pipelines.trading.research.walkforward import fold_for
+
+from cnn_pipelines_tests.conftest import lake_resources, run_range
+
+PERIOD = "2015-03-01"
+RESEARCH = [feature_selection, image_layout, cnn_images, cnn_model, oos_predictions]
+
+
+@pytest.fixture(scope="module")
+def research_lake(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lake")
+    res = lake_resources(root, SyntheticPriceSource(n_tickers=25, seed=8, signal_strength=0.3))
+    fold = fold_for(PERIOD, RS, CALENDAR)
+    feat_start = pd.bdate_range(end=fold.train_start, periods=2)[0].strftime("%Y-%m-%d")
+    feat_end = (pd.Timestamp(PERIOD) + pd.offsets.MonthEnd(0)).strftime("%Y-%m-%d")
+    price_start = pd.bdate_range(end=feat_start, periods=SETTINGS.price_lookback + 1)[0].strftime("%Y-%m-%d")
+    price_end = (pd.Timestamp(feat_end) + pd.offsets.BDay(10)).strftime("%Y-%m-%d")
+    assert run_range([raw_prices], price_start, price_end, res).success
+    assert run_range([raw_prices.to_source_asset(), universe, indicator_panel, forward_returns], feat_start, feat_end,
+                     res, selection=dg.AssetSelection.assets(universe, indicator_panel, forward_returns)).success
+    sources = [indicator_panel.to_source_asset(), forward_returns.to_source_asset()]
+    first = dg.materialize([*sources, *RESEARCH], partition_key=PERIOD, resources=res)
+    again = dg.materialize([*sources, *RESEARCH], partition_key=PERIOD, resources=res)
+    return root, first, again  # checkpoints follow the IO manager's root (no CNN_LAKE_ROOT needed)
+
+
+def test_one_period_materializes_every_research_asset(research_lake):
+    root, first, _ = research_lake
+    assert first.success
+    for table in ("feature_selection", "cnn_images", "oos_predictions"):
+        assert lake.partition_path(root, table, PERIOD, "period").exists()
+    for doc in ("image_layout", "cnn_model"):
+        assert lake.partition_path(root, doc, PERIOD, "period", "data.json").exists()
+    ckpts = sorted((root / "models" / "cnn" / PERIOD).glob("epoch_*.keras"))
+    assert len(ckpts) == RS.epochs
+
+
+def test_metadata_has_rankings_pictures_and_ics(research_lake):
+    _, first, _ = research_lake
+    meta = {e.materialization.asset_key.path[-1]: e.materialization.metadata
+            for e in first.get_asset_materialization_events()}
+    assert len(meta["feature_selection"]["selected"].value) == 15
+    assert "data:image/png;base64," in meta["feature_selection"]["mutual_information"].value
+    assert "data:image/png;base64," in meta["image_layout"]["dendrograms"].value
+    assert "data:image/png;base64," in meta["cnn_images"]["mean_image_by_decile"].value
+    assert "data:image/png;base64," in meta["cnn_model"]["val_ic_heatmap"].value
+    assert meta["cnn_model"]["trained_epochs_this_run"].value == RS.epochs
+    assert meta["oos_predictions"]["rows"].value > 0
+
+
+def test_completed_period_is_not_retrained(research_lake):
+    _, first, again = research_lake
+    meta = {e.materialization.asset_key.path[-1]: e.materialization.metadata
+            for e in again.get_asset_materialization_events()}
+    assert meta["cnn_model"]["trained_epochs_this_run"].value == 0
+    a = first.output_for_node("oos_predictions")
+    b = again.output_for_node("oos_predictions")
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_duckdb_exposes_predictions_across_periods(research_lake):
+    root, _, _ = research_lake
+    with duckdb.connect(str(root / lake.CATALOG_FILE), read_only=True) as con:
+        n, periods = con.execute("select count(*), count(distinct period) from oos_predictions").fetchone()
+        cols = {r[0] for r in con.execute("describe oos_predictions").fetchall()}
+    assert n > 0 and periods == 1 and {"prediction", "fwd_open_1d", "fwd_1d", "date", "ticker"} <= cols

@@ -1,0 +1,85 @@
+"""A user's own folder of messy vendor CSVs runs through the main job with a historical --end, end to end."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from cnn_pipelines.storage import lake
+from cnn_pipelines.trading.research.selection import rank_families
+
+from cnn_pipelines_tests.conftest import REPO_ROOT
+from cnn_pipelines_tests.trading.prices.vendor_files import vendor_folder
+
+
+@pytest.mark.timeout(1500)
+def test_vendor_csv_folder_runs_the_main_job_end_to_end(tmp_path: Path):
+    files = tmp_path / "vendor"
+    vendor_folder(files, "2017-01-03", "2020-09-30", n_tickers=5, broken="BRK")
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    root = tmp_path / "lake"
+    env = dict(os.environ, DAGSTER_HOME=str(home), CNN_LAKE_ROOT=str(root), CNN_PRICE_SOURCE="files",
+               CNN_PRICE_FILES=str(files))
+    env.pop("CNN_EXCHANGE", None)
+    proc = subprocess.run([sys.executable, "-m", "cnn_pipelines.main", "--end", "2020-07-31", "--periods", "2"],
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+
+    # the broken file is quarantined (named with its rule) in the run whose range holds its bad row, and the
+    # five good tickers land; the weekend and Thanksgiving rows that repeat the previous bar are dropped
+    prices = lake.read_partitions(root, "raw_prices", lake.materialized_keys(root, "raw_prices"))
+    days = pd.to_datetime(prices["date"])
+    in_range = (days >= pd.Timestamp("2018-11-14")) & (days <= pd.Timestamp("2020-07-30"))  # 07-31: nightly run
+    assert sorted(prices.loc[in_range, "ticker"].unique()) == [f"V{i}" for i in range(5)]
+    assert "BRK" in set(prices.loc[days < pd.Timestamp("2018-06-01"), "ticker"])  # other runs: it is fine
+    assert (days.dt.dayofweek < 5).all() and pd.Timestamp("2019-11-28") not in set(days)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        checks = [e for e in instance.get_event_records(
+            dg.EventRecordsFilter(dg.DagsterEventType.ASSET_CHECK_EVALUATION), limit=10_000)]
+        quarantine = [e.event_log_entry.dagster_event.event_specific_data for e in checks
+                      if e.event_log_entry.dagster_event.event_specific_data.check_name == "no_quarantined_tickers"]
+        failed = [c for c in quarantine if not c.passed]
+        assert failed and all(c.severity == dg.AssetCheckSeverity.ERROR for c in failed)
+        assert "BRK" in str(failed[0].metadata["quarantined"].value)
+        assert "non-positive price" in failed[0].metadata["by_ticker"].value
+
+    # labels after the historical end are realized (the look-ahead partitions were materialized)
+    with duckdb.connect(str(root / "lake.duckdb"), read_only=True) as con:
+        last = con.execute("select count(fwd_open_1d), count(*) from forward_returns "
+                           "where date = date '2020-07-30'").fetchone()
+        assert last[0] == last[1] == 5
+        periods = con.execute("select count(distinct period), count(*) from oos_predictions").fetchone()
+        assert periods[0] == 2 and periods[1] > 100
+        assert con.execute("select count(*) from backtest").fetchone()[0] > 30
+    assert (root / "reports" / "factor_tearsheet" / "tearsheet.html").exists()
+    # five names cannot form the factor portfolios: the betas are left out of selection, with a warning
+    ranking = lake.read_partitions(root, "feature_selection", ["2020-07-01"], "period")
+    assert not ranking.loc[ranking["family"].str.startswith("BETA_"), "available"].any()
+    assert ranking["selected"].sum() == 15
+    assert "mean daily rank IC vs fwd_open_1d" in proc.stdout and "tearsheet: 1D IC" in proc.stdout
+
+
+def test_a_family_this_universe_cannot_compute_is_left_out_not_a_crash():
+    rng = np.random.default_rng(0)
+    n = 600
+    cols = [f"{t:02d}_{fam}" for fam in ("RSI", "MACD", "BETA_MKT") for t in (6, 7, 8)]
+    x = pd.DataFrame(rng.normal(size=(n, len(cols))), columns=cols)
+    x[[c for c in cols if c.endswith("BETA_MKT")]] = np.nan       # 4 names: no factor portfolios
+    x.loc[: n // 4, "06_MACD"] = np.nan                           # a warm-up gap: still covered
+    y = x["07_RSI"].to_numpy() + rng.normal(size=n)
+    ranking = rank_families(x, y, bins=8)
+    assert ranking["family"].tolist() == ["RSI", "MACD", "BETA_MKT"]
+    assert ranking["available"].tolist() == [True, True, False] and np.isnan(ranking["mutual_information"].iloc[2])
+    with pytest.raises(ValueError, match="computable feature families"):
+        rank_families(x[[c for c in cols if c.endswith("BETA_MKT")]], y, bins=8)
