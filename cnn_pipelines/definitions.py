@@ -10,5 +10,6 @@ import dagster as dg
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 from cnn_pipelines.trading.definitions import defs as trading_defs  # noqa: E402
+from cnn_pipelines.vision.definitions import defs as vision_defs  # noqa: E402
 
-defs = dg.Definitions.merge(trading_defs)
+defs = dg.Definitions.merge(trading_defs, vision_defs)

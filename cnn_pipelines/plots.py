@@ -13,9 +13,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 
-def png_bytes(fig) -> bytes:
+def png_bytes(fig, dpi: int = 60) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=60, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     return buf.getvalue()
 

@@ -1,0 +1,56 @@
+"""Dagster wiring of the vision_datasets group: one asset per image dataset, built by tfds into the lake."""
+
+
+import shutil
+import time
+
+import dagster as dg
+import numpy as np
+
+from cnn_pipelines.plots import markdown_image
+from cnn_pipelines.vision.datasets.catalog import DatasetSpec, class_names, load_numpy, prepare
+from cnn_pipelines.vision import reports
+from cnn_pipelines.vision.settings import VisionSettings
+
+
+def dataset_asset(spec: DatasetSpec, s: VisionSettings) -> dg.AssetsDefinition:
+    @dg.asset(name=spec.name, group_name="vision_datasets", kinds={"tensorflow"},
+              description=f"{spec.title}, built by tfds builder `{spec.builder}` into "
+                          f"{s.data_dir}/{spec.builder}/ (tfds's own format). Source: {spec.source}.")
+    def _dataset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        import tensorflow_datasets as tfds
+
+        tfds.disable_progress_bar()
+        t0 = time.perf_counter()
+        builder = prepare(spec, s)
+        if spec.mirror is not None:  # the extracted copies of the mirror's files are not needed any more
+            shutil.rmtree(s.download_dir / "extracted", ignore_errors=True)
+        names = class_names(builder)
+        labels, grids = {}, {}
+        for split in builder.info.splits:
+            images, labels[split] = load_numpy(spec, s, split)
+            if split == "train":
+                grids[split] = reports.sample_grid(images, labels[split], names,
+                                                   title=f"{spec.name}: 8 training images per class")
+        shape = builder.info.features["image"].shape
+        balance = reports.class_balance(labels, names)
+        version_dir = s.data_dir / builder.name / str(builder.info.version)
+        size_mb = sum(p.stat().st_size for p in version_dir.rglob("*") if p.is_file()) / 1e6
+        context.log.info(f"{spec.name}: {', '.join(f'{k} {len(v):,}' for k, v in labels.items())} images "
+                         f"{shape} from {spec.source}")
+        return dg.MaterializeResult(metadata={
+            **{f"{split}_images": dg.MetadataValue.int(len(v)) for split, v in labels.items()},
+            "image_shape": dg.MetadataValue.text(" x ".join(str(d) for d in shape)),
+            "classes": dg.MetadataValue.int(len(names)),
+            "source": dg.MetadataValue.text(spec.source),
+            "tfds_builder": dg.MetadataValue.text(f"{builder.name} {builder.info.version}"),
+            "path": dg.MetadataValue.path(str(version_dir)),
+            "size_mb": dg.MetadataValue.float(round(size_mb, 1)),
+            "class_balance": dg.MetadataValue.md(balance.to_markdown()),
+            "min_class_share": dg.MetadataValue.float(float(round(
+                min(np.bincount(v, minlength=len(names)).min() / len(v) for v in labels.values()), 4))),
+            "samples": dg.MetadataValue.md(markdown_image(grids["train"], "samples")),
+            "seconds": dg.MetadataValue.float(round(time.perf_counter() - t0, 1)),
+        })
+
+    return _dataset

@@ -1,0 +1,31 @@
+"""The vision graphs' Dagster wiring: image datasets (group vision_datasets) feeding model checkpoints
+(group vision_models), and the job that materializes both."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from cnn_pipelines.vision.datasets.assets import dataset_asset
+from cnn_pipelines.vision.datasets.catalog import available_datasets
+from cnn_pipelines.vision.models.assets import filters_asset, model_asset
+from cnn_pipelines.vision.models.catalog import model_specs
+from cnn_pipelines.vision.settings import vision_settings
+
+SETTINGS = vision_settings()
+DATASETS = available_datasets(SETTINGS)
+MODELS = model_specs(DATASETS, SETTINGS.online)
+
+vision_job = dg.define_asset_job(
+    "vision_job",
+    selection=dg.AssetSelection.groups("vision_datasets", "vision_models"),
+    description="Image datasets and the chapter's image models (LeNet-5, the CIFAR CNN, the filter demo).",
+)
+
+# What `make run` trains: demo sizes (about a minute on 2 cores). The assets' defaults use all the data.
+DEMO_RUN_CONFIG = {"ops": {m.name: {"config": m.demo} for m in MODELS}}
+
+defs = dg.Definitions(
+    assets=[*(dataset_asset(d, SETTINGS) for d in DATASETS.values()),
+            *(model_asset(m, DATASETS[m.dataset], SETTINGS) for m in MODELS), filters_asset(SETTINGS)],
+    jobs=[vision_job],
+)

@@ -1,0 +1,121 @@
+"""Dagster wiring of the vision_models group: one asset per model checkpoint, plus the filter demo."""
+
+
+import dataclasses
+import time
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from cnn_pipelines.plots import markdown_image
+from cnn_pipelines.storage import lake
+from cnn_pipelines.vision.datasets.catalog import DatasetSpec, load_numpy
+from cnn_pipelines.vision import reports
+from cnn_pipelines.vision.models.catalog import ModelSpec
+from cnn_pipelines.vision.models.filters import run_filter_demo
+from cnn_pipelines.vision.models.training import evaluate_on_test, train_classifier
+from cnn_pipelines.vision.settings import VisionSettings
+
+
+class VisionTrainConfig(dg.Config):
+    """Overrides of a model's default training settings (the defaults use all the offline data)."""
+
+    epochs: int | None = None
+    train_limit: int | None = None
+
+
+def model_asset(spec: ModelSpec, dataset: DatasetSpec, s: VisionSettings) -> dg.AssetsDefinition:
+    @dg.asset(name=spec.name, group_name="vision_models", deps=[dataset.name], kinds={"keras", "tensorflow"},
+              description=f"{spec.title}. Checkpoint directory: one .keras per epoch, state.json, config.json.",
+              metadata={"dataset": dataset.name, "book": spec.book})
+    def _model(context: dg.AssetExecutionContext, config: VisionTrainConfig) -> dg.MaterializeResult:
+        changes = {k: v for k, v in config.model_dump().items() if v is not None}
+        cfg = dataclasses.replace(spec.config, **changes)
+        t0 = time.perf_counter()
+        trained = train_classifier(spec.name, spec.build, dataset, s, cfg, log=context.log.info)
+        test = evaluate_on_test(trained, dataset, s, cfg)
+        images, _ = load_numpy(dataset, s, "test")
+        wall = time.perf_counter() - t0
+        return dg.MaterializeResult(metadata=model_metadata(spec, dataset, s, cfg, trained, test, images, wall))
+
+    return _model
+
+
+def model_metadata(spec, dataset, s, cfg, trained, test, images, wall) -> dict:
+    names = trained.class_names
+    ep = trained.epochs
+    per_class = pd.DataFrame({
+        "class": names,
+        "test images": np.bincount(test.labels, minlength=len(names)),
+        "accuracy": [float((test.predicted[test.labels == c] == c).mean()) if (test.labels == c).any() else float("nan")
+                     for c in range(len(names))],
+    })
+    result = {
+        "model": spec.name, "dataset": dataset.name, "dataset_title": dataset.title, "source": dataset.source,
+        "test_accuracy": test.accuracy, "n_train": trained.n_train, "n_validation": trained.n_validation,
+        "n_test": len(test.labels), "best_epoch": trained.best_epoch, "epochs_run": len(ep),
+        "val_accuracy": float(ep.loc[ep["epoch"] == trained.best_epoch, "val_accuracy"].iloc[0]),
+        "images_per_s": float(ep["images_per_s"].median()), "target": spec.target, "book": spec.book,
+        "checkpoint": str(trained.ckpt), "wall_seconds": wall, "default_config": cfg == spec.config,
+    }
+    lake.write_table(s.lake_root, "vision_results", pd.DataFrame([result]), key=spec.name, column="model")
+    lake.write_table(s.lake_root, "vision_epochs", ep.assign(model=spec.name), key=spec.name, column="model")
+    lake.ensure_views(s.lake_root, ["vision_results", "vision_epochs"])
+    lake.write_json(trained.ckpt / "metrics.json", {**result, "config": dataclasses.asdict(cfg),
+                                                    "per_class_accuracy": dict(zip(names, per_class["accuracy"]))})
+    title = f"{spec.name} on {dataset.name}"
+    if spec.target is None:
+        target = ""
+    elif cfg != spec.config:
+        target = f" (reduced settings; the {spec.target:.0%} target applies to the default configuration)"
+    else:
+        target = f" (target {spec.target:.0%}: {'met' if test.accuracy >= spec.target else 'NOT met'})"
+    return {
+        "test_accuracy": dg.MetadataValue.float(round(test.accuracy, 4)),
+        "summary": dg.MetadataValue.md(
+            f"**{spec.title}**\n\nTest accuracy **{test.accuracy:.2%}** on {len(test.labels):,} held-out images"
+            f"{target}; book: {spec.book}.\n\nTrained on {trained.n_train:,} images ({dataset.source}), "
+            f"{trained.n_validation:,} more for validation; chosen epoch {trained.best_epoch} of {len(ep)} by "
+            f"validation accuracy ({result['val_accuracy']:.2%})"
+            + ("; stopped early" if trained.stopped_early else "")
+            + (f"; {trained.trained_epochs} epoch(s) trained in this run" if trained.trained_epochs
+               else "; nothing retrained: dataset and config unchanged") + "."),
+        "dataset": dg.MetadataValue.text(f"{dataset.title} ({dataset.source})"),
+        "chosen_epoch": dg.MetadataValue.int(trained.best_epoch),
+        "epochs_run": dg.MetadataValue.int(len(ep)),
+        "train_images": dg.MetadataValue.int(trained.n_train),
+        "images_per_s": dg.MetadataValue.float(round(result["images_per_s"], 1)),
+        "wall_seconds": dg.MetadataValue.float(round(wall, 1)),
+        "config": dg.MetadataValue.json(dataclasses.asdict(cfg)),
+        "checkpoint": dg.MetadataValue.path(str(trained.ckpt)),
+        "learning_curves": dg.MetadataValue.md(markdown_image(
+            reports.learning_curves(ep, trained.best_epoch, f"{title}: loss and accuracy per epoch"), "curves")),
+        "confusion_matrix": dg.MetadataValue.md(markdown_image(reports.confusion_plot(
+            reports.confusion(test.labels, test.predicted, len(names)), names,
+            f"{title}: test confusion matrix ({test.accuracy:.2%} right)"), "confusion")),
+        "worst_mistakes": dg.MetadataValue.md(markdown_image(reports.worst_mistakes(
+            images, test.labels, test.predicted, test.confidence, names,
+            title=f"{title}: the most confident wrong predictions"), "mistakes")),
+        "per_class_accuracy": dg.MetadataValue.md(per_class.round(4).to_markdown(index=False)),
+    }
+
+
+def filters_asset(s: VisionSettings) -> dg.AssetsDefinition:
+    @dg.asset(name="conv_filters", group_name="vision_models", kinds={"keras"},
+              description="Notebook 01: four hand-made 4x4 edge filters in a Conv2D layer, applied to a real photo.")
+    def _filters(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        demo = run_filter_demo(s.models_dir / "conv_filters")
+        return dg.MaterializeResult(metadata={
+            "image": dg.MetadataValue.text(demo.image_source),
+            "input_shape": dg.MetadataValue.text(str(demo.image.shape)),
+            "activation_shape": dg.MetadataValue.text(f"{demo.conv.shape} after the convolution, "
+                                                      f"{demo.pooled.shape} after 4x4 max pooling"),
+            "active_share": dg.MetadataValue.md(demo.stats.to_markdown(index=False)),
+            "filters": dg.MetadataValue.md(markdown_image(reports.filters_plot(demo.filters), "filters")),
+            "activation_maps": dg.MetadataValue.md(markdown_image(
+                reports.activation_maps(demo.image, demo.conv, demo.pooled, demo.labels), "activations")),
+            "model": dg.MetadataValue.path(str(demo.model_path)),
+        })
+
+    return _filters

