@@ -8,7 +8,11 @@ export DAGSTER_HOME := $(CURDIR)
 # Demo range: the trailing DEMO_DAYS weekdays ending at the newest complete partition.
 DEMO_DAYS ?= 520
 
-.PHONY: install install-dev run test dev clean-lake
+# Real Fashion-MNIST for the vision graphs, offline: Debian's dataset-fashion-mnist (IDX files). Installed when
+# this user can; otherwise the vision graph leaves it out and its models fall back to MNIST digits (and say so).
+FASHION_MNIST_DIR ?= /usr/share/datasets/fashion-mnist
+
+.PHONY: install install-dev run test dev clean-lake image-datasets
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,10 +24,18 @@ install: $(BIN)/python
 install-dev: $(BIN)/python
 	$(BIN)/pip install -q -e ".[dev]"
 
-run: install
+run: install image-datasets
 	$(BIN)/python -m cnn_pipelines.main --days $(DEMO_DAYS)
 
-test: install-dev
+image-datasets:
+	@if [ ! -d $(FASHION_MNIST_DIR) ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get install -y -qq dataset-fashion-mnist || (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist)) >/dev/null 2>&1 \
+	      || echo "note: could not install dataset-fashion-mnist; the vision graph falls back to MNIST digits"; \
+	  else echo "note: Fashion-MNIST needs 'sudo apt-get install dataset-fashion-mnist'; until then the vision graph uses MNIST digits only"; fi; \
+	fi
+
+test: install-dev image-datasets
 	$(BIN)/python -m pytest -q cnn_pipelines_tests
 
 dev: install

@@ -8,7 +8,7 @@
   layers inside the model (in the graph, not in Python); batch 128, 8 steps per graph call.
 
 Same network (the AlexNet-style CNN at ``--width``), same training images, same epochs, same optimizer
-(Adam, as in the book). Epochs alternate between the two so this noisy 2-core VM slows both alike; the first
+(Adam, as in the book; constant learning rate for both). Epochs alternate between the two so this noisy 2-core VM slows both alike; the first
 epoch of each (graph tracing) is left out of the ratio when there is more than one. Accuracy is each model's
 on the same held-out test images after the same number of epochs.
 
@@ -23,10 +23,10 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import subprocess
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -45,7 +45,8 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=12000, help="training images")
     parser.add_argument("--test", type=int, default=5000, help="test images for the accuracies")
     parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--width", type=float, default=0.25, help="AlexNet-style width (1.0 = the book's)")
+    parser.add_argument("--width", type=float, default=None,
+                        help="AlexNet-style width (1.0 = the book's; default: the cifar_cnn asset's offline width)")
     parser.add_argument("--lake", default=None, help="lake root holding the prepared dataset (default: a temp dir)")
     args = parser.parse_args()
 
@@ -57,9 +58,11 @@ def main() -> None:
 
     from cnn_pipelines.vision.datasets.catalog import as_training_dataset, available_datasets, load_numpy, prepare
     from cnn_pipelines.vision.models.architectures import alexnet_style, compile_classifier
+    from cnn_pipelines.vision.models.catalog import CIFAR_WIDTH_OFFLINE
     from cnn_pipelines.vision.settings import vision_settings
 
     tfds.disable_progress_bar()
+    args.width = CIFAR_WIDTH_OFFLINE if args.width is None else args.width
     lake_root = args.lake or tempfile.mkdtemp(prefix="vision-bench-")
     s = vision_settings({"CNN_LAKE_ROOT": lake_root})
     spec = available_datasets(s)[args.dataset]
@@ -102,7 +105,9 @@ def main() -> None:
     print(json.dumps({"ratio": round(our_ips / ref_ips, 2), "images_per_s": round(our_ips, 1),
                       "reference_images_per_s": round(ref_ips, 1), "accuracy": round(our_acc, 4),
                       "reference_accuracy": round(ref_acc, 4), "dataset": args.dataset, "train": len(x),
-                      "epochs": args.epochs, "width": args.width, "cpu": cpu_name(), "lake": str(Path(lake_root))}))
+                      "epochs": args.epochs, "width": args.width, "cpu": cpu_name()}))
+    if args.lake is None:
+        shutil.rmtree(lake_root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from cnn_pipelines.trading.production.assets import TRAIN_WEEKDAYS
 from cnn_pipelines.trading.research.assets import RS, research_partitions
 from cnn_pipelines.trading.partitions import weekday_partitions
 from cnn_pipelines.trading.settings import current_settings
+from cnn_pipelines.vision.definitions import DEMO_RUN_CONFIG as VISION_DEMO_RUN_CONFIG
 
 SETTINGS = current_settings()
 
@@ -43,6 +44,7 @@ class Plan:
     periods: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     audit: bool = False                         # also run the leakage audit (minutes; its own markets)
+    vision: bool = True                         # also materialize the vision graphs (demo sizes)
 
     def runs(self) -> list[tuple[str, str, str]]:
         out = [("price_history_job", *r) for r in (self.history, self.lookahead) if r]
@@ -53,6 +55,8 @@ class Plan:
         out.append(("nightly_job", self.end, self.end))
         if self.audit:
             out.append(("audit_job", "", ""))
+        if self.vision:
+            out.append(("vision_job", "", ""))
         return out
 
 
@@ -133,6 +137,8 @@ def run_job(name: str, start: str, end: str, instance: dg.DagsterInstance) -> dg
     """Execute job ``name`` as ONE run recorded in ``instance``: unpartitioned (no start), one partition
     (start == end) or the partition range [start, end]."""
     job = defs.resolve_job_def(name)
+    if name == "vision_job":  # demo sizes; the assets' own defaults train on all the offline data
+        return job.execute_in_process(instance=instance, run_config=VISION_DEMO_RUN_CONFIG, raise_on_error=False)
     if not start:
         return job.execute_in_process(instance=instance, raise_on_error=False)
     if start == end:
@@ -198,6 +204,14 @@ def evaluation_summary(root: Path) -> str:
                        string_agg(ticker, ' ') filter (where side = 'short')
                 from daily_signals where date = (select max(date) from daily_signals)""").fetchone()
             lines.append(f"signals from {day} for {trade}: long {longs}; short {shorts}")
+        if "vision_results" in views:
+            for model, dataset, acc, n_test, n_train, default, target in con.execute("""
+                    select model, dataset_title, test_accuracy, n_test, n_train, default_config, target
+                    from vision_results order by model""").fetchall():
+                settings = "full offline data" if default else "demo settings"
+                goal = f", target {target:.0%} with the full settings" if target == target and target else ""
+                lines.append(f"vision {model}: test accuracy {acc:.2%} on {n_test:,} images of {dataset} "
+                             f"({n_train:,} training images, {settings}{goal})")
     return "".join(line + "\n" for line in lines)
 
 
@@ -209,11 +223,13 @@ def main(argv: list[str] | None = None) -> int:
                                                     "date the prices hold)")
     parser.add_argument("--periods", type=int, default=3, help="walk-forward test months to train and predict")
     parser.add_argument("--audit", action="store_true", help="also run the leakage audit (about 6 minutes on 2 cores)")
+    parser.add_argument("--no-vision", action="store_true", help="skip the vision graphs (image datasets and models)")
     args = parser.parse_args(argv)
     from cnn_pipelines.trading.prices.resources import price_source_from_env
 
     the_plan = plan(args.end, args.days, args.start, args.periods, coverage=price_source_from_env().coverage())
     the_plan.audit = args.audit
+    the_plan.vision = not args.no_vision
     for note in the_plan.notes:
         print(f"plan: {note}", flush=True)
     instance = dg.DagsterInstance.get()

@@ -56,3 +56,12 @@ def test_winograd_layer_matches_the_direct_convolution() -> None:
     r = run_benchmark("winograd.py", "--batch", "8")
     assert r["max_abs_diff"] < 1e-4 and r["max_rel_grad_diff"] < 1e-4
     assert r["multiplication_ratio"] == 2.58 and positive(r["ratio"])
+
+
+@pytest.mark.timeout(300)
+def test_vision_benchmark_reports_both_pipelines_on_the_same_network():
+    r = run_benchmark("vision.py", "--dataset", "mnist", "--train", "256", "--test", "128", "--epochs", "1",
+                      "--width", "0.1")
+    assert positive(r["images_per_s"]) and positive(r["reference_images_per_s"])
+    assert r["ratio"] == pytest.approx(r["images_per_s"] / r["reference_images_per_s"], abs=0.01)
+    assert 0 <= r["accuracy"] <= 1 and 0 <= r["reference_accuracy"] <= 1 and r["train"] == 256

@@ -28,7 +28,7 @@ def test_short_range_is_widened_so_every_test_period_has_its_training_window():
     assert p.lookahead == (KEYS[j + 1], KEYS[j + LOOKAHEAD])  # labels of the last days get realized
     jobs = [r[0] for r in p.runs()]
     assert jobs == ["price_history_job", "price_history_job", "trading_job", "research_job", "research_job",
-                    "evaluation_job", "nightly_job"]
+                    "evaluation_job", "nightly_job", "vision_job"]
 
 
 def test_start_sets_the_range_and_a_weekend_end_snaps_to_the_friday():

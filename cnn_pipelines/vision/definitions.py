@@ -19,6 +19,9 @@ vision_job = dg.define_asset_job(
     "vision_job",
     selection=dg.AssetSelection.groups("vision_datasets", "vision_models"),
     description="Image datasets and the chapter's image models (LeNet-5, the CIFAR CNN, the filter demo).",
+    # One process, one step at a time: each training uses every core, two at once only fight over them, and
+    # TensorFlow is imported once instead of once per step.
+    executor_def=dg.in_process_executor,
 )
 
 # What `make run` trains: demo sizes (about a minute on 2 cores). The assets' defaults use all the data.

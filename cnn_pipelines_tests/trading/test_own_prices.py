@@ -32,7 +32,7 @@ def test_vendor_csv_folder_runs_the_main_job_end_to_end(tmp_path: Path):
     env = dict(os.environ, DAGSTER_HOME=str(home), CNN_LAKE_ROOT=str(root), CNN_PRICE_SOURCE="files",
                CNN_PRICE_FILES=str(files))
     env.pop("CNN_EXCHANGE", None)
-    proc = subprocess.run([sys.executable, "-m", "cnn_pipelines.main", "--end", "2020-07-31", "--periods", "2"],
+    proc = subprocess.run([sys.executable, "-m", "cnn_pipelines.main", "--end", "2020-07-31", "--periods", "2", "--no-vision"],
                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
 

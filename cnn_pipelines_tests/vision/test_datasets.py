@@ -132,3 +132,11 @@ def test_training_batches_are_scaled_resized_and_reshuffled(vision_lake, tmp_pat
     labels1 = np.concatenate([b[1] for b in epoch1])
     labels2 = np.concatenate([b[1] for b in epoch2])
     assert sorted(labels1) == sorted(labels2) and not np.array_equal(labels1, labels2)
+
+
+@pytest.mark.skipif(not sources.Path("/usr/share/datasets/fashion-mnist").is_dir(),
+                    reason="Debian's dataset-fashion-mnist is not installed (.ci/run installs it)")
+def test_debians_fashion_mnist_files_have_the_layout_tfds_reads():
+    from cnn_pipelines.vision.settings import DEBIAN_FASHION_MNIST
+
+    check_idx_mirror(DEBIAN_FASHION_MNIST)  # 60,000 + 10,000 images of 28x28, as the registered builder reads

@@ -4,6 +4,7 @@ what the book reached. ``config`` is the default (all of the offline data, the t
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,8 +26,10 @@ class ModelSpec:
     target: float | None = None           # accuracy the default config must reach on this dataset
 
 
-LENET = TrainConfig(epochs=30, batch_size=32, optimizer="adam", learning_rate=1e-3, patience=6)
-CIFAR_WIDTH_OFFLINE = 0.25  # a quarter of the book's filters/units: ~1.4M parameters, ~20 min on 2 CPU cores
+LENET = TrainConfig(epochs=30, batch_size=32, optimizer="adam", learning_rate=1e-3, patience=8)
+# Half the book's filters and units (5.4M parameters): at a quarter (1.4M) the network underfit augmented
+# Fashion-MNIST (training accuracy 0.90 = validation accuracy; 88.7 % on test after 15 epochs).
+CIFAR_WIDTH_OFFLINE = 0.5
 
 
 def model_specs(datasets: dict[str, DatasetSpec], online: bool) -> list[ModelSpec]:
@@ -38,14 +41,14 @@ def model_specs(datasets: dict[str, DatasetSpec], online: bool) -> list[ModelSpe
         "98.97 % on the full MNIST test set", None if online else 0.97)]
     if "fashion_mnist" in datasets:
         specs.append(ModelSpec(
-            "lenet5_fashion_mnist", "fashion_mnist", lenet5, dataclass_replace(LENET, epochs=25),
+            "lenet5_fashion_mnist", "fashion_mnist", lenet5, dataclasses.replace(LENET, epochs=25),
             {"epochs": 2, "train_limit": 6000}, "LeNet-5 (notebook 02) on Fashion-MNIST clothing",
             "the book trains LeNet-5 on MNIST only", 0.89))
     cifar_data = "cifar10" if online else ("fashion_mnist" if "fashion_mnist" in datasets else "mnist")
     width = 1.0 if online else CIFAR_WIDTH_OFFLINE
     specs.append(ModelSpec(
         "cifar_cnn", cifar_data, functools.partial(alexnet_style, width=width, augment=True),
-        TrainConfig(epochs=30 if online else 20, batch_size=128, optimizer="adam", learning_rate=1e-3, patience=5,
+        TrainConfig(epochs=30 if online else 20, batch_size=128, optimizer="adam", learning_rate=1e-3, patience=8,
                     image_size=32, channels=3),
         {"epochs": 2, "train_limit": 3000},
         f"AlexNet-style CNN with augmentation (notebook 03), width {width:g}, on {datasets[cifar_data].title}"
@@ -53,8 +56,3 @@ def model_specs(datasets: dict[str, DatasetSpec], online: bool) -> list[ModelSpe
         "76.23 % on CIFAR-10", None if online else (0.91 if cifar_data == "fashion_mnist" else None)))
     return specs
 
-
-def dataclass_replace(cfg: TrainConfig, **changes) -> TrainConfig:
-    import dataclasses
-
-    return dataclasses.replace(cfg, **changes)

@@ -36,6 +36,7 @@ class TrainConfig:
     optimizer: str = "adam"
     learning_rate: float = 1e-3
     patience: int = 5                   # stop after this many epochs without a better validation accuracy
+    schedule: str = "cosine"            # learning rate per epoch: "cosine" decay to 0 over `epochs`, or "constant"
     validation_fraction: float = 0.1    # the last share of the training split, never trained on
     train_limit: int | None = None      # first N training images (demo sizes); None = all
     image_size: int | None = None       # resize (e.g. 28 -> 32 for the CIFAR network); None = as stored
@@ -69,6 +70,17 @@ def dataset_identity(builder) -> dict:
     return {"name": builder.name, "version": str(builder.info.version),
             "splits": {k: {"num_examples": v.num_examples, "num_bytes": v.num_bytes,
                            "shard_lengths": list(v.shard_lengths)} for k, v in builder.info.splits.items()}}
+
+
+def learning_rate(cfg: TrainConfig, epoch: int) -> float:
+    """The rate for 1-based ``epoch``: constant, or a half-cosine from ``learning_rate`` that reaches a tenth of it
+    in the last epoch. Depends on the epoch alone, so a resumed run continues the same schedule."""
+    if cfg.schedule == "constant" or cfg.epochs <= 1:
+        return cfg.learning_rate
+    if cfg.schedule != "cosine":
+        raise ValueError(f"schedule must be 'cosine' or 'constant', got {cfg.schedule!r}")
+    progress = (epoch - 1) / (cfg.epochs - 1)
+    return float(cfg.learning_rate * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * progress))))
 
 
 def architecture(model: keras.Model) -> dict:
@@ -118,11 +130,12 @@ def train_classifier(name: str, build: Callable[[tuple[int, int, int], int], ker
         else:
             model = compile_classifier(network, cfg.optimizer, cfg.learning_rate, cfg.steps_per_execution)
         for epoch in range(done + 1, cfg.epochs + 1):
+            model.optimizer.learning_rate.assign(learning_rate(cfg, epoch))
             t0 = time.perf_counter()
             hist = model.fit(train_ds, epochs=1, verbose=0, shuffle=False)  # the dataset reshuffles itself
             train_s = time.perf_counter() - t0
             val_loss, val_acc = model.evaluate(val_ds, verbose=0)
-            row = {"epoch": epoch, "loss": float(hist.history["loss"][-1]),
+            row = {"epoch": epoch, "learning_rate": learning_rate(cfg, epoch), "loss": float(hist.history["loss"][-1]),
                    "accuracy": float(hist.history["accuracy"][-1]), "val_loss": float(val_loss),
                    "val_accuracy": float(val_acc), "train_seconds": train_s, "images_per_s": n_train / train_s}
             save_epoch(model, ckpt, state, row, started=t0)

@@ -1,0 +1,78 @@
+"""The vision graphs through Dagster: dataset and model assets materialize into the lake with the metadata a
+user reads in the UI, the results are queryable in DuckDB, and an unchanged model is not retrained."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import dagster as dg
+import duckdb
+import pytest
+
+from cnn_pipelines.storage import lake
+from cnn_pipelines.vision.datasets import sources
+from cnn_pipelines.vision.datasets.assets import dataset_asset
+from cnn_pipelines.vision.datasets.catalog import available_datasets
+from cnn_pipelines.vision.models.assets import filters_asset, model_asset
+from cnn_pipelines.vision.models.catalog import model_specs
+from cnn_pipelines_tests.vision.image_files import mnist5k_csv, mnist_mirror
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def materializations(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
+    events = (e.event_specific_data.materialization for e in result.get_asset_materialization_events())
+    return {m.asset_key.to_user_string(): m.metadata for m in events}
+
+
+def test_vision_graph_materializes_with_pictures_and_results_in_the_lake(vision_lake, tmp_path, monkeypatch):
+    mnist5k_csv(tmp_path / "mnist_5k.csv.gz", per_class=30)
+    monkeypatch.setattr(sources, "mnist5k_csv", lambda: tmp_path / "mnist_5k.csv.gz")
+    monkeypatch.setattr("tensorflow_datasets.image_classification.mnist._TRAIN_EXAMPLES", 40)
+    monkeypatch.setattr("tensorflow_datasets.image_classification.mnist._TEST_EXAMPLES", 20)
+    mnist_mirror(vision_lake.fashion_mnist_dir, 40, 20)
+    datasets = available_datasets(vision_lake)
+    models = model_specs(datasets, online=False)
+    assert [m.name for m in models] == ["lenet5_mnist", "lenet5_fashion_mnist", "cifar_cnn"]
+    assets = [*(dataset_asset(d, vision_lake) for d in datasets.values()),
+              *(model_asset(m, datasets[m.dataset], vision_lake) for m in models), filters_asset(vision_lake)]
+    run_config = {"ops": {m.name: {"config": {"epochs": 1, "train_limit": 200}} for m in models}}
+
+    first = dg.materialize(assets, run_config=run_config)
+    assert first.success
+    meta = materializations(first)
+    assert set(meta) == {"mnist", "fashion_mnist", "lenet5_mnist", "lenet5_fashion_mnist", "cifar_cnn", "conv_filters"}
+    assert meta["mnist"]["train_images"].value == 240 and meta["mnist"]["test_images"].value == 60
+    assert meta["fashion_mnist"]["train_images"].value == 40 and "offline mirror" in meta["fashion_mnist"]["source"].value
+    assert "data:image/png;base64," in meta["mnist"]["samples"].value
+    for name in ("lenet5_mnist", "lenet5_fashion_mnist", "cifar_cnn"):
+        m = meta[name]
+        assert 0 <= m["test_accuracy"].value <= 1 and m["epochs_run"].value == 1
+        for picture in ("learning_curves", "confusion_matrix", "worst_mistakes"):
+            assert "data:image/png;base64," in m[picture].value
+        assert "reduced settings" in m["summary"].value  # demo-size runs do not claim the targets
+    assert "not CIFAR-10" in meta["cifar_cnn"]["summary"].value
+    assert "data:image/png;base64," in meta["conv_filters"]["activation_maps"].value
+
+    with duckdb.connect(str(vision_lake.lake_root / lake.CATALOG_FILE), read_only=True) as con:
+        rows = con.execute("select model, dataset, n_test, default_config from vision_results order by model").fetchall()
+        epochs = con.execute("select model, count(*) from vision_epochs group by model order by model").fetchall()
+    assert rows == [("cifar_cnn", "fashion_mnist", 20, False), ("lenet5_fashion_mnist", "fashion_mnist", 20, False),
+                    ("lenet5_mnist", "mnist", 60, False)]
+    assert epochs == [("cifar_cnn", 1), ("lenet5_fashion_mnist", 1), ("lenet5_mnist", 1)]
+
+    again = materializations(dg.materialize(assets, run_config=run_config))
+    assert "nothing retrained" in again["lenet5_mnist"]["summary"].value
+    more = dataclasses.replace(models[0].config, epochs=2, train_limit=200)
+    assert more != models[0].config
+
+
+def test_without_fashion_mnist_the_cifar_network_falls_back_to_digits_and_says_so(vision_lake, tmp_path, monkeypatch):
+    mnist5k_csv(tmp_path / "mnist_5k.csv.gz", per_class=20)
+    monkeypatch.setattr(sources, "mnist5k_csv", lambda: tmp_path / "mnist_5k.csv.gz")
+    datasets = available_datasets(vision_lake)
+    cifar = {m.name: m for m in model_specs(datasets, online=False)}["cifar_cnn"]
+    result = dg.materialize([dataset_asset(datasets["mnist"], vision_lake), model_asset(cifar, datasets["mnist"], vision_lake)],
+                            run_config={"ops": {"cifar_cnn": {"config": {"epochs": 1, "train_limit": 100}}}})
+    meta = materializations(result)["cifar_cnn"]
+    assert "MNIST handwritten digits" in meta["dataset"].value and "not CIFAR-10" in meta["summary"].value
