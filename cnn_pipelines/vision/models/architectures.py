@@ -12,13 +12,15 @@ import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
 
-def lenet5(input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
+def lenet5(input_shape: tuple[int, int, int], num_classes: int, shift: float | None = None) -> keras.Model:
     """LeNet-5 as in notebook 02: three 5x5 convolutions with average pooling, then dense 84 -> softmax.
 
-    The book compiles it with plain SGD and trains at batch 32; the optimizer is set by ``compile_classifier``.
+    ``shift`` puts notebook 03's random shifts (no flips: digits are not mirror images) in front, for small
+    training sets. The book compiles it with plain SGD at batch 32; the optimizer is ``compile_classifier``'s.
     """
     return keras.Sequential([
         keras.Input(input_shape),
+        *([augmentation(shift, flip=False)] if shift else []),
         layers.Conv2D(6, 5, activation="relu", name="CONV1"),
         layers.AveragePooling2D(pool_size=2, strides=1, padding="valid", name="POOL1"),
         layers.Conv2D(16, 5, activation="tanh", name="CONV2"),

@@ -35,8 +35,12 @@ CIFAR_WIDTH_OFFLINE = 0.5
 def model_specs(datasets: dict[str, DatasetSpec], online: bool) -> list[ModelSpec]:
     """LeNet-5 on every digit/clothing dataset this machine has; the CIFAR network on CIFAR-10 online, else on
     Fashion-MNIST as 32x32x3 (or MNIST digits where Fashion-MNIST is not installed), labelled as what it is."""
+    # Offline, LeNet-5 sees 3,600 digits and overfits them (training accuracy 99.9 %, validation 95.5 %): it
+    # gets notebook 03's remedy, random shifts of up to 10 %. 400 validation digits are too few to stop on
+    # (one image = 0.25 %), so it runs the whole schedule.
     specs = [ModelSpec(
-        "lenet5_mnist", "mnist", lenet5, LENET, {"epochs": 3},
+        "lenet5_mnist", "mnist", lenet5 if online else functools.partial(lenet5, shift=0.1),
+        dataclasses.replace(LENET, patience=LENET.epochs), {"epochs": 3},
         "LeNet-5 (notebook 02) on MNIST digits",
         "98.97 % on the full MNIST test set", None if online else 0.97)]
     if "fashion_mnist" in datasets:
