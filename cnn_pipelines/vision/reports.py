@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from cnn_pipelines.plots import plt, png_bytes
 
@@ -57,6 +58,7 @@ def learning_curves(epochs: pd.DataFrame, best_epoch: int, title: str) -> bytes:
         ax.plot(epochs["epoch"], epochs[f"val_{key}"], marker="o", label="validation")
         ax.axvline(best_epoch, color="grey", ls="--", lw=1, label=f"chosen epoch {best_epoch}")
         ax.set_xlabel("epoch", fontsize=11)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(label, fontsize=11)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=10)
