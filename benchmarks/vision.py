@@ -56,7 +56,9 @@ def main() -> None:
     import tensorflow_datasets as tfds
     from keras.src.legacy.preprocessing.image import ImageDataGenerator
 
-    from cnn_pipelines.vision.datasets.catalog import as_training_dataset, available_datasets, load_numpy, prepare
+    from cnn_pipelines.vision.datasets.catalog import (
+        as_training_dataset, available_datasets, load_numpy, network_input, prepare,
+    )
     from cnn_pipelines.vision.models.architectures import alexnet_style, compile_classifier
     from cnn_pipelines.vision.models.catalog import CIFAR_WIDTH_OFFLINE
     from cnn_pipelines.vision.settings import vision_settings
@@ -68,13 +70,13 @@ def main() -> None:
     spec = available_datasets(s)[args.dataset]
     prepare(spec, s)
 
-    # The book's arrays: float32 in [0, 1], resized to 32x32x3 once, like CIFAR-10's.
-    x_raw, y = load_numpy(spec, s, "train", limit=args.train)
-    x = np.repeat(tf.image.resize(x_raw.astype(np.float32), (32, 32)).numpy().round().clip(0, 255) / 255.0,
-                  3, axis=-1).astype(np.float32)
-    x_test_raw, y_test = load_numpy(spec, s, "test", limit=args.test)
-    x_test = np.repeat(tf.image.resize(x_test_raw.astype(np.float32), (32, 32)).numpy().round().clip(0, 255) / 255.0,
-                       3, axis=-1).astype(np.float32)
+    def book_arrays(split: str, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        """The book's arrays: float32 in [0, 1], made 32x32x3 once (like CIFAR-10's) the way our cache does."""
+        images, labels = load_numpy(spec, s, split, limit=limit)
+        return network_input(tf.constant(images), 32, 3).numpy().astype(np.float32) / 255.0, labels
+
+    x, y = book_arrays("train", args.train)
+    x_test, y_test = book_arrays("test", args.test)
 
     keras.utils.set_random_seed(0)
     reference = compile_classifier(alexnet_style((32, 32, 3), 10, args.width, augment=False), "adam", 1e-3)

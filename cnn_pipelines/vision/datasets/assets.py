@@ -6,6 +6,7 @@ import time
 
 import dagster as dg
 import numpy as np
+import tensorflow_datasets as tfds
 
 from cnn_pipelines.plots import markdown_image
 from cnn_pipelines.vision.datasets.catalog import DatasetSpec, class_names, load_numpy, prepare
@@ -18,20 +19,18 @@ def dataset_asset(spec: DatasetSpec, s: VisionSettings) -> dg.AssetsDefinition:
               description=f"{spec.title}, built by tfds builder `{spec.builder}` into "
                           f"{s.data_dir}/{spec.builder}/ (tfds's own format). Source: {spec.source}.")
     def _dataset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        import tensorflow_datasets as tfds
-
         tfds.disable_progress_bar()
         t0 = time.perf_counter()
         builder = prepare(spec, s)
         if spec.mirror is not None:  # the extracted copies of the mirror's files are not needed any more
             shutil.rmtree(s.download_dir / "extracted", ignore_errors=True)
         names = class_names(builder)
-        labels, grids = {}, {}
+        labels = {}
         for split in builder.info.splits:
             images, labels[split] = load_numpy(spec, s, split)
             if split == "train":
-                grids[split] = reports.sample_grid(images, labels[split], names,
-                                                   title=f"{spec.name}: 8 training images per class")
+                grid = reports.sample_grid(images, labels[split], names,
+                                           title=f"{spec.name}: 8 training images per class")
         shape = builder.info.features["image"].shape
         balance = reports.class_balance(labels, names)
         version_dir = s.data_dir / builder.name / str(builder.info.version)
@@ -49,7 +48,7 @@ def dataset_asset(spec: DatasetSpec, s: VisionSettings) -> dg.AssetsDefinition:
             "class_balance": dg.MetadataValue.md(balance.to_markdown()),
             "min_class_share": dg.MetadataValue.float(float(round(
                 min(np.bincount(v, minlength=len(names)).min() / len(v) for v in labels.values()), 4))),
-            "samples": dg.MetadataValue.md(markdown_image(grids["train"], "samples")),
+            "samples": dg.MetadataValue.md(markdown_image(grid, "samples")),
             "seconds": dg.MetadataValue.float(round(time.perf_counter() - t0, 1)),
         })
 

@@ -101,8 +101,7 @@ def class_names(builder: tfds.core.DatasetBuilder) -> list[str]:
 
 
 def as_training_dataset(spec: DatasetSpec, s: VisionSettings, split: str, batch_size: int, *, shuffle: bool,
-                        seed: int = 0, limit: int | None = None, image_size: int | None = None,
-                        channels: int | None = None) -> tf.data.Dataset:
+                        seed: int = 0, image_size: int | None = None, channels: int | None = None) -> tf.data.Dataset:
     """Batches of (float32 images in [0, 1], int labels) read with tfds.
 
     Decoded (and resized to the network's input, still uint8) once into an in-memory cache; then shuffled,
@@ -110,10 +109,9 @@ def as_training_dataset(spec: DatasetSpec, s: VisionSettings, split: str, batch_
     model trains on the previous batch.
     """
     builder = spec.builder_for(s.data_dir)
-    split = split if limit is None else f"{split}[:{limit}]"
     ds = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
     if image_size is not None or channels is not None:
-        ds = ds.batch(1024).map(lambda x, y: (_reshape_uint8(x, image_size, channels), y)).unbatch()
+        ds = ds.batch(1024).map(lambda x, y: (network_input(x, image_size, channels), y)).unbatch()
     # Known length: Keras then runs whole epochs without probing for the end of the data.
     ds = ds.apply(tf.data.experimental.assert_cardinality(builder.info.splits[split].num_examples)).cache()
     if shuffle:
@@ -125,8 +123,9 @@ def as_training_dataset(spec: DatasetSpec, s: VisionSettings, split: str, batch_
     return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
-def _reshape_uint8(x: tf.Tensor, image_size: int | None, channels: int | None) -> tf.Tensor:
-    """Resize (bilinear) and/or repeat grey into ``channels``; stays uint8 so the cache stays small."""
+def network_input(x: tf.Tensor, image_size: int | None, channels: int | None) -> tf.Tensor:
+    """uint8 images (n, h, w, c) resized (bilinear) and/or with grey repeated into ``channels``, still uint8
+    (so the training cache stays small)."""
     if image_size is not None and x.shape[1] != image_size:
         x = tf.cast(tf.round(tf.clip_by_value(tf.image.resize(tf.cast(x, tf.float32), (image_size, image_size)),
                                               0, 255)), tf.uint8)

@@ -45,11 +45,11 @@ def model_asset(spec: ModelSpec, dataset: DatasetSpec, s: VisionSettings) -> dg.
 def model_metadata(spec, dataset, s, cfg, trained, test, images, wall) -> dict:
     names = trained.class_names
     ep = trained.epochs
+    matrix = reports.confusion(test.labels, test.predicted, len(names))
+    per_class_n = matrix.sum(axis=1)
     per_class = pd.DataFrame({
-        "class": names,
-        "test images": np.bincount(test.labels, minlength=len(names)),
-        "accuracy": [float((test.predicted[test.labels == c] == c).mean()) if (test.labels == c).any() else float("nan")
-                     for c in range(len(names))],
+        "class": names, "test images": per_class_n,
+        "accuracy": np.where(per_class_n > 0, np.diag(matrix) / np.maximum(per_class_n, 1), np.nan),
     })
     result = {
         "model": spec.name, "dataset": dataset.name, "dataset_title": dataset.title, "source": dataset.source,
@@ -92,7 +92,7 @@ def model_metadata(spec, dataset, s, cfg, trained, test, images, wall) -> dict:
         "learning_curves": dg.MetadataValue.md(markdown_image(
             reports.learning_curves(ep, trained.best_epoch, f"{title}: loss and accuracy per epoch"), "curves")),
         "confusion_matrix": dg.MetadataValue.md(markdown_image(reports.confusion_plot(
-            reports.confusion(test.labels, test.predicted, len(names)), names,
+            matrix, names,
             f"{title}: test confusion matrix ({test.accuracy:.2%} right)"), "confusion")),
         "worst_mistakes": dg.MetadataValue.md(markdown_image(reports.worst_mistakes(
             images, test.labels, test.predicted, test.confidence, names,

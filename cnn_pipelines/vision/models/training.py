@@ -83,6 +83,12 @@ def learning_rate(cfg: TrainConfig, epoch: int) -> float:
     return float(cfg.learning_rate * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * progress))))
 
 
+def best_epoch(epochs: list[dict]) -> int:
+    """The epoch with the highest validation accuracy; on ties the earliest (a tie is not an improvement)."""
+    best = max(r["val_accuracy"] for r in epochs)
+    return min(r["epoch"] for r in epochs if r["val_accuracy"] == best)
+
+
 def architecture(model: keras.Model) -> dict:
     """The network's layers and their settings, without names (Keras numbers auto-named layers per process,
     so the same network would otherwise look different in every run)."""
@@ -130,30 +136,28 @@ def train_classifier(name: str, build: Callable[[tuple[int, int, int], int], ker
         else:
             model = compile_classifier(network, cfg.optimizer, cfg.learning_rate, cfg.steps_per_execution)
         for epoch in range(done + 1, cfg.epochs + 1):
-            model.optimizer.learning_rate.assign(learning_rate(cfg, epoch))
+            rate = learning_rate(cfg, epoch)
+            model.optimizer.learning_rate.assign(rate)
             t0 = time.perf_counter()
             hist = model.fit(train_ds, epochs=1, verbose=0, shuffle=False)  # the dataset reshuffles itself
             train_s = time.perf_counter() - t0
             val_loss, val_acc = model.evaluate(val_ds, verbose=0)
-            row = {"epoch": epoch, "learning_rate": learning_rate(cfg, epoch), "loss": float(hist.history["loss"][-1]),
+            row = {"epoch": epoch, "learning_rate": rate, "loss": float(hist.history["loss"][-1]),
                    "accuracy": float(hist.history["accuracy"][-1]), "val_loss": float(val_loss),
                    "val_accuracy": float(val_acc), "train_seconds": train_s, "images_per_s": n_train / train_s}
             save_epoch(model, ckpt, state, row, started=t0)
             trained += 1
             log(f"{name}: epoch {epoch}/{cfg.epochs} loss {row['loss']:.4f} accuracy {row['accuracy']:.4f} "
                 f"validation {row['val_accuracy']:.4f} ({row['images_per_s']:,.0f} images/s)")
-            best = max(r["val_accuracy"] for r in state["epochs"])
-            since_best = epoch - min(r["epoch"] for r in state["epochs"] if r["val_accuracy"] == best)  # ties: no gain
-            if since_best >= cfg.patience:
+            if epoch - best_epoch(state["epochs"]) >= cfg.patience:
                 state["stopped_early"] = stopped = True
                 write_json(ckpt / "state.json", state)
                 log(f"{name}: no better validation accuracy for {cfg.patience} epochs; stopped after epoch {epoch}")
                 break
             if stop_after is not None and trained >= stop_after:
                 break
-    epochs = pd.DataFrame(state["epochs"])
-    best_epoch = int(epochs.sort_values(["val_accuracy", "epoch"], ascending=[False, True])["epoch"].iloc[0])
-    return TrainedClassifier(ckpt, epochs, best_epoch, trained, stopped, classes, n_train, n_val)
+    return TrainedClassifier(ckpt, pd.DataFrame(state["epochs"]), best_epoch(state["epochs"]), trained, stopped,
+                             classes, n_train, n_val)
 
 
 @dataclass
@@ -162,14 +166,12 @@ class TestResult:
     labels: np.ndarray        # true class per test image
     predicted: np.ndarray     # predicted class
     confidence: np.ndarray    # predicted probability of the predicted class
-    probabilities: np.ndarray
 
 
-def evaluate_on_test(result: TrainedClassifier, spec: DatasetSpec, s: VisionSettings, cfg: TrainConfig,
-                     limit: int | None = None) -> TestResult:
+def evaluate_on_test(result: TrainedClassifier, spec: DatasetSpec, s: VisionSettings, cfg: TrainConfig) -> TestResult:
     """The best epoch's predictions on the test split (read once, never used for any choice)."""
     model = keras.models.load_model(epoch_path(result.ckpt, result.best_epoch))
-    ds = as_training_dataset(spec, s, "test", 1024, shuffle=False, limit=limit, image_size=cfg.image_size,
+    ds = as_training_dataset(spec, s, "test", 1024, shuffle=False, image_size=cfg.image_size,
                              channels=cfg.channels)
     probs, labels = [], []
     for x, y in ds:
@@ -177,4 +179,4 @@ def evaluate_on_test(result: TrainedClassifier, spec: DatasetSpec, s: VisionSett
         labels.append(y.numpy())
     p, y = np.concatenate(probs), np.concatenate(labels).astype(int)
     pred = p.argmax(axis=1)
-    return TestResult(float((pred == y).mean()), y, pred, p.max(axis=1), p)
+    return TestResult(float((pred == y).mean()), y, pred, p.max(axis=1))
