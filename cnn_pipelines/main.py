@@ -205,13 +205,20 @@ def evaluation_summary(root: Path) -> str:
                 from daily_signals where date = (select max(date) from daily_signals)""").fetchone()
             lines.append(f"signals from {day} for {trade}: long {longs}; short {shorts}")
         if "vision_results" in views:
-            for model, dataset, acc, n_test, n_train, default, target in con.execute("""
-                    select model, dataset_title, test_accuracy, n_test, n_train, default_config, target
-                    from vision_results order by model""").fetchall():
+            for model, dataset, acc, n_test, n_train, default, target, metric in con.execute("""
+                    select model, dataset_title, test_accuracy, n_test, n_train, default_config, target,
+                           coalesce(metric, 'test accuracy') from vision_results order by model""").fetchall():
                 settings = "full offline data" if default else "demo settings"
                 goal = f", target {target:.0%} with the full settings" if target == target and target else ""
-                lines.append(f"vision {model}: test accuracy {acc:.2%} on {n_test:,} images of {dataset} "
+                lines.append(f"vision {model}: {metric} {acc:.2%} on {n_test:,} images of {dataset} "
                              f"({n_train:,} training images, {settings}{goal})")
+        if "transfer_learning_curve" in views:
+            for chain, n, transfer, scratch in con.execute("""
+                    select chain, labelled_images, max(test_accuracy) filter (where method = 'transfer'),
+                           max(test_accuracy) filter (where method = 'scratch')
+                    from transfer_learning_curve group by all order by chain, labelled_images""").fetchall():
+                lines.append(f"transfer {chain}: {n:,} labelled images: transfer {transfer:.2%}, "
+                             f"from scratch {scratch:.2%}")
     return "".join(line + "\n" for line in lines)
 
 

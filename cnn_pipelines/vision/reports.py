@@ -144,3 +144,92 @@ def activation_maps(image: np.ndarray, conv: np.ndarray, pooled: np.ndarray, lab
             ax.set_title(f"{labels[i]}\n{what} {maps.shape[0]}x{maps.shape[1]}", fontsize=10)
     fig.tight_layout()
     return png_bytes(fig, dpi=90)
+
+
+def feature_scatter(features: np.ndarray, labels: np.ndarray, names: list[str], title: str,
+                    max_points: int = 3000) -> bytes:
+    """Images as points on the first two principal components of their bottleneck features, one colour per
+    class: separated clouds mean a linear head has an easy job."""
+    rng = np.random.default_rng(0)
+    idx = rng.permutation(len(features))[:max_points]
+    x = features[idx] - features[idx].mean(axis=0)
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    xy = x @ vt[:2].T
+    fig, ax = plt.subplots(figsize=(9, 7))
+    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+    for c, name in enumerate(names):
+        m = labels[idx] == c
+        ax.scatter(xy[m, 0], xy[m, 1], s=8, alpha=0.6, color=cmap(c % cmap.N), label=name)
+    ax.set_xlabel("principal component 1", fontsize=11)
+    ax.set_ylabel("principal component 2", fontsize=11)
+    ax.legend(fontsize=10, markerscale=2.5, loc="best", ncol=2 if len(names) > 6 else 1)
+    ax.grid(alpha=0.3)
+    ax.set_title(title, fontsize=12)
+    fig.tight_layout()
+    return png_bytes(fig, dpi=90)
+
+
+def transfer_curve(table: pd.DataFrame, finals: dict[str, float], n_all: int, title: str) -> bytes:
+    """Test accuracy against labelled images (log scale): transfer (head on bottleneck features) vs scratch,
+    with the fine-tuned network at all images."""
+    fig, ax = plt.subplots(figsize=(10, 5.5))
+    ax.plot(table.index, 100 * table["transfer"], marker="o", lw=2, label="transfer: head on frozen backbone features")
+    ax.plot(table.index, 100 * table["scratch"], marker="s", lw=2, label="same network from scratch")
+    ax.scatter([n_all], [100 * finals["fine_tuned"]], marker="*", s=220, color="green", zorder=5,
+               label=f"fine-tuned, all {n_all:,} images ({finals['fine_tuned']:.2%})")
+    for n, t, sc in zip(table.index, table["transfer"], table["scratch"]):
+        ax.annotate(f"{t:.1%}", (n, 100 * t), textcoords="offset points", xytext=(0, 8), ha="center", fontsize=9)
+        ax.annotate(f"{sc:.1%}", (n, 100 * sc), textcoords="offset points", xytext=(0, -15), ha="center", fontsize=9)
+    ax.set_xscale("log")
+    ax.set_xticks(list(table.index), [f"{n:,}" for n in table.index])
+    ax.minorticks_off()
+    ax.set_xlabel("labelled target images used for training (log scale)", fontsize=11)
+    ax.set_ylabel("test accuracy (%)", fontsize=11)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=10, loc="lower right")
+    ax.set_title(title, fontsize=12)
+    fig.tight_layout()
+    return png_bytes(fig, dpi=90)
+
+
+def house_number_examples(images: np.ndarray, truth: list[str], predicted: list[str], confidence: np.ndarray,
+                          title: str, cols: int = 6) -> bytes:
+    """Crops with the true and the predicted number (green when fully right, red otherwise)."""
+    rows = max(1, int(np.ceil(len(images) / cols)))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 1.9 * rows + 0.6), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, img, t, p, c in zip(axes.ravel(), images, truth, predicted, confidence):
+        ax.imshow(img, interpolation="nearest")
+        ax.set_title(f"true {t}\nread {p} ({c:.0%})", fontsize=10, color="darkgreen" if t == p else "firebrick")
+    fig.suptitle(title, fontsize=13)
+    fig.tight_layout()
+    return png_bytes(fig, dpi=90)
+
+
+def raw_with_boxes(folder, k: int, title: str, cols: int = 4) -> bytes:
+    """The first ``k`` images of a format-1 folder with the boxes and labels its digitStruct.mat holds."""
+    from pathlib import Path
+
+    from matplotlib.patches import Rectangle
+    from PIL import Image
+
+    from cnn_pipelines.vision.datasets.house_numbers import read_digit_struct
+
+    folder = Path(folder)
+    boxes = read_digit_struct(folder / "digitStruct.mat")
+    names = list(dict.fromkeys(boxes["name"]))[:k]
+    rows = max(1, int(np.ceil(len(names) / cols)))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.4 * rows + 0.6), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, name in zip(axes.ravel(), names):
+        ax.imshow(np.asarray(Image.open(folder / name).convert("RGB")))
+        for _, b in boxes[boxes["name"] == name].iterrows():
+            ax.add_patch(Rectangle((b["left"], b["top"]), b["width"], b["height"], fill=False, ec="yellow", lw=1.5))
+            ax.text(b["left"], b["top"] - 1, str(b["label"]), color="yellow", fontsize=9, va="bottom",
+                    bbox={"facecolor": "black", "alpha": 0.6, "pad": 1, "lw": 0})
+        ax.set_title(name, fontsize=10)
+    fig.suptitle(title, fontsize=13)
+    fig.tight_layout()
+    return png_bytes(fig, dpi=90)

@@ -140,3 +140,51 @@ def test_debians_fashion_mnist_files_have_the_layout_tfds_reads():
     from cnn_pipelines.vision.settings import DEBIAN_FASHION_MNIST
 
     check_idx_mirror(DEBIAN_FASHION_MNIST)  # 60,000 + 10,000 images of 28x28, as the registered builder reads
+
+
+def jpeg(colour: tuple[int, int, int], size: tuple[int, int]) -> bytes:
+    """A flat-colour JPEG (JFIF) of ``size`` (w, h)."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", size, colour).save(buf, format="JPEG", quality=95)
+    return buf.getvalue()
+
+
+def test_registered_cats_vs_dogs_builder_reads_the_microsoft_zip_from_the_mirror(vision_lake, tmp_path, monkeypatch):
+    import zipfile
+
+    monkeypatch.setattr("tensorflow_datasets.image_classification.cats_vs_dogs._NUM_CORRUPT_IMAGES", 1)
+    (tmp_path / "mirror").mkdir()
+    with zipfile.ZipFile(tmp_path / "mirror" / "kagglecatsanddogs_5340.zip", "w") as z:
+        for i in range(3):  # photos of different sizes, as the real ones are
+            z.writestr(f"PetImages/Cat/{i}.jpg", jpeg((200, 30, 30), (40 + 10 * i, 30)))
+            z.writestr(f"PetImages/Dog/{i}.jpg", jpeg((30, 30, 200), (30, 50)))
+        z.writestr("PetImages/Dog/666.jpg", b"GIF89a not a jpeg")  # the real archive's corrupt files are skipped
+        z.writestr("readme[1].txt", "ignored")
+    spec = DatasetSpec("cats_vs_dogs", "cats_vs_dogs", "test", "mirror", mirror=tmp_path / "mirror")
+    built = prepare(spec, vision_lake)
+    assert built.info.splits["train"].num_examples == 6
+    x, y = load_numpy(spec, vision_lake, "train", image_size=32, channels=3)
+    assert x.shape == (6, 32, 32, 3) and sorted(y.tolist()) == [0, 0, 0, 1, 1, 1]
+    assert (x[y == 0][..., 0].mean() > 150) and (x[y == 1][..., 2].mean() > 150)  # cats red, dogs blue
+
+
+def test_registered_eurosat_builder_reads_the_rgb_zip_from_the_mirror(vision_lake, tmp_path):
+    import zipfile
+
+    (tmp_path / "mirror").mkdir()
+    classes = ["AnnualCrop", "Forest", "River"]
+    with zipfile.ZipFile(tmp_path / "mirror" / "EuroSAT.zip", "w") as z:
+        for c, name in enumerate(classes):
+            for i in range(2):
+                z.writestr(f"2750/{name}/{name}_{i + 1}.jpg", jpeg((80 * c, 100, 40), (64, 64)))
+    spec = DatasetSpec("eurosat", "eurosat/rgb", "test", "mirror", mirror=tmp_path / "mirror")
+    built = prepare(spec, vision_lake)
+    names = built.info.features["label"].names
+    assert len(names) == 10 and built.info.splits["train"].num_examples == 6
+    x, y = load_numpy(spec, vision_lake, "train")
+    assert x.shape == (6, 64, 64, 3)
+    assert sorted(names[i] for i in y) == sorted(classes * 2)

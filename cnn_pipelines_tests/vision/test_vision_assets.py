@@ -76,3 +76,65 @@ def test_without_fashion_mnist_the_cifar_network_falls_back_to_digits_and_says_s
                             run_config={"ops": {"cifar_cnn": {"config": {"epochs": 1, "train_limit": 100}}}})
     meta = materializations(result)["cifar_cnn"]
     assert "MNIST handwritten digits" in meta["dataset"].value and "not CIFAR-10" in meta["summary"].value
+
+
+def test_transfer_chain_and_house_numbers_materialize_from_the_checkpoint_graph(vision_lake, tmp_path, monkeypatch):
+    from cnn_pipelines.vision.house_number_assets import house_number_spec, house_numbers_asset, reader_asset
+    from cnn_pipelines.vision.models.catalog import transfer_specs
+    from cnn_pipelines.vision.models.transfer_assets import transfer_assets
+
+    mnist5k_csv(tmp_path / "mnist_5k.csv.gz", per_class=30)
+    monkeypatch.setattr(sources, "mnist5k_csv", lambda: tmp_path / "mnist_5k.csv.gz")
+    monkeypatch.setattr("tensorflow_datasets.image_classification.mnist._TRAIN_EXAMPLES", 40)
+    monkeypatch.setattr("tensorflow_datasets.image_classification.mnist._TEST_EXAMPLES", 20)
+    mnist_mirror(vision_lake.fashion_mnist_dir, 40, 20)
+    datasets = available_datasets(vision_lake)
+    cifar = {m.name: m for m in model_specs(datasets, online=False)}["cifar_cnn"]
+    [chain] = transfer_specs(datasets, online=False)
+    assert (chain.backbone.checkpoint_of, chain.dataset) == ("cifar_cnn", "mnist")
+    numbers = house_number_spec(online=False)
+    assets = [dataset_asset(datasets["mnist"], vision_lake), dataset_asset(datasets["fashion_mnist"], vision_lake),
+              model_asset(cifar, datasets["fashion_mnist"], vision_lake),
+              *transfer_assets(chain, datasets["mnist"], vision_lake),
+              house_numbers_asset(numbers, datasets["mnist"], vision_lake), reader_asset(numbers, vision_lake)]
+    run_config = {"ops": {
+        "cifar_cnn": {"config": {"epochs": 1, "train_limit": 200}},
+        "fashion_to_mnist__head": {"config": {"epochs": 2}},
+        "fashion_to_mnist__fine_tuned": {"config": {"epochs": 1}},
+        "fashion_to_mnist__from_scratch": {"config": {"epochs": 1}},
+        "fashion_to_mnist__learning_curve": {"config": {"sizes": [20, 10**9], "min_steps": 2, "epochs": 1}},
+        "house_numbers": {"config": {"train_numbers": 60, "test_numbers": 20}},
+        "house_number_reader": {"config": {"epochs": 1}},
+    }}
+    meta = materializations(dg.materialize(assets, run_config=run_config))
+
+    assert meta["fashion_to_mnist/backbone"]["feature_dimension"].value == 128
+    assert "cifar_cnn checkpoint" in meta["fashion_to_mnist/backbone"]["source"].value
+    features = meta["fashion_to_mnist/bottleneck_features"]
+    assert (features["train_images"].value, features["test_images"].value) == (240, 60)
+    folder = vision_lake.models_dir / "fashion_to_mnist" / "bottleneck_features"
+    assert sorted(p.name for p in next(folder.glob("*/")).glob("*.npy")) == [
+        "test_features.npy", "test_labels.npy", "train_features.npy", "train_labels.npy"]
+    for stage in ("head", "fine_tuned", "from_scratch"):
+        m = meta[f"fashion_to_mnist/{stage}"]
+        assert 0 <= m["test_accuracy"].value <= 1 and "data:image/png;base64," in m["learning_curves"].value
+    curve = meta["fashion_to_mnist/learning_curve"]
+    assert "data:image/png;base64," in curve["learning_curve"].value and "fine-tuned" in curve["summary"].value
+    reader = meta["house_number_reader"]
+    assert 0 <= reader["sequence_accuracy"].value <= 1
+    for picture in ("examples", "worst_failures", "learning_curves"):
+        assert "data:image/png;base64," in reader[picture].value
+    assert "reduced settings" in reader["summary"].value
+    assert meta["house_numbers"]["test_numbers"].value == 20
+    assert "data:image/png;base64," in meta["house_numbers"]["raw_images"].value
+
+    with duckdb.connect(str(vision_lake.lake_root / lake.CATALOG_FILE), read_only=True) as con:
+        models = [r[0] for r in con.execute("select model from vision_results order by model").fetchall()]
+        points = con.execute("select method, labelled_images from transfer_learning_curve order by all").fetchall()
+    assert models == ["cifar_cnn", "fashion_to_mnist.fine_tuned", "fashion_to_mnist.from_scratch",
+                      "fashion_to_mnist.head", "house_number_reader"]
+    assert points == [("scratch", 20), ("scratch", 216), ("transfer", 20), ("transfer", 216)]
+
+    again = materializations(dg.materialize(assets, run_config=run_config))
+    for key in ("fashion_to_mnist/head", "fashion_to_mnist/fine_tuned", "house_number_reader"):
+        assert "nothing retrained" in again[key]["summary"].value

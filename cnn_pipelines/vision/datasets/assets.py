@@ -3,6 +3,7 @@
 
 import shutil
 import time
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -25,21 +26,22 @@ def dataset_asset(spec: DatasetSpec, s: VisionSettings) -> dg.AssetsDefinition:
         if spec.mirror is not None:  # the extracted copies of the mirror's files are not needed any more
             shutil.rmtree(s.download_dir / "extracted", ignore_errors=True)
         names = class_names(builder)
+        shape = builder.info.features["image"].shape
         labels = {}
         for split in builder.info.splits:
-            images, labels[split] = load_numpy(spec, s, split)
+            # photos of different sizes (cats vs dogs) are resized for the sample grid
+            images, labels[split] = load_numpy(spec, s, split, image_size=96 if None in shape[:2] else None)
             if split == "train":
                 grid = reports.sample_grid(images, labels[split], names,
                                            title=f"{spec.name}: 8 training images per class")
-        shape = builder.info.features["image"].shape
         balance = reports.class_balance(labels, names)
-        version_dir = s.data_dir / builder.name / str(builder.info.version)
+        version_dir = Path(str(builder.data_dir))
         size_mb = sum(p.stat().st_size for p in version_dir.rglob("*") if p.is_file()) / 1e6
         context.log.info(f"{spec.name}: {', '.join(f'{k} {len(v):,}' for k, v in labels.items())} images "
                          f"{shape} from {spec.source}")
         return dg.MaterializeResult(metadata={
             **{f"{split}_images": dg.MetadataValue.int(len(v)) for split, v in labels.items()},
-            "image_shape": dg.MetadataValue.text(" x ".join(str(d) for d in shape)),
+            "image_shape": dg.MetadataValue.text(" x ".join("any" if d is None else str(d) for d in shape)),
             "classes": dg.MetadataValue.int(len(names)),
             "source": dg.MetadataValue.text(spec.source),
             "tfds_builder": dg.MetadataValue.text(f"{builder.name} {builder.info.version}"),

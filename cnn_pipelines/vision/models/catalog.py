@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from cnn_pipelines.vision.datasets.catalog import DatasetSpec
 from cnn_pipelines.vision.models.architectures import alexnet_style, lenet5
+from cnn_pipelines.vision.models.transfer import BackboneSpec
 from cnn_pipelines.vision.models.training import TrainConfig
 
 
@@ -60,3 +61,67 @@ def model_specs(datasets: dict[str, DatasetSpec], online: bool) -> list[ModelSpe
         "76.23 % on CIFAR-10", None if online else (0.91 if cifar_data == "fashion_mnist" else None)))
     return specs
 
+
+
+@dataclass(frozen=True)
+class TransferSpec:
+    """One transfer chain: backbone -> bottleneck features -> head -> fine-tuned, plus the same network from
+    scratch and the learning curve. Every asset of the chain carries ``name`` as its key prefix."""
+
+    name: str
+    backbone: BackboneSpec
+    dataset: str                          # target dataset asset
+    train_split: str                      # tfds split of labelled target images (its tail validates)
+    test_split: str
+    head: TrainConfig                     # on bottleneck features
+    fine_tune: TrainConfig                # backbone's top block + head, low learning rate
+    scratch: TrainConfig                  # the stacked network from random weights
+    curve_sizes: tuple[int, ...]          # labelled target images per learning-curve point (above all = all)
+    curve_min_steps: int                  # gradient steps at least, however few the images
+    demo: dict = field(default_factory=dict)   # per asset: overrides for `make run`
+    book: str = ""
+    target: str = ""                      # what the default configuration must show, for the README/metadata
+
+    @property
+    def title(self) -> str:
+        return f"{self.backbone.title} -> {self.dataset}"
+
+
+# Offline: the AlexNet-style network that part 1 trains on 60,000 Fashion-MNIST images (model `cifar_cnn`),
+# cut after its last convolution block, transferred to the 5,000 real MNIST digits. Its top block for
+# fine-tuning is the third stage (CONV3-CONV5), as VGG16's is block 5.
+FASHION_BACKBONE = BackboneSpec(
+    "fashion_mnist_cnn", "AlexNet-style CNN trained on Fashion-MNIST (model cifar_cnn)", image_size=32,
+    preprocess="unit", top_block="CONV3", checkpoint_of="cifar_cnn", last_layer="NORM5",
+    scratch=functools.partial(alexnet_style, width=CIFAR_WIDTH_OFFLINE, augment=False))
+VGG16 = BackboneSpec("vgg16", "VGG16 (ImageNet weights)", image_size=160, preprocess="vgg16",
+                     top_block="block5_conv1", application="VGG16")
+DENSENET201 = BackboneSpec("densenet201", "DenseNet201 (ImageNet weights)", image_size=64, preprocess="densenet",
+                           top_block="conv5_block32_0_bn", application="DenseNet201")
+
+HEAD = TrainConfig(epochs=40, batch_size=64, learning_rate=1e-3, patience=10)
+FINE_TUNE = TrainConfig(epochs=10, batch_size=32, learning_rate=1e-4, patience=4)
+SCRATCH = TrainConfig(epochs=20, batch_size=64, learning_rate=1e-3, patience=8)
+TRANSFER_DEMO = {"head": {"epochs": 8}, "fine_tuned": {"epochs": 2}, "from_scratch": {"epochs": 3},
+                 "learning_curve": {"sizes": [100, 1000], "min_steps": 30, "epochs": 3}}
+
+
+def transfer_specs(datasets: dict[str, DatasetSpec], online: bool) -> list[TransferSpec]:
+    """Online: the book's VGG16 on cats vs dogs (notebooks 09/10) and DenseNet201 on EuroSAT (notebook 11).
+    Offline: our Fashion-MNIST backbone on the MNIST digits; none without Fashion-MNIST (a backbone trained on
+    the target's own digits would show nothing)."""
+    if online:
+        return [
+            TransferSpec("vgg16_cats_vs_dogs", VGG16, "cats_vs_dogs", "train[:80%]", "train[80%:]", HEAD,
+                         FINE_TUNE, dataclasses.replace(SCRATCH, epochs=30), (50, 100, 200, 500, 1000, 5000, 10**9),
+                         200, TRANSFER_DEMO, "notebook 09/10: VGG16 bottleneck features and fine-tuning"),
+            TransferSpec("densenet201_eurosat", DENSENET201, "eurosat", "train[:80%]", "train[80%:]", HEAD,
+                         FINE_TUNE, dataclasses.replace(SCRATCH, epochs=30), (50, 100, 200, 500, 1000, 5000, 10**9),
+                         200, TRANSFER_DEMO, "notebook 11: DenseNet201 on EuroSAT RGB, 97.96 % test accuracy"),
+        ]
+    if "fashion_mnist" not in datasets:
+        return []
+    return [TransferSpec("fashion_to_mnist", FASHION_BACKBONE, "mnist", "train", "test", HEAD, FINE_TUNE, SCRATCH,
+                         (50, 100, 200, 500, 1000, 10**9), 200, TRANSFER_DEMO,
+                         "notebooks 09/10 transfer ImageNet VGG16 features to cats vs dogs",
+                         "transfer ahead of scratch at small label counts")]

@@ -25,6 +25,7 @@ from cnn_pipelines.vision.models.architectures import compile_classifier
 from cnn_pipelines.vision.settings import VisionSettings
 
 import keras  # noqa: E402  (after architectures, which sets the backend)
+import tensorflow as tf  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -57,10 +58,15 @@ class TrainedClassifier:
     n_validation: int
 
 
+def validation_size(n: int, fraction: float = 0.1) -> int:
+    """Images held out at the tail of a training split to choose epochs on (at least one)."""
+    return max(1, int(round(n * fraction)))
+
+
 def split_slices(n_train_split: int, cfg: TrainConfig) -> tuple[str, str, int, int]:
     """tfds slices for training and validation: validation is the split's tail, training its head (at most
     ``train_limit`` images), so the two never overlap."""
-    n_val = max(1, int(round(n_train_split * cfg.validation_fraction)))
+    n_val = validation_size(n_train_split, cfg.validation_fraction)
     n_train = n_train_split - n_val if cfg.train_limit is None else min(cfg.train_limit, n_train_split - n_val)
     return f"train[:{n_train}]", f"train[{n_train_split - n_val}:]", n_train, n_val
 
@@ -126,38 +132,64 @@ def train_classifier(name: str, build: Callable[[tuple[int, int, int], int], ker
         return as_training_dataset(spec, s, split, cfg.batch_size, shuffle=shuffle, seed=seed,
                                    image_size=cfg.image_size, channels=cfg.channels)
 
-    done, trained, stopped = len(state["epochs"]), 0, bool(state.get("stopped_early"))
-    if done < cfg.epochs and not stopped:
-        keras.utils.set_random_seed(cfg.seed + done)
-        train_ds, val_ds = read(train_slice, True, cfg.seed + done), read(val_slice, False)
-        if done:
-            model = keras.models.load_model(epoch_path(ckpt, done))
-            log(f"{name}: resuming after epoch {done} of {cfg.epochs}")
-        else:
-            model = compile_classifier(network, cfg.optimizer, cfg.learning_rate, cfg.steps_per_execution)
-        for epoch in range(done + 1, cfg.epochs + 1):
-            rate = learning_rate(cfg, epoch)
-            model.optimizer.learning_rate.assign(rate)
-            t0 = time.perf_counter()
-            hist = model.fit(train_ds, epochs=1, verbose=0, shuffle=False)  # the dataset reshuffles itself
-            train_s = time.perf_counter() - t0
-            val_loss, val_acc = model.evaluate(val_ds, verbose=0)
-            row = {"epoch": epoch, "learning_rate": rate, "loss": float(hist.history["loss"][-1]),
-                   "accuracy": float(hist.history["accuracy"][-1]), "val_loss": float(val_loss),
-                   "val_accuracy": float(val_acc), "train_seconds": train_s, "images_per_s": n_train / train_s}
-            save_epoch(model, ckpt, state, row, started=t0)
-            trained += 1
-            log(f"{name}: epoch {epoch}/{cfg.epochs} loss {row['loss']:.4f} accuracy {row['accuracy']:.4f} "
-                f"validation {row['val_accuracy']:.4f} ({row['images_per_s']:,.0f} images/s)")
-            if epoch - best_epoch(state["epochs"]) >= cfg.patience:
-                state["stopped_early"] = stopped = True
-                write_json(ckpt / "state.json", state)
-                log(f"{name}: no better validation accuracy for {cfg.patience} epochs; stopped after epoch {epoch}")
-                break
-            if stop_after is not None and trained >= stop_after:
-                break
+    def start():
+        return compile_classifier(network, cfg.optimizer, cfg.learning_rate, cfg.steps_per_execution)
+
+    datasets: dict = {}
+
+    def fit(model, epoch):
+        if not datasets:  # read at the first epoch this call trains; the shuffle seed follows the epochs done
+            datasets["train"], datasets["val"] = read(train_slice, True, cfg.seed + epoch - 1), read(val_slice, False)
+        hist = model.fit(datasets["train"], epochs=1, verbose=0, shuffle=False)  # the dataset reshuffles itself
+        return {"loss": float(hist.history["loss"][-1]), "accuracy": float(hist.history["accuracy"][-1])}
+
+    def validate(model):
+        val_loss, val_acc = model.evaluate(datasets["val"], verbose=0)
+        return {"val_loss": float(val_loss), "val_accuracy": float(val_acc)}
+
+    trained, stopped = run_epochs(name, ckpt, state, cfg, start, fit, validate, n_train, log, stop_after)
     return TrainedClassifier(ckpt, pd.DataFrame(state["epochs"]), best_epoch(state["epochs"]), trained, stopped,
                              classes, n_train, n_val)
+
+
+def run_epochs(name: str, ckpt: Path, state: dict, cfg: TrainConfig, start: Callable[[], keras.Model],
+               fit: Callable[[keras.Model, int], dict], validate: Callable[[keras.Model], dict], n_train: int,
+               log: Callable[[str], None] = print, stop_after: int | None = None) -> tuple[int, bool]:
+    """The checkpointed epoch loop every vision model shares: resume after the last saved epoch (or build with
+    ``start``), set the epoch's learning rate, ``fit`` one epoch, ``validate`` (must give ``val_accuracy``),
+    save, and stop when validation accuracy has not improved for ``cfg.patience`` epochs.
+
+    Returns (epochs trained in this call, stopped early).
+    """
+    done, trained, stopped = len(state["epochs"]), 0, bool(state.get("stopped_early"))
+    if done >= cfg.epochs or stopped:
+        return 0, stopped
+    keras.utils.set_random_seed(cfg.seed + done)
+    if done:
+        model = keras.models.load_model(epoch_path(ckpt, done))
+        log(f"{name}: resuming after epoch {done} of {cfg.epochs}")
+    else:
+        model = start()
+    for epoch in range(done + 1, cfg.epochs + 1):
+        rate = learning_rate(cfg, epoch)
+        model.optimizer.learning_rate.assign(rate)
+        t0 = time.perf_counter()
+        row = {"epoch": epoch, "learning_rate": rate, **fit(model, epoch)}
+        row["train_seconds"] = time.perf_counter() - t0
+        row["images_per_s"] = n_train / row["train_seconds"]
+        row.update(validate(model))
+        save_epoch(model, ckpt, state, row, started=t0)
+        trained += 1
+        log(f"{name}: epoch {epoch}/{cfg.epochs} loss {row['loss']:.4f} accuracy {row['accuracy']:.4f} "
+            f"validation {row['val_accuracy']:.4f} ({row['images_per_s']:,.0f} images/s)")
+        if epoch - best_epoch(state["epochs"]) >= cfg.patience:
+            state["stopped_early"] = stopped = True
+            write_json(ckpt / "state.json", state)
+            log(f"{name}: no better validation accuracy for {cfg.patience} epochs; stopped after epoch {epoch}")
+            break
+        if stop_after is not None and trained >= stop_after:
+            break
+    return trained, stopped
 
 
 @dataclass
@@ -180,3 +212,81 @@ def evaluate_on_test(result: TrainedClassifier, spec: DatasetSpec, s: VisionSett
     p, y = np.concatenate(probs), np.concatenate(labels).astype(int)
     pred = p.argmax(axis=1)
     return TestResult(float((pred == y).mean()), y, pred, p.max(axis=1))
+
+
+@dataclass
+class TrainedModel:
+    ckpt: Path
+    epochs: pd.DataFrame
+    best_epoch: int
+    trained_epochs: int
+    stopped_early: bool
+
+    def best(self) -> keras.Model:
+        return keras.models.load_model(epoch_path(self.ckpt, self.best_epoch))
+
+
+def array_batches(x: np.ndarray, y, batch_size: int, shuffle: bool, seed: int,
+                  transform: Callable[[tf.Tensor], tf.Tensor] | None = None) -> tf.data.Dataset:
+    """Batches of in-memory arrays (``y`` an array or a dict of arrays per output), reshuffled every epoch;
+    ``transform`` (e.g. uint8 -> the backbone's scaling) runs per batch inside the pipeline, so the float copy
+    of all images never exists."""
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    if transform is not None:
+        ds = ds.map(lambda a, b: (transform(a), b), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def train_arrays(name: str, ckpt_root: Path, config: dict, start: Callable[[], keras.Model], x: np.ndarray,
+                 y: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, cfg: TrainConfig,
+                 transform: Callable | None = None, log: Callable[[str], None] = print,
+                 stop_after: int | None = None) -> TrainedModel:
+    """Checkpointed training of a single-output classifier on in-memory arrays (bottleneck features, or images
+    with ``transform``). The directory is named by the fingerprint of ``config``, the arrays and ``cfg``."""
+    fp = fingerprint(x, y, x_val, y_val, config={**config, **dataclasses.asdict(cfg)})
+    ckpt = Path(ckpt_root) / fp
+    state = load_state(ckpt, fp)
+    write_json(ckpt / "config.json", {**config, **dataclasses.asdict(cfg)})
+    val = array_batches(x_val, y_val, 1024, False, 0, transform)
+
+    def fit(model, epoch):
+        hist = model.fit(array_batches(x, y, cfg.batch_size, True, cfg.seed + epoch, transform), epochs=1,
+                         verbose=0, shuffle=False)  # the dataset reshuffles itself
+        return {"loss": float(hist.history["loss"][-1]), "accuracy": float(hist.history["accuracy"][-1])}
+
+    def validate(model):
+        val_loss, val_acc = model.evaluate(val, verbose=0)
+        return {"val_loss": float(val_loss), "val_accuracy": float(val_acc)}
+
+    trained, stopped = run_epochs(name, ckpt, state, cfg, start, fit, validate, len(x), log, stop_after)
+    return TrainedModel(ckpt, pd.DataFrame(state["epochs"]), best_epoch(state["epochs"]), trained, stopped)
+
+
+def fit_in_memory(start: Callable[[], keras.Model], x: np.ndarray, y: np.ndarray, x_val: np.ndarray,
+                  y_val: np.ndarray, cfg: TrainConfig, min_steps: int = 0,
+                  transform: Callable | None = None) -> tuple[keras.Model, dict]:
+    """Train without checkpoints (a learning-curve point): at least ``min_steps`` gradient steps, so a tiny
+    training set still gets trained, the same learning-rate schedule and patience as ``run_epochs``, and the
+    weights of the best validation epoch restored at the end. Returns the model and its record."""
+    epochs = max(cfg.epochs, int(np.ceil(min_steps * cfg.batch_size / max(1, len(x)))))
+    cfg = dataclasses.replace(cfg, epochs=epochs, patience=max(cfg.patience, epochs // 4))
+    keras.utils.set_random_seed(cfg.seed)
+    model = start()
+    val = array_batches(x_val, y_val, 1024, False, 0, transform)
+    history, best_weights, t0 = [], None, time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        model.optimizer.learning_rate.assign(learning_rate(cfg, epoch))
+        model.fit(array_batches(x, y, cfg.batch_size, True, cfg.seed + epoch, transform), epochs=1, verbose=0,
+                  shuffle=False)
+        history.append({"epoch": epoch, "val_accuracy": float(model.evaluate(val, verbose=0)[1])})
+        if best_epoch(history) == epoch:
+            best_weights = model.get_weights()
+        elif epoch - best_epoch(history) >= cfg.patience:
+            break
+    model.set_weights(best_weights)
+    chosen = best_epoch(history)
+    return model, {"best_epoch": chosen, "epochs_run": len(history), "seconds": time.perf_counter() - t0,
+                   "val_accuracy": next(r["val_accuracy"] for r in history if r["epoch"] == chosen)}

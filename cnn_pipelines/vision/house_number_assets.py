@@ -1,0 +1,268 @@
+"""Dagster wiring of the house numbers: the ``house_numbers`` dataset (SVHN format 1: PNGs + digitStruct.mat,
+read by our reader and cropped as in the book) and the ``house_number_reader`` model (notebook 13)."""
+
+import dataclasses
+import time
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from cnn_pipelines.plots import markdown_image
+from cnn_pipelines.storage import lake
+from cnn_pipelines.storage.checkpoints import epoch_path, fingerprint, load_state
+from cnn_pipelines.vision import reports
+from cnn_pipelines.vision.datasets import house_numbers as hn
+from cnn_pipelines.vision.datasets.catalog import DatasetSpec, load_numpy
+from cnn_pipelines.vision.models import house_numbers as reader
+from cnn_pipelines.vision.models.architectures import keras
+from cnn_pipelines.vision.models.training import (TrainConfig, array_batches, best_epoch, run_epochs,
+                                                  validation_size)
+from cnn_pipelines.vision.settings import VisionSettings
+
+CROP = (32, 64)  # (h, w): up to five digits side by side; the book squeezes them into 32 x 32
+SPLITS = ("train", "validation", "test")
+
+
+@dataclasses.dataclass(frozen=True)
+class HouseNumberSpec:
+    """Where the house numbers come from and how the reader trains."""
+
+    online: bool                           # True: SVHN format 1 downloaded; False: composed of MNIST digits
+    train_numbers: int                     # offline: numbers composed for training and validation
+    test_numbers: int                      # offline: numbers composed of the held-out MNIST digits
+    train: TrainConfig
+    demo: dict
+    target: float | None                   # share of numbers fully right the default configuration must reach
+
+
+def house_number_spec(online: bool) -> HouseNumberSpec:
+    return HouseNumberSpec(
+        online=online, train_numbers=24_000, test_numbers=3_000,
+        train=TrainConfig(epochs=25, batch_size=32, learning_rate=2e-3, patience=8),
+        demo={"dataset": {"train_numbers": 2_000, "test_numbers": 500}, "reader": {"epochs": 2}},
+        target=None if online else 0.85)
+
+
+class NumbersConfig(dg.Config):
+    """How many house numbers to compose offline (``make run`` uses fewer)."""
+
+    train_numbers: int | None = None
+    test_numbers: int | None = None
+
+
+class ReaderConfig(dg.Config):
+    epochs: int | None = None
+
+
+def dataset_dir(s: VisionSettings) -> Path:
+    return s.data_dir / "house_numbers"
+
+
+def house_numbers_asset(spec: HouseNumberSpec, mnist: DatasetSpec | None, s: VisionSettings) -> dg.AssetsDefinition:
+    source = ("SVHN format 1 (train.tar.gz, test.tar.gz) from ufldl.stanford.edu" if spec.online else
+              "composed of the real MNIST digits (test numbers only of held-out digits)")
+
+    @dg.asset(name="house_numbers", group_name="vision_datasets", kinds={"numpy"},
+              deps=[] if spec.online else [mnist.name],
+              description=f"Multi-digit house numbers in SVHN's format 1 (PNGs + digitStruct.mat), {source}; read "
+                          f"back by our digitStruct reader and cropped to the boxes' union (+30 %), {CROP[0]}x{CROP[1]}.")
+    def house_numbers(context: dg.AssetExecutionContext, config: NumbersConfig) -> dg.MaterializeResult:
+        t0 = time.perf_counter()
+        n_train = config.train_numbers or spec.train_numbers
+        n_test = config.test_numbers or spec.test_numbers
+        if spec.online:
+            key = {"svhn": "format1"}
+        else:
+            key = {"mnist": str(mnist.builder_for(s.data_dir).info.version), "train": n_train, "test": n_test,
+                   "composer": 1}
+        out = dataset_dir(s) / fingerprint(config={**key, "crop": CROP})
+        if not (out / "test_targets.npy").exists():
+            for split, folder in format1_folders(spec, mnist, s, out, n_train, n_test, context.log.info).items():
+                crops, targets, _ = hn.load_folder(folder, CROP)
+                parts = {"train": (crops, targets)}
+                if split == "train" and spec.online:  # SVHN has no validation split: its training tail validates
+                    n_val = validation_size(len(crops))
+                    parts = {"train": (crops[:-n_val], targets[:-n_val]), "validation": (crops[-n_val:], targets[-n_val:])}
+                elif split != "train":
+                    parts = {split: (crops, targets)}
+                for name, (images, y) in parts.items():
+                    save_npy(out / f"{name}_images.npy", images)
+                    save_npy(out / f"{name}_targets.npy", y)
+        lake.write_json(dataset_dir(s) / "current.json", {
+            "path": str(out), "fingerprint": out.name, "source": source,
+            "default": (n_train, n_test) == (spec.train_numbers, spec.test_numbers)})
+        arrays = load_arrays(out)
+        folder = out / "format1" / "train" if not spec.online else s.download_dir / "svhn" / "train"
+        lengths = pd.DataFrame({split: pd.Series(arrays[f"{split}_targets"][:, 0] + 1).value_counts().sort_index()
+                                for split in SPLITS}).fillna(0).astype(int)
+        lengths.index.name = "digits"
+        y = arrays["train_targets"]
+        numbers = hn.numbers_from_targets(y[:24])
+        return dg.MaterializeResult(metadata={
+            "train_numbers": dg.MetadataValue.int(len(y)),
+            "validation_numbers": dg.MetadataValue.int(len(arrays["validation_targets"])),
+            "test_numbers": dg.MetadataValue.int(len(arrays["test_targets"])),
+            "source": dg.MetadataValue.text(source),
+            "format1_folder": dg.MetadataValue.path(str(folder)),
+            "crop_shape": dg.MetadataValue.text(f"{CROP[0]} x {CROP[1]} x 3"),
+            "digits_per_number": dg.MetadataValue.md(lengths.to_markdown()),
+            "raw_images": dg.MetadataValue.md(markdown_image(reports.raw_with_boxes(
+                folder, 12, "house_numbers: format-1 images with their digitStruct.mat boxes"), "raw")),
+            "crops": dg.MetadataValue.md(markdown_image(reports.house_number_examples(
+                arrays["train_images"][:24], numbers, numbers, np.ones(24),
+                "house_numbers: what the reader sees (crop of the boxes' union + 30 %)"), "crops")),
+            "seconds": dg.MetadataValue.float(round(time.perf_counter() - t0, 1)),
+        })
+
+    return house_numbers
+
+
+def format1_folders(spec: HouseNumberSpec, mnist: DatasetSpec | None, s: VisionSettings, out: Path, n_train: int,
+                    n_test: int, log=print) -> dict[str, Path]:
+    """SVHN's train/test folders (downloaded), or ours composed of MNIST digits: train numbers of the training
+    digits, validation numbers of digits held out from those (the training split's tail), test numbers of the
+    test digits, so neither validation nor test shows a digit image the reader was trained on."""
+    if spec.online:
+        return {split: hn.download_svhn(split, s.download_dir / "svhn") for split in ("train", "test")}
+    x, y = load_numpy(mnist, s, "train")
+    n_val_digits = validation_size(len(x))
+    sources = {"train": (x[:-n_val_digits], y[:-n_val_digits]), "validation": (x[-n_val_digits:], y[-n_val_digits:]),
+               "test": load_numpy(mnist, s, "test")}
+    counts = {"train": n_train - validation_size(n_train), "validation": validation_size(n_train), "test": n_test}
+    folders = {}
+    for seed, split in enumerate(SPLITS, start=1):
+        images, boxes = hn.compose_house_numbers(*sources[split], counts[split], seed)
+        folders[split] = out / "format1" / split
+        hn.write_folder(folders[split], images, boxes)
+        log(f"house_numbers: wrote {counts[split]:,} {split} PNGs and digitStruct.mat")
+    return folders
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.tmp.npy")
+    np.save(tmp, array, allow_pickle=False)
+    tmp.replace(path)
+
+
+def load_arrays(folder: Path) -> dict[str, np.ndarray]:
+    return {f"{split}_{kind}": np.load(Path(folder) / f"{split}_{kind}.npy", allow_pickle=False)
+            for split in SPLITS for kind in ("images", "targets")}
+
+
+def train_reader(name: str, arrays: dict[str, np.ndarray], root: Path, cfg: TrainConfig, data_fp: str,
+                 log=print, stop_after: int | None = None):
+    """Checkpointed training of the multi-digit reader; the best epoch by validation share of numbers fully
+    right. Returns (checkpoint dir, state, epochs trained now, stopped early, n_train, n_val)."""
+    xt, yt, xv, yv = (arrays[k] for k in ("train_images", "train_targets", "validation_images", "validation_targets"))
+    n_val = len(xv)
+    probe = np.random.default_rng(cfg.seed).permutation(len(xt))[:2000]  # training accuracy on a fixed sample
+    network = reader.multi_digit_cnn((*xt.shape[1:],))
+    config = {"model": name, "data": data_fp, "layers": len(network.layers), "params": network.count_params(),
+              **dataclasses.asdict(cfg)}
+    fp = fingerprint(config=config)
+    ckpt = root / fp
+    state = load_state(ckpt, fp)
+    lake.write_json(ckpt / "config.json", config)
+
+    def start():
+        return reader.compile_reader(network, cfg.learning_rate, cfg.steps_per_execution)
+
+    def fit(model, epoch):
+        hist = model.fit(array_batches(xt, reader.targets_dict(yt), cfg.batch_size, True, cfg.seed + epoch),
+                         epochs=1, verbose=0, shuffle=False)
+        pred, _ = reader.predict_numbers(model, xt[probe])
+        return {"loss": float(hist.history["loss"][-1]),
+                "accuracy": reader.sequence_scores(yt[probe], pred)["sequence_accuracy"]}
+
+    def validate(model):
+        pred, _ = reader.predict_numbers(model, xv)
+        scores = reader.sequence_scores(yv, pred)
+        loss = model.evaluate(array_batches(xv, reader.targets_dict(yv), 1024, False, 0), verbose=0)[0]
+        return {"val_loss": float(loss), "val_accuracy": scores["sequence_accuracy"],
+                "val_digit_accuracy": scores["digit_accuracy"]}
+
+    trained, stopped = run_epochs(name, ckpt, state, cfg, start, fit, validate, len(xt), log, stop_after)
+    return ckpt, state, trained, stopped, len(xt), n_val
+
+
+def reader_asset(spec: HouseNumberSpec, s: VisionSettings) -> dg.AssetsDefinition:
+    @dg.asset(name="house_number_reader", group_name="vision_models", deps=["house_numbers"],
+              kinds={"keras", "tensorflow"},
+              description="Notebook 13's multi-output CNN: the number's length and one softmax per digit position "
+                          "(up to 5). Scored by the share of house numbers read fully right.")
+    def house_number_reader(context: dg.AssetExecutionContext, config: ReaderConfig) -> dg.MaterializeResult:
+        t0 = time.perf_counter()
+        cfg = spec.train if config.epochs is None else dataclasses.replace(spec.train, epochs=config.epochs)
+        data = lake.read_json(dataset_dir(s) / "current.json")
+        arrays = load_arrays(Path(data["path"]))
+        ckpt, state, trained, stopped, n_train, n_val = train_reader(
+            "house_number_reader", arrays, s.models_dir / "house_number_reader", cfg, data["fingerprint"],
+            log=context.log.info)
+        best = best_epoch(state["epochs"])
+        model = keras.models.load_model(epoch_path(ckpt, best))
+        x, y = arrays["test_images"], arrays["test_targets"]
+        pred, conf = reader.predict_numbers(model, x)
+        scores = reader.sequence_scores(y, pred)
+        by_length = reader_by_length(y, pred)
+        ep = pd.DataFrame(state["epochs"])
+        wall = time.perf_counter() - t0
+        result = {"model": "house_number_reader", "dataset": "house_numbers", "dataset_title": data["source"],
+                  "metric": "house numbers fully right", "default_config": cfg == spec.train and data["default"],
+                  "test_accuracy": scores["sequence_accuracy"],
+                  "digit_accuracy": scores["digit_accuracy"], "length_accuracy": scores["length_accuracy"],
+                  "n_train": n_train, "n_validation": n_val, "n_test": len(y), "best_epoch": best,
+                  "epochs_run": len(ep), "images_per_s": float(ep["images_per_s"].median()),
+                  "checkpoint": str(ckpt), "wall_seconds": wall, "target": spec.target}
+        lake.write_table(s.lake_root, "vision_results", pd.DataFrame([result]), key="house_number_reader",
+                         column="model")
+        lake.ensure_views(s.lake_root, ["vision_results"])
+        lake.write_json(ckpt / "metrics.json", {**result, "config": dataclasses.asdict(cfg),
+                                                "by_length": by_length.to_dict("records")})
+        truth, read = hn.numbers_from_targets(y), hn.numbers_from_targets(pred)
+        wrong = np.flatnonzero(np.array(truth) != np.array(read))
+        worst = wrong[np.argsort(-conf[wrong])][:24]
+        default = result["default_config"]
+        target = ("" if spec.target is None else
+                  f" (target {spec.target:.0%}: {'met' if scores['sequence_accuracy'] >= spec.target else 'NOT met'})"
+                  if default else f" (reduced settings; the {spec.target:.0%} target is for the default configuration)")
+        return dg.MaterializeResult(metadata={
+            "sequence_accuracy": dg.MetadataValue.float(round(scores["sequence_accuracy"], 4)),
+            "digit_accuracy": dg.MetadataValue.float(round(scores["digit_accuracy"], 4)),
+            "length_accuracy": dg.MetadataValue.float(round(scores["length_accuracy"], 4)),
+            "summary": dg.MetadataValue.md(
+                f"**{scores['sequence_accuracy']:.2%}** of {len(y):,} held-out house numbers read fully right"
+                f"{target}; book: 83 % on SVHN. Digits right: {scores['digit_accuracy']:.2%}; length right: "
+                f"{scores['length_accuracy']:.2%}. Trained on {n_train:,} numbers, chosen epoch {best} of {len(ep)} "
+                f"by the validation share fully right ({n_val:,} numbers)"
+                + ("; stopped early" if stopped else "")
+                + (f"; {trained} epoch(s) trained in this run." if trained else "; nothing retrained.")),
+            "by_length": dg.MetadataValue.md(by_length.round(4).to_markdown(index=False)),
+            "chosen_epoch": dg.MetadataValue.int(best),
+            "images_per_s": dg.MetadataValue.float(round(result["images_per_s"], 1)),
+            "wall_seconds": dg.MetadataValue.float(round(wall, 1)),
+            "config": dg.MetadataValue.json(dataclasses.asdict(cfg)),
+            "checkpoint": dg.MetadataValue.path(str(ckpt)),
+            "learning_curves": dg.MetadataValue.md(markdown_image(reports.learning_curves(
+                ep, best, "house_number_reader: loss and share of numbers fully right per epoch"), "curves")),
+            "examples": dg.MetadataValue.md(markdown_image(reports.house_number_examples(
+                x[:24], truth[:24], read[:24], conf[:24], "house_number_reader: held-out numbers, true vs read"),
+                "examples")),
+            "worst_failures": dg.MetadataValue.md(markdown_image(reports.house_number_examples(
+                x[worst], [truth[i] for i in worst], [read[i] for i in worst], conf[worst],
+                "house_number_reader: the most confident wrong readings"), "failures")),
+        })
+
+    return house_number_reader
+
+
+def reader_by_length(y: np.ndarray, pred: np.ndarray) -> pd.DataFrame:
+    """Share of numbers fully right and of digits right, per true number length."""
+    rows = []
+    for n in np.unique(y[:, 0]):
+        m = y[:, 0] == n
+        scores = reader.sequence_scores(y[m], pred[m])
+        rows.append({"digits": int(n) + 1, "numbers": int(m.sum()), "fully right": scores["sequence_accuracy"],
+                     "digits right": scores["digit_accuracy"], "length right": scores["length_accuracy"]})
+    return pd.DataFrame(rows)

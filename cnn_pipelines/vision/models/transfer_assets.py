@@ -1,0 +1,384 @@
+"""Dagster wiring of a transfer chain (group vision_transfer): backbone -> bottleneck_features -> head ->
+fine_tuned, from_scratch beside them, and learning_curve comparing transfer with scratch by labelled images.
+
+Each stage stores its result under ``<lake>/vision_models/<chain>/<stage>/<fingerprint>/`` and points the next
+stage at it with ``current.json``: a changed backbone, dataset or setting gives a new fingerprint, and an
+unchanged one is not recomputed.
+"""
+
+import dataclasses
+import functools
+import time
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from cnn_pipelines.plots import markdown_image
+from cnn_pipelines.storage import lake
+from cnn_pipelines.storage.checkpoints import fingerprint
+from cnn_pipelines.vision import reports
+from cnn_pipelines.vision.datasets.catalog import DatasetSpec, load_numpy
+from cnn_pipelines.vision.models.architectures import compile_classifier, keras
+from cnn_pipelines.vision.models.catalog import TransferSpec
+from cnn_pipelines.vision.models.training import TrainConfig, fit_in_memory, train_arrays, validation_size
+from cnn_pipelines.vision.models.transfer import (build_backbone, classification_head, extract_features,
+                                                  nested_subsets, preprocess, stacked)
+from cnn_pipelines.vision.settings import VisionSettings
+
+
+class StageConfig(dg.Config):
+    """Overrides of a chain stage's training settings (defaults: all of the target's labelled images)."""
+
+    epochs: int | None = None
+
+
+class CurveConfig(dg.Config):
+    """Overrides of the learning curve (``make run`` uses two small points)."""
+
+    sizes: list[int] | None = None
+    min_steps: int | None = None
+    epochs: int | None = None
+
+
+def stage_dir(s: VisionSettings, chain: TransferSpec, stage: str) -> Path:
+    return s.models_dir / chain.name / stage
+
+
+def publish(s: VisionSettings, chain: TransferSpec, stage: str, info: dict) -> None:
+    lake.write_json(stage_dir(s, chain, stage) / "current.json", info)
+
+
+def current(s: VisionSettings, chain: TransferSpec, stage: str) -> dict:
+    """What the newest materialization of ``stage`` produced; a clear error when it has not run."""
+    path = stage_dir(s, chain, stage) / "current.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{chain.name}/{stage} has not been materialized yet ({path} is missing); "
+                                f"materialize it first")
+    return lake.read_json(path)
+
+
+# --- data -------------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class TargetImages:
+    """The target dataset as the backbone sees it: uint8 images at its input size, labels, class names."""
+
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+    names: list[str]
+    n_val: int
+
+    def split(self, x: np.ndarray, y: np.ndarray):
+        """(train, validation) halves of a training array pair: the tail validates, as in part 1."""
+        return (x[:-self.n_val], y[:-self.n_val]), (x[-self.n_val:], y[-self.n_val:])
+
+
+def target_images(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings) -> TargetImages:
+    size = chain.backbone.image_size
+    train_x, train_y = load_numpy(dataset, s, chain.train_split, image_size=size, channels=3)
+    test_x, test_y = load_numpy(dataset, s, chain.test_split, image_size=size, channels=3)
+    return TargetImages(train_x, train_y, test_x, test_y, class_names(dataset, s), validation_size(len(train_x)))
+
+
+def load_features(info: dict) -> dict[str, np.ndarray]:
+    folder = Path(info["path"])
+    return {k: np.load(folder / f"{k}.npy", allow_pickle=False)
+            for k in ("train_features", "train_labels", "test_features", "test_labels")}
+
+
+def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray, transform=None) -> tuple[float, np.ndarray, np.ndarray]:
+    """Test accuracy, predicted classes and their probabilities."""
+    probs = np.concatenate([model.predict_on_batch(x[i:i + 512] if transform is None else transform(x[i:i + 512]))
+                            for i in range(0, len(x), 512)])
+    pred = probs.argmax(axis=1)
+    return float((pred == y).mean()), pred, probs.max(axis=1)
+
+
+# --- assets -----------------------------------------------------------------------------------------------------
+
+def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings) -> list[dg.AssetsDefinition]:
+    bb = chain.backbone
+    prefix = [chain.name]
+    group = "vision_transfer"
+    key = lambda stage: dg.AssetKey([chain.name, stage])  # noqa: E731
+    to_input = functools.partial(preprocess, kind=bb.preprocess)
+
+    @dg.asset(key_prefix=prefix, name="backbone", group_name=group, kinds={"keras"},
+              deps=[bb.checkpoint_of] if bb.checkpoint_of else [],
+              description=f"{bb.title}, without its classifier, global-average pooled: the frozen feature "
+                          f"extractor of the {chain.name} chain.")
+    def backbone(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        if bb.application is None:
+            if bb.checkpoint_of not in lake.materialized_keys(s.lake_root, "vision_results", column="model"):
+                raise FileNotFoundError(f"no trained {bb.checkpoint_of} in the lake's vision_results; materialize it first")
+            row = lake.read_partitions(s.lake_root, "vision_results", [bb.checkpoint_of], column="model")
+            ckpt, epoch = Path(row["checkpoint"].iloc[0]), int(row["best_epoch"].iloc[0])
+            source = f"{bb.checkpoint_of} checkpoint {ckpt.name}, epoch {epoch} (its best by validation accuracy)"
+            config = {"checkpoint": ckpt.name, "epoch": epoch, "last_layer": bb.last_layer}
+        else:
+            source, config = f"keras.applications.{bb.application}(weights={bb.weights!r})", {
+                "application": bb.application, "weights": bb.weights, "size": bb.image_size}
+        out = stage_dir(s, chain, "backbone") / fingerprint(config=config)
+        path = out / "backbone.keras"
+        if not path.exists():
+            src = keras.models.load_model(ckpt / f"epoch_{epoch:02d}.keras") if bb.application is None else None
+            model = build_backbone(bb, src)
+            out.mkdir(parents=True, exist_ok=True)
+            tmp = out / ".backbone.tmp.keras"
+            model.save(tmp)
+            tmp.replace(path)
+        model = keras.models.load_model(path)
+        names = [la.name for la in model.layers]
+        top = names.index(bb.top_block)
+        top_params = sum(int(np.prod(w.shape)) for la in model.layers[top:] for w in la.weights)
+        publish(s, chain, "backbone", {"path": str(path), "fingerprint": path.parent.name, "source": source})
+        return dg.MaterializeResult(metadata={
+            "source": dg.MetadataValue.text(source),
+            "input_shape": dg.MetadataValue.text(str(model.input_shape[1:])),
+            "feature_dimension": dg.MetadataValue.int(int(model.output_shape[-1])),
+            "parameters": dg.MetadataValue.int(int(model.count_params())),
+            "fine_tuned_block": dg.MetadataValue.text(
+                f"from {bb.top_block} on: {len(names) - top} layers, {top_params:,} parameters"),
+            "layers": dg.MetadataValue.md(pd.DataFrame({
+                "layer": names, "output": [str(la.output.shape[1:]) for la in model.layers],
+                "parameters": [la.count_params() for la in model.layers]}).to_markdown(index=False)),
+            "path": dg.MetadataValue.path(str(path)),
+        })
+
+    @dg.asset(key_prefix=prefix, name="bottleneck_features", group_name=group, kinds={"numpy"},
+              deps=[key("backbone"), dataset.name],
+              description=f"The frozen backbone's features for every {dataset.name} image ({chain.train_split} "
+                          f"and {chain.test_split}), as .npy files in the lake (no pickles).")
+    def bottleneck_features(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        t0 = time.perf_counter()
+        back = current(s, chain, "backbone")
+        data = target_images(chain, dataset, s)
+        fp = fingerprint(data.train_x, data.test_x, config={"backbone": back["fingerprint"], "dataset": dataset.name,
+                                                            "splits": [chain.train_split, chain.test_split]})
+        out = stage_dir(s, chain, "bottleneck_features") / fp
+        seconds = None
+        if not (out / "test_labels.npy").exists():
+            model = keras.models.load_model(back["path"])
+            t1 = time.perf_counter()
+            arrays = {"train_features": extract_features(model, data.train_x, bb.preprocess),
+                      "train_labels": data.train_y,
+                      "test_features": extract_features(model, data.test_x, bb.preprocess),
+                      "test_labels": data.test_y}
+            seconds = time.perf_counter() - t1
+            out.mkdir(parents=True, exist_ok=True)
+            for name, arr in arrays.items():
+                tmp = out / f".{name}.tmp.npy"
+                np.save(tmp, arr, allow_pickle=False)
+                tmp.replace(out / f"{name}.npy")
+        publish(s, chain, "bottleneck_features", {"path": str(out), "fingerprint": fp, "backbone": back["fingerprint"]})
+        feats = load_features({"path": str(out)})
+        n = len(feats["train_features"]) + len(feats["test_features"])
+        size_mb = sum(p.stat().st_size for p in out.glob("*.npy")) / 1e6
+        context.log.info(f"{chain.name}: {n:,} images -> {feats['train_features'].shape[1]} features each")
+        return dg.MaterializeResult(metadata={
+            "train_images": dg.MetadataValue.int(len(feats["train_features"])),
+            "test_images": dg.MetadataValue.int(len(feats["test_features"])),
+            "feature_dimension": dg.MetadataValue.int(int(feats["train_features"].shape[1])),
+            "images_per_s": dg.MetadataValue.float(round(n / seconds, 1)) if seconds else
+            dg.MetadataValue.text("n/a: features already stored for this backbone and dataset"),
+            "size_mb": dg.MetadataValue.float(round(size_mb, 1)),
+            "path": dg.MetadataValue.path(str(out)),
+            "feature_map": dg.MetadataValue.md(markdown_image(reports.feature_scatter(
+                feats["test_features"], feats["test_labels"], data.names,
+                f"{chain.name}: test images in the backbone's feature space (first two principal components)"),
+                "features")),
+            "seconds": dg.MetadataValue.float(round(time.perf_counter() - t0, 1)),
+        })
+
+    @dg.asset(key_prefix=prefix, name="head", group_name=group, kinds={"keras"}, deps=[key("bottleneck_features")],
+              description="Notebook 09's top model (dense 256, dropout 0.5, softmax) trained on the bottleneck "
+                          "features alone: the backbone is never run again while it trains.")
+    def head(context: dg.AssetExecutionContext, config: StageConfig) -> dg.MaterializeResult:
+        t0 = time.perf_counter()
+        info = current(s, chain, "bottleneck_features")
+        f = load_features(info)
+        data_names = class_names(dataset, s)
+        cfg = _override(chain.head, config)
+        n_val = validation_size(len(f["train_labels"]), cfg.validation_fraction)
+        x, y = f["train_features"][:-n_val], f["train_labels"][:-n_val]
+
+        def start():
+            return compile_classifier(classification_head(x.shape[1], len(data_names)), cfg.optimizer,
+                                      cfg.learning_rate)
+
+        trained = train_arrays(f"{chain.name}/head", stage_dir(s, chain, "head"), {"features": info["fingerprint"]},
+                               start, x, y, f["train_features"][-n_val:], f["train_labels"][-n_val:], cfg,
+                               log=context.log.info)
+        acc, pred, conf = accuracy(trained.best(), f["test_features"], f["test_labels"])
+        publish(s, chain, "head", {"checkpoint": str(trained.ckpt), "best_epoch": trained.best_epoch,
+                                   "test_accuracy": acc})
+        return _model_result(s, chain, dataset, "head", trained, cfg, chain.head, acc, f["test_labels"], pred, data_names,
+                             len(x), n_val, time.perf_counter() - t0, "trained on bottleneck features only")
+
+    @dg.asset(key_prefix=prefix, name="fine_tuned", group_name=group, kinds={"keras"},
+              deps=[key("head"), key("backbone"), dataset.name],
+              description=f"Backbone and trained head as one network; the backbone's top block (from "
+                          f"{bb.top_block}) unfrozen and trained with the head at a low learning rate.")
+    def fine_tuned(context: dg.AssetExecutionContext, config: StageConfig) -> dg.MaterializeResult:
+        t0 = time.perf_counter()
+        back, top = current(s, chain, "backbone"), current(s, chain, "head")
+        data = target_images(chain, dataset, s)
+        cfg = _override(chain.fine_tune, config)
+        (x, y), (xv, yv) = data.split(data.train_x, data.train_y)
+
+        def start():
+            model = stacked(keras.models.load_model(back["path"]),
+                            keras.models.load_model(Path(top["checkpoint"]) / f"epoch_{top['best_epoch']:02d}.keras"),
+                            bb.top_block)
+            return compile_classifier(model, cfg.optimizer, cfg.learning_rate)
+
+        trained = train_arrays(f"{chain.name}/fine_tuned", stage_dir(s, chain, "fine_tuned"),
+                               {"backbone": back["fingerprint"], "head": Path(top["checkpoint"]).name,
+                                "head_epoch": top["best_epoch"], "top_block": bb.top_block},
+                               start, x, y, xv, yv, cfg, transform=to_input, log=context.log.info)
+        acc, pred, _ = accuracy(trained.best(), data.test_x, data.test_y, to_input)
+        publish(s, chain, "fine_tuned", {"checkpoint": str(trained.ckpt), "best_epoch": trained.best_epoch,
+                                         "test_accuracy": acc})
+        return _model_result(s, chain, dataset, "fine_tuned", trained, cfg, chain.fine_tune, acc, data.test_y, pred, data.names,
+                             len(x), len(xv), time.perf_counter() - t0,
+                             f"head-only {top['test_accuracy']:.2%} before fine-tuning")
+
+    @dg.asset(key_prefix=prefix, name="from_scratch", group_name=group, kinds={"keras"},
+              deps=[key("backbone"), dataset.name],
+              description="The same network (backbone layers + head) trained on the target images from random "
+                          "weights: what transfer learning is measured against.")
+    def from_scratch(context: dg.AssetExecutionContext, config: StageConfig) -> dg.MaterializeResult:
+        t0 = time.perf_counter()
+        data = target_images(chain, dataset, s)
+        cfg = _override(chain.scratch, config)
+        (x, y), (xv, yv) = data.split(data.train_x, data.train_y)
+
+        def start():
+            backbone_net = build_backbone(bb, pretrained=False)
+            model = stacked(backbone_net, classification_head(backbone_net.output_shape[-1], len(data.names)), None)
+            return compile_classifier(model, cfg.optimizer, cfg.learning_rate)
+
+        trained = train_arrays(f"{chain.name}/from_scratch", stage_dir(s, chain, "from_scratch"),
+                               {"backbone": bb.name, "scratch": True}, start, x, y, xv, yv, cfg,
+                               transform=to_input, log=context.log.info)
+        acc, pred, _ = accuracy(trained.best(), data.test_x, data.test_y, to_input)
+        publish(s, chain, "from_scratch", {"checkpoint": str(trained.ckpt), "best_epoch": trained.best_epoch,
+                                           "test_accuracy": acc})
+        return _model_result(s, chain, dataset, "from_scratch", trained, cfg, chain.scratch, acc, data.test_y, pred, data.names,
+                             len(x), len(xv), time.perf_counter() - t0, "random initial weights")
+
+    @dg.asset(key_prefix=prefix, name="learning_curve", group_name=group, kinds={"keras"},
+              deps=[key("bottleneck_features"), key("head"), key("fine_tuned"), key("from_scratch")],
+              description="Test accuracy against the number of labelled target images: head on bottleneck "
+                          "features (transfer) vs the whole network from scratch, same class-balanced subsets.")
+    def learning_curve(context: dg.AssetExecutionContext, config: CurveConfig) -> dg.MaterializeResult:
+        t0 = time.perf_counter()
+        info = current(s, chain, "bottleneck_features")
+        f = load_features(info)
+        data = target_images(chain, dataset, s)
+        sizes = list(config.sizes or chain.curve_sizes)
+        min_steps = chain.curve_min_steps if config.min_steps is None else config.min_steps
+        head_cfg, scratch_cfg = (chain.head, chain.scratch) if config.epochs is None else (
+            dataclasses.replace(chain.head, epochs=config.epochs), dataclasses.replace(chain.scratch, epochs=config.epochs))
+        (x, y), (xv, yv) = data.split(data.train_x, data.train_y)
+        (fx, _), (fxv, _) = data.split(f["train_features"], f["train_labels"])
+        subsets = nested_subsets(y, sizes)
+        fp = fingerprint(config={"features": info["fingerprint"], "sizes": sizes, "min_steps": min_steps,
+                                 "head": dataclasses.asdict(head_cfg), "scratch": dataclasses.asdict(scratch_cfg)})
+        state_path = stage_dir(s, chain, "learning_curve") / fp / "points.json"
+        points = lake.read_json(state_path)["points"] if state_path.exists() else []
+        for n, idx in subsets.items():
+            for method in ("transfer", "scratch"):
+                if any(p["requested"] == n and p["method"] == method for p in points):
+                    continue
+                if method == "transfer":
+                    def start():
+                        return compile_classifier(classification_head(fx.shape[1], len(data.names)),
+                                                  head_cfg.optimizer, head_cfg.learning_rate)
+                    model, rec = fit_in_memory(start, fx[idx], y[idx], fxv, yv, head_cfg, min_steps)
+                    acc = accuracy(model, f["test_features"], f["test_labels"])[0]
+                else:
+                    def start():
+                        net = build_backbone(bb, pretrained=False)
+                        return compile_classifier(stacked(net, classification_head(net.output_shape[-1], len(data.names)),
+                                                          None), scratch_cfg.optimizer, scratch_cfg.learning_rate)
+                    model, rec = fit_in_memory(start, x[idx], y[idx], xv, yv, scratch_cfg, min_steps, to_input)
+                    acc = accuracy(model, data.test_x, data.test_y, to_input)[0]
+                points.append({"requested": n, "labelled_images": int(len(idx)), "method": method,
+                               "test_accuracy": acc, **rec})
+                lake.write_json(state_path, {"points": points})  # a killed run resumes at the next point
+                context.log.info(f"{chain.name}: {method} with {len(idx):,} labelled images: {acc:.2%} "
+                                 f"({rec['seconds']:.0f} s)")
+        curve = pd.DataFrame([p for p in points if p["requested"] in subsets])
+        finals = {stage: current(s, chain, stage)["test_accuracy"] for stage in ("head", "fine_tuned", "from_scratch")}
+        lake.write_table(s.lake_root, "transfer_learning_curve", curve.assign(chain=chain.name), key=chain.name,
+                         column="chain")
+        lake.ensure_views(s.lake_root, ["transfer_learning_curve"])
+        table = curve.pivot_table(index="labelled_images", columns="method", values="test_accuracy")
+        table["transfer minus scratch"] = table["transfer"] - table["scratch"]
+        n_all = len(x)
+        return dg.MaterializeResult(metadata={
+            "summary": dg.MetadataValue.md(
+                f"**{chain.title}**, all {n_all:,} labelled training images: head on bottleneck features "
+                f"**{finals['head']:.2%}**, fine-tuned **{finals['fine_tuned']:.2%}**, same network from scratch "
+                f"**{finals['from_scratch']:.2%}** (test accuracy).\n\nWith "
+                f"{int(table.index.min()):,} labelled images: transfer {table['transfer'].iloc[0]:.2%} vs scratch "
+                f"{table['scratch'].iloc[0]:.2%}."),
+            "head_accuracy": dg.MetadataValue.float(round(finals["head"], 4)),
+            "fine_tuned_accuracy": dg.MetadataValue.float(round(finals["fine_tuned"], 4)),
+            "scratch_accuracy": dg.MetadataValue.float(round(finals["from_scratch"], 4)),
+            "curve": dg.MetadataValue.md((table * 100).round(2).rename(columns=lambda c: f"{c} (%)")
+                                         .reset_index().to_markdown(index=False)),
+            "learning_curve": dg.MetadataValue.md(markdown_image(reports.transfer_curve(
+                table, finals, n_all, f"{chain.name}: test accuracy by number of labelled target images"), "curve")),
+            "seconds": dg.MetadataValue.float(round(time.perf_counter() - t0, 1)),
+        })
+
+    return [backbone, bottleneck_features, head, fine_tuned, from_scratch, learning_curve]
+
+
+def class_names(dataset: DatasetSpec, s: VisionSettings) -> list[str]:
+    return list(dataset.builder_for(s.data_dir).info.features["label"].names)
+
+
+def _override(cfg: TrainConfig, config: StageConfig) -> TrainConfig:
+    return cfg if config.epochs is None else dataclasses.replace(cfg, epochs=config.epochs)
+
+
+def _model_result(s, chain, dataset, stage, trained, cfg, default, acc, labels, pred, names, n_train, n_val, wall,
+                  note) -> dg.MaterializeResult:
+    ep = trained.epochs
+    result = {"model": f"{chain.name}.{stage}", "dataset": dataset.name, "dataset_title": dataset.title,
+              "metric": f"test accuracy ({stage.replace('_', ' ')}, {chain.backbone.name} backbone)",
+              "default_config": cfg == default,
+              "test_accuracy": acc, "n_train": n_train,
+              "n_validation": n_val, "n_test": len(labels), "best_epoch": trained.best_epoch, "epochs_run": len(ep),
+              "images_per_s": float(ep["images_per_s"].median()), "checkpoint": str(trained.ckpt),
+              "wall_seconds": wall}
+    lake.write_table(s.lake_root, "vision_results", pd.DataFrame([result]), key=result["model"], column="model")
+    lake.ensure_views(s.lake_root, ["vision_results"])
+    lake.write_json(trained.ckpt / "metrics.json", {**result, "config": dataclasses.asdict(cfg)})
+    title = f"{chain.name} {stage}"
+    matrix = reports.confusion(labels, pred, len(names))
+    return dg.MaterializeResult(metadata={
+        "test_accuracy": dg.MetadataValue.float(round(acc, 4)),
+        "summary": dg.MetadataValue.md(
+            f"Test accuracy **{acc:.2%}** on {len(labels):,} {dataset.name} images ({note}); trained on "
+            f"{n_train:,}, chosen epoch {trained.best_epoch} of {len(ep)} by validation accuracy on {n_val:,} more"
+            + (f"; {trained.trained_epochs} epoch(s) trained in this run." if trained.trained_epochs
+               else "; nothing retrained: inputs and config unchanged.")),
+        "chosen_epoch": dg.MetadataValue.int(trained.best_epoch),
+        "train_images": dg.MetadataValue.int(n_train),
+        "images_per_s": dg.MetadataValue.float(round(result["images_per_s"], 1)),
+        "wall_seconds": dg.MetadataValue.float(round(wall, 1)),
+        "config": dg.MetadataValue.json(dataclasses.asdict(cfg)),
+        "checkpoint": dg.MetadataValue.path(str(trained.ckpt)),
+        "learning_curves": dg.MetadataValue.md(markdown_image(
+            reports.learning_curves(ep, trained.best_epoch, f"{title}: loss and accuracy per epoch"), "curves")),
+        "confusion_matrix": dg.MetadataValue.md(markdown_image(reports.confusion_plot(
+            matrix, names, f"{title}: test confusion matrix ({acc:.2%} right)"), "confusion")),
+    })

@@ -1,0 +1,130 @@
+"""Transfer learning at toy size: a backbone cut from a trained checkpoint, bottleneck features, a head on them,
+fine-tuning that moves only the top block, the ImageNet backbones' wiring with weights=None, and the
+class-balanced nested subsets of the learning curve."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from cnn_pipelines.vision.models import catalog
+from cnn_pipelines.vision.models.architectures import alexnet_style, compile_classifier, keras
+from cnn_pipelines.vision.models.training import TrainConfig, fit_in_memory, train_arrays
+from cnn_pipelines.vision.models.transfer import (build_backbone, classification_head, cut_backbone,
+                                                  extract_features, nested_subsets, preprocess, stacked)
+from cnn_pipelines_tests.vision.image_files import class_images
+
+pytestmark = pytest.mark.timeout(240)
+
+SMALL = dataclasses.replace(catalog.FASHION_BACKBONE,
+                            scratch=lambda shape, n: alexnet_style(shape, n, width=0.03, augment=False))
+
+
+@pytest.fixture(scope="module")
+def images():
+    x, y = class_images(120, side=32, channels=3, seed=4)
+    return x, y.astype(np.int64)
+
+
+@pytest.fixture(scope="module")
+def trained_source(images):
+    """A tiny AlexNet-style network trained briefly, as part 1's cifar_cnn checkpoint is."""
+    x, y = images
+    net = compile_classifier(alexnet_style((32, 32, 3), 10, width=0.03, augment=True), "adam", 1e-3)
+    net.fit(x / 255.0, y, epochs=1, batch_size=32, verbose=0)
+    return net
+
+
+def test_the_backbone_is_the_checkpoints_layers_without_augmentation_or_classifier(trained_source, images):
+    backbone = build_backbone(SMALL, trained_source)
+    names = [la.name for la in backbone.layers]
+    assert "augmentation" not in names and "FC1" not in names and names[-2:] == ["NORM5", "POOL"]
+    conv1 = trained_source.get_layer("CONV1").get_weights()[0]
+    np.testing.assert_array_equal(backbone.get_layer("CONV1").get_weights()[0], conv1)
+    features = extract_features(backbone, images[0], "unit", batch_size=50)
+    assert features.shape == (120, backbone.output_shape[-1]) and features.dtype == np.float32
+    with pytest.raises(ValueError, match="no layer 'CONV9'"):
+        cut_backbone(trained_source, "CONV9")
+
+
+def test_fine_tuning_trains_the_top_block_and_the_head_and_nothing_below(trained_source, images):
+    x, y = images
+    backbone = build_backbone(SMALL, trained_source)
+    head = classification_head(backbone.output_shape[-1], 10)
+    model = compile_classifier(stacked(backbone, head, "CONV3"), "adam", 1e-2)
+    frozen = {n: backbone.get_layer(n).get_weights() for n in ("CONV1", "NORM1", "CONV2", "NORM2")}
+    top = backbone.get_layer("CONV4").get_weights()[0].copy()
+    model.fit(preprocess(x, "unit"), y, epochs=2, batch_size=16, verbose=0)
+    for name, weights in frozen.items():  # weights and batch-norm statistics below the top block: untouched
+        for before, after in zip(weights, backbone.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(before, after)
+    assert not np.allclose(top, backbone.get_layer("CONV4").get_weights()[0])
+    scratch = stacked(build_backbone(SMALL, pretrained=False), classification_head(backbone.output_shape[-1], 10), None)
+    assert all(w.trainable for w in scratch.get_layer("backbone").layers if w.weights and "NORM" not in w.name)
+    with pytest.raises(ValueError, match="no layer 'block9'"):
+        stacked(backbone, head, "block9")
+
+
+@pytest.mark.parametrize("backbone", [catalog.VGG16, catalog.DENSENET201])
+def test_the_imagenet_backbones_are_wired_the_same_way_with_random_weights(backbone):
+    spec = dataclasses.replace(backbone, image_size=32, weights=None)  # weights=None: nothing is downloaded
+    net = build_backbone(spec)
+    assert net.output_shape == (None, {"vgg16": 512, "densenet201": 1920}[spec.name])
+    model = stacked(net, classification_head(net.output_shape[-1], 2), spec.top_block)
+    names = [la.name for la in net.layers]
+    top = names.index(spec.top_block)
+    trainable = {w.path for w in model.trainable_weights}
+    assert all(w.path in trainable for la in net.layers[top:] for w in la.trainable_weights)
+    assert not any(w.path in trainable for la in net.layers[:top] for w in la.weights)
+    features = extract_features(net, np.random.default_rng(0).integers(0, 255, (3, 32, 32, 3), dtype=np.uint8),
+                                spec.preprocess)
+    assert features.shape == (3, net.output_shape[-1]) and np.isfinite(features).all()
+
+
+def test_preprocessing_matches_keras_applications():
+    x = np.random.default_rng(1).integers(0, 255, (2, 8, 8, 3)).astype(np.uint8)
+    np.testing.assert_allclose(preprocess(x, "unit"), x / 255.0, rtol=1e-6)
+    np.testing.assert_allclose(preprocess(x, "vgg16"), keras.applications.vgg16.preprocess_input(x.astype("float32")),
+                               rtol=1e-5)
+    with pytest.raises(ValueError, match="preprocess must be"):
+        preprocess(x, "bgr")
+
+
+def test_learning_curve_subsets_are_nested_and_class_balanced():
+    labels = np.repeat(np.arange(10), 30)[np.random.default_rng(0).permutation(300)]
+    subsets = nested_subsets(labels, [20, 50, 100, 10**9])
+    assert [len(v) for v in subsets.values()] == [20, 50, 100, 300]
+    assert set(subsets[20]) <= set(subsets[50]) <= set(subsets[100])
+    assert np.bincount(labels[subsets[20]], minlength=10).tolist() == [2] * 10
+    assert np.bincount(labels[subsets[50]], minlength=10).tolist() == [5] * 10
+
+
+def test_a_head_on_features_is_checkpointed_resumed_and_not_retrained(tmp_path, images):
+    x, y = images
+    features = x.reshape(len(x), -1)[:, ::16].astype(np.float32) / 255.0
+    cfg = TrainConfig(epochs=3, batch_size=32, patience=3)
+
+    def start():
+        return compile_classifier(classification_head(features.shape[1], 10), "adam", 1e-3)
+
+    args = ("head", tmp_path, {"features": "toy"}, start, features[:100], y[:100], features[100:], y[100:], cfg)
+    first = train_arrays(*args, stop_after=2)
+    assert first.trained_epochs == 2 and sorted(p.name for p in first.ckpt.glob("epoch_*")) == [
+        "epoch_01.keras", "epoch_02.keras"]
+    resumed = train_arrays(*args)
+    assert resumed.ckpt == first.ckpt and resumed.trained_epochs == 1 and len(resumed.epochs) == 3
+    assert train_arrays(*args).trained_epochs == 0
+    other = train_arrays("head", tmp_path, {"features": "other"}, start, features[:100], y[:100], features[100:],
+                         y[100:], cfg, stop_after=1)
+    assert other.ckpt != first.ckpt and first.ckpt.exists()
+
+
+def test_a_tiny_training_set_still_gets_its_minimum_of_steps(images):
+    x, y = images
+    features = x.reshape(len(x), -1)[:, ::16].astype(np.float32) / 255.0
+    model, record = fit_in_memory(lambda: compile_classifier(classification_head(features.shape[1], 10), "adam", 1e-3),
+                                  features[:10], y[:10], features[100:], y[100:],
+                                  TrainConfig(epochs=2, batch_size=5, patience=100), min_steps=20)
+    assert record["epochs_run"] == 10 and 1 <= record["best_epoch"] <= 10
