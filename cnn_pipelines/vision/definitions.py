@@ -8,7 +8,8 @@ import dagster as dg
 from cnn_pipelines.vision.datasets.assets import dataset_asset
 from cnn_pipelines.vision.datasets.catalog import available_datasets
 from cnn_pipelines.vision.models.assets import filters_asset, model_asset
-from cnn_pipelines.vision.house_number_assets import house_number_spec, house_numbers_asset, reader_asset
+from cnn_pipelines.vision.datasets.house_number_assets import house_number_spec, house_numbers_asset
+from cnn_pipelines.vision.models.house_number_assets import reader_asset
 from cnn_pipelines.vision.models.catalog import model_specs, transfer_specs
 from cnn_pipelines.vision.models.transfer_assets import transfer_assets
 from cnn_pipelines.vision.settings import vision_settings

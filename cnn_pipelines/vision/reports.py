@@ -175,11 +175,14 @@ def transfer_curve(table: pd.DataFrame, finals: dict[str, float], n_all: int, ti
     fig, ax = plt.subplots(figsize=(10, 5.5))
     ax.plot(table.index, 100 * table["transfer"], marker="o", lw=2, label="transfer: head on frozen backbone features")
     ax.plot(table.index, 100 * table["scratch"], marker="s", lw=2, label="same network from scratch")
-    ax.scatter([n_all], [100 * finals["fine_tuned"]], marker="*", s=220, color="green", zorder=5,
-               label=f"fine-tuned, all {n_all:,} images ({finals['fine_tuned']:.2%})")
+    ax.scatter([n_all * 1.12], [100 * finals["fine_tuned"]], marker="*", s=220, color="green", zorder=5,
+               label=f"fine-tuned top block + head, all {n_all:,} images ({finals['fine_tuned']:.2%})")
     for n, t, sc in zip(table.index, table["transfer"], table["scratch"]):
-        ax.annotate(f"{t:.1%}", (n, 100 * t), textcoords="offset points", xytext=(0, 8), ha="center", fontsize=9)
-        ax.annotate(f"{sc:.1%}", (n, 100 * sc), textcoords="offset points", xytext=(0, -15), ha="center", fontsize=9)
+        up = 1 if t >= sc else -1  # the higher value's label above its point, the lower one's below
+        ax.annotate(f"{t:.1%}", (n, 100 * t), textcoords="offset points", xytext=(0, 11 * up - 4), ha="center",
+                    fontsize=9, color="C0")
+        ax.annotate(f"{sc:.1%}", (n, 100 * sc), textcoords="offset points", xytext=(0, -11 * up - 4), ha="center",
+                    fontsize=9, color="C1")
     ax.set_xscale("log")
     ax.set_xticks(list(table.index), [f"{n:,}" for n in table.index])
     ax.minorticks_off()

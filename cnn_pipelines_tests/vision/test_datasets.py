@@ -115,7 +115,8 @@ def test_the_catalog_offers_what_this_machine_can_build(vision_lake, tmp_path):
     from dataclasses import replace
     online = available_datasets(replace(vision_lake, online=True))
     assert {k: (v.builder, v.online, v.mirror) for k, v in online.items()} == {
-        "mnist": ("mnist", True, None), "fashion_mnist": ("fashion_mnist", True, None), "cifar10": ("cifar10", True, None)}
+        "mnist": ("mnist", True, None), "fashion_mnist": ("fashion_mnist", True, None), "cifar10": ("cifar10", True, None),
+        "cats_vs_dogs": ("cats_vs_dogs", True, None), "eurosat": ("eurosat/rgb", True, None)}
 
 
 def test_training_batches_are_scaled_resized_and_reshuffled(vision_lake, tmp_path, small_mnist_layout):

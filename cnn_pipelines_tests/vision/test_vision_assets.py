@@ -79,7 +79,8 @@ def test_without_fashion_mnist_the_cifar_network_falls_back_to_digits_and_says_s
 
 
 def test_transfer_chain_and_house_numbers_materialize_from_the_checkpoint_graph(vision_lake, tmp_path, monkeypatch):
-    from cnn_pipelines.vision.house_number_assets import house_number_spec, house_numbers_asset, reader_asset
+    from cnn_pipelines.vision.datasets.house_number_assets import house_number_spec, house_numbers_asset
+    from cnn_pipelines.vision.models.house_number_assets import reader_asset
     from cnn_pipelines.vision.models.catalog import transfer_specs
     from cnn_pipelines.vision.models.transfer_assets import transfer_assets
 

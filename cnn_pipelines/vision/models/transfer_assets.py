@@ -214,8 +214,7 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
                                start, x, y, f["train_features"][-n_val:], f["train_labels"][-n_val:], cfg,
                                log=context.log.info)
         acc, pred, conf = accuracy(trained.best(), f["test_features"], f["test_labels"])
-        publish(s, chain, "head", {"checkpoint": str(trained.ckpt), "best_epoch": trained.best_epoch,
-                                   "test_accuracy": acc})
+        publish(s, chain, "head", published(trained, cfg, acc))
         return _model_result(s, chain, dataset, "head", trained, cfg, chain.head, acc, f["test_labels"], pred, data_names,
                              len(x), n_val, time.perf_counter() - t0, "trained on bottleneck features only")
 
@@ -241,8 +240,7 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
                                 "head_epoch": top["best_epoch"], "top_block": bb.top_block},
                                start, x, y, xv, yv, cfg, transform=to_input, log=context.log.info)
         acc, pred, _ = accuracy(trained.best(), data.test_x, data.test_y, to_input)
-        publish(s, chain, "fine_tuned", {"checkpoint": str(trained.ckpt), "best_epoch": trained.best_epoch,
-                                         "test_accuracy": acc})
+        publish(s, chain, "fine_tuned", published(trained, cfg, acc))
         return _model_result(s, chain, dataset, "fine_tuned", trained, cfg, chain.fine_tune, acc, data.test_y, pred, data.names,
                              len(x), len(xv), time.perf_counter() - t0,
                              f"head-only {top['test_accuracy']:.2%} before fine-tuning")
@@ -266,8 +264,7 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
                                {"backbone": bb.name, "scratch": True}, start, x, y, xv, yv, cfg,
                                transform=to_input, log=context.log.info)
         acc, pred, _ = accuracy(trained.best(), data.test_x, data.test_y, to_input)
-        publish(s, chain, "from_scratch", {"checkpoint": str(trained.ckpt), "best_epoch": trained.best_epoch,
-                                           "test_accuracy": acc})
+        publish(s, chain, "from_scratch", published(trained, cfg, acc))
         return _model_result(s, chain, dataset, "from_scratch", trained, cfg, chain.scratch, acc, data.test_y, pred, data.names,
                              len(x), len(xv), time.perf_counter() - t0, "random initial weights")
 
@@ -295,7 +292,13 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
             for method in ("transfer", "scratch"):
                 if any(p["requested"] == n and p["method"] == method for p in points):
                     continue
-                if method == "transfer":
+                stage, stage_cfg = ("head", head_cfg) if method == "transfer" else ("from_scratch", scratch_cfg)
+                done = current(s, chain, stage)
+                if len(idx) == len(x) and done["config"] == dataclasses.asdict(stage_cfg):
+                    # all images with the stage's own settings: that is the stage asset's model, not trained twice
+                    acc = done["test_accuracy"]
+                    rec = {k: done[k] for k in ("best_epoch", "epochs_run", "seconds", "val_accuracy")}
+                elif method == "transfer":
                     def start():
                         return compile_classifier(classification_head(fx.shape[1], len(data.names)),
                                                   head_cfg.optimizer, head_cfg.learning_rate)
@@ -339,6 +342,14 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
         })
 
     return [backbone, bottleneck_features, head, fine_tuned, from_scratch, learning_curve]
+
+
+def published(trained, cfg: TrainConfig, acc: float) -> dict:
+    """What a model stage tells the stages after it (and the learning curve, which reuses it at all images)."""
+    ep = trained.epochs
+    return {"checkpoint": str(trained.ckpt), "best_epoch": trained.best_epoch, "test_accuracy": acc,
+            "config": dataclasses.asdict(cfg), "epochs_run": len(ep), "seconds": float(ep["seconds"].sum()),
+            "val_accuracy": float(ep.loc[ep["epoch"] == trained.best_epoch, "val_accuracy"].iloc[0])}
 
 
 def class_names(dataset: DatasetSpec, s: VisionSettings) -> list[str]:
