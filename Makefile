@@ -18,11 +18,15 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
+# After installing, the Dagster instance ($$DAGSTER_HOME) is created once, so two first commands at once do not
+# both try to create its SQLite tables (see cnn_pipelines/instance.py).
 install: $(BIN)/python
 	$(BIN)/pip install -q -e .
+	$(BIN)/python -m cnn_pipelines.instance
 
 install-dev: $(BIN)/python
 	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/python -m cnn_pipelines.instance
 
 run: install image-datasets
 	$(BIN)/python -m cnn_pipelines.main --days $(DEMO_DAYS)

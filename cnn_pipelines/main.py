@@ -21,6 +21,8 @@ from cnn_pipelines.trading.production.assets import TRAIN_WEEKDAYS
 from cnn_pipelines.trading.research.assets import RS, research_partitions
 from cnn_pipelines.trading.partitions import weekday_partitions
 from cnn_pipelines.trading.settings import current_settings
+from cnn_pipelines.instance import fail_dead_runs
+from cnn_pipelines.instance import prepare as prepare_instance
 from cnn_pipelines.vision.definitions import DEMO_RUN_CONFIG as VISION_DEMO_RUN_CONFIG
 
 SETTINGS = current_settings()
@@ -239,7 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     the_plan.vision = not args.no_vision
     for note in the_plan.notes:
         print(f"plan: {note}", flush=True)
-    instance = dg.DagsterInstance.get()
+    instance = prepare_instance()
+    for run_id in fail_dead_runs(instance):
+        print(f"run {run_id} was left STARTED by a process that is gone; marked failed", flush=True)
     for name, lo, hi in the_plan.runs():
         print(f"materializing {name}" + (f" for {lo}...{hi}" if lo else "") + " as one run", flush=True)
         t0 = time.time()

@@ -1,0 +1,72 @@
+"""The local Dagster instance: created before first use even when two commands start at once, and runs whose
+process died without a word are marked failed instead of staying STARTED forever."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import dagster as dg
+import pytest
+from dagster._core.storage.dagster_run import DagsterRunStatus
+
+from cnn_pipelines.instance import fail_dead_runs, prepare, run_pid
+
+pytestmark = pytest.mark.timeout(120)
+
+SLOW_RUN = textwrap.dedent("""
+    import sys, time
+    import dagster as dg
+
+    @dg.op
+    def wait():
+        time.sleep(120)
+
+    @dg.job
+    def slow():
+        wait()
+
+    slow.execute_in_process(instance=dg.DagsterInstance.from_config(sys.argv[1]))
+""")
+
+
+def test_two_first_commands_at_once_find_one_instance(tmp_path):
+    code = "import sys; from cnn_pipelines.instance import prepare; prepare(sys.argv[1]).get_runs()"
+    for attempt in range(2):
+        home = tmp_path / f"home{attempt}"
+        procs = [subprocess.Popen([sys.executable, "-c", code, str(home)], stderr=subprocess.PIPE) for _ in range(2)]
+        errors = [p.communicate(timeout=90)[1].decode() for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], errors
+        assert (home / "history" / "runs.db").exists()  # no dagster.yaml here: the default layout
+
+
+def test_a_run_whose_process_was_killed_is_marked_failed(tmp_path):
+    instance = prepare(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_RUN, str(tmp_path)])
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            runs = instance.get_runs()
+            if runs and runs[0].status == DagsterRunStatus.STARTED and run_pid(instance, runs[0].run_id):
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("the run never started")
+        run_id = runs[0].run_id
+        assert run_pid(instance, run_id) == proc.pid
+        assert fail_dead_runs(instance) == []          # alive: left alone
+        os.kill(proc.pid, signal.SIGKILL)              # dies without a word: no event says so
+        proc.wait(timeout=30)
+        assert instance.get_run_by_id(run_id).status == DagsterRunStatus.STARTED
+        assert fail_dead_runs(instance) == [run_id]
+        assert instance.get_run_by_id(run_id).status == DagsterRunStatus.FAILURE
+        failure = instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE)[-1]
+        assert f"pid {proc.pid}" in failure.message or f"pid {proc.pid}" in str(failure.dagster_event.message)
+        assert fail_dead_runs(instance) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
