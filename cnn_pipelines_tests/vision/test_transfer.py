@@ -40,7 +40,7 @@ def trained_source(images):
 def test_the_backbone_is_the_checkpoints_layers_without_augmentation_or_classifier(trained_source, images):
     backbone = build_backbone(SMALL, trained_source)
     names = [la.name for la in backbone.layers]
-    assert "augmentation" not in names and "FC1" not in names and names[-2:] == ["NORM5", "POOL"]
+    assert "augmentation" not in names and "FC1" not in names and names[-2:] == ["NORM2", "POOL"]
     conv1 = trained_source.get_layer("CONV1").get_weights()[0]
     np.testing.assert_array_equal(backbone.get_layer("CONV1").get_weights()[0], conv1)
     features = extract_features(backbone, images[0], "unit", batch_size=50)
@@ -53,14 +53,14 @@ def test_fine_tuning_trains_the_top_block_and_the_head_and_nothing_below(trained
     x, y = images
     backbone = build_backbone(SMALL, trained_source)
     head = classification_head(backbone.output_shape[-1], 10)
-    model = compile_classifier(stacked(backbone, head, "CONV3"), "adam", 1e-2)
-    frozen = {n: backbone.get_layer(n).get_weights() for n in ("CONV1", "NORM1", "CONV2", "NORM2")}
-    top = backbone.get_layer("CONV4").get_weights()[0].copy()
+    model = compile_classifier(stacked(backbone, head, "CONV2"), "adam", 1e-2)
+    frozen = {n: backbone.get_layer(n).get_weights() for n in ("CONV1", "NORM1", "NORM2")}
+    top = backbone.get_layer("CONV2").get_weights()[0].copy()
     model.fit(preprocess(x, "unit"), y, epochs=2, batch_size=16, verbose=0)
-    for name, weights in frozen.items():  # weights and batch-norm statistics below the top block: untouched
+    for name, weights in frozen.items():  # below the top block, and every batch normalization: untouched
         for before, after in zip(weights, backbone.get_layer(name).get_weights()):
             np.testing.assert_array_equal(before, after)
-    assert not np.allclose(top, backbone.get_layer("CONV4").get_weights()[0])
+    assert not np.allclose(top, backbone.get_layer("CONV2").get_weights()[0])
     scratch = stacked(build_backbone(SMALL, pretrained=False), classification_head(backbone.output_shape[-1], 10), None)
     assert all(w.trainable for w in scratch.get_layer("backbone").layers if w.weights and "NORM" not in w.name)
     with pytest.raises(ValueError, match="no layer 'block9'"):

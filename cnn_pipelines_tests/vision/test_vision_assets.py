@@ -109,7 +109,7 @@ def test_transfer_chain_and_house_numbers_materialize_from_the_checkpoint_graph(
     }}
     meta = materializations(dg.materialize(assets, run_config=run_config))
 
-    assert meta["fashion_to_mnist/backbone"]["feature_dimension"].value == 128
+    assert meta["fashion_to_mnist/backbone"]["feature_dimension"].value == 3 * 3 * 128  # second block, flattened
     assert "cifar_cnn checkpoint" in meta["fashion_to_mnist/backbone"]["source"].value
     features = meta["fashion_to_mnist/bottleneck_features"]
     assert (features["train_images"].value, features["test_images"].value) == (240, 60)

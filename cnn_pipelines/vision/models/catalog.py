@@ -88,12 +88,14 @@ class TransferSpec:
 
 
 # Offline: the AlexNet-style network that part 1 trains on 60,000 Fashion-MNIST images (model `cifar_cnn`),
-# cut after its last convolution block, transferred to the 5,000 real MNIST digits. Its top block for
-# fine-tuning is the third stage (CONV3-CONV5), as VGG16's is block 5.
+# transferred to the 5,000 real MNIST digits. Clothing and handwriting share strokes and edges, not shapes: cut
+# after its second block (3x3x128, flattened to 1,152 features) a head on 50 labelled digits reached 78.7 %
+# on the test digits, cut after the last block (global-average pooled to 128) 46.8 %, below the same network
+# from scratch (measured on this machine; README). The block fine-tuning unfreezes is that second block.
 FASHION_BACKBONE = BackboneSpec(
-    "fashion_mnist_cnn", "AlexNet-style CNN trained on Fashion-MNIST (model cifar_cnn)", image_size=32,
-    preprocess="unit", top_block="CONV3", checkpoint_of="cifar_cnn", last_layer="NORM5",
-    scratch=functools.partial(alexnet_style, width=CIFAR_WIDTH_OFFLINE, augment=False))
+    "fashion_mnist_cnn", "AlexNet-style CNN trained on Fashion-MNIST (model cifar_cnn), first two blocks",
+    image_size=32, preprocess="unit", top_block="CONV2", checkpoint_of="cifar_cnn", last_layer="NORM2",
+    pooling="flatten", scratch=functools.partial(alexnet_style, width=CIFAR_WIDTH_OFFLINE, augment=False))
 VGG16 = BackboneSpec("vgg16", "VGG16 (ImageNet weights)", image_size=160, preprocess="vgg16",
                      top_block="block5_conv1", application="VGG16")
 DENSENET201 = BackboneSpec("densenet201", "DenseNet201 (ImageNet weights)", image_size=64, preprocess="densenet",

@@ -1,9 +1,9 @@
 """Transfer learning (notebooks 09-11): a pretrained convolutional backbone, its bottleneck features, a small
 head trained on them, fine-tuning of the backbone's top block, and the same network trained from scratch.
 
-A backbone is either ``keras.applications`` (VGG16, DenseNet201; ImageNet weights with network access) or a
-checkpoint of one of our own models, cut below its dense layers. Both end in global average pooling, so a
-bottleneck feature is one vector per image.
+A backbone is either ``keras.applications`` (VGG16, DenseNet201; ImageNet weights with network access, global
+average pooling as in the book) or a checkpoint of one of our own models, cut after a convolution block and
+flattened. Either way a bottleneck feature is one vector per image.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ class BackboneSpec:
     weights: str | None = "imagenet"    # for applications; None = random initialization (tests, from scratch)
     checkpoint_of: str | None = None    # model asset whose best epoch supplies the layers
     last_layer: str | None = None       # checkpoint backbones: the last layer kept
+    pooling: str = "avg"                # features: "avg" (global average pooling) or "flatten" (keeps where)
     scratch: Callable | None = None     # checkpoint backbones: (input_shape, n_classes) -> the untrained network
 
 
@@ -38,9 +39,10 @@ def keras_backbone(spec: BackboneSpec, weights: str | None) -> keras.Model:
     return app(include_top=False, weights=weights, input_shape=(spec.image_size, spec.image_size, 3), pooling="avg")
 
 
-def cut_backbone(network: keras.Model, last_layer: str) -> keras.Model:
+def cut_backbone(network: keras.Model, last_layer: str, pooling: str = "avg") -> keras.Model:
     """A trained Sequential network's layers up to ``last_layer`` (augmentation skipped: it only acts while
-    training), global-average pooled. The layers, and so their weights, are shared with ``network``."""
+    training), global-average pooled or flattened. The layers, and so their weights, are shared with
+    ``network``."""
     inp = keras.Input(network.input_shape[1:], name="image")
     x = inp
     for layer in network.layers:
@@ -51,7 +53,10 @@ def cut_backbone(network: keras.Model, last_layer: str) -> keras.Model:
             break
     else:
         raise ValueError(f"{network.name} has no layer {last_layer!r}: {[la.name for la in network.layers]}")
-    return keras.Model(inp, layers.GlobalAveragePooling2D(name="POOL")(x), name="backbone")
+    if pooling not in ("avg", "flatten"):
+        raise ValueError(f"pooling must be 'avg' or 'flatten', got {pooling!r}")
+    pool = layers.GlobalAveragePooling2D(name="POOL") if pooling == "avg" else layers.Flatten(name="POOL")
+    return keras.Model(inp, pool(x), name="backbone")
 
 
 def build_backbone(spec: BackboneSpec, source: keras.Model | None = None, pretrained: bool = True) -> keras.Model:
@@ -62,8 +67,8 @@ def build_backbone(spec: BackboneSpec, source: keras.Model | None = None, pretra
     if pretrained:
         if source is None:
             raise ValueError(f"backbone {spec.name} is cut from a checkpoint of {spec.checkpoint_of}; none given")
-        return cut_backbone(source, spec.last_layer)
-    return cut_backbone(spec.scratch((spec.image_size, spec.image_size, 3), 10), spec.last_layer)
+        return cut_backbone(source, spec.last_layer, spec.pooling)
+    return cut_backbone(spec.scratch((spec.image_size, spec.image_size, 3), 10), spec.last_layer, spec.pooling)
 
 
 def preprocess(images, kind: str):
@@ -96,24 +101,20 @@ def classification_head(n_features: int, n_classes: int, units: int = 256, dropo
 
 
 def stacked(backbone: keras.Model, head: keras.Model, top_block: str | None) -> keras.Model:
-    """Backbone then head as one network. ``top_block``: layers from it on are trainable, those below frozen
-    (fine-tuning); None: everything trains (from scratch). Batch normalization stays in inference mode while
-    fine-tuning, as Keras's transfer-learning guide advises, so the small target set cannot wreck its
-    statistics."""
+    """Backbone then head as one network. ``top_block``: layers from it on are trainable, those below frozen,
+    and every batch normalization frozen too, so it stays in inference mode and the small target set cannot
+    wreck its statistics (Keras 3.15 ignores ``training=False`` on a nested model's call: measured, the moving
+    averages moved). None: everything trains (from scratch)."""
     inp = keras.Input(backbone.input_shape[1:], name="image")
-    if top_block is None:
-        backbone.trainable = True
-        out = head(backbone(inp))
-    else:
+    backbone.trainable = True
+    if top_block is not None:
         names = [la.name for la in backbone.layers]
         if top_block not in names:
             raise ValueError(f"backbone has no layer {top_block!r} to unfreeze from: {names}")
         start = names.index(top_block)
-        backbone.trainable = True
         for i, layer in enumerate(backbone.layers):
-            layer.trainable = i >= start
-        out = head(backbone(inp, training=False))
-    return keras.Model(inp, out, name="transfer" if top_block else "scratch")
+            layer.trainable = i >= start and not isinstance(layer, layers.BatchNormalization)
+    return keras.Model(inp, head(backbone(inp)), name="transfer" if top_block else "scratch")
 
 
 def nested_subsets(labels: np.ndarray, sizes: list[int], seed: int = 0) -> dict[int, np.ndarray]:
