@@ -22,7 +22,8 @@ from cnn_pipelines.vision import reports
 from cnn_pipelines.vision.datasets.catalog import DatasetSpec, load_numpy
 from cnn_pipelines.vision.models.architectures import compile_classifier, keras
 from cnn_pipelines.vision.models.catalog import TransferSpec
-from cnn_pipelines.vision.models.training import TrainConfig, fit_in_memory, train_arrays, validation_size
+from cnn_pipelines.vision.models.training import (TrainConfig, architecture, fit_in_memory, train_arrays,
+                                                  validation_size)
 from cnn_pipelines.vision.models.transfer import (build_backbone, classification_head, extract_features,
                                                   nested_subsets, preprocess, stacked)
 from cnn_pipelines.vision.settings import VisionSettings
@@ -118,7 +119,7 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
             row = lake.read_partitions(s.lake_root, "vision_results", [bb.checkpoint_of], column="model")
             ckpt, epoch = Path(row["checkpoint"].iloc[0]), int(row["best_epoch"].iloc[0])
             source = f"{bb.checkpoint_of} checkpoint {ckpt.name}, epoch {epoch} (its best by validation accuracy)"
-            config = {"checkpoint": ckpt.name, "epoch": epoch, "last_layer": bb.last_layer}
+            config = {"checkpoint": ckpt.name, "epoch": epoch, "last_layer": bb.last_layer, "pooling": bb.pooling}
         else:
             source, config = f"keras.applications.{bb.application}(weights={bb.weights!r})", {
                 "application": bb.application, "weights": bb.weights, "size": bb.image_size}
@@ -255,13 +256,15 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
         cfg = _override(chain.scratch, config)
         (x, y), (xv, yv) = data.split(data.train_x, data.train_y)
 
-        def start():
-            backbone_net = build_backbone(bb, pretrained=False)
-            model = stacked(backbone_net, classification_head(backbone_net.output_shape[-1], len(data.names)), None)
-            return compile_classifier(model, cfg.optimizer, cfg.learning_rate)
+        backbone_net = build_backbone(bb, pretrained=False)
+        network = stacked(backbone_net, classification_head(backbone_net.output_shape[-1], len(data.names)), None)
 
+        def start():
+            return compile_classifier(network, cfg.optimizer, cfg.learning_rate)
+
+        # the network's layers are part of the fingerprint: another backbone cut is another model
         trained = train_arrays(f"{chain.name}/from_scratch", stage_dir(s, chain, "from_scratch"),
-                               {"backbone": bb.name, "scratch": True}, start, x, y, xv, yv, cfg,
+                               {"backbone": bb.name, "architecture": architecture(network)}, start, x, y, xv, yv, cfg,
                                transform=to_input, log=context.log.info)
         acc, pred, _ = accuracy(trained.best(), data.test_x, data.test_y, to_input)
         publish(s, chain, "from_scratch", published(trained, cfg, acc))
