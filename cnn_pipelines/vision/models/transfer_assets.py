@@ -21,6 +21,7 @@ from cnn_pipelines.storage.checkpoints import fingerprint
 from cnn_pipelines.vision import reports
 from cnn_pipelines.vision.datasets.catalog import DatasetSpec, load_numpy
 from cnn_pipelines.vision.models.architectures import compile_classifier, keras
+from cnn_pipelines.vision.models.assets import checkpoint_metadata
 from cnn_pipelines.vision.models.catalog import TransferSpec
 from cnn_pipelines.vision.models.training import (TrainConfig, architecture, fit_in_memory, train_arrays,
                                                   validation_size)
@@ -321,8 +322,9 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
                                  f"({rec['seconds']:.0f} s)")
         curve = pd.DataFrame([p for p in points if p["requested"] in subsets])
         finals = {stage: current(s, chain, stage)["test_accuracy"] for stage in ("head", "fine_tuned", "from_scratch")}
-        lake.write_table(s.lake_root, "transfer_learning_curve", curve.assign(chain=chain.name), key=chain.name,
-                         column="chain")
+        default = config.sizes is None and config.min_steps is None and config.epochs is None
+        lake.write_table(s.lake_root, "transfer_learning_curve", curve.assign(chain=chain.name, default_config=default),
+                         key=chain.name, column="chain")
         lake.ensure_views(s.lake_root, ["transfer_learning_curve"])
         table = curve.pivot_table(index="labelled_images", columns="method", values="test_accuracy")
         table["transfer minus scratch"] = table["transfer"] - table["scratch"]
@@ -385,14 +387,5 @@ def _model_result(s, chain, dataset, stage, trained, cfg, default, acc, labels, 
             f"{n_train:,}, chosen epoch {trained.best_epoch} of {len(ep)} by validation accuracy on {n_val:,} more"
             + (f"; {trained.trained_epochs} epoch(s) trained in this run." if trained.trained_epochs
                else "; nothing retrained: inputs and config unchanged.")),
-        "chosen_epoch": dg.MetadataValue.int(trained.best_epoch),
-        "train_images": dg.MetadataValue.int(n_train),
-        "images_per_s": dg.MetadataValue.float(round(result["images_per_s"], 1)),
-        "wall_seconds": dg.MetadataValue.float(round(wall, 1)),
-        "config": dg.MetadataValue.json(dataclasses.asdict(cfg)),
-        "checkpoint": dg.MetadataValue.path(str(trained.ckpt)),
-        "learning_curves": dg.MetadataValue.md(markdown_image(
-            reports.learning_curves(ep, trained.best_epoch, f"{title}: loss and accuracy per epoch"), "curves")),
-        "confusion_matrix": dg.MetadataValue.md(markdown_image(reports.confusion_plot(
-            matrix, names, f"{title}: test confusion matrix ({acc:.2%} right)"), "confusion")),
+        **checkpoint_metadata(title, ep, trained.best_epoch, n_train, cfg, trained.ckpt, wall, matrix, names, acc),
     })
