@@ -38,7 +38,7 @@ def house_number_spec(online: bool) -> HouseNumberSpec:
     return HouseNumberSpec(
         online=online, train_numbers=24_000, test_numbers=3_000,
         train=TrainConfig(epochs=25, batch_size=32, learning_rate=2e-3, patience=8),
-        demo={"dataset": {"train_numbers": 600, "test_numbers": 200}, "reader": {"epochs": 2}},
+        demo={"dataset": {"train_numbers": 400, "test_numbers": 100}, "reader": {"epochs": 1}},
         target=None if online else 0.85)
 
 

@@ -104,8 +104,8 @@ DENSENET201 = BackboneSpec("densenet201", "DenseNet201 (ImageNet weights)", imag
 HEAD = TrainConfig(epochs=40, batch_size=64, learning_rate=1e-3, patience=10)
 FINE_TUNE = TrainConfig(epochs=10, batch_size=32, learning_rate=1e-4, patience=4)
 SCRATCH = TrainConfig(epochs=20, batch_size=64, learning_rate=1e-3, patience=8)
-TRANSFER_DEMO = {"head": {"epochs": 8}, "fine_tuned": {"epochs": 2}, "from_scratch": {"epochs": 2},
-                 "learning_curve": {"sizes": [100, 500], "min_steps": 20, "epochs": 2}}
+TRANSFER_DEMO = {"head": {"epochs": 5}, "fine_tuned": {"epochs": 1}, "from_scratch": {"epochs": 1},
+                 "learning_curve": {"sizes": [100, 500], "min_steps": 10, "epochs": 1}}
 
 
 def transfer_specs(datasets: dict[str, DatasetSpec], online: bool) -> list[TransferSpec]:
