@@ -99,7 +99,7 @@ def worst_mistakes(images: np.ndarray, labels: np.ndarray, predicted: np.ndarray
     order = wrong[np.argsort(-confidence[wrong])][:k]
     cols = 8
     rows = max(1, int(np.ceil(len(order) / cols)))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.2 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.45 * cols, 1.9 * rows), squeeze=False)  # fits the UI's dialog
     for ax in axes.ravel():
         ax.axis("off")
     for ax, i in zip(axes.ravel(), order):
@@ -131,7 +131,7 @@ def filters_plot(filters: np.ndarray) -> bytes:
 def activation_maps(image: np.ndarray, conv: np.ndarray, pooled: np.ndarray, labels: list[str]) -> bytes:
     """The input, then per filter its ReLU activation map (top row) and after max pooling (bottom row)."""
     k = conv.shape[-1]
-    fig, axes = plt.subplots(2, k + 1, figsize=(3.2 * (k + 1), 6.4))
+    fig, axes = plt.subplots(2, k + 1, figsize=(2.5 * (k + 1), 5.4))  # fits the UI's dialog
     _show(axes[0, 0], image, cmap="gray")
     axes[0, 0].set_title(f"input (grey) {image.shape[0]}x{image.shape[1]}", fontsize=10)
     axes[1, 0].axis("off")
@@ -199,7 +199,7 @@ def house_number_examples(images: np.ndarray, truth: list[str], predicted: list[
                           title: str, cols: int = 6) -> bytes:
     """Crops with the true and the predicted number (green when fully right, red otherwise)."""
     rows = max(1, int(np.ceil(len(images) / cols)))
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 1.9 * rows + 0.6), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.1 * cols, 1.7 * rows + 0.6), squeeze=False)  # fits the UI's dialog
     for ax in axes.ravel():
         ax.axis("off")
     for ax, img, t, p, c in zip(axes.ravel(), images, truth, predicted, confidence):
@@ -223,7 +223,7 @@ def raw_with_boxes(folder, k: int, title: str, cols: int = 4) -> bytes:
     boxes = read_digit_struct(folder / "digitStruct.mat")
     names = list(dict.fromkeys(boxes["name"]))[:k]
     rows = max(1, int(np.ceil(len(names) / cols)))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.4 * rows + 0.6), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.1 * rows + 0.6), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, name in zip(axes.ravel(), names):
