@@ -66,10 +66,10 @@ def process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     try:
-        return b"python" in Path(f"/proc/{pid}/cmdline").read_bytes() or b"dagster" in Path(
-            f"/proc/{pid}/cmdline").read_bytes()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return True  # no /proc: trust the signal check
+    return b"python" in cmdline or b"dagster" in cmdline
 
 
 def fail_dead_runs(instance: dg.DagsterInstance) -> list[str]:

@@ -148,6 +148,15 @@ def write_json(path: Path, obj: dict) -> Path:
     return path
 
 
+def write_npy(path: Path, array: np.ndarray) -> Path:
+    """Write a NumPy array atomically as ``.npy`` (no pickles: object arrays are refused)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}.npy"
+    np.save(tmp, array, allow_pickle=False)
+    os.replace(tmp, path)
+    return path
+
+
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
 

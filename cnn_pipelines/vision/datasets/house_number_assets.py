@@ -81,8 +81,8 @@ def house_numbers_asset(spec: HouseNumberSpec, mnist: DatasetSpec | None, s: Vis
                 elif split != "train":
                     parts = {split: (crops, targets)}
                 for name, (images, y) in parts.items():
-                    save_npy(out / f"{name}_images.npy", images)
-                    save_npy(out / f"{name}_targets.npy", y)
+                    lake.write_npy(out / f"{name}_images.npy", images)
+                    lake.write_npy(out / f"{name}_targets.npy", y)
         lake.write_json(dataset_dir(s) / "current.json", {
             "path": str(out), "fingerprint": out.name, "source": source,
             "title": "SVHN house numbers" if spec.online else "house numbers composed of real MNIST digits",
@@ -132,12 +132,6 @@ def format1_folders(spec: HouseNumberSpec, mnist: DatasetSpec | None, s: VisionS
         hn.write_folder(folders[split], images, boxes)
         log(f"house_numbers: wrote {counts[split]:,} {split} PNGs and digitStruct.mat")
     return folders
-
-
-def save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp.npy")
-    np.save(tmp, array, allow_pickle=False)
-    tmp.replace(path)
 
 
 def load_arrays(folder: Path) -> dict[str, np.ndarray]:

@@ -86,7 +86,6 @@ def write_digit_struct(path: Path, boxes: pd.DataFrame) -> None:
     """Write ``boxes`` (as ``read_digit_struct`` returns them; label 0 is stored as 10) as a MATLAB v7.3
     ``digitStruct.mat`` in SVHN's layout, atomically."""
     path = Path(path)
-    names = list(dict.fromkeys(boxes["name"]))
     tmp = path.with_name(f".{path.name}.tmp")
     with h5py.File(tmp, "w", userblock_size=512) as f:
         refs = f.create_group("#refs#")
@@ -115,7 +114,6 @@ def write_digit_struct(path: Path, boxes: pd.DataFrame) -> None:
                     g.create_dataset(k, data=np.array([[ref_to(np.array([[v]]), "double")] for v in vals],
                                                       dtype=h5py.ref_dtype))
             box_refs.append(g.ref)
-        assert len(name_refs) == len(names)
         group.create_dataset("name", data=np.array(name_refs, dtype=h5py.ref_dtype).reshape(-1, 1))
         group.create_dataset("bbox", data=np.array(box_refs, dtype=h5py.ref_dtype).reshape(-1, 1))
     with open(tmp, "r+b") as fh:  # MATLAB's text header lives in the HDF5 user block

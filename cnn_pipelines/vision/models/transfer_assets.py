@@ -19,7 +19,7 @@ from cnn_pipelines.plots import markdown_image
 from cnn_pipelines.storage import lake
 from cnn_pipelines.storage.checkpoints import fingerprint
 from cnn_pipelines.vision import reports
-from cnn_pipelines.vision.datasets.catalog import DatasetSpec, load_numpy
+from cnn_pipelines.vision.datasets.catalog import DatasetSpec, class_names, load_numpy
 from cnn_pipelines.vision.models.architectures import compile_classifier, keras
 from cnn_pipelines.vision.models.assets import checkpoint_metadata
 from cnn_pipelines.vision.models.catalog import TransferSpec
@@ -83,7 +83,8 @@ def target_images(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings) 
     size = chain.backbone.image_size
     train_x, train_y = load_numpy(dataset, s, chain.train_split, image_size=size, channels=3)
     test_x, test_y = load_numpy(dataset, s, chain.test_split, image_size=size, channels=3)
-    return TargetImages(train_x, train_y, test_x, test_y, class_names(dataset, s), validation_size(len(train_x)))
+    return TargetImages(train_x, train_y, test_x, test_y, class_names(dataset.builder_for(s.data_dir)),
+                        validation_size(len(train_x)))
 
 
 def load_features(info: dict) -> dict[str, np.ndarray]:
@@ -171,13 +172,10 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
                       "test_features": extract_features(model, data.test_x, bb.preprocess),
                       "test_labels": data.test_y}
             seconds = time.perf_counter() - t1
-            out.mkdir(parents=True, exist_ok=True)
             for name, arr in arrays.items():
-                tmp = out / f".{name}.tmp.npy"
-                np.save(tmp, arr, allow_pickle=False)
-                tmp.replace(out / f"{name}.npy")
+                lake.write_npy(out / f"{name}.npy", arr)
         publish(s, chain, "bottleneck_features", {"path": str(out), "fingerprint": fp, "backbone": back["fingerprint"]})
-        feats = load_features({"path": str(out)})
+        feats = arrays if seconds is not None else load_features({"path": str(out)})
         n = len(feats["train_features"]) + len(feats["test_features"])
         size_mb = sum(p.stat().st_size for p in out.glob("*.npy")) / 1e6
         context.log.info(f"{chain.name}: {n:,} images -> {feats['train_features'].shape[1]} features each")
@@ -203,7 +201,7 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
         t0 = time.perf_counter()
         info = current(s, chain, "bottleneck_features")
         f = load_features(info)
-        data_names = class_names(dataset, s)
+        data_names = class_names(dataset.builder_for(s.data_dir))
         cfg = _override(chain.head, config)
         n_val = validation_size(len(f["train_labels"]), cfg.validation_fraction)
         x, y = f["train_features"][:-n_val], f["train_labels"][:-n_val]
@@ -357,10 +355,6 @@ def published(trained, cfg: TrainConfig, acc: float) -> dict:
     return {"checkpoint": str(trained.ckpt), "best_epoch": trained.best_epoch, "test_accuracy": acc,
             "config": dataclasses.asdict(cfg), "epochs_run": len(ep), "seconds": float(ep["seconds"].sum()),
             "val_accuracy": float(ep.loc[ep["epoch"] == trained.best_epoch, "val_accuracy"].iloc[0])}
-
-
-def class_names(dataset: DatasetSpec, s: VisionSettings) -> list[str]:
-    return list(dataset.builder_for(s.data_dir).info.features["label"].names)
 
 
 def _override(cfg: TrainConfig, config: StageConfig) -> TrainConfig:
