@@ -13,9 +13,10 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pandas as pd
+from dagster._core.storage.dagster_run import DagsterRun
 
 from cnn_pipelines.storage import lake
-from cnn_pipelines.definitions import defs
+from cnn_pipelines.launch import launch
 from cnn_pipelines.trading.features.assets import LOOKAHEAD
 from cnn_pipelines.trading.production.assets import TRAIN_WEEKDAYS
 from cnn_pipelines.trading.research.assets import RS, research_partitions
@@ -26,10 +27,6 @@ from cnn_pipelines.instance import prepare as prepare_instance
 from cnn_pipelines.vision.definitions import DEMO_RUN_CONFIG as VISION_DEMO_RUN_CONFIG
 
 SETTINGS = current_settings()
-
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
-
 
 class PlanError(SystemExit):
     """The arguments ask for something the data cannot support; raised before any run starts."""
@@ -135,18 +132,15 @@ def plan(end: str | None = None, days: int = 520, start: str | None = None, peri
     return Plan(keys[i_start], end, history, lookahead, chosen, notes)
 
 
-def run_job(name: str, start: str, end: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    """Execute job ``name`` as ONE run recorded in ``instance``: unpartitioned (no start), one partition
-    (start == end) or the partition range [start, end]."""
-    job = defs.resolve_job_def(name)
-    if name == "vision_job":  # demo sizes; the assets' own defaults train on all the offline data
-        return job.execute_in_process(instance=instance, run_config=VISION_DEMO_RUN_CONFIG, raise_on_error=False)
+def run_job(name: str, start: str, end: str, instance: dg.DagsterInstance) -> DagsterRun:
+    """Run job ``name`` of the code location as ONE run recorded in ``instance`` (so the UI lists it under its
+    job): unpartitioned (no start), one partition (start == end) or the partition range [start, end]."""
+    config = VISION_DEMO_RUN_CONFIG if name == "vision_job" else None  # demo sizes; the defaults use all data
     if not start:
-        return job.execute_in_process(instance=instance, raise_on_error=False)
+        return launch(instance, name, run_config=config)
     if start == end:
-        return job.execute_in_process(instance=instance, partition_key=start, raise_on_error=False)
-    return job.execute_in_process(instance=instance, tags={RANGE_START_TAG: start, RANGE_END_TAG: end},
-                                  raise_on_error=False)
+        return launch(instance, name, partition=start, run_config=config)
+    return launch(instance, name, partition_range=(start, end), run_config=config)
 
 
 def research_periods(end: str, count: int) -> list[str]:
@@ -249,11 +243,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, lo, hi in the_plan.runs():
         print(f"materializing {name}" + (f" for {lo}...{hi}" if lo else "") + " as one run", flush=True)
         t0 = time.time()
-        result = run_job(name, lo, hi, instance)
-        if not result.success:
-            print(f"run {result.run_id} of {name} failed; see `make dev` -> Runs", file=sys.stderr)
+        run = run_job(name, lo, hi, instance)
+        if run.status != dg.DagsterRunStatus.SUCCESS:
+            print(f"run {run.run_id} of {name} failed; see `make dev` -> Runs", file=sys.stderr)
             return 1
-        print(f"run {result.run_id} succeeded in {time.time() - t0:.1f}s", flush=True)
+        print(f"run {run.run_id} succeeded in {time.time() - t0:.1f}s", flush=True)
     print(summary(lake.default_root()))
     return 0
 

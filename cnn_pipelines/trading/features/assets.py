@@ -10,6 +10,7 @@ from cnn_pipelines.trading.prices.assets import partition_dates
 from cnn_pipelines.trading.features.reports import family_correlation, nan_share_by_family, universe_turnover
 from cnn_pipelines.trading.features.panel import forward_returns_table, indicator_panel_table, target_columns, universe_table
 from cnn_pipelines.trading.partitions import weekday_partitions
+from cnn_pipelines.trading.partition_metadata import report
 from cnn_pipelines.plots import heatmap, line_plot, markdown_image
 from cnn_pipelines.trading.settings import current_settings
 
@@ -29,17 +30,6 @@ def _prices_window(start_offset: int, end_offset: int = 0) -> dg.AssetIn:
     )
 
 
-def _date_meta(df: pd.DataFrame) -> dict:
-    if df.empty:
-        return {"rows": 0, "tickers": 0, "first_date": "", "last_date": ""}
-    return {
-        "rows": len(df),
-        "tickers": int(df["ticker"].nunique()),
-        "first_date": str(min(df["date"])),
-        "last_date": str(max(df["date"])),
-    }
-
-
 FEATURE_ASSET = dict(
     partitions_def=weekday_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -55,17 +45,16 @@ def universe(context: dg.AssetExecutionContext, raw_prices: pd.DataFrame):
     start, end, _ = partition_dates(context)
     table = universe_table(raw_prices, SETTINGS, start, end)
     turnover = universe_turnover(table)
-    meta = _date_meta(table)
-    meta.update({
+    meta = {
         "universe_size": SETTINGS.universe_size,
         "window_days": SETTINGS.universe_window,
-        "mean_members_per_day": float(table.groupby("date").size().mean()) if len(table) else 0.0,
-        "mean_daily_turnover": float(turnover.mean()) if len(turnover) else 0.0,
-    })
+        "mean_members_per_day": round(float(table.groupby("date").size().mean()), 1) if len(table) else 0.0,
+        "mean_daily_turnover": round(float(turnover.mean()), 4) if len(turnover) else 0.0,
+    }
     if len(turnover) > 2:
         meta["turnover"] = dg.MetadataValue.md(markdown_image(
             line_plot(turnover, "Daily universe turnover (share of new members)", "share"), "turnover"))
-    return dg.Output(table, metadata=meta)
+    return dg.Output(table, metadata=report(context, table, meta))
 
 
 @dg.asset(ins={"raw_prices": _prices_window(-SETTINGS.price_lookback)}, **FEATURE_ASSET)
@@ -74,8 +63,7 @@ def indicator_panel(context: dg.AssetExecutionContext, raw_prices: pd.DataFrame)
     universe member with a bar on the date; past data only."""
     start, end, _ = partition_dates(context)
     panel = indicator_panel_table(raw_prices, SETTINGS, start, end)
-    meta = _date_meta(panel)
-    meta["feature_columns"] = panel.shape[1] - 2
+    meta = {"feature_columns": panel.shape[1] - 2}
     nan_share = nan_share_by_family(panel)
     if len(nan_share):
         meta["nan_share_by_family"] = dg.MetadataValue.md(
@@ -84,7 +72,7 @@ def indicator_panel(context: dg.AssetExecutionContext, raw_prices: pd.DataFrame)
     if not corr.empty:
         meta["family_correlation"] = dg.MetadataValue.md(markdown_image(
             heatmap(corr, "Average cross-sectional rank correlation between families"), "family correlation"))
-    return dg.Output(panel, metadata=meta)
+    return dg.Output(panel, metadata=report(context, panel, meta))
 
 
 # Look-ahead: the open-to-open label needs h + 1 sessions after its date; 3 weekdays spare for holidays.
@@ -111,8 +99,7 @@ def forward_returns(context: dg.AssetExecutionContext, raw_prices: pd.DataFrame)
     (NaN until both ends are real bars), a training data-error flag and deciles."""
     start, end, _ = partition_dates(context)
     table = forward_returns_table(raw_prices, SETTINGS, start, end)
-    meta = _date_meta(table)
-    meta["calendar"] = SETTINGS.calendar
+    meta = {"calendar": SETTINGS.calendar}
     if len(raw_prices):
         meta["prices_through"] = str(max(raw_prices["date"]))
     for col in target_columns(SETTINGS):
@@ -123,7 +110,7 @@ def forward_returns(context: dg.AssetExecutionContext, raw_prices: pd.DataFrame)
         if excluded:
             context.log.warning(f"{excluded} {col} labels not trained on: a one-day move beyond "
                                 f"{SETTINGS.max_abs_daily_return:.0%} inside the horizon (they are still evaluated)")
-    return dg.Output(table, metadata=meta)
+    return dg.Output(table, metadata=report(context, table, meta))
 
 
 labels_fill_in_sensor = dg.AutomationConditionSensorDefinition(

@@ -16,6 +16,7 @@ import pandas as pd
 from cnn_pipelines.storage import lake
 from cnn_pipelines.trading.prices.calendar import to_date, trading_calendar
 from cnn_pipelines.trading.prices.checks import price_check_results
+from cnn_pipelines.trading.partition_metadata import report as partition_report
 from cnn_pipelines.storage.io_manager import ParquetLakeIOManager
 from cnn_pipelines.trading.partitions import weekday_partitions
 from cnn_pipelines.trading.prices.resources import PriceSource
@@ -46,7 +47,13 @@ def partition_dates(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date
 
 
 def _preview(df: pd.DataFrame, n: int = 8) -> str:
-    return df.head(n).to_markdown(index=False) if len(df) else "_empty (holiday or no data)_"
+    """The run's first rows as a table: prices to 4 decimals, volumes as whole numbers with separators."""
+    if not len(df):
+        return "_empty (holiday or no data)_"
+    head = df.head(n).copy()
+    if "volume" in head:
+        head["volume"] = head["volume"].map(lambda v: f"{v:,.0f}" if v == v else "n/a")
+    return head.to_markdown(index=False, floatfmt=".4f")
 
 
 def quarantine_table(report_quarantine: pd.DataFrame | None, file_errors: dict[str, str]) -> pd.DataFrame:
@@ -102,17 +109,11 @@ def raw_prices(context: dg.AssetExecutionContext, config: RawPricesConfig, price
     repaired = {k: v for k, v in report.repairs.items() if v}
     if repaired:
         context.log.info(f"repairs applied: {repaired}")
-    dates = pd.to_datetime(clean["date"]) if len(clean) else pd.Series(dtype="datetime64[ns]")
     by_ticker = (quarantine.groupby("ticker").agg(rows=("rule", "size"), rules=("rule", lambda r: "; ".join(sorted(set(r)))))
                  .reset_index() if len(quarantine) else pd.DataFrame())
     yield dg.Output(
         clean,
-        metadata={
-            "rows": len(clean),
-            "tickers": int(clean["ticker"].nunique()),
-            "partitions": len(keys),
-            "first_date": str(dates.min().date()) if len(clean) else "",
-            "last_date": str(dates.max().date()) if len(clean) else "",
+        metadata=partition_report(context, clean, {
             "source": prices.description,
             "calendar": CALENDAR_NAME,
             "strict": config.strict,
@@ -121,7 +122,7 @@ def raw_prices(context: dg.AssetExecutionContext, config: RawPricesConfig, price
             "stored_rows_kept_for_quarantined": len(kept),
             "tickers_without_data": dg.MetadataValue.json(missing),
             "preview": dg.MetadataValue.md(_preview(clean)),
-        },
+        }),
     )
     yield from price_check_results(clean)
     yield dg.AssetCheckResult(

@@ -22,10 +22,17 @@ def test_range_run_writes_every_partition_and_reports(lake_root, tiny_source):
     assert lake.materialized_keys(lake_root, "raw_prices") == keys
     mats = result.get_asset_materialization_events()
     assert len(mats) == len(keys)  # one materialization per partition, in one run
-    meta = mats[0].materialization.metadata
-    assert meta["rows"].value == sum(len(lake.read_partitions(lake_root, "raw_prices", [k])) for k in keys)
-    assert meta["tickers"].value == 8 and meta["first_date"].value == "2019-12-23"
-    assert "|" in meta["preview"].value  # markdown table
+    # Each partition reports its own rows and date; the run's totals and preview sit on the newest one only.
+    by_key = {m.materialization.partition: m.materialization.metadata for m in mats}
+    for k in keys:
+        assert by_key[k]["date"].value == k
+        assert by_key[k]["rows"].value == len(lake.read_partitions(lake_root, "raw_prices", [k]))
+    assert by_key["2019-12-25"]["rows"].value == 0 and by_key["2019-12-23"]["tickers"].value == 8
+    last = by_key[keys[-1]]
+    assert last["run_rows"].value == sum(by_key[k]["rows"].value for k in keys)
+    assert last["run_first_date"].value == "2019-12-23" and last["run_last_date"].value == "2020-01-10"
+    assert "|" in last["preview"].value  # markdown table
+    assert all("preview" not in by_key[k] and "run_rows" not in by_key[k] for k in keys[:-1])
     checks = result.get_asset_check_evaluations()
     assert {c.check_name for c in checks} == {"schema", "unique_date_ticker", "price_sanity", "no_quarantined_tickers"}
     assert all(c.passed for c in checks)
@@ -88,7 +95,8 @@ def test_a_bad_ticker_is_quarantined_the_others_land_and_its_stored_rows_stay(la
     assert check.metadata["quarantined"].value == ["AAA", "CCC"]
     rows = check.metadata["rejected_rows"].value
     assert "non-positive price" in rows and "2021-03-03" in rows and "ccc.csv" in rows
-    meta = result.get_asset_materialization_events()[0].materialization.metadata
+    # run-level numbers are reported once, on the run's newest partition
+    meta = result.get_asset_materialization_events()[-1].materialization.metadata
     assert meta["stored_rows_kept_for_quarantined"].value == 5
 
 
