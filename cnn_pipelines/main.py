@@ -82,7 +82,7 @@ def plan(end: str | None = None, days: int = 520, start: str | None = None, peri
     else:
         i_end = bisect.bisect_right(keys, end) - 1
         if i_end < 0:
-            raise PlanError(f"--end {end} is before the first partition {keys[0]} (CNN_PARTITIONS_START)")
+            raise PlanError(f"--end {end} is before the first partition {keys[0]} (set CNN_PARTITIONS_START earlier)")
         if keys[i_end] != end:
             notes.append(f"--end {end} is not a weekday; using {keys[i_end]}")
     end = keys[i_end]
@@ -232,7 +232,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from cnn_pipelines.trading.prices.resources import price_source_from_env
 
-    the_plan = plan(args.end, args.days, args.start, args.periods, coverage=price_source_from_env().coverage())
+    coverage = price_source_from_env().coverage()
+    first = dt.date.fromisoformat(weekday_partitions.get_first_partition_key())
+    clipped = bool(coverage and coverage[0] < first)
+    if clipped:  # nothing before the first partition can be stored
+        coverage = (first, coverage[1])
+    the_plan = plan(args.end, args.days, args.start, args.periods, coverage=coverage)
+    if clipped and the_plan.history and the_plan.history[0] == str(first):
+        the_plan.notes.append(f"the partitions start on {first}; CNN_PARTITIONS_START=YYYY-MM-DD widens them")
     the_plan.audit = args.audit
     the_plan.vision = not args.no_vision
     for note in the_plan.notes:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+
+# Tests build partitions from 2012 on (small fixed markets), not only the demo's recent history; set before
+# cnn_pipelines is imported (the partitions are defined at import). Subprocesses inherit it.
+os.environ.setdefault("CNN_PARTITIONS_START", "2012-01-02")
 from pathlib import Path
 
 import dagster as dg

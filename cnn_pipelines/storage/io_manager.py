@@ -73,9 +73,9 @@ class ParquetLakeIOManager(dg.ConfigurableIOManager):
         if not isinstance(obj, pd.DataFrame):
             raise TypeError(f"{table}: the lake stores DataFrames and dicts, got {type(obj).__name__}")
         if column == "date":
-            lake.write_partitions(self._root, table, obj, keys)  # per-partition rows: the asset's metadata
-            context.add_output_metadata(
-                {"lake_path": dg.MetadataValue.path(str(lake.table_dir(self._root, table).resolve()))})
+            # Rows per partition are the asset's metadata; no path here: it would be copied onto every partition
+            # of a range run (a few hundred bytes of event history each), and the catalog names the table.
+            lake.write_partitions(self._root, table, obj, keys)
         else:
             if len(keys) != 1:
                 raise ValueError(f"{table}: period tables are written one partition per run, got {len(keys)}")

@@ -25,11 +25,14 @@ from cnn_pipelines.trading.research.periods import (
     select_families, training_arrays,
 )
 from cnn_pipelines.trading.settings import current_research_settings
+from cnn_pipelines.trading.partitions import PARTITIONS_START, first_research_period
 from cnn_pipelines.trading.research.walkforward import fold_for
 
 RS = current_research_settings()
 
-research_partitions = dg.MonthlyPartitionsDefinition(start_date=RS.first_period)
+# The first month whose training window can have features (see partitions.py for where those start).
+research_partitions = dg.MonthlyPartitionsDefinition(
+    start_date=first_research_period(PARTITIONS_START, SETTINGS.price_lookback, RS.train_months, RS.first_period))
 
 
 def _window(asset: str) -> dg.AssetIn:
