@@ -20,11 +20,18 @@ $(BIN)/python:
 
 # After installing, the Dagster instance ($$DAGSTER_HOME) is created once, so two first commands at once do not
 # both try to create its SQLite tables (see cnn_pipelines/instance.py).
+# setup.py installs tensorflow-cpu on machines without an NVIDIA driver; both wheels own the `tensorflow` package,
+# so a CUDA wheel left by an older install is removed first rather than overwritten file by file.
+TF_SWAP = if [ ! -e /proc/driver/nvidia ] && ! command -v nvidia-smi >/dev/null && $(BIN)/pip show -q tensorflow 2>/dev/null; \
+	then $(BIN)/pip uninstall -y -q tensorflow; fi
+
 install: $(BIN)/python
+	@$(TF_SWAP)
 	$(BIN)/pip install -q -e .
 	$(BIN)/python -m cnn_pipelines.instance
 
 install-dev: $(BIN)/python
+	@$(TF_SWAP)
 	$(BIN)/pip install -q -e ".[dev]"
 	$(BIN)/python -m cnn_pipelines.instance
 

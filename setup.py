@@ -1,6 +1,17 @@
 """cnn-pipelines: CNNs on time series as images, as Dagster pipelines."""
 
+import os
+import shutil
+
 from setuptools import find_packages, setup
+
+
+def tensorflow_requirement() -> str:
+    """tensorflow-cpu where this machine has no NVIDIA driver: the same kernels, without the CUDA probe that
+    prints "Could not find cuda drivers" on every process start; the full (CUDA) wheel where there is one."""
+    has_gpu = os.path.exists("/proc/driver/nvidia") or shutil.which("nvidia-smi") is not None
+    return ("tensorflow" if has_gpu else "tensorflow-cpu") + ">=2.18,<2.22"
+
 
 setup(
     name="cnn_pipelines",
@@ -11,7 +22,7 @@ setup(
     install_requires=[
         "dagster>=1.11,<1.14",
         "dagster-webserver>=1.11,<1.14",
-        "tensorflow>=2.18,<2.22",
+        tensorflow_requirement(),
         "pandas>=2.2,<3",  # alphalens-reloaded and ta are not yet validated on pandas 3
         "numpy>=1.26,<2.3",
         "pyarrow>=17",
@@ -37,6 +48,7 @@ setup(
             "requests>=2.31",
             "statsmodels>=0.14",  # benchmark reference (rolling OLS) only
             "dill>=0.3",  # tensorflow_datasets.testing imports it
+            "playwright>=1.40",  # the browser test drives Debian's chromium (executable_path; no browser download)
         ],
     },
 )

@@ -244,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     the_plan.vision = not args.no_vision
     for note in the_plan.notes:
         print(f"plan: {note}", flush=True)
+    for table, days in lake.migrate_day_files(lake.default_root()).items():
+        print(f"lake: {table}: {days} day files folded into month files (the layout since issue 14)", flush=True)
     instance = prepare_instance()
     for run_id in fail_dead_runs(instance):
         print(f"run {run_id} was left STARTED by a process that is gone; marked failed", flush=True)

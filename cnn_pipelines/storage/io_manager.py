@@ -29,7 +29,7 @@ def _cached_window(root: Path, table: str, keys: list[str], column: str, lookahe
     The research assets of one period (and the nightly ones) read the same training window of the same
     tables one after another in a run; reading 12 months of one-file-per-day partitions costs seconds
     each time. The key holds every file's size and mtime, so a rewritten partition is read again."""
-    paths = [lake.partition_path(root, table, k, column) for k in keys]
+    paths = list(dict.fromkeys(lake.partition_path(root, table, k, column) for k in keys))  # month files
     stamp = tuple((p.stat().st_mtime_ns, p.stat().st_size) if p.exists() else None for p in paths)
     key = (str(Path(root).resolve()), table, tuple(keys), column, lookahead, stamp)
     if key not in _WINDOW_CACHE:
@@ -41,7 +41,7 @@ def _cached_window(root: Path, table: str, keys: list[str], column: str, lookahe
 
 
 class ParquetLakeIOManager(dg.ConfigurableIOManager):
-    """Stores DataFrames as ``<root>/<asset>/date=YYYY-MM-DD/data.parquet`` (weekday partitions),
+    """Stores DataFrames as ``<root>/<asset>/month=YYYY-MM/data.parquet`` (weekday partitions, one file a month),
     ``<root>/<asset>/period=YYYY-MM-DD/data.parquet`` (monthly research periods) or ``<root>/<asset>/data.parquet``;
     dicts (layouts, model summaries) as ``data.json`` in the same places. Nothing is pickled.
 

@@ -1,9 +1,13 @@
 """The Parquet data lake (source of truth) and its DuckDB catalog (query layer), DESIGN.md §2.
 
-Layout: ``<root>/<asset>/date=YYYY-MM-DD/data.parquet`` for date-partitioned tables and
-``<root>/<asset>/data.parquet`` for the rest. Every write goes to a hidden temporary file in the target
-directory and is renamed into place (atomic on POSIX), so readers and crashes never see half a file and
-re-writing a partition replaces it.
+Layout: date-partitioned tables keep one file per calendar month, ``<root>/<asset>/month=YYYY-MM/data.parquet``,
+rows sorted by (date, ticker), with the month's materialized days (holidays included, as empty days) in the
+file's own metadata. Writing day partitions rewrites the months they fall in (read, replace those days, write),
+under a per-table lock, so re-running a partition is idempotent and concurrent writers of one month never lose
+each other's days. Whole-table and date-filtered queries open 12 files a year instead of 260 (DuckDB prunes
+row groups by their date statistics). Monthly research tables are ``<root>/<asset>/period=YYYY-MM-DD/data.parquet``
+and the rest ``<root>/<asset>/data.parquet``. Every write goes to a hidden temporary file in the target
+directory and is renamed into place (atomic on POSIX), so readers and crashes never see half a file.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.parquet as pq
 
 DATA_FILE = "data.parquet"
@@ -52,7 +57,38 @@ def table_dir(root: Path, table: str) -> Path:
 
 
 def partition_path(root: Path, table: str, key: str, column: str = "date", name: str = DATA_FILE) -> Path:
+    """The file that holds partition ``key``: for a day of a date-partitioned table, its month's file."""
+    if column == "date" and name == DATA_FILE:
+        return month_path(root, table, key[:7])
     return table_dir(root, table) / f"{column}={key}" / name
+
+
+DAYS_META = b"cnn_pipelines.days"  # the materialized days of a month file, in its Parquet key-value metadata
+
+
+def month_path(root: Path, table: str, month: str) -> Path:
+    return table_dir(root, table) / f"month={month}" / DATA_FILE
+
+
+def month_days(path: Path) -> set[str]:
+    """The days a month file holds (empty ones included); empty set if there is no file."""
+    if not path.exists():
+        return set()
+    meta = pq.read_schema(path).metadata or {}
+    return set(json.loads(meta.get(DAYS_META, b"[]")))
+
+
+@contextlib.contextmanager
+def _table_lock(root: Path, table: str):
+    """Serialize writers of one table across processes (month files are read, changed and rewritten)."""
+    d = table_dir(root, table)
+    d.mkdir(parents=True, exist_ok=True)
+    with open(d / ".write.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def unpartitioned_path(root: Path, table: str) -> Path:
@@ -100,32 +136,54 @@ def write_tables_atomically(items: Iterable[tuple[Path, pa.Table]]) -> list[Path
     return [t for _, t in staged]
 
 
-def write_partitions(root: Path, table: str, df: pd.DataFrame, keys: Sequence[str], schema: pa.Schema | None = None) -> dict[str, int]:
-    """Split ``df`` by its ``date`` column into the given partition keys and write them atomically.
+def _without_days_meta(table: pa.Table) -> pa.Table:
+    return table.replace_schema_metadata({k: v for k, v in (table.schema.metadata or {}).items()
+                                          if k not in (DAYS_META, b"pandas")} or None)
 
-    Keys with no rows get an empty file with the same schema (a holiday is an empty partition, not a gap).
-    Rows dated outside ``keys`` raise, naming the dates. Returns rows written per key.
+
+def write_partitions(root: Path, table: str, df: pd.DataFrame, keys: Sequence[str], schema: pa.Schema | None = None) -> dict[str, int]:
+    """Write the day partitions ``keys`` of a date-partitioned table from ``df`` (split by its ``date`` column).
+
+    Each month the keys touch is rewritten with those days replaced and its other days kept; all months are
+    staged first and renamed into place together, so a failure leaves every stored file as it was. A key with
+    no rows is recorded as an empty day (a holiday is an empty partition, not a gap). Rows dated outside
+    ``keys`` raise, naming the dates. Returns rows written per key.
     """
     if "date" not in df.columns:
         raise ValueError(f"{table}: a date-partitioned table needs a 'date' column; got {list(df.columns)}")
-    arrow = to_arrow(df) if schema is None else to_arrow(df).cast(schema)
-    date_str = pd.to_datetime(df["date"]).dt.strftime("%Y-%m-%d").to_numpy() if len(df) else []
-    key_set = set(keys)
-    stray = sorted(set(date_str) - key_set)
+    arrow = _without_days_meta(to_arrow(df) if schema is None else to_arrow(df).cast(schema))
+    date_str = pd.to_datetime(df["date"]).dt.strftime("%Y-%m-%d").to_numpy() if len(df) else np.array([], dtype=object)
+    stray = sorted(set(date_str) - set(keys))
     if stray:
         raise ValueError(f"{table}: rows dated {stray[:10]} fall outside the partitions being written ({len(keys)} keys)")
-    order = np.argsort(date_str, kind="stable") if len(df) else np.array([], dtype=np.int64)
-    sorted_keys = np.asarray(date_str)[order] if len(df) else np.array([], dtype=object)
-    uniq, first = np.unique(sorted_keys, return_index=True) if len(df) else ([], [])
-    bounds = dict(zip(uniq, zip(first, [*first[1:], len(order)]))) if len(df) else {}
-    items, counts = [], {}
-    for key in keys:
-        lo, hi = bounds.get(key, (0, 0))
-        idx = order[lo:hi]
-        part = arrow.take(pa.array(idx, type=pa.int64())) if len(idx) else arrow.slice(0, 0)
-        items.append((partition_path(root, table, key), part))
-        counts[key] = int(len(idx))
-    write_tables_atomically(items)
+    counts = {k: 0 for k in keys}
+    for d, n in zip(*np.unique(date_str, return_counts=True)) if len(df) else []:
+        counts[str(d)] = int(n)
+    months: dict[str, list[str]] = {}
+    for k in keys:
+        months.setdefault(k[:7], []).append(k)
+    with _table_lock(root, table):
+        items = []
+        for month, new_days in sorted(months.items()):
+            path = month_path(root, table, month)
+            mask = np.isin(date_str, new_days)
+            parts = [arrow.filter(pa.array(mask)) if len(df) else arrow]
+            days = set(new_days)
+            if path.exists():
+                old = pq.read_table(path)
+                days |= month_days(path)
+                keep = ~np.isin(pa.compute.strftime(old.column("date"), "%Y-%m-%d").to_numpy(zero_copy_only=False),
+                                new_days)
+                old = _without_days_meta(old.filter(pa.array(keep)))
+                if old.num_rows:
+                    parts.insert(0, old.cast(parts[0].schema) if old.schema != parts[0].schema else old)
+            merged = pa.concat_tables(parts)
+            sort = [("date", "ascending")] + ([("ticker", "ascending")] if "ticker" in merged.column_names else [])
+            merged = merged.sort_by(sort)
+            meta = dict(merged.schema.metadata or {})
+            meta[DAYS_META] = json.dumps(sorted(days)).encode()
+            items.append((path, merged.replace_schema_metadata(meta)))
+        write_tables_atomically(items)
     cleanup_stale_tmp(table_dir(root, table))
     return counts
 
@@ -167,6 +225,8 @@ def read_partitions(root: Path, table: str, keys: Sequence[str], column: str = "
 
     The last ``optional_tail`` keys may be absent (a look-ahead window: bars that have not landed yet are
     simply not there, and what depends on them is unrealized)."""
+    if column == "date":
+        return _read_days(root, table, list(keys), optional_tail)
     paths = [partition_path(root, table, k, column) for k in keys]
     present = [p.exists() for p in paths]
     required = len(keys) - optional_tail
@@ -177,6 +237,30 @@ def read_partitions(root: Path, table: str, keys: Sequence[str], column: str = "
     if not paths:
         raise MissingPartitionsError(table, [])
     tables = [pq.read_table(p) for p in paths]
+    schema = next((t.schema for t in tables if t.num_rows), tables[0].schema)
+    tables = [t.cast(schema) if t.schema != schema else t for t in tables]
+    return pa.concat_tables(tables).to_pandas()
+
+
+def _read_days(root: Path, table: str, keys: list[str], optional_tail: int) -> pd.DataFrame:
+    months = sorted({k[:7] for k in keys})
+    held = {m: month_days(month_path(root, table, m)) for m in months}
+    required = len(keys) - optional_tail
+    missing = [k for i, k in enumerate(keys) if i < required and k not in held[k[:7]]]
+    if missing:
+        raise MissingPartitionsError(table, missing)
+    tables = []
+    for m in months:
+        want = sorted(k for k in keys if k[:7] == m and k in held[m])
+        if not want:
+            continue
+        t = pq.read_table(month_path(root, table, m))
+        if set(want) != held[m]:  # only some days of the month
+            days = pa.compute.strftime(t.column("date"), "%Y-%m-%d")
+            t = t.filter(pa.compute.is_in(days, value_set=pa.array(want)))
+        tables.append(_without_days_meta(t))
+    if not tables:
+        raise MissingPartitionsError(table, [])
     schema = next((t.schema for t in tables if t.num_rows), tables[0].schema)
     tables = [t.cast(schema) if t.schema != schema else t for t in tables]
     return pa.concat_tables(tables).to_pandas()
@@ -194,7 +278,44 @@ def materialized_keys(root: Path, table: str, column: str = "date") -> list[str]
     d = table_dir(root, table)
     if not d.exists():
         return []
+    if column == "date":
+        return sorted(k for p in d.glob(f"month=*/{DATA_FILE}") for k in month_days(p))
     return sorted(p.parent.name.removeprefix(f"{column}=") for p in d.glob(f"{column}=*/{DATA_FILE}"))
+
+
+def migrate_day_files(root: Path) -> dict[str, int]:
+    """Fold tables written by the one-file-per-day layout (``<table>/date=YYYY-MM-DD/data.parquet``) into month
+    files, a month at a time; each day file is removed only after its month file is in place, so an interrupted
+    migration resumes where it stopped. Returns the days moved per table."""
+    moved: dict[str, int] = {}
+    root = Path(root)
+    if not root.exists():
+        return moved
+    for d in sorted(p for p in root.iterdir() if p.is_dir() and _IDENT.match(p.name)):
+        files = sorted(d.glob(f"date=*/{DATA_FILE}"))
+        by_month: dict[str, list[Path]] = {}
+        for f in files:
+            by_month.setdefault(f.parent.name.removeprefix("date=")[:7], []).append(f)
+        for month, paths in sorted(by_month.items()):
+            keys = [p.parent.name.removeprefix("date=") for p in paths]
+            tables = [pq.read_table(p) for p in paths]
+            schema = next((t.schema for t in tables if t.num_rows), tables[0].schema)
+            frame = pa.concat_tables([t.cast(schema) if t.schema != schema else t for t in tables]).to_pandas()
+            write_partitions(root, d.name, frame, keys)
+            for p in paths:
+                p.unlink()
+                with contextlib.suppress(OSError):
+                    p.parent.rmdir()  # kept when it still holds a JSON document
+            moved[d.name] = moved.get(d.name, 0) + len(keys)
+    if moved:
+        rebuild_catalog(root)
+    return moved
+
+
+def held_keys(root: Path, table: str, keys: Sequence[str]) -> list[str]:
+    """The day partitions among ``keys`` that are materialized (reads only their months' footers)."""
+    held = {m: month_days(month_path(root, table, m)) for m in {k[:7] for k in keys}}
+    return [k for k in keys if k in held[k[:7]]]
 
 
 def cleanup_stale_tmp(directory: Path, older_than_s: float = 3600.0) -> int:
@@ -214,6 +335,9 @@ def cleanup_stale_tmp(directory: Path, older_than_s: float = 3600.0) -> int:
 def _view_sql(root: Path, table: str) -> str:
     d = table_dir(root, table).resolve()
     parts = sorted({p.parent.name.split("=")[0] for p in d.glob(f"*=*/{DATA_FILE}")})
+    if parts == ["month"]:  # the rows hold their date; no month column in the view (row groups prune by date)
+        pattern = str(d / "month=*" / DATA_FILE).replace("'", "''")
+        return f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet('{pattern}', union_by_name = true)"
     if parts:
         pattern = str(d / f"{parts[0]}=*" / DATA_FILE).replace("'", "''")
         return (f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet('{pattern}', "

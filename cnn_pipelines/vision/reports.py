@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from cnn_pipelines.plots import plt, png_bytes
+from cnn_pipelines.plots import photo_bytes, plt, png_bytes
 
 
 def _show(ax, image: np.ndarray, cmap: str = "gray_r") -> None:
@@ -37,7 +37,7 @@ def sample_grid(images: np.ndarray, labels: np.ndarray, names: list[str], per_cl
         axes[r, 0].set_ylabel(names[r], rotation=0, ha="right", va="center", fontsize=11)
     fig.suptitle(title, fontsize=13)
     fig.tight_layout()
-    return png_bytes(fig, dpi=90)
+    return photo_bytes(fig, dpi=90)
 
 
 def class_balance(labels_by_split: dict[str, np.ndarray], names: list[str]) -> pd.DataFrame:
@@ -109,7 +109,7 @@ def worst_mistakes(images: np.ndarray, labels: np.ndarray, predicted: np.ndarray
                      color="firebrick")
     fig.suptitle(title or f"{len(order)} most confident mistakes", fontsize=13)
     fig.tight_layout()
-    return png_bytes(fig, dpi=90)
+    return photo_bytes(fig, dpi=90)
 
 
 def filters_plot(filters: np.ndarray) -> bytes:
@@ -143,7 +143,7 @@ def activation_maps(image: np.ndarray, conv: np.ndarray, pooled: np.ndarray, lab
             ax.set_yticks([])
             ax.set_title(f"{labels[i]}\n{what} {maps.shape[0]}x{maps.shape[1]}", fontsize=10)
     fig.tight_layout()
-    return png_bytes(fig, dpi=90)
+    return photo_bytes(fig, dpi=90)
 
 
 def feature_scatter(features: np.ndarray, labels: np.ndarray, names: list[str], title: str,
@@ -207,7 +207,7 @@ def house_number_examples(images: np.ndarray, truth: list[str], predicted: list[
         ax.set_title(f"true {t}\nread {p} ({c:.0%})", fontsize=10, color="darkgreen" if t == p else "firebrick")
     fig.suptitle(title, fontsize=13)
     fig.tight_layout()
-    return png_bytes(fig, dpi=90)
+    return photo_bytes(fig, dpi=90)
 
 
 def raw_with_boxes(folder, k: int, title: str, cols: int = 4) -> bytes:
@@ -235,4 +235,4 @@ def raw_with_boxes(folder, k: int, title: str, cols: int = 4) -> bytes:
         ax.set_title(name, fontsize=10)
     fig.suptitle(title, fontsize=13)
     fig.tight_layout()
-    return png_bytes(fig, dpi=90)
+    return photo_bytes(fig, dpi=90)

@@ -30,14 +30,19 @@ def prices() -> pd.DataFrame:
     return df
 
 
-def test_range_split_into_one_file_per_partition_with_empty_holidays(lake_root, prices):
+def test_range_split_into_one_file_per_month_with_empty_holidays(lake_root, prices):
     counts = lake.write_partitions(lake_root, "raw_prices", prices, KEYS)
     assert set(counts) == set(KEYS)
     assert counts["2020-12-25"] == 0 and counts["2021-01-01"] == 0  # holidays: empty, but present
+    files = sorted(p.relative_to(lake_root).as_posix() for p in lake_root.rglob("*.parquet"))
+    assert files == ["raw_prices/month=2020-12/data.parquet", "raw_prices/month=2021-01/data.parquet"]
+    assert lake.materialized_keys(lake_root, "raw_prices") == KEYS
     for key in KEYS:
         assert lake.partition_path(lake_root, "raw_prices", key).exists()
-    empty = pq.read_table(lake.partition_path(lake_root, "raw_prices", "2020-12-25"))
-    assert empty.num_rows == 0 and empty.schema.field("date").type == "date32[day]"
+    empty = lake.read_partitions(lake_root, "raw_prices", ["2020-12-25"])
+    assert len(empty) == 0 and list(empty.columns) == list(prices.columns)
+    month = pq.read_table(lake.partition_path(lake_root, "raw_prices", "2020-12-25"))
+    assert month.schema.field("date").type == "date32[day]"
     back = lake.read_partitions(lake_root, "raw_prices", KEYS)
     pd.testing.assert_frame_equal(back, prices.reset_index(drop=True), check_dtype=False)
     assert back["ticker"].map(type).eq(str).all()
@@ -55,6 +60,34 @@ def test_rewrite_is_idempotent_and_replaces(lake_root, prices):
     assert not list(lake_root.rglob(".tmp-*"))
 
 
+def test_rewriting_one_day_keeps_the_rest_of_its_month(lake_root, prices):
+    lake.write_partitions(lake_root, "raw_prices", prices, KEYS)
+    day = KEYS[3]
+    one = subset(prices, [day]).assign(close=-1.0).iloc[:3]  # the day now has 3 tickers, with new prices
+    lake.write_partitions(lake_root, "raw_prices", one, [day])
+    back = lake.read_partitions(lake_root, "raw_prices", KEYS)
+    expected = pd.concat([subset(prices, [k for k in KEYS if k != day]), one]).sort_values(["date", "ticker"])
+    pd.testing.assert_frame_equal(back, expected.reset_index(drop=True), check_dtype=False)
+    assert lake.materialized_keys(lake_root, "raw_prices") == KEYS
+
+
+def test_a_lake_with_one_file_per_day_is_folded_into_months(lake_root, prices):
+    for key in KEYS:  # the layout before month files, holidays as empty files
+        path = lake_root / "raw_prices" / f"date={key}" / "data.parquet"
+        path.parent.mkdir(parents=True)
+        pq.write_table(lake.to_arrow(subset(prices, [key]).reset_index(drop=True)), path)
+    (lake_root / "raw_prices" / f"date={KEYS[0]}" / "data.json").write_text("{}")  # a document stays
+    assert lake.migrate_day_files(lake_root) == {"raw_prices": len(KEYS)}
+    assert lake.materialized_keys(lake_root, "raw_prices") == KEYS
+    pd.testing.assert_frame_equal(lake.read_partitions(lake_root, "raw_prices", KEYS),
+                                  prices.reset_index(drop=True), check_dtype=False)
+    assert not list(lake_root.rglob("date=*/data.parquet"))
+    assert (lake_root / "raw_prices" / f"date={KEYS[0]}" / "data.json").exists()
+    assert lake.migrate_day_files(lake_root) == {}  # nothing left to do
+    with duckdb.connect(str(lake_root / lake.CATALOG_FILE), read_only=True) as con:
+        assert con.execute("select count(*) from raw_prices").fetchone()[0] == len(prices)
+
+
 def test_rows_outside_partitions_rejected(lake_root, prices):
     with pytest.raises(ValueError, match="2021-01-08"):
         lake.write_partitions(lake_root, "raw_prices", prices, KEYS[:-1])
@@ -68,7 +101,7 @@ def test_failure_mid_write_keeps_old_files_and_leaves_no_temp(lake_root, prices,
 
     def failing(table, where, **kw):
         calls["n"] += 1
-        if calls["n"] == 5:
+        if calls["n"] == 2:  # the second month's file
             with open(where, "wb") as fh:
                 fh.write(b"PAR1 half a file")
             raise OSError("disk full")
@@ -93,7 +126,7 @@ KILL_SCRIPT = textwrap.dedent("""
     calls = []
     def slow_write(table, where, **kw):
         calls.append(where)
-        if stage == "during-write" and len(calls) == 3:
+        if stage == "during-write" and len(calls) == 2:
             with open(where, "wb") as fh:
                 fh.write(b"PAR1 partial bytes")
             (root / "READY").touch()

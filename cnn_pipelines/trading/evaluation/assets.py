@@ -6,6 +6,7 @@ from pathlib import Path
 import dagster as dg
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
+from matplotlib.ticker import PercentFormatter
 import pandas as pd
 
 from cnn_pipelines.storage import lake
@@ -14,7 +15,7 @@ from cnn_pipelines.trading.features.assets import SETTINGS
 from cnn_pipelines.trading.research.assets import CALENDAR, RS, oos_predictions
 from cnn_pipelines.trading.features.panel import target_columns
 from cnn_pipelines.trading.evaluation.backtest import run_backtest
-from cnn_pipelines.plots import markdown_image, png_bytes
+from cnn_pipelines.plots import markdown_image, png_bytes, rounded, table_markdown
 from cnn_pipelines.trading.settings import current_evaluation_settings
 from cnn_pipelines.trading.evaluation.tearsheet import factor_tearsheet as build_tearsheet
 from cnn_pipelines.trading.evaluation.tearsheet import to_html, to_markdown
@@ -78,12 +79,14 @@ def factor_tearsheet(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     tmp.replace(html)
     md = to_markdown(sheet)
     meta = {
-        "report": dg.MetadataValue.path(str(html.resolve())),
-        "ic_mean_1d": float(sheet.ic_summary.iloc[0]["ic_mean"]),
-        "ic_t_stat_1d": float(sheet.ic_summary.iloc[0]["t_stat"]),
-        "top_minus_bottom_bps_1d": float(sheet.spread.iloc[0]["top_minus_bottom_bps"]),
-        "rank_autocorrelation": sheet.rank_autocorrelation,
-        **{f"ic_{label}": float(row["ic_mean"]) for label, row in sheet.label_ic.iterrows()},
+        # The whole tearsheet is below (tables and figures); the HTML file is for reading outside the UI.
+        "report_file": dg.MetadataValue.path(str(html.resolve())),
+        "ic_mean_1d": rounded(sheet.ic_summary.iloc[0]["ic_mean"]),
+        "ic_t_stat_1d": rounded(sheet.ic_summary.iloc[0]["t_stat"], 2),
+        "top_minus_bottom_bps_1d": rounded(sheet.spread.iloc[0]["top_minus_bottom_bps"], 1),
+        "rank_autocorrelation": rounded(sheet.rank_autocorrelation, 3, "n/a (fewer than two dates)"),
+        **{f"ic_{label}": rounded(row["ic_mean"], 4, "n/a (no realized labels)")
+           for label, row in sheet.label_ic.iterrows()},
         "trained_on": RS.target,
         "last_price_exits": dg.MetadataValue.md(sheet.exits.head(50).astype(str).to_markdown(index=False)
                                                 if len(sheet.exits) else "none: every position exited at a real open"),
@@ -91,8 +94,14 @@ def factor_tearsheet(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         **{k: dg.MetadataValue.md(v) for k, v in md.items()},
         **{f"figure_{k}": dg.MetadataValue.md(markdown_image(v, k)) for k, v in sheet.figures.items()},
     }
-    context.log.info(f"tearsheet: 1D IC {meta['ic_mean_1d']:+.4f} (t {meta['ic_t_stat_1d']:.2f}), report {html}")
+    context.log.info(f"tearsheet: 1D IC {meta['ic_mean_1d']}, t {meta['ic_t_stat_1d']}, report {html}")
     return dg.MaterializeResult(metadata=meta)
+
+
+def stats_markdown(stats: pd.DataFrame) -> str:
+    """Backtest statistics rounded to 4 decimals; a cell that does not apply reads "n/a" with a footnote."""
+    return table_markdown(stats.astype(float), 4, "does not apply to that book (the equal-weight benchmark is held, "
+                                                  "not traded: no turnover)")
 
 
 @dg.asset(deps=[oos_predictions, raw_prices], group_name="evaluation", io_manager_key="lake", kinds={"pandas"})
@@ -106,17 +115,19 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig):
         context.log.warning(f"backtest: {len(res.events)} position-days without a real bar at entry or exit: "
                             f"{res.events['event'].value_counts().to_dict()}")
     daily = res.daily
-    fig, ax = plt.subplots(figsize=(7, 2.8))
+    fig, ax = plt.subplots(figsize=(8, 3.2))
     for col, label in [("net", f"long-short net ({config.cost_bps:g} bps/side)"), ("gross", "long-short gross"),
                        ("benchmark", "equal-weight universe")]:
         ax.plot(daily["date"], (1 + daily[col]).cumprod() - 1, lw=1.2, label=label)
     ax.axhline(0, color="gray", lw=0.6)
-    ax.legend(fontsize=7)
+    ax.legend()
+    ax.set_ylabel("cumulative return")
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
     fewest = int(preds.groupby("date").size().min())
     k_text = f"K = {config.top_k} per side" + (f" ({fewest // 2} on days with {fewest} names)"
                                                if fewest < 2 * config.top_k else "")
-    ax.set_title(f"Cumulative return, {k_text}, trading at the next open", fontsize=9)
+    ax.set_title(f"Cumulative return, {k_text}, trading at the next open")
     png = png_bytes(fig)
     _save_png(reports_dir("backtest") / "equity_curve.png", png)
     s = res.stats["long_short"]
@@ -124,20 +135,23 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig):
                      f"max drawdown {s['max_drawdown']:.2%}")
     return dg.Output(daily, metadata={
         "days": len(daily), "first_date": str(daily["date"].min().date()), "last_date": str(daily["date"].max().date()),
-        "sharpe": float(s["sharpe"]), "annual_return": float(s["annual_return"]),
-        "annual_volatility": float(s["annual_volatility"]), "max_drawdown": float(s["max_drawdown"]),
-        "mean_daily_turnover": float(s["mean_daily_turnover"]), "beta": float(s["beta"]),
+        "sharpe": rounded(s["sharpe"], 2, "n/a (no return variance)"),
+        "annual_return": rounded(s["annual_return"]), "annual_volatility": rounded(s["annual_volatility"]),
+        "max_drawdown": rounded(s["max_drawdown"]), "mean_daily_turnover": rounded(s["mean_daily_turnover"]),
+        "beta": rounded(s["beta"], 3, "n/a (benchmark has no variance)"),
         "top_k": config.top_k, "cost_bps": config.cost_bps,
         "min_names_per_day": fewest,
         "positions_without_real_bar": dg.MetadataValue.md(
             res.events.head(50).astype(str).to_markdown(index=False) if len(res.events)
             else "none: every position entered and exited at a real open"),
-        "stats": dg.MetadataValue.md(res.stats.round(4).to_markdown()),
+        "stats": dg.MetadataValue.md(stats_markdown(res.stats)),
         "equity_curve": dg.MetadataValue.md(markdown_image(png, "equity curve")),
     })
 
 
-@dg.asset(group_name="evaluation", io_manager_key="lake", kinds={"keras"},
+# It reads nothing from the lake (it builds its own markets and lake), but it audits the code that produces
+# oos_predictions: the dependency shows that lineage and marks the audit stale when that pipeline reruns.
+@dg.asset(group_name="evaluation", io_manager_key="lake", kinds={"keras"}, deps=[oos_predictions],
           check_specs=[dg.AssetCheckSpec("no_leakage", asset="leakage_audit",
                                          description="null-market IC ~ 0 (s.e. <= 0.015), planted signal recovered, "
                                                      "and the planted one-day leak flagged")])

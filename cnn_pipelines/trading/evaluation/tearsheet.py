@@ -17,6 +17,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.dates as mdates  # noqa: E402
+from matplotlib.ticker import PercentFormatter  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -24,7 +25,7 @@ from scipy import stats  # noqa: E402
 
 from cnn_pipelines.trading.evaluation.backtest import trade_returns  # noqa: E402
 from cnn_pipelines.trading.evaluation.metrics import oos_ic  # noqa: E402
-from cnn_pipelines.plots import png_bytes  # noqa: E402
+from cnn_pipelines.plots import table_markdown, png_bytes  # noqa: E402
 
 PERIODS = (1, 5, 10, 21)
 
@@ -115,35 +116,40 @@ def factor_tearsheet(predictions: pd.DataFrame, prices: pd.DataFrame, periods=PE
 def _figures(ic: pd.DataFrame, mean_q_bps: pd.DataFrame, spread_daily: pd.DataFrame) -> dict[str, bytes]:
     figs = {}
     first = ic.columns[0]
-    fig, ax = plt.subplots(figsize=(7, 2.6))
+    fig, ax = plt.subplots(figsize=(8, 3))
     ax.bar(ic.index, ic[first], width=1.0, color="tab:blue", alpha=0.5, label=f"daily IC ({first})")
     ax.plot(ic.index, ic[first].rolling(21, min_periods=5).mean(), color="black", lw=1.2, label="21-day mean")
     ax.axhline(0, color="gray", lw=0.6)
-    ax.set_title("Information coefficient", fontsize=9)
-    ax.legend(fontsize=7)
+    ax.set_title("Information coefficient (daily Spearman rank correlation, prediction vs forward return)")
+    ax.set_ylabel("rank IC")
+    ax.legend()
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
     figs["ic"] = png_bytes(fig)
-    fig, ax = plt.subplots(figsize=(7, 2.6))
-    mean_q_bps.plot.bar(ax=ax)
-    ax.set_ylabel("bps per period (demeaned)", fontsize=8)
-    ax.set_title("Mean return by factor quantile", fontsize=9)
+    fig, ax = plt.subplots(figsize=(8, 3))
+    mean_q_bps.plot.bar(ax=ax, rot=0)
+    ax.set_xlabel("factor quantile (1 = lowest prediction)")
+    ax.set_ylabel("bps per period (demeaned)")
+    ax.set_title("Mean return by factor quantile")
     figs["quantile_returns"] = png_bytes(fig)
-    fig, ax = plt.subplots(figsize=(7, 2.6))
+    fig, ax = plt.subplots(figsize=(8, 3))
     ax.plot(spread_daily.index, (1 + spread_daily.iloc[:, 0].fillna(0)).cumprod() - 1, lw=1.2)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
-    ax.set_title(f"Cumulative top-minus-bottom quantile return ({spread_daily.columns[0]}, daily rebalanced)", fontsize=9)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_ylabel("cumulative return")
+    ax.set_title(f"Cumulative top-minus-bottom quantile return ({spread_daily.columns[0]}, daily rebalanced)")
     figs["spread"] = png_bytes(fig)
     return figs
 
 
 def to_markdown(sheet: Tearsheet) -> dict[str, str]:
+    short = "too few dates for this horizon"
     return {
-        "ic_summary": sheet.ic_summary.round(4).to_markdown(),
-        "ic_by_label": (sheet.label_ic.round(4).to_markdown() if sheet.label_ic is not None and len(sheet.label_ic)
-                        else "no label columns"),
-        "mean_return_by_quantile_bps": sheet.mean_return_by_quantile.round(2).to_markdown(),
-        "top_minus_bottom": sheet.spread.round(3).to_markdown(),
-        "turnover": sheet.turnover.round(3).to_markdown(),
+        "ic_summary": table_markdown(sheet.ic_summary, 4, short),
+        "ic_by_label": (table_markdown(sheet.label_ic, 4, "no realized labels") if sheet.label_ic is not None
+                        and len(sheet.label_ic) else "no label columns"),
+        "mean_return_by_quantile_bps": table_markdown(sheet.mean_return_by_quantile, 2, "empty quantile"),
+        "top_minus_bottom": table_markdown(sheet.spread, 3, short),
+        "turnover": table_markdown(sheet.turnover, 3, "no previous day to compare with"),
     }
 
 

@@ -67,7 +67,7 @@ def quarantine_table(report_quarantine: pd.DataFrame | None, file_errors: dict[s
 
 def keep_stored_rows(root, keys: list[str], tickers: list[str]) -> pd.DataFrame:
     """Rows already in the lake for ``tickers`` in the partitions being rewritten (so quarantine loses nothing)."""
-    present = [k for k in keys if lake.partition_path(root, "raw_prices", k).exists()]
+    present = lake.held_keys(root, "raw_prices", keys)
     if not present or not tickers:
         return pd.DataFrame(columns=CANONICAL_COLUMNS)
     stored = lake.read_partitions(root, "raw_prices", present)

@@ -77,11 +77,12 @@ def feature_selection(context: dg.AssetExecutionContext, indicator_panel: pd.Dat
     if len(left_out):
         context.log.warning(f"{period}: {len(left_out)} feature families cannot be computed for this universe and "
                             f"are left out of selection: {left_out['family'].tolist()} (README: minimum universe)")
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    fig, ax = plt.subplots(figsize=(9, 3.6))
     ax.bar(ranking["family"], ranking["mutual_information"].fillna(0.0),
            color=np.where(ranking["selected"], "tab:blue", "lightgray"))
-    ax.set_title(f"{period}: mean mutual information per family (blue = selected)", fontsize=9)
-    ax.tick_params(axis="x", rotation=90, labelsize=7)
+    ax.set_title(f"{period}: mean mutual information per family with {RS.target} (blue = selected)")
+    ax.set_ylabel("mutual information (nats)")
+    ax.tick_params(axis="x", rotation=90)
     return dg.Output(ranking, metadata={
         "period": period, "cutoff": str(fold.cutoff), "train_start": str(fold.train_start), "target": RS.target,
         "sample_rows": ranking.attrs.get("sample_rows", 0),
@@ -102,11 +103,14 @@ def image_layout(context: dg.AssetExecutionContext, feature_selection: pd.DataFr
     period, fold, data = _load(context, indicator_panel, forward_returns)
     families = feature_selection.loc[feature_selection["selected"], "family"].tolist()
     layout, z_cols, z_rows = fit_image_layout(data, families, SETTINGS, RS, period_seed(period))
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
-    dendrogram(z_cols, labels=families, ax=axes[0], leaf_rotation=90, leaf_font_size=7)
-    axes[0].set_title("families (image columns)", fontsize=9)
-    dendrogram(z_rows, labels=[f"k={k}" for k in range(len(SETTINGS.periods))], ax=axes[1], leaf_font_size=7)
-    axes[1].set_title("look-back index (image rows)", fontsize=9)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    dendrogram(z_cols, labels=families, ax=axes[0], leaf_rotation=90, leaf_font_size=9)
+    axes[0].set_title("Ward clustering of families (image columns, left to right)")
+    axes[0].set_ylabel("Ward linkage distance")
+    dendrogram(z_rows, labels=[str(p) for p in SETTINGS.periods], ax=axes[1], leaf_rotation=90, leaf_font_size=9)
+    axes[1].set_title("Ward clustering of look-backs (image rows, top to bottom)")
+    axes[1].set_xlabel("look-back (days)")
+    fig.tight_layout()
     out = layout.to_json() | {"period": period, "cutoff": str(fold.cutoff)}
     return dg.Output(out, metadata={
         "period": period, "families": dg.MetadataValue.json(layout.families),
@@ -128,8 +132,9 @@ def cnn_images(context: dg.AssetExecutionContext, image_layout: dict, indicator_
         fig, axes = plt.subplots(1, len(means), figsize=(1.3 * len(means), 1.8))
         for ax, (d, img) in zip(np.atleast_1d(axes), means.items()):
             ax.imshow(img, vmin=-0.5, vmax=0.5, cmap="RdBu_r")
-            ax.set_title(f"decile {d}", fontsize=7)
+            ax.set_title(f"decile {d}", fontsize=9)
             ax.axis("off")
+        fig.suptitle(f"Mean test image by realized {RS.target} decile (1 = worst)")
         meta["mean_image_by_decile"] = dg.MetadataValue.md(markdown_image(png_bytes(fig), "mean images"))
     return dg.Output(table, metadata=meta)
 

@@ -1,0 +1,175 @@
+"""The Dagster UI in a real browser (headless Chromium driven by Playwright) against `dagster dev`: the asset
+graph, a job's runs, per-partition metadata, a picture in an asset's metadata, and one raw_prices partition
+launched from the UI that runs to success. Screenshots land in ``artifacts/screenshots/`` (git-ignored; CI
+keeps them as artefacts).
+
+Needs Debian's ``chromium`` (``.ci/run`` installs it) and the ``playwright`` package (the dev extra); without
+the browser the test is skipped, except under CI (``CI=true``), where it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from cnn_pipelines_tests.conftest import REPO_ROOT
+from cnn_pipelines_tests.test_webserver import free_port
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = REPO_ROOT / "artifacts" / "screenshots"
+RANGE = ("2021-06-01", "2021-06-30")  # the seeded trading range; UI-launched partition below
+LAUNCHED = "2021-07-01"
+
+pytestmark = pytest.mark.timeout(900)
+
+
+def _need_browser():
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        missing = "the playwright package (pip install -e '.[dev]')"
+    else:
+        missing = None if os.path.exists(CHROMIUM) else f"{CHROMIUM} (apt-get install chromium)"
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"the browser test needs {missing}; .ci/run installs it")
+        pytest.skip(f"needs {missing}")
+
+
+def _graphql(url: str, query: str, variables: dict | None = None) -> dict:
+    return requests.post(f"{url}/graphql", json={"query": query, "variables": variables or {}}, timeout=30).json()
+
+
+RUNS = "{ runsOrError { ... on Runs { results { runId jobName status tags { key value } } } } }"
+
+
+def _runs(url: str) -> list[dict]:
+    return _graphql(url, RUNS)["data"]["runsOrError"]["results"]
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory):
+    _need_browser()
+    tmp = tmp_path_factory.mktemp("ui")
+    home = tmp / "home"
+    home.mkdir()
+    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    env = dict(os.environ, DAGSTER_HOME=str(home), CNN_LAKE_ROOT=str(tmp / "lake"), CNN_SYNTHETIC_TICKERS="12",
+               CNN_PRICE_SOURCE="synthetic")
+    launch = [sys.executable, "-m", "cnn_pipelines.launch"]
+    seeds = [["price_history_job", "--partition-range", "2019-10-01...2021-05-31"],
+             ["trading_job", "--partition-range", f"{RANGE[0]}...{RANGE[1]}"]]
+    for args in seeds:  # through the code location, as make run does
+        proc = subprocess.run([*launch, *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    port = free_port()
+    dagster = str(Path(sys.executable).with_name("dagster"))
+    server = subprocess.Popen([dagster, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+                              cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 240
+        while True:
+            assert server.poll() is None, "dagster dev exited early"
+            try:
+                if _graphql(url, "{ assetNodes { id } }")["data"]["assetNodes"]:
+                    break
+            except (requests.ConnectionError, requests.Timeout, KeyError, TypeError, ValueError):
+                pass
+            assert time.time() < deadline, "the UI never came up"
+            time.sleep(1)
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+@pytest.fixture(scope="module")
+def page(ui):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        pg = browser.new_page(viewport={"width": 1600, "height": 1000})
+        pg.set_default_timeout(60_000)
+        yield pg
+        browser.close()
+
+
+def _open(page, url: str, path: str) -> None:
+    page.goto(url + path, wait_until="networkidle")
+    page.wait_for_timeout(1500)
+    skip = page.get_by_role("button", name="Skip")  # first-visit tours
+    if skip.count():
+        skip.first.click()
+
+
+def test_asset_graph_and_job_runs(ui, page):
+    _open(page, ui, "/asset-groups")
+    page.get_by_text("trading", exact=True).first.wait_for()
+    page.screenshot(path=SHOTS / "01_asset_graph.png")
+    # runs launched through the code location are the job's runs (before: "No runs found")
+    _open(page, ui, "/locations/cnn_pipelines/jobs/trading_job/runs")
+    page.get_by_text("Success").first.wait_for()
+    page.screenshot(path=SHOTS / "02_trading_job_runs.png")
+    assert page.get_by_text("No runs found").count() == 0
+
+
+def test_partition_metadata_is_the_partitions_own(ui, page):
+    _open(page, ui, "/assets/raw_prices?view=partitions")
+    page.get_by_text("2021-06-15", exact=True).first.click()
+    page.get_by_text("Metadata", exact=True).first.wait_for()
+    page.wait_for_timeout(1000)
+    page.screenshot(path=SHOTS / "03_raw_prices_partition.png")
+    rows = page.locator("tr", has_text="rows").first.inner_text()
+    assert "12" in rows and "run_rows" not in rows  # 12 tickers that day, not the run's total
+
+
+def test_picture_in_asset_metadata(ui, page):
+    _open(page, ui, "/assets/universe")  # latest materialization = the run's newest partition, with the plot
+    row = page.locator("tr", has_text="turnover").filter(has_text="Show Markdown").first
+    row.get_by_text("Show Markdown").click()
+    img = page.locator("img[src^='data:image/']").first
+    img.wait_for()
+    page.wait_for_timeout(500)
+    page.screenshot(path=SHOTS / "04_universe_turnover_plot.png")
+    assert img.evaluate("i => i.naturalWidth") >= 800  # readable on a 1600 px screen
+
+
+def test_launch_one_partition_from_the_ui(ui, page):
+    before = {r["runId"] for r in _runs(ui)}
+    _open(page, ui, "/assets/raw_prices?view=partitions")
+    page.get_by_placeholder("Filter by name").fill(LAUNCHED)
+    page.get_by_text(LAUNCHED, exact=True).first.click()
+    page.get_by_role("button", name="Materialize…").first.click()
+    launch = page.get_by_role("button", name="Launch 1 run")
+    launch.wait_for()
+    page.screenshot(path=SHOTS / "05_launch_dialog.png")
+    launch.click()
+    deadline, new = time.time() + 300, []
+    while time.time() < deadline:
+        new = [r for r in _runs(ui) if r["runId"] not in before]
+        if new and new[0]["status"] in ("SUCCESS", "FAILURE", "CANCELED"):
+            break
+        time.sleep(2)
+    assert new, "no run was launched from the UI"
+    run = new[0]
+    tags = {t["key"]: t["value"] for t in run["tags"]}
+    assert tags.get("dagster/partition") == LAUNCHED
+    _open(page, ui, f"/runs/{run['runId']}")
+    page.screenshot(path=SHOTS / "06_launched_run.png")
+    assert run["status"] == "SUCCESS", run
