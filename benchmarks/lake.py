@@ -101,7 +101,7 @@ def main() -> None:
             "one_month": f"select count(*), avg(f001) from {{t}} where date between '{lo}' and '{hi}'",
         }
         sources = {"single_file": f"read_parquet('{single}')",
-                   "ours": f"read_parquet('{ours}/indicator_panel/month=*/data.parquet', union_by_name = true)"}
+                   "ours": f"read_parquet('{ours}/indicator_panel/month=*/data.parquet', hive_partitioning = false, union_by_name = true)"}
         if not args.no_daily:
             sources["one_file_per_day"] = f"read_parquet('{daily}/indicator_panel/date=*/data.parquet')"
         results: dict[str, dict[str, float]] = {}

@@ -127,6 +127,8 @@ def test_asset_graph_and_job_runs(ui, page):
     page.get_by_text("Success").first.wait_for()
     page.screenshot(path=SHOTS / "02_trading_job_runs.png")
     assert page.get_by_text("No runs found").count() == 0
+    _open(page, ui, "/overview/activity/timeline")
+    page.screenshot(path=SHOTS / "02b_overview_timeline.png")
 
 
 def test_partition_metadata_is_the_partitions_own(ui, page):

@@ -337,7 +337,8 @@ def _view_sql(root: Path, table: str) -> str:
     parts = sorted({p.parent.name.split("=")[0] for p in d.glob(f"*=*/{DATA_FILE}")})
     if parts == ["month"]:  # the rows hold their date; no month column in the view (row groups prune by date)
         pattern = str(d / "month=*" / DATA_FILE).replace("'", "''")
-        return f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet('{pattern}', union_by_name = true)"
+        return (f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet('{pattern}', hive_partitioning = false, "
+                f"union_by_name = true)")
     if parts:
         pattern = str(d / f"{parts[0]}=*" / DATA_FILE).replace("'", "''")
         return (f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet('{pattern}', "

@@ -38,5 +38,7 @@ def test_range_run_history_grows_by_kilobytes_per_partition_not_by_pictures(tmp_
         with_pictures = [m.partition for m in mats if m.asset_key.path[-1] == asset
                          and any("data:image/" in str(v.value) for v in m.metadata.values())]
         assert with_pictures in ([], [end]), f"{asset}: pictures on {with_pictures}"
-    # ~1-2 KB of events per partition and asset; copying the run's pictures onto each would be tens of KB
-    assert grown / len(mats) < 6_000, f"{grown:,} bytes of history for {len(mats)} materializations"
+    # Measured: ~12 KB per materialization here (two ~2 KB copies of each event, its planned event, SQLite pages
+    # and the run's own database amortized over 40 partitions); ~43 KB when the run's pictures and tables were
+    # copied onto every partition.
+    assert grown / len(mats) < 20_000, f"{grown:,} bytes of history for {len(mats)} materializations"
