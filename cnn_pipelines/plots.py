@@ -60,8 +60,13 @@ def heatmap(matrix: pd.DataFrame, title: str, vmin: float = -1, vmax: float = 1,
 
 
 def line_plot(series: pd.Series, title: str, ylabel: str) -> bytes:
+    import matplotlib.dates as mdates
+
     fig, ax = plt.subplots(figsize=(8, 3))
     ax.plot(pd.to_datetime(series.index), np.asarray(series, dtype=float), lw=1)
+    locator = mdates.AutoDateLocator(maxticks=8)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     ax.set_title(title)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)

@@ -65,3 +65,12 @@ def test_vision_benchmark_reports_both_pipelines_on_the_same_network():
     assert positive(r["images_per_s"]) and positive(r["reference_images_per_s"])
     assert r["ratio"] == pytest.approx(r["images_per_s"] / r["reference_images_per_s"], abs=0.01)
     assert 0 <= r["accuracy"] <= 1 and 0 <= r["reference_accuracy"] <= 1 and r["train"] == 256
+
+
+@pytest.mark.timeout(300)
+def test_lake_benchmark_compares_layouts_on_the_same_rows() -> None:
+    r = run_benchmark("lake.py", "--names", "8", "--years", "1", "--columns", "12")
+    assert r["rows"] == 8 * 261 and r["files"] == 12  # one file per calendar month (2015 has 261 weekdays)
+    for key in ("whole_table_ratio", "one_month_ratio", "disk_ratio", "daily_disk_ratio"):
+        assert positive(r[key])
+    assert isinstance(r["goal_met"], bool)
