@@ -419,6 +419,25 @@ def refresh_catalog(root: Path, tables: Iterable[str] | None = None) -> list[str
     return list(tables)
 
 
+def define_view(root: Path, name: str, select_sql: str) -> None:
+    """Create or replace a derived view (e.g. a union of tables) in the catalog. Only views: the data stays in
+    Parquet. A rebuilt catalog loses it until its owner defines it again."""
+    if not _IDENT.match(name):
+        raise ValueError(f"view name {name!r} is not a plain identifier")
+    root = Path(root)
+    with _catalog_lock(root):
+        for attempt in range(50):
+            try:
+                with duckdb.connect(str(root / CATALOG_FILE)) as con:
+                    con.execute(f"CREATE OR REPLACE VIEW {name} AS {select_sql}")
+                return
+            except duckdb.Error as exc:
+                if not _is_lock_conflict(exc):
+                    raise
+                time.sleep(0.1 * (attempt + 1))
+    raise TimeoutError(f"could not open {root / CATALOG_FILE} for writing")
+
+
 def ensure_views(root: Path, tables: Iterable[str]) -> list[str]:
     """Refresh only tables that have no view yet (the cheap path used after every materialization)."""
     existing = catalog_views(root)

@@ -7,6 +7,7 @@ import dagster as dg
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 from matplotlib.ticker import PercentFormatter
+import numpy as np
 import pandas as pd
 
 from cnn_pipelines.storage import lake
@@ -15,7 +16,9 @@ from cnn_pipelines.trading.features.assets import SETTINGS
 from cnn_pipelines.trading.research.assets import CALENDAR, RS, oos_predictions
 from cnn_pipelines.trading.features.panel import target_columns
 from cnn_pipelines.trading.evaluation.backtest import run_backtest
-from cnn_pipelines.plots import markdown_image, png_bytes, rounded, table_markdown
+from cnn_pipelines.trading.evaluation.leaderboard import build_leaderboard
+from cnn_pipelines.trading.research.model_assets import MODEL_PREDICTIONS, PREDICTION_TABLES
+from cnn_pipelines.plots import heatmap, markdown_image, png_bytes, rounded, table_markdown
 from cnn_pipelines.trading.settings import current_evaluation_settings
 from cnn_pipelines.trading.evaluation.tearsheet import factor_tearsheet as build_tearsheet
 from cnn_pipelines.trading.evaluation.tearsheet import to_html, to_markdown
@@ -146,6 +149,69 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig):
             else "none: every position entered and exited at a real open"),
         "stats": dg.MetadataValue.md(stats_markdown(res.stats)),
         "equity_curve": dg.MetadataValue.md(markdown_image(png, "equity curve")),
+    })
+
+
+def load_model_predictions(root: Path, tables: dict[str, str], target: str) -> pd.DataFrame:
+    """Every model's predictions on the periods ALL models have (so each is scored on the same rows)."""
+    periods = None
+    for table in tables.values():
+        keys = set(lake.materialized_keys(root, table, "period"))
+        periods = keys if periods is None else periods & keys
+    if not periods:
+        missing = [t for t in tables.values() if not lake.materialized_keys(root, t, "period")]
+        raise lake.MissingPartitionsError(", ".join(missing) or "model predictions",
+                                          ["(no research period that every model has)"])
+    keys = sorted(periods)
+    frames = [lake.read_partitions(root, table, keys, "period")[["period", "date", "ticker", "prediction", target]]
+              .assign(model=model) for model, table in tables.items()]
+    return pd.concat(frames, ignore_index=True)
+
+
+def model_predictions_view(root: Path, tables: dict[str, str]) -> None:
+    """``model_predictions``: every model's out-of-sample predictions in one DuckDB view keyed by (model, period,
+    date, ticker), e.g. ``select model, avg(prediction) from model_predictions group by model``."""
+    parts = [f"SELECT '{model}' AS model, * FROM {table}" for model, table in tables.items()]
+    lake.define_view(root, "model_predictions", " UNION ALL BY NAME ".join(parts))
+
+
+@dg.asset(deps=[oos_predictions, *MODEL_PREDICTIONS, raw_prices], group_name="evaluation", io_manager_key="lake",
+          kinds={"pandas"})
+def model_leaderboard(context: dg.AssetExecutionContext, config: BacktestConfig):
+    """CNN-TA and the comparison models on the same walk-forward periods and rows: mean daily rank IC (t-stat),
+    top-minus-bottom quintile spread, turnover and net Sharpe of the long-short book after costs, IC by period
+    and the rank correlation between the models' predictions."""
+    root = lake.default_root()
+    preds = load_model_predictions(root, PREDICTION_TABLES, RS.target)
+    prices, sessions = load_prices_after(root, str(min(preds["date"])))
+    board = build_leaderboard(preds, prices, RS.target, config.top_k, config.cost_bps, sessions)
+    model_predictions_view(root, PREDICTION_TABLES)
+    lim = max(0.05, float(np.nanmax(np.abs(board.period_ic.to_numpy())))) if board.period_ic.size else 0.05
+    heat = heatmap(board.period_ic.T.rename(columns=lambda p: str(p)[:7]),
+                   f"Mean daily rank IC vs {RS.target} by test month", -lim, lim)
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    for model in board.net_returns.columns:
+        ax.plot(board.net_returns.index, (1 + board.net_returns[model].fillna(0)).cumprod() - 1, lw=1.3, label=model)
+    ax.axhline(0, color="gray", lw=0.6)
+    ax.set_ylabel("cumulative net return")
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
+    ax.set_title(f"Long-short top/bottom {config.top_k}, next open, {config.cost_bps:g} bps/side, by model")
+    ax.legend()
+    curves = png_bytes(fig)
+    _save_png(reports_dir("model_leaderboard") / "net_returns.png", curves)
+    shown = board.table.copy()
+    days = int(shown["days"].min()) if len(shown) else 0
+    context.log.info("model leaderboard:\n" + shown.round(4).to_string(index=False))
+    return dg.Output(board.table, metadata={
+        "models": dg.MetadataValue.json(list(board.table["model"])), "target": RS.target,
+        "periods": int(preds["period"].nunique()), "days": days,
+        "leader": str(board.table["model"].iloc[0]) if len(board.table) else "n/a",
+        "leaderboard": dg.MetadataValue.md(table_markdown(shown.set_index("rank"), 4, "undefined on this sample")),
+        "prediction_rank_correlation": dg.MetadataValue.md(table_markdown(board.prediction_corr, 3)),
+        "ic_by_period": dg.MetadataValue.md(markdown_image(heat, "IC by period")),
+        "net_returns": dg.MetadataValue.md(markdown_image(curves, "cumulative net returns")),
+        "note": f"{days} test days: differences between models smaller than about two IC standard errors are noise.",
     })
 
 

@@ -11,11 +11,14 @@ from cnn_pipelines.trading.prices.assets import raw_prices
 from cnn_pipelines.trading.research.assets import CALENDAR, RS, cnn_images, cnn_model, feature_selection, image_layout, oos_predictions
 from cnn_pipelines.trading.prices.resources import SyntheticPriceSource
 from cnn_pipelines.trading.research.walkforward import fold_for
+from cnn_pipelines.trading.research.model_assets import MODEL_PREDICTIONS
+from cnn_pipelines.trading.evaluation.assets import model_leaderboard
+from cnn_pipelines.storage.io_manager import ParquetLakeIOManager
 
 from cnn_pipelines_tests.conftest import lake_resources, run_range
 
 PERIOD = "2015-03-01"
-RESEARCH = [feature_selection, image_layout, cnn_images, cnn_model, oos_predictions]
+RESEARCH = [feature_selection, image_layout, cnn_images, cnn_model, oos_predictions, *MODEL_PREDICTIONS]
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +79,23 @@ def test_duckdb_exposes_predictions_across_periods(research_lake):
         n, periods = con.execute("select count(*), count(distinct period) from oos_predictions").fetchone()
         cols = {r[0] for r in con.execute("describe oos_predictions").fetchall()}
     assert n > 0 and periods == 1 and {"prediction", "fwd_open_1d", "fwd_1d", "date", "ticker"} <= cols
+
+
+def test_comparison_models_predict_the_same_rows_and_the_leaderboard_scores_them(research_lake, monkeypatch):
+    root, first, _ = research_lake
+    cnn = first.output_for_node("oos_predictions")
+    for model in ("ridge", "hgb"):
+        table = first.output_for_node(f"{model}_predictions")
+        pd.testing.assert_frame_equal(table[["date", "ticker", "period"]], cnn[["date", "ticker", "period"]])
+        assert table["prediction"].notna().all() and table["prediction"].std() > 0
+    monkeypatch.setenv("CNN_LAKE_ROOT", str(root))  # the evaluation assets read the lake at its root
+    result = dg.materialize([model_leaderboard], resources={"lake": ParquetLakeIOManager(root=str(root))})
+    assert result.success
+    meta = result.get_asset_materialization_events()[0].materialization.metadata
+    assert sorted(meta["models"].value) == ["cnn_ta", "hgb", "ridge"]  # ranked by mean IC
+    assert "data:image/png;base64," in meta["ic_by_period"].value and "net_sharpe" in meta["leaderboard"].value
+    with duckdb.connect(str(root / lake.CATALOG_FILE), read_only=True) as con:
+        counts = dict(con.execute("select model, count(*) from model_predictions group by model").fetchall())
+        board = con.execute("select model, rank, days from model_leaderboard order by rank").fetchall()
+    assert set(counts) == {"cnn_ta", "ridge", "hgb"} and len(set(counts.values())) == 1  # same rows for all
+    assert [r[1] for r in board] == [1, 2, 3] and len({r[2] for r in board}) == 1
