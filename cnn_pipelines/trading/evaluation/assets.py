@@ -165,7 +165,8 @@ def load_model_predictions(root: Path, tables: dict[str, str], target: str) -> p
     keys = sorted(periods)
     frames = [lake.read_partitions(root, table, keys, "period")[["period", "date", "ticker", "prediction", target]]
               .assign(model=model) for model, table in tables.items()]
-    return pd.concat(frames, ignore_index=True)
+    # a name a model has no prediction for (ar_cnn: fewer than 12 months of history) is not in its book
+    return pd.concat(frames, ignore_index=True).dropna(subset=["prediction"])
 
 
 def model_predictions_view(root: Path, tables: dict[str, str]) -> None:

@@ -12,7 +12,10 @@ import pandas as pd
 from cnn_pipelines.plots import rounded, table_markdown
 from cnn_pipelines.trading.evaluation.metrics import oos_ic
 from cnn_pipelines.trading.models import BASELINES, ModelSpec
+from cnn_pipelines.trading.models.autoregressive import ArSettings, ar_fold, fit_predict, monthly_returns
 from cnn_pipelines.trading.models.base import FoldArrays
+from cnn_pipelines.trading.features.assets import SETTINGS
+from cnn_pipelines.trading.features.panel import universe_table
 from cnn_pipelines.trading.research.assets import RESEARCH_ASSET, RS, _load, _window, period_seed
 from cnn_pipelines.trading.research.layout import ImageLayout
 from cnn_pipelines.trading.research.periods import images_from_table, training_arrays
@@ -54,7 +57,56 @@ def model_predictions_asset(spec: ModelSpec) -> dg.AssetsDefinition:
     return _predictions
 
 
-MODEL_PREDICTIONS = [model_predictions_asset(spec) for spec in BASELINES]
+AR = ArSettings()
+
+
+def _months_window(asset: str) -> dg.AssetIn:
+    """``asset`` (weekday partitions) over the months ar_cnn needs: its lags and training months before P."""
+    return dg.AssetIn(asset, partition_mapping=dg.TimeWindowPartitionMapping(
+        start_offset=-(RS.train_months + AR.lags + 2), end_offset=0, allow_nonexistent_upstream_partitions=True))
+
+
+@dg.asset(ins={"raw_prices": _months_window("raw_prices")}, **{**RESEARCH_ASSET, "kinds": {"keras", "parquet"}})
+def ar_cnn_predictions(context: dg.AssetExecutionContext, cnn_images: pd.DataFrame, raw_prices: pd.DataFrame):
+    """Notebook 04's autoregressive 1-D CNN on monthly returns (last 12 months plus the calendar month), fitted
+    on months whose next-month return was realized before the period's cutoff and held for the test month."""
+    from cnn_pipelines.trading.research.walkforward import fold_for
+    from cnn_pipelines.trading.research.assets import CALENDAR
+
+    period = context.partition_key
+    fold = fold_for(period, RS, CALENDAR)
+    P = pd.Period(period, "M")
+    # The universe at each month end, by the universe asset's own point-in-time rule, from the same prices: the
+    # feature tables start only a training window before the first test month, the lags reach further back.
+    first = min(raw_prices["date"])
+    universe = universe_table(raw_prices, SETTINGS, first, max(raw_prices["date"]))
+    f = ar_fold(raw_prices, universe, period, fold.cutoff, RS.train_months, AR)
+    train, months = f.train, f.months
+    t0 = time.perf_counter()
+    pred = fit_predict(train, f.inputs, AR, period_seed(period))
+    by_ticker = pd.Series(pred, index=f.tickers, dtype="float32")
+    out = predictions_table(cnn_images, cnn_images["ticker"].astype(str).map(by_ticker).to_numpy(np.float32))
+    ic, se, days = oos_ic(out.dropna(subset=["prediction"]), RS.target)
+    realized = monthly_returns(raw_prices, P)
+    month_done = len(raw_prices) and pd.Timestamp(max(raw_prices["date"])) >= pd.bdate_range(P.start_time, P.end_time)[-1]
+    monthly_ic = float("nan")
+    if month_done and P in realized.index and len(by_ticker) >= 3:
+        month_ret = realized.loc[P].reindex(by_ticker.index)
+        monthly_ic = float(by_ticker.rank().corr(month_ret.rank()))
+    context.log.info(f"ar_cnn {period}: {len(train[0])} training samples, daily IC {ic:+.4f}, monthly IC {monthly_ic:+.4f}")
+    return dg.Output(out, metadata={
+        "period": period, "cutoff": str(fold.cutoff), "model": "ar_cnn", "lags": AR.lags,
+        "training_months": f"{months[0]} .. {months[-1]} (targets through {months[-1] + 1})",
+        "train_samples": int(len(train[0])), "predicted_tickers": int(len(by_ticker)),
+        "rows_without_history": int(out["prediction"].isna().sum()), "fit_seconds": round(time.perf_counter() - t0, 2),
+        "mean_daily_ic": rounded(ic, 4, "n/a (no realized labels yet)"),
+        "ic_standard_error": rounded(se, 4, "n/a (fewer than two days)"),
+        "monthly_ic": rounded(monthly_ic, 4, "n/a (the month has not ended in the lake)"),
+    })
+
+
+MODEL_PREDICTIONS = [*(model_predictions_asset(spec) for spec in BASELINES), ar_cnn_predictions]
 
 # model -> lake table, CNN-TA first: what model_predictions (a DuckDB view) and model_leaderboard read
-PREDICTION_TABLES = {CNN_MODEL: "oos_predictions", **{s.name: f"{s.name}_predictions" for s in BASELINES}}
+PREDICTION_TABLES = {CNN_MODEL: "oos_predictions", **{s.name: f"{s.name}_predictions" for s in BASELINES},
+                     "ar_cnn": "ar_cnn_predictions"}
