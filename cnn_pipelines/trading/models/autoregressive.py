@@ -20,7 +20,7 @@ class ArSettings:
     filters: int = 32
     kernel_size: int = 4
     dense: int = 16
-    epochs: int = 60
+    epochs: int = 30
     batch_size: int = 64
     learning_rate: float = 1e-3
     clip: float = 0.5         # monthly returns beyond +-50 % are clipped as inputs and labels (data errors)

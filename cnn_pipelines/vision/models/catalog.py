@@ -47,7 +47,7 @@ def model_specs(datasets: dict[str, DatasetSpec], online: bool) -> list[ModelSpe
     if "fashion_mnist" in datasets:
         specs.append(ModelSpec(
             "lenet5_fashion_mnist", "fashion_mnist", lenet5, dataclasses.replace(LENET, epochs=25),
-            {"epochs": 2, "train_limit": 6000}, "LeNet-5 (notebook 02) on Fashion-MNIST clothing",
+            {"epochs": 1, "train_limit": 6000}, "LeNet-5 (notebook 02) on Fashion-MNIST clothing",
             "the book trains LeNet-5 on MNIST only", 0.89))
     cifar_data = "cifar10" if online else ("fashion_mnist" if "fashion_mnist" in datasets else "mnist")
     width = 1.0 if online else CIFAR_WIDTH_OFFLINE
@@ -55,7 +55,7 @@ def model_specs(datasets: dict[str, DatasetSpec], online: bool) -> list[ModelSpe
         "cifar_cnn", cifar_data, functools.partial(alexnet_style, width=width, augment=True),
         TrainConfig(epochs=30 if online else 20, batch_size=128, optimizer="adam", learning_rate=1e-3, patience=8,
                     image_size=32, channels=3),
-        {"epochs": 2, "train_limit": 3000},
+        {"epochs": 1, "train_limit": 3000},
         f"AlexNet-style CNN with augmentation (notebook 03), width {width:g}, on {datasets[cifar_data].title}"
         + ("" if cifar_data == "cifar10" else " resized to 32x32x3 (not CIFAR-10)"),
         "76.23 % on CIFAR-10", None if online else (0.91 if cifar_data == "fashion_mnist" else None)))
