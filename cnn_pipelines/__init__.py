@@ -9,8 +9,20 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 # TF's INFO lines at import (oneDNN, CPU features) are noise in every Dagster process; warnings still show.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
-# Imported eagerly: `dagster ... -m cnn_pipelines` (without -a) finds the Definitions among the module's
-# attributes, which a lazy attribute would hide.
-from cnn_pipelines.definitions import defs  # noqa: E402
-
 __all__ = ["defs"]
+
+
+def __getattr__(name: str):
+    """``cnn_pipelines.defs`` (what workspace.yaml and ``-m cnn_pipelines`` load) is built on first access, so
+    importing a submodule (the lake, the instance CLI of ``make install``, a benchmark) does not import
+    TensorFlow and every asset."""
+    if name == "defs":
+        from cnn_pipelines.definitions import defs
+
+        return defs
+    raise AttributeError(f"module 'cnn_pipelines' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # `dagster ... -m cnn_pipelines` without `-a` finds Definitions through inspect.getmembers, i.e. dir()
+    return sorted([*globals(), "defs"])
