@@ -125,11 +125,12 @@ def test_transfer_chain_and_house_numbers_materialize_from_the_checkpoint_graph(
     assert "data:image/png;base64," in curve["learning_curve"].value and "fine-tuned" in curve["summary"].value
     reader = meta["house_number_reader"]
     assert 0 <= reader["sequence_accuracy"].value <= 1
-    for picture in ("examples", "worst_failures", "learning_curves"):
-        assert "data:image/png;base64," in reader[picture].value
+    for picture in ("examples", "worst_failures"):  # grids of photos: JPEG
+        assert "data:image/jpeg;base64," in reader[picture].value
+    assert "data:image/png;base64," in reader["learning_curves"].value
     assert "reduced settings" in reader["summary"].value
     assert meta["house_numbers"]["test_numbers"].value == 20
-    assert "data:image/png;base64," in meta["house_numbers"]["raw_images"].value
+    assert "data:image/jpeg;base64," in meta["house_numbers"]["raw_images"].value
 
     with duckdb.connect(str(vision_lake.lake_root / lake.CATALOG_FILE), read_only=True) as con:
         models = [r[0] for r in con.execute("select model from vision_results order by model").fetchall()]
