@@ -403,20 +403,24 @@ def refresh_catalog(root: Path, tables: Iterable[str] | None = None) -> list[str
     tables = [t for t in tables if any(table_dir(root, t).rglob(DATA_FILE))]
     if not tables:
         return []
+    _execute_ddl(root, [_view_sql(root, t) for t in tables])
+    return list(tables)
+
+
+def _execute_ddl(root: Path, statements: list[str]) -> None:
+    """Run view DDL on the catalog under the writers' file lock, retrying while a reader holds the file."""
     with _catalog_lock(root):
         for attempt in range(50):
             try:
                 with duckdb.connect(str(root / CATALOG_FILE)) as con:
-                    for t in tables:
-                        con.execute(_view_sql(root, t))
-                break
+                    for sql in statements:
+                        con.execute(sql)
+                return
             except duckdb.Error as exc:  # a reader in another process holds the file; retry briefly
                 if not _is_lock_conflict(exc):
                     raise
                 time.sleep(0.1 * (attempt + 1))
-        else:
-            raise TimeoutError(f"could not open {root / CATALOG_FILE} for writing")
-    return list(tables)
+    raise TimeoutError(f"could not open {root / CATALOG_FILE} for writing")
 
 
 def define_view(root: Path, name: str, select_sql: str) -> None:
@@ -424,18 +428,7 @@ def define_view(root: Path, name: str, select_sql: str) -> None:
     Parquet. A rebuilt catalog loses it until its owner defines it again."""
     if not _IDENT.match(name):
         raise ValueError(f"view name {name!r} is not a plain identifier")
-    root = Path(root)
-    with _catalog_lock(root):
-        for attempt in range(50):
-            try:
-                with duckdb.connect(str(root / CATALOG_FILE)) as con:
-                    con.execute(f"CREATE OR REPLACE VIEW {name} AS {select_sql}")
-                return
-            except duckdb.Error as exc:
-                if not _is_lock_conflict(exc):
-                    raise
-                time.sleep(0.1 * (attempt + 1))
-    raise TimeoutError(f"could not open {root / CATALOG_FILE} for writing")
+    _execute_ddl(Path(root), [f"CREATE OR REPLACE VIEW {name} AS {select_sql}"])
 
 
 def ensure_views(root: Path, tables: Iterable[str]) -> list[str]:

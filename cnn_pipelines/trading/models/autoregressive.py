@@ -76,7 +76,7 @@ def samples(returns: pd.DataFrame, months: list[pd.Period], lags: int, clip: flo
     return np.concatenate(xs), np.concatenate(ms), np.concatenate(ys), keys
 
 
-def training_months(period: str, cutoff, train_months: int) -> list[pd.Period]:
+def training_months(cutoff, train_months: int) -> list[pd.Period]:
     """Feature months t whose target month t + 1 ended on or before the cutoff, the newest ``train_months``."""
     cut = pd.Period(pd.Timestamp(cutoff), "M")
     last_target = cut if pd.Timestamp(cutoff) >= (pd.Timestamp(cutoff) + pd.offsets.MonthEnd(0)) else cut - 1
@@ -108,7 +108,7 @@ def ar_fold(prices: pd.DataFrame, universe: pd.DataFrame, period: str, cutoff, t
     cut = pd.Timestamp(cutoff)
     px_cut = prices[pd.to_datetime(prices["date"]) <= cut]
     members = month_end_members(universe[pd.to_datetime(universe["date"]) <= cut])
-    months = training_months(period, cutoff, train_months)
+    months = training_months(cutoff, train_months)
     train = samples(monthly_returns(px_cut, months[-1] + 1), months, s.lags, s.clip, members)
     start = pd.Timestamp(p.start_time)
     px_now = prices[pd.to_datetime(prices["date"]) < start]
