@@ -192,11 +192,13 @@ def evaluation_summary(root: Path) -> str:
             lines.append(f"backtest: net Sharpe {mean / sd * 252 ** 0.5:.2f} over {days} days "
                          f"(equity curve {(root / 'reports' / 'backtest' / 'equity_curve.png').resolve()})")
         if "model_leaderboard" in views:
-            board = con.execute("""select rank, model, periods, days, mean_ic, ic_t, top_minus_bottom_bps,
+            board = con.execute("""select rank, model, periods, days, mean_ic, ic_t, monthly_ic, top_minus_bottom_bps,
                                           mean_daily_turnover, net_sharpe from model_leaderboard order by rank""").df()
             lines.append("model leaderboard (same walk-forward periods and rows; mean daily rank IC vs "
                          f"{RS.target}, long-short top/bottom K after costs):\n"
-                         + board.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+                         + board.to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep="n/a")
+                         + "\n(monthly_ic: monthly models only; per-model tearsheets in "
+                         + f"{(root / 'reports' / 'model_leaderboard').resolve()}/<model>/tearsheet.html)")
         if "leakage_audit" in views:
             for market, ic, se, oracle in con.execute("select market, ic, se, oracle_ic from leakage_audit").fetchall():
                 lines.append(f"leakage audit, {market}: IC {ic:+.4f} (s.e. {se:.4f}), oracle {oracle:+.4f}")

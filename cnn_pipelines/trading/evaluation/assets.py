@@ -17,7 +17,7 @@ from cnn_pipelines.trading.research.assets import CALENDAR, RS, oos_predictions
 from cnn_pipelines.trading.features.panel import target_columns
 from cnn_pipelines.trading.evaluation.backtest import run_backtest
 from cnn_pipelines.trading.evaluation.leaderboard import build_leaderboard
-from cnn_pipelines.trading.research.model_assets import MODEL_PREDICTIONS, PREDICTION_TABLES
+from cnn_pipelines.trading.research.model_assets import MODEL_PREDICTIONS, MONTHLY_MODELS, PREDICTION_TABLES
 from cnn_pipelines.plots import heatmap, markdown_image, png_bytes, rounded, table_markdown
 from cnn_pipelines.trading.settings import current_evaluation_settings
 from cnn_pipelines.trading.evaluation.tearsheet import factor_tearsheet as build_tearsheet
@@ -61,6 +61,21 @@ def _save_png(path: Path, png: bytes) -> None:
     tmp.replace(path)
 
 
+def write_report(sheet, out: Path, title: str) -> Path:
+    """A tearsheet's figures (PNG), summary.json and self-contained tearsheet.html in ``out``, each written
+    atomically; returns the HTML's path."""
+    for name, png in sheet.figures.items():
+        _save_png(out / f"{name}.png", png)
+    lake.write_json(out / "summary.json", {"sample": sheet.sample, "ic": sheet.ic_summary.to_dict(),
+                                           "spread": sheet.spread.to_dict(), "target": RS.target,
+                                           "label_ic": sheet.label_ic.to_dict(orient="index")})
+    html = out / "tearsheet.html"
+    tmp = html.with_suffix(".tmp")
+    tmp.write_text(to_html(sheet, title))
+    tmp.replace(html)
+    return html
+
+
 @dg.asset(deps=[oos_predictions, raw_prices], group_name="evaluation", kinds={"alphalens"})
 def factor_tearsheet(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """Alphalens on all out-of-sample predictions against open-to-open trade returns from real bars (never
@@ -70,16 +85,7 @@ def factor_tearsheet(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     preds = load_predictions(root)
     prices, sessions = load_prices_after(root, str(min(preds["date"])))
     sheet = build_tearsheet(preds, prices, ES.periods, ES.quantiles, sessions)
-    out = reports_dir("factor_tearsheet")
-    for name, png in sheet.figures.items():
-        _save_png(out / f"{name}.png", png)
-    html = out / "tearsheet.html"
-    lake.write_json(out / "summary.json", {"sample": sheet.sample, "ic": sheet.ic_summary.to_dict(),
-                                           "spread": sheet.spread.to_dict(), "target": RS.target,
-                                           "label_ic": sheet.label_ic.to_dict(orient="index")})
-    tmp = html.with_suffix(".tmp")
-    tmp.write_text(to_html(sheet, "CNN-TA out-of-sample factor tearsheet"))
-    tmp.replace(html)
+    html = write_report(sheet, reports_dir("factor_tearsheet"), "CNN-TA out-of-sample factor tearsheet")
     md = to_markdown(sheet)
     meta = {
         # The whole tearsheet is below (tables and figures); the HTML file is for reading outside the UI.
@@ -176,16 +182,36 @@ def model_predictions_view(root: Path, tables: dict[str, str]) -> None:
     lake.define_view(root, "model_predictions", " UNION ALL BY NAME ".join(parts))
 
 
+def model_tearsheets(preds: pd.DataFrame, prices: pd.DataFrame, sessions: pd.DatetimeIndex, out: Path) -> pd.DataFrame:
+    """The factor tearsheet of each model's predictions (``out/<model>/tearsheet.html`` and its figures), and
+    one row of headline numbers per model."""
+    rows = {}
+    for model, f in preds.groupby("model", sort=True):
+        sheet = build_tearsheet(f[["date", "ticker", "prediction", RS.target]], prices, ES.periods, ES.quantiles,
+                                sessions)
+        folder = out / str(model)
+        folder.mkdir(parents=True, exist_ok=True)
+        html = write_report(sheet, folder, f"{model}: out-of-sample factor tearsheet")
+        ic, spread = sheet.ic_summary, sheet.spread
+        rows[model] = {**{f"ic_{p}": ic.loc[p, "ic_mean"] for p in ic.index},
+                       "t_1D": ic["t_stat"].iloc[0], "top_minus_bottom_bps_1D": spread["top_minus_bottom_bps"].iloc[0],
+                       "rank_autocorrelation": sheet.rank_autocorrelation, "report": html.resolve()}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("model")
+
+
 @dg.asset(deps=[oos_predictions, *MODEL_PREDICTIONS, raw_prices], group_name="evaluation", io_manager_key="lake",
           kinds={"pandas"})
 def model_leaderboard(context: dg.AssetExecutionContext, config: BacktestConfig):
     """CNN-TA and the comparison models on the same walk-forward periods and rows: mean daily rank IC (t-stat),
-    top-minus-bottom quintile spread, turnover and net Sharpe of the long-short book after costs, IC by period
-    and the rank correlation between the models' predictions."""
+    the monthly IC of monthly models, top-minus-bottom quintile spread, turnover and net Sharpe of the
+    long-short book after costs, IC by period, the rank correlation between the models' predictions, and a
+    factor tearsheet per model (reports/model_leaderboard/<model>/)."""
     root = lake.default_root()
     preds = load_model_predictions(root, PREDICTION_TABLES, RS.target)
-    prices, sessions = load_prices_after(root, str(min(preds["date"])))
-    board = build_leaderboard(preds, prices, RS.target, config.top_k, config.cost_bps, sessions)
+    # from a week before the first test day: the first month's monthly IC needs the previous month-end close
+    prices, sessions = load_prices_after(root, str((pd.Timestamp(min(preds["date"])) - pd.Timedelta(days=10)).date()))
+    board = build_leaderboard(preds, prices, RS.target, config.top_k, config.cost_bps, sessions, MONTHLY_MODELS)
+    sheets = model_tearsheets(preds, prices, sessions, reports_dir("model_leaderboard"))
     model_predictions_view(root, PREDICTION_TABLES)
     lim = max(0.05, float(np.nanmax(np.abs(board.period_ic.to_numpy())))) if board.period_ic.size else 0.05
     heat = heatmap(board.period_ic.T.rename(columns=lambda p: str(p)[:7]),
@@ -212,6 +238,8 @@ def model_leaderboard(context: dg.AssetExecutionContext, config: BacktestConfig)
         "prediction_rank_correlation": dg.MetadataValue.md(table_markdown(board.prediction_corr, 3)),
         "ic_by_period": dg.MetadataValue.md(markdown_image(heat, "IC by period")),
         "net_returns": dg.MetadataValue.md(markdown_image(curves, "cumulative net returns")),
+        "tearsheets": dg.MetadataValue.md(table_markdown(sheets.drop(columns="report"), 4, "too few dates")),
+        **{f"tearsheet_{m}": dg.MetadataValue.path(str(r)) for m, r in sheets["report"].items()},
         "note": f"{days} test days: differences between models smaller than about two IC standard errors are noise.",
     })
 

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from cnn_pipelines.trading.evaluation.backtest import run_backtest
-from cnn_pipelines.trading.evaluation.metrics import daily_ic, mean_and_se
+from cnn_pipelines.trading.evaluation.metrics import MIN_NAMES, daily_ic, mean_and_se
+from cnn_pipelines.trading.models.autoregressive import monthly_returns
 
 
 @dataclass
@@ -32,6 +33,28 @@ def quintile_spread(frame: pd.DataFrame, target: str, quantiles: int = 5) -> flo
     return float((by[quantiles] - by[1]).mean())
 
 
+def monthly_ic(frame: pd.DataFrame, prices: pd.DataFrame, sessions: pd.DatetimeIndex | None = None) -> pd.Series:
+    """Per test month of a monthly model (one prediction per name, held for the month): the rank correlation
+    of the prediction with the month's close-to-close return (previous month-end close to this one). Months
+    whose last session is not yet in ``prices`` are left out."""
+    last_bar = pd.Timestamp(max(prices["date"])) if len(prices) else pd.NaT
+    out = {}
+    for period, f in frame.groupby("period", sort=True):
+        month = pd.Period(pd.Timestamp(period), "M")
+        days = (sessions[(sessions >= month.start_time) & (sessions <= month.end_time)] if sessions is not None
+                else pd.bdate_range(month.start_time, month.end_time))
+        if not len(days) or pd.isna(last_bar) or last_bar < days[-1]:
+            continue
+        realized = monthly_returns(prices, month)
+        if month not in realized.index:
+            continue
+        pred = f.sort_values("date").groupby(f["ticker"].astype(str))["prediction"].first()
+        pair = pd.DataFrame({"p": pred, "y": realized.loc[month].reindex(pred.index)}).dropna()
+        if len(pair) >= MIN_NAMES and pair["p"].nunique() > 1:
+            out[period] = float(pair["p"].rank().corr(pair["y"].rank()))
+    return pd.Series(out, dtype=float)
+
+
 def prediction_correlation(preds: pd.DataFrame) -> pd.DataFrame:
     """Mean over days of the Spearman correlation between two models' predictions for the same names."""
     wide = preds.pivot_table(index=["date", "ticker"], columns="model", values="prediction")
@@ -47,9 +70,11 @@ def prediction_correlation(preds: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_leaderboard(preds: pd.DataFrame, prices: pd.DataFrame, target: str, k: int, cost_bps: float,
-                      sessions: pd.DatetimeIndex | None = None, monthly_models: dict[str, pd.Series] | None = None
+                      sessions: pd.DatetimeIndex | None = None, monthly_models: frozenset[str] = frozenset()
                       ) -> Leaderboard:
-    """Score every model in ``preds`` (model, period, date, ticker, prediction, target) on the same rows."""
+    """Score every model in ``preds`` (model, period, date, ticker, prediction, target) on the same rows;
+    ``monthly_models`` (one prediction per name and month) also get their monthly IC (NaN for the others).
+    ``prices`` should start before the first period so that its first month has a previous month-end close."""
     rows, period_ic, nets = [], {}, {}
     for model, f in preds.groupby("model", sort=True):
         ic = daily_ic(f["date"].to_numpy(), f["prediction"].to_numpy(float), f[target].to_numpy(float))
@@ -59,11 +84,12 @@ def build_leaderboard(preds: pd.DataFrame, prices: pd.DataFrame, target: str, k:
         bt = run_backtest(f[["date", "ticker", "prediction"]], prices, k, cost_bps, sessions)
         s = bt.stats["long_short"]
         nets[model] = bt.daily.set_index("date")["net"]
+        m_mean, m_se = mean_and_se(monthly_ic(f, prices, sessions)) if model in monthly_models else (np.nan, np.nan)
         rows.append({"model": model, "periods": int(f["period"].nunique()), "days": int(len(ic)),
                      "mean_ic": mean, "ic_se": se, "ic_t": mean / se if se and np.isfinite(se) and se > 0 else np.nan,
                      "top_minus_bottom_bps": 1e4 * quintile_spread(f, target),
                      "mean_daily_turnover": s["mean_daily_turnover"], "net_sharpe": s["sharpe"],
-                     "net_annual_return": s["annual_return"]})
+                     "net_annual_return": s["annual_return"], "monthly_ic": m_mean, "monthly_ic_se": m_se})
     table = pd.DataFrame(rows).sort_values("mean_ic", ascending=False).reset_index(drop=True)
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     return Leaderboard(table, pd.DataFrame(period_ic).sort_index(), pd.DataFrame(nets).sort_index(),

@@ -110,3 +110,4 @@ MODEL_PREDICTIONS = [*(model_predictions_asset(spec) for spec in BASELINES), ar_
 # model -> lake table, CNN-TA first: what model_predictions (a DuckDB view) and model_leaderboard read
 PREDICTION_TABLES = {CNN_MODEL: "oos_predictions", **{s.name: f"{s.name}_predictions" for s in BASELINES},
                      "ar_cnn": "ar_cnn_predictions"}
+MONTHLY_MODELS = frozenset({"ar_cnn"})  # one prediction per name and month: the leaderboard adds a monthly IC

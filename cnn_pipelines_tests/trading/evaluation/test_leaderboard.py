@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from cnn_pipelines.trading.evaluation.audit import AUDIT_FEATURES, AUDIT_PERIODS, AUDIT_RESEARCH, fit_period
-from cnn_pipelines.trading.evaluation.leaderboard import build_leaderboard, quintile_spread
+from cnn_pipelines.trading.evaluation.leaderboard import build_leaderboard, monthly_ic, quintile_spread
 from cnn_pipelines.trading.evaluation.metrics import daily_ic, mean_and_se
 from cnn_pipelines.trading.features.panel import forward_returns_table, indicator_panel_table
 from cnn_pipelines.trading.models import BASELINES
@@ -101,3 +101,25 @@ def test_leaderboard_ranks_models_on_the_same_rows():
     assert board.prediction_corr.shape == (2, 2) and abs(board.prediction_corr.loc["oracle", "noise"]) < 0.3
     assert list(board.period_ic.columns) == ["noise", "oracle"] and len(board.net_returns) > 50
     assert quintile_spread(preds[preds["model"] == "oracle"], "fwd_open_1d") > 0
+
+
+def test_monthly_ic_scores_a_held_prediction_against_the_month_and_skips_unfinished_months():
+    days = pd.bdate_range("2021-01-01", "2021-03-15")
+    names = [f"T{i}" for i in range(8)]
+    growth = np.linspace(-0.04, 0.04, len(names))  # February: T7 gains most, T0 loses most
+    close = np.ones((len(days), len(names))) * 100.0
+    feb = (days >= "2021-02-01") & (days <= "2021-02-28")
+    close[feb] *= 1 + growth * np.linspace(0.1, 1.0, feb.sum())[:, None]
+    close[days > "2021-02-28"] = close[feb][-1]
+    prices = pd.DataFrame({"date": np.repeat(days.date, len(names)), "ticker": np.tile(names, len(days)),
+                           "close": close.ravel()})
+    frame = []
+    for period, sign in (("2021-02-01", 1.0), ("2021-03-01", 1.0)):
+        in_month = days[(days >= period) & (days < pd.Timestamp(period) + pd.offsets.MonthBegin(1))]
+        frame.append(pd.DataFrame({"period": period, "date": np.repeat(in_month.date, len(names)),
+                                   "ticker": np.tile(names, len(in_month)),
+                                   "prediction": np.tile(sign * growth, len(in_month))}))
+    ic = monthly_ic(pd.concat(frame, ignore_index=True), prices)
+    assert list(ic.index) == ["2021-02-01"] and ic.iloc[0] == pytest.approx(1.0)  # March has not ended
+    reversed_ = pd.concat(frame, ignore_index=True).assign(prediction=lambda f: -f["prediction"])
+    assert monthly_ic(reversed_, prices).iloc[0] == pytest.approx(-1.0)

@@ -99,5 +99,12 @@ def test_comparison_models_predict_the_same_rows_and_the_leaderboard_scores_them
     with duckdb.connect(str(root / lake.CATALOG_FILE), read_only=True) as con:
         counts = dict(con.execute("select model, count(*) from model_predictions group by model").fetchall())
         board = con.execute("select model, rank, days from model_leaderboard order by rank").fetchall()
+        monthly = dict(con.execute("select model, monthly_ic from model_leaderboard").fetchall())
     assert set(counts) == {"cnn_ta", "ridge", "hgb", "ar_cnn"} and len(set(counts.values())) == 1  # same rows
     assert [r[1] for r in board] == [1, 2, 3, 4]
+    # the month ended in the lake: ar_cnn (a monthly model) has a monthly IC, the daily models none
+    assert -1 <= monthly["ar_cnn"] <= 1 and all(pd.isna(monthly[m]) for m in ("cnn_ta", "ridge", "hgb"))
+    assert "monthly_ic" in meta["leaderboard"].value and "ic_1D" in meta["tearsheets"].value
+    for model in ("ar_cnn", "cnn_ta", "hgb", "ridge"):  # a tearsheet per model, from the same tearsheet code
+        report = meta[f"tearsheet_{model}"].value
+        assert report.endswith(f"{model}/tearsheet.html") and "data:image/png;base64," in open(report).read()
