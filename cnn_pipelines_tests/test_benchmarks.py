@@ -74,3 +74,21 @@ def test_lake_benchmark_compares_layouts_on_the_same_rows() -> None:
     for key in ("whole_table_ratio", "one_month_ratio", "disk_ratio", "daily_disk_ratio"):
         assert positive(r[key])
     assert isinstance(r["goal_met"], bool)
+
+
+@pytest.mark.timeout(600)
+def test_walkforward_benchmark_reports_the_ratio_ics_and_levers() -> None:
+    r = run_benchmark("walkforward.py", "--names", "30", "--train-months", "6", "--val-months", "2", "--periods", "3",
+                      "--epochs", "2", "--cadence", "2")
+    assert positive(r["ratio"]) and positive(r["reference_seconds"]) and positive(r["seconds"])
+    assert r["ratio"] == pytest.approx(r["reference_seconds"] / r["seconds"], rel=0.05)
+    assert r["periods"] == 3 and r["reference_epochs_trained"] == 6 and 0 < r["epochs_trained"] <= 6
+    assert all(math.isfinite(r[k]) for k in ("ic", "reference_ic", "ic_se", "cadence_ic"))
+    assert {"training_loop", "warm_start_early_stop", "cadence_over_ours"} <= set(r["levers"])
+
+
+@pytest.mark.timeout(600)
+def test_full_month_benchmark_reports_before_and_after_per_month() -> None:
+    r = run_benchmark("full_month.py", "--names", "30", "--train-months", "6", "--epochs", "2", "--reference-epochs", "1")
+    assert positive(r["before_seconds_per_month"]) and positive(r["after_steady_month_seconds"])
+    assert r["first_month_epochs"] == 2 and 1 <= r["steady_month_epochs"] <= 2

@@ -28,6 +28,13 @@ def fingerprint(*arrays: np.ndarray, config: dict) -> str:
     return h.hexdigest()[:16]
 
 
+def choose_ensemble(epochs: list[dict], top_k: int) -> list[int]:
+    """The top-k epochs by validation IC (the earlier on ties), or the last epoch when none has an IC."""
+    scored = sorted((e for e in epochs if e.get("val_ic") == e.get("val_ic") and e.get("val_ic") is not None),
+                    key=lambda e: (-e["val_ic"], e["epoch"]))
+    return sorted(int(e["epoch"]) for e in scored[:top_k]) or ([int(max(e["epoch"] for e in epochs))] if epochs else [])
+
+
 def epoch_path(ckpt: Path, epoch: int) -> Path:
     return Path(ckpt) / f"epoch_{epoch:02d}.keras"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import dagster as dg
@@ -34,6 +35,8 @@ def _cached_window(root: Path, table: str, keys: list[str], column: str, lookahe
     key = (str(Path(root).resolve()), table, tuple(keys), column, lookahead, stamp)
     if key not in _WINDOW_CACHE:
         frame = lake.read_partitions(root, table, keys, column, optional_tail=lookahead)
+        # what this frame is, for caches downstream (the research assets join it once per period)
+        frame.attrs["lake_window"] = hashlib.sha1(repr(key).encode()).hexdigest()[:16]
         while len(_WINDOW_CACHE) >= _WINDOW_CACHE_SIZE:
             _WINDOW_CACHE.pop(next(iter(_WINDOW_CACHE)))
         _WINDOW_CACHE[key] = frame

@@ -75,10 +75,21 @@ class ResearchSettings:
     momentum: float = 0.9
     top_k: int = 3                      # epochs (by validation IC) averaged into the ensemble
     seed: int = 42
+    warm_start: bool = True             # start from the previous retrain's best checkpoint when the image layout
+                                        # matches, and stop early; False = the book's way (from scratch, all epochs)
+    selection_buffer: int = 2           # warm start: a selected family stays while it ranks within n + buffer
+    patience: int = 2                   # warm-started: stop after this many epochs without a better validation IC
+    retrain_every: int = 1              # retrain every k months; the months between use the last model fitted
+    precision: str = "auto"             # "auto": bf16 mixed precision where the CPU has it (kept only if validation
+                                        # IC holds), else fp32; "fp32" always
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"fwd_(open_)?\d+d", self.target):
             raise ValueError(f"target must be fwd_open_<H>d or fwd_<H>d, got {self.target!r}")
+        if self.retrain_every < 1 or self.patience < 1:
+            raise ValueError(f"retrain_every and patience must be >= 1, got {self.retrain_every}, {self.patience}")
+        if self.precision not in ("auto", "fp32"):
+            raise ValueError(f"precision must be 'auto' or 'fp32', got {self.precision!r}")
 
     @property
     def horizon(self) -> int:
@@ -101,12 +112,20 @@ RESEARCH_PRESETS = {
 
 
 def current_research_settings() -> ResearchSettings:
-    """The preset named by $CNN_PRESET; $CNN_TARGET names the label (default fwd_open_1d)."""
+    """The preset named by $CNN_PRESET; $CNN_TARGET names the label (default fwd_open_1d), $CNN_WARM_START=0
+    trains every period from scratch for all epochs (the book's way), $CNN_RETRAIN_EVERY=k retrains every k
+    months."""
     name = os.environ.get("CNN_PRESET", "demo")
     if name not in RESEARCH_PRESETS:
         raise ValueError(f"CNN_PRESET must be one of {sorted(RESEARCH_PRESETS)}, got {name!r}")
-    target = os.environ.get("CNN_TARGET")
-    return replace(RESEARCH_PRESETS[name], target=target) if target else RESEARCH_PRESETS[name]
+    changes: dict = {}
+    if os.environ.get("CNN_TARGET"):
+        changes["target"] = os.environ["CNN_TARGET"]
+    if os.environ.get("CNN_WARM_START"):
+        changes["warm_start"] = os.environ["CNN_WARM_START"].strip().lower() not in ("0", "false", "no", "off")
+    if os.environ.get("CNN_RETRAIN_EVERY"):
+        changes["retrain_every"] = int(os.environ["CNN_RETRAIN_EVERY"])
+    return replace(RESEARCH_PRESETS[name], **changes)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ cnn_images / cnn_model -> oos_predictions. Each period reads its trailing traini
 feature tables; everything fitted sees only rows whose labels are realized before the purge cutoff."""
 
 import dataclasses
+import json
 import zlib
 from pathlib import Path
 
@@ -27,6 +28,9 @@ from cnn_pipelines.trading.research.periods import (
 from cnn_pipelines.trading.settings import current_research_settings
 from cnn_pipelines.trading.partitions import PARTITIONS_START, first_research_period
 from cnn_pipelines.trading.research.walkforward import fold_for
+from cnn_pipelines.trading.research.retraining import (
+    layout_signature, previous_retrain, retrain_period, warm_start_source,
+)
 
 RS = current_research_settings()
 
@@ -55,23 +59,90 @@ def models_dir(root: str | Path | None = None) -> Path:
 
 
 CALENDAR = trading_calendar(SETTINGS.calendar)
+FIRST_PERIOD = research_partitions.get_first_partition_key()  # retrain cadence counts from here
+
+# One period's joined window and training images, shared by the assets of that period in one process (a run):
+# each asset used to join the 12-month window and rebuild the images itself.
+_PERIOD_CACHE: dict[tuple, object] = {}
+
+
+def _cached(key: tuple, build):
+    if None in key or key not in _PERIOD_CACHE:
+        value = build()
+        if None not in key:
+            for old in [k for k in _PERIOD_CACHE if k[0] != key[0] or k[1] != key[1]]:
+                del _PERIOD_CACHE[old]  # only this period's entries stay
+            _PERIOD_CACHE[key] = value
+        return value
+    return _PERIOD_CACHE[key]
 
 
 def _load(context, panel, targets):
     period = context.partition_key
     fold = fold_for(period, RS, CALENDAR)
-    data = period_data(panel, targets, fold, RS, CALENDAR)
+    key = (period, (panel.attrs.get("lake_window"), targets.attrs.get("lake_window")), "data")
+    key = key if None not in key[1] else (period, None, "data")
+    data = _cached(key, lambda: period_data(panel, targets, fold, RS, CALENDAR))
     require_rows(data, f"period {period}", fold)
     return period, fold, data
 
 
+def period_arrays(context, data, layout: dict):
+    """The period's training and validation images and labels (built once per period and layout)."""
+    lay = ImageLayout.from_json(layout)
+    ident = next((k[1] for k, v in _PERIOD_CACHE.items() if v is data and k[2] == "data"), None)
+    key = (context.partition_key, ident, json.dumps(lay.to_json(), sort_keys=True))
+    return _cached(key, lambda: training_arrays(data, lay, RS))
+
+
+def retrain_plan(period: str) -> tuple[str, str | None]:
+    """(the retrain period whose model predicts ``period``, the retrain before it)."""
+    return (retrain_period(period, FIRST_PERIOD, RS.retrain_every),
+            previous_retrain(period, FIRST_PERIOD, RS.retrain_every))
+
+
+def period_doc(root, table: str, period: str, why: str) -> dict:
+    """A research asset's JSON output for another (earlier) period, or a clear error saying what to run."""
+    path = lake.partition_path(Path(root), table, period, "period", "data.json")
+    if not path.exists():
+        raise lake.MissingPartitionsError(table, [f"{period} ({why}); materialize research_job for {period} first"])
+    return lake.read_json(path)
+
+
+def lake_table(root, table: str, period: str) -> pd.DataFrame:
+    """A research table's partition for another (earlier) period, or a clear error saying what to run."""
+    if not lake.partition_path(Path(root), table, period, "period").exists():
+        raise lake.MissingPartitionsError(table, [f"{period}; materialize research_job for {period} first"])
+    return lake.read_partitions(Path(root), table, [period], "period")
+
+
+def previous_layout(root, previous: str | None) -> ImageLayout | None:
+    """The previous retrain's layout when warm starts are on and it is in the lake (else None: fit afresh)."""
+    if not RS.warm_start or previous is None:
+        return None
+    path = lake.partition_path(Path(root), "image_layout", previous, "period", "data.json")
+    return ImageLayout.from_json(lake.read_json(path)) if path.exists() else None
+
+
 @dg.asset(ins={"indicator_panel": _window("indicator_panel"), "forward_returns": _window("forward_returns")},
           **RESEARCH_ASSET)
-def feature_selection(context: dg.AssetExecutionContext, indicator_panel: pd.DataFrame, forward_returns: pd.DataFrame):
+def feature_selection(context: dg.AssetExecutionContext, indicator_panel: pd.DataFrame, forward_returns: pd.DataFrame,
+                      lake: dg.ResourceParam[ParquetLakeIOManager]):
     """Mutual information of every feature with the 1-day forward return on a sample of the training window,
-    averaged per family; the best 15 families are kept."""
+    averaged per family; the best 15 families are kept (with warm starts, a family selected by the previous
+    retrain stays while it ranks within 15 + the buffer). Between retrains, the retrain period's selection."""
     period, fold, data = _load(context, indicator_panel, forward_returns)
-    ranking = select_families(data, feature_columns(SETTINGS), RS, period_seed(period))
+    anchor, previous = retrain_plan(period)
+    if anchor != period:
+        ranking = lake_table(lake.root, "feature_selection", anchor)
+        ranking["period"] = pd.Timestamp(period).date()
+        return dg.Output(ranking, metadata={
+            "period": period, "model_period": anchor, "retrain_every_months": RS.retrain_every,
+            "selected": dg.MetadataValue.json(ranking.loc[ranking["selected"], "family"].tolist()),
+            "note": f"not a retrain month: the selection of {anchor}, whose model predicts {period}"})
+    before = previous_layout(lake.root, previous)
+    ranking = select_families(data, feature_columns(SETTINGS), RS, period_seed(period),
+                              before.families if before else None)
     ranking.insert(0, "period", pd.Timestamp(period).date())
     left_out = ranking.loc[~ranking["available"], ["family", "coverage"]]
     if len(left_out):
@@ -85,7 +156,9 @@ def feature_selection(context: dg.AssetExecutionContext, indicator_panel: pd.Dat
     ax.tick_params(axis="x", rotation=90)
     return dg.Output(ranking, metadata={
         "period": period, "cutoff": str(fold.cutoff), "train_start": str(fold.train_start), "target": RS.target,
-        "sample_rows": ranking.attrs.get("sample_rows", 0),
+        "sample_rows": ranking.attrs.get("sample_rows", 0), "model_period": period,
+        "previous_selection": (f"{previous}: families kept while within {RS.n_families} + {RS.selection_buffer}"
+                               if before else "none (first retrain, or warm starts off)"),
         "selected": dg.MetadataValue.json(ranking.loc[ranking["selected"], "family"].tolist()),
         "families_left_out": dg.MetadataValue.json(
             {r.family: f"coverage {r.coverage:.1%} of training rows" for r in left_out.itertuples()}),
@@ -97,12 +170,27 @@ def feature_selection(context: dg.AssetExecutionContext, indicator_panel: pd.Dat
 @dg.asset(ins={"indicator_panel": _window("indicator_panel"), "forward_returns": _window("forward_returns")},
           **RESEARCH_ASSET)
 def image_layout(context: dg.AssetExecutionContext, feature_selection: pd.DataFrame, indicator_panel: pd.DataFrame,
-                 forward_returns: pd.DataFrame) -> dg.Output[dict]:
+                 forward_returns: pd.DataFrame, lake: dg.ResourceParam[ParquetLakeIOManager]) -> dg.Output[dict]:
     """Ward clustering of the selected families (columns) and look-backs (rows) and a [-1, 1] scaler, all
-    fitted on the training window."""
+    fitted on the training window. With warm starts and the previous retrain's families, its grid order is
+    kept (same image, so its model can go on training). Between retrains, the retrain period's layout."""
     period, fold, data = _load(context, indicator_panel, forward_returns)
+    anchor, previous = retrain_plan(period)
+    if anchor != period:
+        doc = period_doc(lake.root, "image_layout", anchor, "its layout is used until the next retrain")
+        return dg.Output(doc | {"period": period, "model_period": anchor}, metadata={
+            "period": period, "model_period": anchor, "families": dg.MetadataValue.json(doc["families"]),
+            "note": f"not a retrain month (every {RS.retrain_every}): the layout of {anchor}"})
     families = feature_selection.loc[feature_selection["selected"], "family"].tolist()
-    layout, z_cols, z_rows = fit_image_layout(data, families, SETTINGS, RS, period_seed(period))
+    before = previous_layout(lake.root, previous)
+    layout, z_cols, z_rows = fit_image_layout(data, families, SETTINGS, RS, period_seed(period), before)
+    out = layout.to_json() | {"period": period, "cutoff": str(fold.cutoff), "model_period": period}
+    meta = {"period": period, "families": dg.MetadataValue.json(layout.families),
+            "rows": dg.MetadataValue.json(layout.period_index), "model_period": period}
+    if z_cols is None:
+        meta["grid_order"] = f"kept from {previous} (same families); scaler refitted on this window"
+        return dg.Output(out, metadata=meta)
+    meta["grid_order"] = "Ward clustering of this window"
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     dendrogram(z_cols, labels=families, ax=axes[0], leaf_rotation=90, leaf_font_size=9)
     axes[0].set_title("Ward clustering of families (image columns, left to right)")
@@ -111,12 +199,8 @@ def image_layout(context: dg.AssetExecutionContext, feature_selection: pd.DataFr
     axes[1].set_title("Ward clustering of look-backs (image rows, top to bottom)")
     axes[1].set_xlabel("look-back (days)")
     fig.tight_layout()
-    out = layout.to_json() | {"period": period, "cutoff": str(fold.cutoff)}
-    return dg.Output(out, metadata={
-        "period": period, "families": dg.MetadataValue.json(layout.families),
-        "rows": dg.MetadataValue.json(layout.period_index),
-        "dendrograms": dg.MetadataValue.md(markdown_image(png_bytes(fig), "dendrograms")),
-    })
+    meta["dendrograms"] = dg.MetadataValue.md(markdown_image(png_bytes(fig), "dendrograms"))
+    return dg.Output(out, metadata=meta)
 
 
 @dg.asset(ins={"indicator_panel": _window("indicator_panel"), "forward_returns": _window("forward_returns")},
@@ -157,27 +241,51 @@ def _ic_heatmap(directory: Path) -> str | None:
 def cnn_model(context: dg.AssetExecutionContext, image_layout: dict, indicator_panel: pd.DataFrame,
               forward_returns: pd.DataFrame, lake: dg.ResourceParam[ParquetLakeIOManager]) -> dg.Output[dict]:
     """CNN-TA trained on the period's training window through tf.data, a checkpoint per epoch; the top-k
-    epochs by daily validation IC form the ensemble. Resumes after the last completed epoch."""
+    epochs by daily validation IC form the ensemble. With warm starts it starts from the previous retrain's
+    best checkpoint when the image is the same grid, and stops when validation IC stops improving. Resumes
+    after the last completed epoch. Between retrains (retrain_every > 1): the retrain period's model."""
     from cnn_pipelines.trading.research.cnn import FLOPS_PER_SAMPLE_FORWARD, fingerprint, train_period
+    from cnn_pipelines.trading.research.study import choose_precision, train_config
 
     period, fold, data = _load(context, indicator_panel, forward_returns)
-    x_tr, y_tr, x_va, y_va, d_va = training_arrays(data, ImageLayout.from_json(image_layout), RS)
-    config = RS.__dict__ | {"period": period, "seed": period_seed(period)}
+    anchor, previous = retrain_plan(period)
+    if anchor != period:
+        doc = period_doc(lake.root, "cnn_model", anchor, "its model predicts this month")
+        return dg.Output(doc | {"period": period, "model_period": anchor, "trained_epochs_this_run": 0}, metadata={
+            "period": period, "model_period": anchor, "retrained": False, "checkpoints": doc["checkpoints"],
+            "ensemble_epochs": dg.MetadataValue.json(doc["ensemble"]),
+            "note": f"not a retrain month (every {RS.retrain_every}): the model fitted for {anchor} "
+                    f"(cutoff before {anchor}) predicts {period}"})
+    lay = ImageLayout.from_json(image_layout)
+    arrays = period_arrays(context, data, image_layout)
+    x_tr, y_tr, x_va, y_va, d_va = arrays
+    seed = period_seed(period)
+    root = models_dir(lake.root)
+    dtype, precision_why = choose_precision(arrays, RS, root, seed, log=context.log.info)
+    init, started = (warm_start_source(root, previous, period, lay) if RS.warm_start
+                     else (None, "from scratch: warm starts are off (CNN_WARM_START=0)"))
+    config = train_config(RS, period, seed, init, dtype)
     fp = fingerprint(x_tr, y_tr, x_va, y_va, config=config)
-    ckpt = models_dir(lake.root) / period
-    rs = dataclasses.replace(RS, seed=period_seed(period))
-    result = train_period(x_tr, y_tr, x_va, y_va, d_va, rs, ckpt, fp, log=context.log.info)
+    ckpt = root / period
+    rs = dataclasses.replace(RS, seed=seed)
+    context.log.info(f"{period}: {started}; {precision_why}")
+    result = train_period(x_tr, y_tr, x_va, y_va, d_va, rs, ckpt, fp, log=context.log.info, init=init,
+                          patience=RS.patience if init is not None else None, dtype=dtype,
+                          state_extra={"layout": layout_signature(lay), "started_from": started})
     summary = {
         "period": period, "checkpoints": str(ckpt.resolve()), "fingerprint": fp, "ensemble": result.ensemble,
         "epochs": result.epochs.to_dict("records"), "config": config, "train_rows": int(len(x_tr)),
-        "val_rows": int(len(x_va)), "trained_epochs_this_run": result.trained_epochs,
+        "val_rows": int(len(x_va)), "trained_epochs_this_run": result.trained_epochs, "model_period": period,
+        "started_from": started, "stopped_early": result.stopped_early, "dtype": dtype,
     }
     meta = {
         "period": period, "train_rows": len(x_tr), "val_rows": len(x_va), "ensemble_epochs": dg.MetadataValue.json(result.ensemble),
         "trained_epochs_this_run": result.trained_epochs,
         "best_val_ic": float(result.epochs["val_ic"].max()),
         "epochs": dg.MetadataValue.md(result.epochs.round(5).to_markdown(index=False)),
-        "flops_per_sample_forward": FLOPS_PER_SAMPLE_FORWARD,
+        "flops_per_sample_forward": FLOPS_PER_SAMPLE_FORWARD, "model_period": period, "retrained": True,
+        "started_from": started, "epochs_trained": int(len(result.epochs)), "stopped_early": result.stopped_early,
+        "precision": precision_why,
     }
     if np.isfinite(result.samples_per_s):
         meta["train_samples_per_s"] = float(result.samples_per_s)
@@ -203,4 +311,5 @@ def oos_predictions(context: dg.AssetExecutionContext, cnn_model: dict, cnn_imag
         "target": RS.target, "realized_labels": int(out[RS.target].notna().sum()),
         "mean_daily_ic": ic, "ic_standard_error": se, "ic_days": days,
         "ensemble_epochs": dg.MetadataValue.json(cnn_model["ensemble"]),
+        "model_period": cnn_model.get("model_period", period),
     })

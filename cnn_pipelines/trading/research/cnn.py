@@ -24,7 +24,8 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from cnn_pipelines.trading.evaluation.metrics import daily_ic  # noqa: E402,F401  (re-exported: training picks epochs by it)
-from cnn_pipelines.storage.checkpoints import epoch_path, fingerprint, load_state, save_epoch  # noqa: E402,F401
+from cnn_pipelines.storage.checkpoints import choose_ensemble, epoch_path, fingerprint, load_state, save_epoch  # noqa: E402,F401
+from cnn_pipelines.storage.lake import write_json  # noqa: E402
 from cnn_pipelines.trading.settings import ResearchSettings  # noqa: E402
 
 FLOPS_PER_SAMPLE_FORWARD = (
@@ -35,19 +36,21 @@ FLOPS_PER_SAMPLE_FORWARD = (
 )
 
 
-def build_cnn(s: ResearchSettings, input_shape: tuple[int, int, int] = (15, 15, 1)) -> keras.Model:
+def build_cnn(s: ResearchSettings, input_shape: tuple[int, int, int] = (15, 15, 1),
+              dtype: str = "float32") -> keras.Model:
     """The book's CNN-TA: two 3x3 'same' ReLU convolutions (16, 32), 2x2 max-pool, dropout .25, dense 32,
-    dropout .5, linear output; SGD with momentum on MSE."""
+    dropout .5, linear output; SGD with momentum on MSE. ``dtype="mixed_bfloat16"`` computes in bf16 with
+    fp32 weights (the output stays fp32)."""
     model = keras.Sequential([
         keras.Input(shape=input_shape),
-        keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
-        keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
-        keras.layers.MaxPooling2D(2),
-        keras.layers.Dropout(0.25),
-        keras.layers.Flatten(),
-        keras.layers.Dense(32, activation="relu"),
-        keras.layers.Dropout(0.5),
-        keras.layers.Dense(1),
+        keras.layers.Conv2D(16, 3, padding="same", activation="relu", dtype=dtype),
+        keras.layers.Conv2D(32, 3, padding="same", activation="relu", dtype=dtype),
+        keras.layers.MaxPooling2D(2, dtype=dtype),
+        keras.layers.Dropout(0.25, dtype=dtype),
+        keras.layers.Flatten(dtype=dtype),
+        keras.layers.Dense(32, activation="relu", dtype=dtype),
+        keras.layers.Dropout(0.5, dtype=dtype),
+        keras.layers.Dense(1, dtype="float32"),
     ])
     # jit_compile=False: XLA on this 2-core CPU trains ~7x slower than TF's oneDNN kernels (measured).
     # steps_per_execution: several batches per graph call; a network this small is bound by per-step overhead.
@@ -62,6 +65,15 @@ class TrainingResult:
     ensemble: list[int]         # epochs averaged for predictions (top-k by validation IC)
     trained_epochs: int         # epochs run in this call (0 when resumed complete)
     samples_per_s: float
+    stopped_early: bool = False  # warm-started and stopped: validation IC stopped improving
+
+
+def stop_now(epochs: list[dict], patience: int | None) -> bool:
+    """Early stopping on validation IC: the newest ``patience`` epochs brought no better IC than before them."""
+    if patience is None or len(epochs) <= patience:
+        return False
+    ics = [e["val_ic"] if np.isfinite(e["val_ic"]) else -np.inf for e in epochs]
+    return max(ics[-patience:]) <= max(ics[:-patience])
 
 
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> tf.data.Dataset:
@@ -86,22 +98,29 @@ def predict(model: keras.Model, x: np.ndarray) -> np.ndarray:
 
 def train_epochs(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
                  val_dates: np.ndarray, s: ResearchSettings, ckpt: Path, fp: str,
-                 log: Callable[[str], None] = print) -> Iterator[dict]:
+                 log: Callable[[str], None] = print, init: Path | None = None, patience: int | None = None,
+                 dtype: str = "float32", state_extra: dict | None = None) -> Iterator[dict]:
     """Train (or resume) epoch by epoch, yielding each epoch's row once its checkpoint and state are on disk.
 
-    Stopping the iteration anywhere (or killing the process) leaves a resumable state.
+    ``init``: a checkpoint whose weights start training (warm start; a fresh optimizer). ``patience``: stop
+    once that many epochs bring no better validation IC (the state records it, so a re-run does not go on).
+    ``state_extra`` is stored in state.json (what the model was started from, its layout). Stopping the
+    iteration anywhere (or killing the process) leaves a resumable state.
     """
     ckpt = Path(ckpt)
     state = load_state(ckpt, fp)
+    state.update(state_extra or {})
     done = len(state["epochs"])
-    if done >= s.epochs:
+    if done >= s.epochs or state.get("stopped_early") or stop_now(state["epochs"], patience):
         return
     keras.utils.set_random_seed(s.seed + done)
-    if done:
+    if done:  # the saved model: its weights, dtype policy and optimizer state (momentum) go on
         model = keras.models.load_model(epoch_path(ckpt, done))
         log(f"resuming after epoch {done} of {s.epochs}")
     else:
-        model = build_cnn(s, x_train.shape[1:])
+        model = build_cnn(s, x_train.shape[1:], dtype)
+        if init is not None:
+            model.set_weights(keras.models.load_model(init).get_weights())
     ds = make_dataset(x_train, y_train, s.batch_size, s.seed + done)
     for epoch in range(done + 1, s.epochs + 1):
         t0 = time.perf_counter()
@@ -115,26 +134,35 @@ def train_epochs(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_
         log(f"epoch {epoch}/{s.epochs}: loss {row['loss']:.6f}, validation IC {row['val_ic']:+.4f}, "
             f"{row['seconds']:.1f}s ({row['train_samples_per_s']:,.0f} samples/s)")
         yield row
+        if stop_now(state["epochs"], patience):
+            state["stopped_early"] = True
+            write_json(ckpt / "state.json", state)
+            log(f"stopping after epoch {epoch}: no better validation IC in the last {patience} epochs")
+            return
 
 
 def train_period(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
                  val_dates: np.ndarray, s: ResearchSettings, ckpt: Path, fp: str,
-                 log: Callable[[str], None] = print, stop_after: int | None = None) -> TrainingResult:
+                 log: Callable[[str], None] = print, stop_after: int | None = None, init: Path | None = None,
+                 patience: int | None = None, dtype: str = "float32",
+                 state_extra: dict | None = None) -> TrainingResult:
     """Train (or resume) with one checkpoint per epoch; choose the ensemble on the validation slice only.
 
-    ``stop_after`` ends the call after that many epochs (used to test resumption; a killed run behaves alike).
+    ``init``/``patience``/``dtype``/``state_extra``: see ``train_epochs``. ``stop_after`` ends the call after
+    that many epochs (used to test resumption; a killed run behaves alike).
     """
     rows = []
-    for row in train_epochs(x_train, y_train, x_val, y_val, val_dates, s, ckpt, fp, log):
+    for row in train_epochs(x_train, y_train, x_val, y_val, val_dates, s, ckpt, fp, log, init, patience, dtype,
+                            state_extra):
         rows.append(row)
         if stop_after is not None and len(rows) >= stop_after:
             break
-    epochs = pd.DataFrame(json.loads((Path(ckpt) / "state.json").read_text())["epochs"])
-    ranked = epochs.dropna(subset=["val_ic"]).sort_values(["val_ic", "epoch"], ascending=[False, True])
-    ensemble = sorted(int(e) for e in ranked["epoch"].head(s.top_k)) or [int(epochs["epoch"].max())]
+    state = json.loads((Path(ckpt) / "state.json").read_text())
+    epochs = pd.DataFrame(state["epochs"])
+    ensemble = choose_ensemble(state["epochs"], s.top_k)
     train_s = sum(r["train_seconds"] for r in rows)
     sps = len(x_train) * len(rows) / train_s if rows else float("nan")
-    return TrainingResult(epochs, ensemble, len(rows), sps)
+    return TrainingResult(epochs, ensemble, len(rows), sps, bool(state.get("stopped_early")))
 
 
 def predict_ensemble(ckpt: Path, epochs: list[int], x: np.ndarray) -> np.ndarray:

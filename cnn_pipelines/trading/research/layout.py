@@ -65,14 +65,19 @@ def fit_layout(train: pd.DataFrame, families: list[str], s: FeatureSettings, qua
                                for k in range(n_len)], axis=1) for f in families], axis=1)
     fam_order, z_cols = ward_order(cube.transpose(1, 0, 2).reshape(len(families), -1))
     per_order, z_rows = ward_order(cube.transpose(2, 0, 1).reshape(n_len, -1))
-    ordered_fams = [families[i] for i in fam_order]
-    grid = [[column_for(f, k, s) for f in ordered_fams] for k in per_order]
+    return scaled_layout(train, [families[i] for i in fam_order], per_order, s, quantile), z_cols, z_rows
+
+
+def scaled_layout(train: pd.DataFrame, families: list[str], period_index: list[int], s: FeatureSettings,
+                  quantile: float) -> ImageLayout:
+    """The grid in the given order, with its per-cell [-1, 1] scaler fitted on ``train``."""
+    grid = [[column_for(f, k, s) for f in families] for k in period_index]
     lo, hi = [], []
     for row in grid:
         vals = train[row].to_numpy(float)
         lo.append([float(v) for v in np.nanquantile(vals, quantile, axis=0)])
         hi.append([float(v) for v in np.nanquantile(vals, 1 - quantile, axis=0)])
-    return ImageLayout(ordered_fams, per_order, grid, lo, hi), z_cols, z_rows
+    return ImageLayout(list(families), [int(i) for i in period_index], grid, lo, hi)
 
 
 def to_images(features: pd.DataFrame, layout: ImageLayout) -> np.ndarray:

@@ -16,9 +16,8 @@ from cnn_pipelines.trading.models.autoregressive import ArSettings, ar_fold, fit
 from cnn_pipelines.trading.models.base import FoldArrays
 from cnn_pipelines.trading.features.assets import SETTINGS
 from cnn_pipelines.trading.features.panel import universe_table
-from cnn_pipelines.trading.research.assets import RESEARCH_ASSET, RS, _load, _window, period_seed
-from cnn_pipelines.trading.research.layout import ImageLayout
-from cnn_pipelines.trading.research.periods import images_from_table, training_arrays
+from cnn_pipelines.trading.research.assets import RESEARCH_ASSET, RS, _load, _window, period_arrays, period_seed
+from cnn_pipelines.trading.research.periods import images_from_table
 
 CNN_MODEL = "cnn_ta"  # the name oos_predictions goes by in model_predictions and the leaderboard
 
@@ -38,7 +37,7 @@ def model_predictions_asset(spec: ModelSpec) -> dg.AssetsDefinition:
     def _predictions(context: dg.AssetExecutionContext, image_layout: dict, cnn_images: pd.DataFrame,
                      indicator_panel: pd.DataFrame, forward_returns: pd.DataFrame):
         period, fold, data = _load(context, indicator_panel, forward_returns)
-        arrays = FoldArrays(*training_arrays(data, ImageLayout.from_json(image_layout), RS))
+        arrays = FoldArrays(*period_arrays(context, data, image_layout))  # built once per period, shared
         t0 = time.perf_counter()
         fitted = spec.fit(arrays, period_seed(period))
         out = predictions_table(cnn_images, fitted.predict(images_from_table(cnn_images)))

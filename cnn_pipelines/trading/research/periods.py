@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from cnn_pipelines.trading.prices.calendar import TradingCalendar, trading_calendar
-from cnn_pipelines.trading.research.layout import ImageLayout, fit_layout, to_images
+from cnn_pipelines.trading.research.layout import ImageLayout, fit_layout, scaled_layout, to_images
 from cnn_pipelines.trading.features.panel import feature_columns
 from cnn_pipelines.trading.research.selection import rank_families, sample_rows
 from cnn_pipelines.trading.settings import FeatureSettings, ResearchSettings
@@ -38,24 +38,40 @@ def period_data(panel: pd.DataFrame, targets: pd.DataFrame, fold: Fold, rs: Rese
     return PeriodData(frame, train & usable, val & usable, test_mask(frame["date"], fold))
 
 
-def select_families(data: PeriodData, feature_cols: list[str], rs: ResearchSettings, seed: int) -> pd.DataFrame:
+def select_families(data: PeriodData, feature_cols: list[str], rs: ResearchSettings, seed: int,
+                    previous: list[str] | None = None) -> pd.DataFrame:
     """Rank the families by mean MI with the target on a sample of the training slice; mark the best n.
 
     Only the training slice: the validation slice that chooses epochs stays a clean holdout. Families that
-    cannot be computed for this universe (see ``rank_families``) rank last, unselected."""
+    cannot be computed for this universe (see ``rank_families``) rank last, unselected. With ``previous`` (the
+    last retrain's selection, fitted on earlier data) a selected family stays while it ranks within
+    n + ``rs.selection_buffer``; the best others fill the remaining places. A family at the margin no longer
+    flips in and out from month to month, which would change the image and force a fresh start."""
     fit = data.frame.loc[data.train]
     idx = sample_rows(len(fit), rs.mi_sample, seed)
     sample = fit.iloc[idx]
     ranking = rank_families(sample[feature_cols], sample[rs.target].to_numpy(float), rs.mi_bins)
     ranking["selected"] = ranking["available"] & (ranking["rank"] <= rs.n_families)
+    if previous and rs.selection_buffer > 0:
+        ok = ranking["available"]
+        stay = ok & ranking["family"].isin(previous) & (ranking["rank"] <= rs.n_families + rs.selection_buffer)
+        fill = ranking.loc[ok & ~stay].sort_values("rank").head(max(0, rs.n_families - int(stay.sum())))
+        ranking["selected"] = stay | ranking.index.isin(fill.index)
     ranking.attrs["sample_rows"] = len(sample)
     return ranking
 
 
 def fit_image_layout(data: PeriodData, families: list[str], fs: FeatureSettings, rs: ResearchSettings,
-                     seed: int) -> tuple[ImageLayout, np.ndarray, np.ndarray]:
-    """Clustering and scaler, fitted on the training slice only (the validation slice is a holdout)."""
-    return fit_layout(data.frame.loc[data.train], families, fs, rs.scale_quantile, seed=seed)
+                     seed: int, previous: ImageLayout | None = None) -> tuple[ImageLayout, np.ndarray | None, np.ndarray | None]:
+    """Clustering and scaler, fitted on the training slice only (the validation slice is a holdout).
+
+    With ``previous`` (the last retrain's layout) over the same families, its grid order is kept and only the
+    scaler is refitted (no linkages are returned): the same image for the network, so training can go on
+    from the previous model."""
+    train = data.frame.loc[data.train]
+    if previous is not None and sorted(previous.families) == sorted(families):
+        return scaled_layout(train, previous.families, previous.period_index, fs, rs.scale_quantile), None, None
+    return fit_layout(train, families, fs, rs.scale_quantile, seed=seed)
 
 
 def cross_sectional_score(dates: pd.Series, y: pd.Series, clip: float = 3.0) -> np.ndarray:
@@ -99,13 +115,14 @@ class FittedFold:
 
 
 def fit_fold(panel: pd.DataFrame, targets: pd.DataFrame, fold: Fold, fs: FeatureSettings, rs: ResearchSettings,
-             seed: int, label: str) -> FittedFold:
-    """Selection, layout/scaler and training arrays for one fold: the research and production path alike."""
+             seed: int, label: str, previous: ImageLayout | None = None) -> FittedFold:
+    """Selection, layout/scaler and training arrays for one fold: the research and production path alike.
+    ``previous``: the last retrain's layout, kept where the selection allows (see ``select_families``)."""
     data = period_data(panel, targets, fold, rs, trading_calendar(fs.calendar))
     require_rows(data, label, fold)
-    ranking = select_families(data, feature_columns(fs), rs, seed)
+    ranking = select_families(data, feature_columns(fs), rs, seed, previous.families if previous else None)
     families = ranking.loc[ranking["selected"], "family"].tolist()
-    layout, _, _ = fit_image_layout(data, families, fs, rs, seed)
+    layout, _, _ = fit_image_layout(data, families, fs, rs, seed, previous)
     return FittedFold(data, ranking, layout, training_arrays(data, layout, rs))
 
 

@@ -1,5 +1,7 @@
 """The research assets in Dagster for one walk-forward period: wiring, lake outputs, metadata, no retraining."""
 
+import dataclasses
+
 import dagster as dg
 import duckdb
 import pandas as pd
@@ -108,3 +110,34 @@ def test_comparison_models_predict_the_same_rows_and_the_leaderboard_scores_them
     for model in ("ar_cnn", "cnn_ta", "hgb", "ridge"):  # a tearsheet per model, from the same tearsheet code
         report = meta[f"tearsheet_{model}"].value
         assert report.endswith(f"{model}/tearsheet.html") and "data:image/png;base64," in open(report).read()
+
+
+def test_between_retrains_a_month_is_predicted_by_the_retrain_periods_model(research_lake, monkeypatch):
+    """retrain_every = 2 counted from PERIOD: April reuses March's selection, layout and checkpoints (no
+    training), scores its own test images with them, and every research asset says which model it used."""
+    import cnn_pipelines.trading.research.assets as research
+
+    root, first, _ = research_lake
+    res = lake_resources(root, SyntheticPriceSource(n_tickers=25, seed=8, signal_strength=0.3))
+    april = "2015-04-01"
+    end = (pd.Timestamp(april) + pd.offsets.MonthEnd(0)).strftime("%Y-%m-%d")
+    px_from = (pd.Timestamp(PERIOD) + pd.offsets.MonthEnd(0) + pd.offsets.BDay(11)).strftime("%Y-%m-%d")
+    assert run_range([raw_prices], px_from, (pd.Timestamp(end) + pd.offsets.BDay(10)).strftime("%Y-%m-%d"), res).success
+    assert run_range([raw_prices.to_source_asset(), universe, indicator_panel, forward_returns], april, end, res,
+                     selection=dg.AssetSelection.assets(universe, indicator_panel, forward_returns)).success
+    monkeypatch.setattr(research, "RS", dataclasses.replace(RS, retrain_every=2))
+    monkeypatch.setattr(research, "FIRST_PERIOD", PERIOD)
+    sources = [indicator_panel.to_source_asset(), forward_returns.to_source_asset(), universe.to_source_asset(),
+               raw_prices.to_source_asset()]
+    result = dg.materialize([*sources, *RESEARCH], partition_key=april, resources=res)
+    assert result.success
+    meta = {e.materialization.asset_key.path[-1]: e.materialization.metadata
+            for e in result.get_asset_materialization_events()}
+    for asset in ("feature_selection", "image_layout", "cnn_model", "oos_predictions"):
+        assert meta[asset]["model_period"].value == PERIOD, asset
+    assert meta["cnn_model"]["retrained"].value is False
+    assert not (root / "models" / "cnn" / april).exists()  # nothing trained for April
+    march_layout = first.output_for_node("image_layout")
+    assert result.output_for_node("image_layout")["families"] == march_layout["families"]
+    preds = result.output_for_node("oos_predictions")
+    assert len(preds) and preds["period"].astype(str).eq(april).all() and preds["prediction"].std() > 0

@@ -1,0 +1,140 @@
+"""A walk-forward study over consecutive test months in one process, with the research levers: features
+joined once, images built once per period, warm starts with early stopping, a retrain cadence, and bf16
+where the hardware has it. The research assets run the same steps one period at a time; the walk-forward
+benchmark and the tests run this loop."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cnn_pipelines.storage.checkpoints import choose_ensemble
+from cnn_pipelines.trading.evaluation.metrics import daily_ic
+from cnn_pipelines.trading.prices.calendar import trading_calendar
+from cnn_pipelines.trading.research.layout import ImageLayout, to_images
+from cnn_pipelines.trading.research.periods import fit_fold, period_data
+from cnn_pipelines.trading.research.precision import bf16_support, keep_bf16
+from cnn_pipelines.trading.research.retraining import (
+    layout_signature, previous_retrain, retrain_period, warm_start_source,
+)
+from cnn_pipelines.trading.research.walkforward import fold_for
+from cnn_pipelines.trading.settings import FeatureSettings, ResearchSettings
+
+
+@dataclass
+class PeriodResult:
+    period: str
+    model_period: str          # the retrain period whose model predicted this month
+    started_from: str          # warm start source or why from scratch ("" when not retrained)
+    epochs_trained: int
+    stopped_early: bool
+    ensemble: list[int]
+    test_ic: float
+    test_days: int
+    seconds: float
+
+
+def train_config(rs: ResearchSettings, period: str, seed: int, init: Path | None, dtype: str) -> dict:
+    """What a period's checkpoints are fingerprinted with: settings, period, seed, warm start source, dtype."""
+    source = None
+    if init is not None:  # the source's own fingerprint: a retrained predecessor means a different start
+        state = json.loads((Path(init).parent / "state.json").read_text())
+        source = f"{Path(init).parent.name}/{Path(init).name}/{state.get('fingerprint')}"
+    return dataclasses.asdict(rs) | {"period": period, "seed": seed, "init": source, "dtype": dtype}
+
+
+def choose_precision(arrays: tuple, rs: ResearchSettings, models_root: Path, seed: int,
+                     log: Callable[[str], None] = print, trial_epochs: int = 2) -> tuple[str, str]:
+    """("float32" or "mixed_bfloat16", why), decided once per models folder and machine: bf16 is tried only
+    where the hardware has it, and kept when a short trial's validation IC is within noise of fp32's."""
+    if rs.precision == "fp32":
+        return "float32", "fp32: precision setting"
+    ok, where = bf16_support()
+    if not ok:
+        return "float32", f"fp32: {where}"
+    record = Path(models_root) / "precision.json"
+    if record.exists():
+        saved = json.loads(record.read_text())
+        if saved.get("where") == where:
+            return saved["dtype"], saved["why"]
+    from cnn_pipelines.trading.research.cnn import train_period
+
+    trial = dataclasses.replace(rs, epochs=trial_epochs)
+    scores = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for dtype in ("float32", "mixed_bfloat16"):
+            t0 = time.perf_counter()
+            res = train_period(*arrays, trial, Path(tmp) / dtype, dtype, log=lambda m: None, dtype=dtype)
+            best = res.epochs.sort_values("val_ic").iloc[-1]
+            scores[dtype] = (float(best["val_ic"]), float(best["val_ic_se"]), time.perf_counter() - t0)
+    (f_ic, f_se, f_s), (b_ic, b_se, b_s) = scores["float32"], scores["mixed_bfloat16"]
+    keep = keep_bf16(f_ic, f_se, b_ic, b_se)
+    why = (f"{'bf16' if keep else 'fp32'} on {where}: {trial_epochs}-epoch trial, validation IC fp32 {f_ic:+.4f} "
+           f"(s.e. {f_se:.4f}, {f_s:.1f}s) vs bf16 {b_ic:+.4f} (s.e. {b_se:.4f}, {b_s:.1f}s)")
+    log(why)
+    from cnn_pipelines.storage.lake import write_json
+
+    dtype = "mixed_bfloat16" if keep else "float32"
+    write_json(record, {"where": where, "dtype": dtype, "why": why})
+    return dtype, why
+
+
+def walk_forward(panel: pd.DataFrame, targets: pd.DataFrame, periods: list[str], fs: FeatureSettings,
+                 rs: ResearchSettings, models_root: Path, seed: int = 1,
+                 log: Callable[[str], None] = print) -> tuple[pd.DataFrame, list[PeriodResult]]:
+    """Train and predict ``periods`` (consecutive months) in order; returns the out-of-sample predictions
+    (date, ticker, period, prediction, target) and one result per period. ``rs.warm_start`` False and
+    ``rs.retrain_every`` 1 is the book's procedure with our training loop."""
+    from cnn_pipelines.trading.research.cnn import fingerprint, predict_ensemble, train_period
+
+    calendar = trading_calendar(fs.calendar)
+    first = periods[0]
+    layouts: dict[str, ImageLayout] = {}
+    results, preds = [], []
+    dtype = None
+    for period in periods:
+        t0 = time.perf_counter()
+        fold = fold_for(period, rs, calendar)
+        anchor = retrain_period(period, first, rs.retrain_every)
+        started, trained, stopped, ensemble = "", 0, False, []
+        if anchor == period:
+            previous = previous_retrain(period, first, rs.retrain_every)
+            fitted = fit_fold(panel, targets, fold, fs, rs, seed, f"period {period}",
+                              layouts.get(previous) if rs.warm_start else None)
+            data, layout = fitted.data, fitted.layout
+            if dtype is None:
+                dtype, why = choose_precision(fitted.arrays, rs, models_root, seed, log)
+                log(why)
+            init, started = (warm_start_source(models_root, previous, period, layout) if rs.warm_start
+                             else (None, "from scratch: warm start off"))
+            fp = fingerprint(*fitted.arrays[:4], config=train_config(rs, period, seed, init, dtype))
+            res = train_period(*fitted.arrays, dataclasses.replace(rs, seed=seed), models_root / period, fp,
+                               log=lambda m: None, init=init, patience=rs.patience if init is not None else None,
+                               dtype=dtype, state_extra={"layout": layout_signature(layout), "started_from": started})
+            layouts[period] = layout
+            trained, stopped, ensemble = res.trained_epochs, res.stopped_early, res.ensemble
+        else:
+            data, layout = period_data(panel, targets, fold, rs, calendar), layouts[anchor]
+            ensemble = choose_ensemble(json.loads((models_root / anchor / "state.json").read_text())["epochs"], rs.top_k)
+        test = data.frame.loc[data.test]
+        pred = predict_ensemble(models_root / anchor, ensemble, to_images(test, layout))
+        out = test[["date", "ticker", rs.target]].assign(period=period, prediction=pred.astype(np.float32))
+        preds.append(out)
+        ok = out[rs.target].notna()
+        ic = daily_ic(out.loc[ok, "date"].to_numpy(), out.loc[ok, "prediction"].to_numpy(),
+                      out.loc[ok, rs.target].to_numpy(float))
+        results.append(PeriodResult(period, anchor, started, trained, stopped, ensemble,
+                                    float(ic.mean()) if len(ic) else float("nan"), int(len(ic)),
+                                    time.perf_counter() - t0))
+        log(f"{period}: model {anchor}, {trained} epochs{' (stopped early)' if stopped else ''}, "
+            f"test IC {results[-1].test_ic:+.4f}, {results[-1].seconds:.1f}s; {started}")
+    return pd.concat(preds, ignore_index=True), results
+
