@@ -188,7 +188,7 @@ def model_tearsheets(preds: pd.DataFrame, prices: pd.DataFrame, sessions: pd.Dat
     rows = {}
     for model, f in preds.groupby("model", sort=True):
         sheet = build_tearsheet(f[["date", "ticker", "prediction", RS.target]], prices, ES.periods, ES.quantiles,
-                                sessions)
+                                sessions, name=str(model))
         folder = out / str(model)
         folder.mkdir(parents=True, exist_ok=True)
         html = write_report(sheet, folder, f"{model}: out-of-sample factor tearsheet")

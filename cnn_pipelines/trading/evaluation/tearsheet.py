@@ -60,10 +60,11 @@ def forward_returns_for_alphalens(factor: pd.Series, prices: pd.DataFrame, perio
 
 
 def factor_tearsheet(predictions: pd.DataFrame, prices: pd.DataFrame, periods=PERIODS, quantiles: int = 5,
-                     sessions: pd.DatetimeIndex | None = None) -> Tearsheet:
+                     sessions: pd.DatetimeIndex | None = None, name: str = "") -> Tearsheet:
     """Alphalens statistics of ``predictions`` (date, ticker, prediction and any realized label columns
     ``fwd_*``, each of which gets its own daily rank IC in ``label_ic``). With fewer names per day than
-    ``quantiles``, the quantile count shrinks to the smallest daily cross-section (at least 2)."""
+    ``quantiles``, the quantile count shrinks to the smallest daily cross-section (at least 2). ``name``
+    (a model) heads the figures' titles."""
     import alphalens as al
 
     factor = predictions.assign(date=pd.to_datetime(predictions["date"])).set_index(["date", "ticker"])["prediction"]
@@ -109,18 +110,18 @@ def factor_tearsheet(predictions: pd.DataFrame, prices: pd.DataFrame, periods=PE
         label_ic[col] = {"ic_mean": mean, "ic_se": se, "days": days}
     sheet = Tearsheet(ic_summary.astype(float), mean_q_bps, spread, turnover, autocorr, sample, daily_ic=ic,
                       label_ic=pd.DataFrame(label_ic).T, exits=exits)
-    sheet.figures = _figures(ic, mean_q_bps, spread_daily)
+    sheet.figures = _figures(ic, mean_q_bps, spread_daily, f"{name}: " if name else "")
     return sheet
 
 
-def _figures(ic: pd.DataFrame, mean_q_bps: pd.DataFrame, spread_daily: pd.DataFrame) -> dict[str, bytes]:
+def _figures(ic: pd.DataFrame, mean_q_bps: pd.DataFrame, spread_daily: pd.DataFrame, who: str = "") -> dict[str, bytes]:
     figs = {}
     first = ic.columns[0]
     fig, ax = plt.subplots(figsize=(8, 3))
     ax.bar(ic.index, ic[first], width=1.0, color="tab:blue", alpha=0.5, label=f"daily IC ({first})")
     ax.plot(ic.index, ic[first].rolling(21, min_periods=5).mean(), color="black", lw=1.2, label="21-day mean")
     ax.axhline(0, color="gray", lw=0.6)
-    ax.set_title("Information coefficient (daily Spearman rank correlation, prediction vs forward return)")
+    ax.set_title(f"{who}Information coefficient (daily Spearman rank correlation, prediction vs forward return)")
     ax.set_ylabel("rank IC")
     ax.legend()
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
@@ -129,14 +130,14 @@ def _figures(ic: pd.DataFrame, mean_q_bps: pd.DataFrame, spread_daily: pd.DataFr
     mean_q_bps.plot.bar(ax=ax, rot=0)
     ax.set_xlabel("factor quantile (1 = lowest prediction)")
     ax.set_ylabel("bps per period (demeaned)")
-    ax.set_title("Mean return by factor quantile")
+    ax.set_title(f"{who}Mean return by factor quantile")
     figs["quantile_returns"] = png_bytes(fig)
     fig, ax = plt.subplots(figsize=(8, 3))
     ax.plot(spread_daily.index, (1 + spread_daily.iloc[:, 0].fillna(0)).cumprod() - 1, lw=1.2)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_ylabel("cumulative return")
-    ax.set_title(f"Cumulative top-minus-bottom quantile return ({spread_daily.columns[0]}, daily rebalanced)")
+    ax.set_title(f"{who}Cumulative top-minus-bottom quantile return ({spread_daily.columns[0]}, daily rebalanced)")
     figs["spread"] = png_bytes(fig)
     return figs
 

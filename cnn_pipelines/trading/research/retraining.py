@@ -57,7 +57,8 @@ def warm_start_source(models_root: Path, previous: str | None, period: str,
         raise ValueError(f"warm start of {period} from {previous}: only an earlier period's model may be used")
     state_path = Path(models_root) / previous / "state.json"
     if not state_path.exists():
-        return None, f"from scratch: no trained model for {previous} (materialize cnn_model for it first)"
+        return None, (f"from scratch: no model trained for {previous}, the previous retrain period, in this lake "
+                      f"(materializing {previous} first lets the next run start from it)")
     state = json.loads(state_path.read_text())
     epochs = [e for e in state.get("epochs", []) if np.isfinite(e.get("val_ic", np.nan))]
     if not epochs:

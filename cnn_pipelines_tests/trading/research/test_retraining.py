@@ -65,7 +65,7 @@ def test_a_layout_change_forces_a_fresh_start_and_says_why(tmp_path):
     path, why = warm_start_source(tmp_path, "2016-06-01", "2016-07-01", _layout(rows=(0, 1, 2)))
     assert path is None and "look-back order changed" in why
     path, why = warm_start_source(tmp_path, "2016-05-01", "2016-07-01", _layout())
-    assert path is None and "no trained model for 2016-05-01" in why
+    assert path is None and "no model trained for 2016-05-01" in why
     assert warm_start_source(tmp_path, None, "2016-07-01", _layout())[0] is None
     # the scaler is refitted on every window and does not change the grid: still a warm start
     rescaled = dataclasses.replace(_layout(), lo=[[-5.0] * 3] * 3)
