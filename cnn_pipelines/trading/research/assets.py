@@ -20,7 +20,7 @@ from cnn_pipelines.trading.prices.calendar import trading_calendar
 from cnn_pipelines.trading.research.layout import ImageLayout
 from cnn_pipelines.trading.evaluation.metrics import oos_ic
 from cnn_pipelines.trading.features.panel import feature_columns
-from cnn_pipelines.plots import heatmap, markdown_image, png_bytes
+from cnn_pipelines.plots import heatmap, markdown_image, png_bytes, rounded
 from cnn_pipelines.trading.research.periods import (
     fit_image_layout, image_table, images_from_table, mean_images_by_decile, period_data, require_rows,
     select_families, training_arrays,
@@ -281,14 +281,14 @@ def cnn_model(context: dg.AssetExecutionContext, image_layout: dict, indicator_p
     meta = {
         "period": period, "train_rows": len(x_tr), "val_rows": len(x_va), "ensemble_epochs": dg.MetadataValue.json(result.ensemble),
         "trained_epochs_this_run": result.trained_epochs,
-        "best_val_ic": float(result.epochs["val_ic"].max()),
+        "best_val_ic": rounded(float(result.epochs["val_ic"].max()), 4, "n/a (no validation IC)"),
         "epochs": dg.MetadataValue.md(result.epochs.round(5).to_markdown(index=False)),
         "flops_per_sample_forward": FLOPS_PER_SAMPLE_FORWARD, "model_period": period, "retrained": True,
         "started_from": started, "epochs_trained": int(len(result.epochs)), "stopped_early": result.stopped_early,
         "precision": precision_why,
     }
     if np.isfinite(result.samples_per_s):
-        meta["train_samples_per_s"] = float(result.samples_per_s)
+        meta["train_samples_per_s"] = round(float(result.samples_per_s))
     heat = _ic_heatmap(models_dir(lake.root))
     if heat:
         meta["val_ic_heatmap"] = dg.MetadataValue.md(heat)

@@ -67,8 +67,11 @@ def warm_start_source(models_root: Path, previous: str | None, period: str,
     if theirs != mine:
         if theirs is None:
             why = "its layout is not recorded"
+        elif set(theirs["families"]) != set(mine["families"]):
+            out, new = set(theirs["families"]) - set(mine["families"]), set(mine["families"]) - set(theirs["families"])
+            why = f"selected families changed (out: {', '.join(sorted(out))}; in: {', '.join(sorted(new))})"
         elif theirs["families"] != mine["families"]:
-            why = f"selected families or their order changed ({theirs['families']} -> {mine['families']})"
+            why = f"column order changed ({', '.join(theirs['families'])} -> {', '.join(mine['families'])})"
         else:
             why = f"look-back order changed ({theirs['period_index']} -> {mine['period_index']})"
         return None, f"from scratch: image layout differs from {previous}'s: {why}"

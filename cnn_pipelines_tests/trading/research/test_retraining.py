@@ -61,7 +61,9 @@ def test_a_warm_start_reads_the_best_epoch_of_the_earlier_period_and_never_a_lat
 def test_a_layout_change_forces_a_fresh_start_and_says_why(tmp_path):
     _trained(tmp_path, "2016-06-01", _layout())
     path, why = warm_start_source(tmp_path, "2016-06-01", "2016-07-01", _layout(["RSI", "BBH", "WILLR"]))
-    assert path is None and "selected families or their order changed" in why
+    assert path is None and "column order changed" in why
+    path, why = warm_start_source(tmp_path, "2016-06-01", "2016-07-01", _layout(["RSI", "CCI", "BBH"]))
+    assert path is None and "selected families changed (out: WILLR; in: CCI)" in why
     path, why = warm_start_source(tmp_path, "2016-06-01", "2016-07-01", _layout(rows=(0, 1, 2)))
     assert path is None and "look-back order changed" in why
     path, why = warm_start_source(tmp_path, "2016-05-01", "2016-07-01", _layout())
