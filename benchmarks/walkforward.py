@@ -110,14 +110,6 @@ def reference(panel, targets, periods, fs, rs, epochs: int, workdir: Path, seed:
     return pd.concat(preds, ignore_index=True), trained, float(np.median(epoch_s))
 
 
-def score(preds: pd.DataFrame, target: str) -> tuple[float, float, int]:
-    from cnn_pipelines.trading.evaluation.metrics import daily_ic, mean_and_se
-
-    ok = preds[target].notna()
-    ic = daily_ic(preds.loc[ok, "date"].to_numpy(), preds.loc[ok, "prediction"].to_numpy(float),
-                  preds.loc[ok, target].to_numpy(float))
-    mean, se = mean_and_se(ic)
-    return mean, se, int(len(ic))
 
 
 def rebuild_seconds(panel, targets, period, fs, rs) -> tuple[float, float]:
@@ -154,6 +146,7 @@ def main() -> None:
 
     tf.get_logger().setLevel("ERROR")  # retracing notices: each period builds its own model, as the book does
 
+    from cnn_pipelines.trading.evaluation.metrics import oos_ic as score  # mean daily IC, s.e., days
     from cnn_pipelines.trading.research.precision import bf16_support
     from cnn_pipelines.trading.research.study import walk_forward
     from cnn_pipelines.trading.settings import ResearchSettings

@@ -25,7 +25,6 @@ import tensorflow as tf  # noqa: E402
 
 from cnn_pipelines.trading.evaluation.metrics import daily_ic  # noqa: E402,F401  (re-exported: training picks epochs by it)
 from cnn_pipelines.storage.checkpoints import choose_ensemble, epoch_path, fingerprint, load_state, save_epoch  # noqa: E402,F401
-from cnn_pipelines.storage.lake import write_json  # noqa: E402
 from cnn_pipelines.trading.settings import ResearchSettings  # noqa: E402
 
 FLOPS_PER_SAMPLE_FORWARD = (
@@ -103,7 +102,7 @@ def train_epochs(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_
     """Train (or resume) epoch by epoch, yielding each epoch's row once its checkpoint and state are on disk.
 
     ``init``: a checkpoint whose weights start training (warm start; a fresh optimizer). ``patience``: stop
-    once that many epochs bring no better validation IC (the state records it, so a re-run does not go on).
+    once that many epochs bring no better validation IC (a re-run finds the same and does not go on).
     ``state_extra`` is stored in state.json (what the model was started from, its layout). Stopping the
     iteration anywhere (or killing the process) leaves a resumable state.
     """
@@ -111,7 +110,7 @@ def train_epochs(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_
     state = load_state(ckpt, fp)
     state.update(state_extra or {})
     done = len(state["epochs"])
-    if done >= s.epochs or state.get("stopped_early") or stop_now(state["epochs"], patience):
+    if done >= s.epochs or stop_now(state["epochs"], patience):
         return
     keras.utils.set_random_seed(s.seed + done)
     if done:  # the saved model: its weights, dtype policy and optimizer state (momentum) go on
@@ -135,8 +134,6 @@ def train_epochs(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_
             f"{row['seconds']:.1f}s ({row['train_samples_per_s']:,.0f} samples/s)")
         yield row
         if stop_now(state["epochs"], patience):
-            state["stopped_early"] = True
-            write_json(ckpt / "state.json", state)
             log(f"stopping after epoch {epoch}: no better validation IC in the last {patience} epochs")
             return
 
@@ -162,7 +159,7 @@ def train_period(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_
     ensemble = choose_ensemble(state["epochs"], s.top_k)
     train_s = sum(r["train_seconds"] for r in rows)
     sps = len(x_train) * len(rows) / train_s if rows else float("nan")
-    return TrainingResult(epochs, ensemble, len(rows), sps, bool(state.get("stopped_early")))
+    return TrainingResult(epochs, ensemble, len(rows), sps, stop_now(state["epochs"], patience))
 
 
 def predict_ensemble(ckpt: Path, epochs: list[int], x: np.ndarray) -> np.ndarray:

@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cnn_pipelines.storage.checkpoints import choose_ensemble
-from cnn_pipelines.trading.evaluation.metrics import daily_ic
+from cnn_pipelines.trading.evaluation.metrics import oos_ic
 from cnn_pipelines.trading.prices.calendar import trading_calendar
 from cnn_pipelines.trading.research.layout import ImageLayout, to_images
 from cnn_pipelines.trading.research.periods import fit_fold, period_data
@@ -98,6 +97,7 @@ def walk_forward(panel: pd.DataFrame, targets: pd.DataFrame, periods: list[str],
     calendar = trading_calendar(fs.calendar)
     first = periods[0]
     layouts: dict[str, ImageLayout] = {}
+    ensembles: dict[str, list[int]] = {}
     results, preds = [], []
     dtype = None
     for period in periods:
@@ -112,27 +112,22 @@ def walk_forward(panel: pd.DataFrame, targets: pd.DataFrame, periods: list[str],
             data, layout = fitted.data, fitted.layout
             if dtype is None:
                 dtype, why = choose_precision(fitted.arrays, rs, models_root, seed, log)
-                log(why)
             init, started = (warm_start_source(models_root, previous, period, layout) if rs.warm_start
                              else (None, "from scratch: warm start off"))
             fp = fingerprint(*fitted.arrays[:4], config=train_config(rs, period, seed, init, dtype))
             res = train_period(*fitted.arrays, dataclasses.replace(rs, seed=seed), models_root / period, fp,
                                log=lambda m: None, init=init, patience=rs.patience if init is not None else None,
                                dtype=dtype, state_extra={"layout": layout_signature(layout), "started_from": started})
-            layouts[period] = layout
+            layouts[period], ensembles[period] = layout, res.ensemble
             trained, stopped, ensemble = res.trained_epochs, res.stopped_early, res.ensemble
         else:
-            data, layout = period_data(panel, targets, fold, rs, calendar), layouts[anchor]
-            ensemble = choose_ensemble(json.loads((models_root / anchor / "state.json").read_text())["epochs"], rs.top_k)
+            data, layout, ensemble = period_data(panel, targets, fold, rs, calendar), layouts[anchor], ensembles[anchor]
         test = data.frame.loc[data.test]
         pred = predict_ensemble(models_root / anchor, ensemble, to_images(test, layout))
         out = test[["date", "ticker", rs.target]].assign(period=period, prediction=pred.astype(np.float32))
         preds.append(out)
-        ok = out[rs.target].notna()
-        ic = daily_ic(out.loc[ok, "date"].to_numpy(), out.loc[ok, "prediction"].to_numpy(),
-                      out.loc[ok, rs.target].to_numpy(float))
-        results.append(PeriodResult(period, anchor, started, trained, stopped, ensemble,
-                                    float(ic.mean()) if len(ic) else float("nan"), int(len(ic)),
+        ic, _, days = oos_ic(out, rs.target)
+        results.append(PeriodResult(period, anchor, started, trained, stopped, ensemble, ic, days,
                                     time.perf_counter() - t0))
         log(f"{period}: model {anchor}, {trained} epochs{' (stopped early)' if stopped else ''}, "
             f"test IC {results[-1].test_ic:+.4f}, {results[-1].seconds:.1f}s; {started}")
