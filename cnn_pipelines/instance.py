@@ -21,6 +21,8 @@ import dagster as dg
 from dagster import DagsterEventType
 from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
 
+from cnn_pipelines.storage.events import SHARDED_DIR, LeanSqliteEventLogStorage, migrate_sharded_history
+
 LOCK_FILE = ".instance.lock"
 
 
@@ -44,6 +46,11 @@ def prepare(home: Path | None = None) -> dg.DagsterInstance:
         instance.get_run_records(limit=1)
         instance.all_asset_keys()                  # event log storage
         instance.all_instigator_state()            # schedule storage
+        if isinstance(instance.event_log_storage, LeanSqliteEventLogStorage):
+            moved = migrate_sharded_history(home, instance.event_log_storage)
+            if moved:
+                print(f"moved {moved:,} events of earlier runs from {home / SHARDED_DIR} into "
+                      f"{instance.event_log_storage.get_db_path()}")
     return instance
 
 

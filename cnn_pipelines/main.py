@@ -144,10 +144,10 @@ def run_job(name: str, start: str, end: str, instance: dg.DagsterInstance) -> Da
 
 
 def research_periods(end: str, count: int) -> list[str]:
-    """The ``count`` newest complete monthly periods whose test month ends on or before ``end``."""
+    """The ``count`` newest complete monthly periods whose test month ends on or before ``end`` (none for 0)."""
     keys = [k for k in research_partitions.get_partition_keys()
             if (pd.Timestamp(k) + pd.offsets.MonthEnd(0)).strftime("%Y-%m-%d") <= end]
-    return keys[-count:]
+    return keys[-count:] if count > 0 else []
 
 
 def summary(root: Path) -> str:
@@ -245,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     clipped = bool(coverage and coverage[0] < first)
     if clipped:  # nothing before the first partition can be stored
         coverage = (first, coverage[1])
+    if args.periods < 0:
+        parser.error(f"--periods must be 0 or more, not {args.periods}")
     the_plan = plan(args.end, args.days, args.start, args.periods, coverage=coverage)
     if clipped and the_plan.history and the_plan.history[0] == str(first):
         the_plan.notes.append(f"the partitions start on {first}; CNN_PARTITIONS_START=YYYY-MM-DD widens them")

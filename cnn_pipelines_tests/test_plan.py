@@ -61,3 +61,8 @@ def test_the_default_range_starts_where_the_prices_allow_and_errors_name_the_nee
     # six test months need training data from 2017-02 on: before the universe's history exists
     with pytest.raises(PlanError, match=r"the test periods 2018-02-01\.\.2018-07-01 train on the 12 months"):
         plan(end="2018-07-31", periods=6, coverage=COVER, keys=KEYS)
+
+
+def test_no_periods_means_no_research_runs():
+    p = plan(end="2020-07-31", days=300, periods=0, coverage=COVER, keys=KEYS)
+    assert p.periods == [] and not any(job in ("research_job", "evaluation_job") for job, *_ in p.runs())

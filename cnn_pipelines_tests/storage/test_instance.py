@@ -4,6 +4,7 @@ process died without a word are marked failed instead of staying STARTED forever
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 from dagster._core.storage.dagster_run import DagsterRunStatus
 
 from cnn_pipelines.instance import fail_dead_runs, prepare, run_pid
+from cnn_pipelines_tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -36,12 +38,16 @@ SLOW_RUN = textwrap.dedent("""
 
 def test_two_first_commands_at_once_find_one_instance(tmp_path):
     code = "import sys; from cnn_pipelines.instance import prepare; prepare(sys.argv[1]).get_runs()"
-    for attempt in range(2):
+    for attempt in range(3):
         home = tmp_path / f"home{attempt}"
+        if attempt == 2:  # the project's instance config (one event database)
+            home.mkdir()
+            shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
         procs = [subprocess.Popen([sys.executable, "-c", code, str(home)], stderr=subprocess.PIPE) for _ in range(2)]
         errors = [p.communicate(timeout=90)[1].decode() for p in procs]
         assert [p.returncode for p in procs] == [0, 0], errors
-        assert (home / "history" / "runs.db").exists()  # no dagster.yaml here: the default layout
+        assert (home / "history" / "runs.db").exists()
+        assert (home / "history" / "events" / "event_log.db").exists() == (attempt == 2)
 
 
 def test_a_run_whose_process_was_killed_is_marked_failed(tmp_path):
@@ -70,3 +76,20 @@ def test_a_run_whose_process_was_killed_is_marked_failed(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_history_of_the_default_storage_is_carried_into_the_projects(tmp_path):
+    @dg.asset(partitions_def=dg.DailyPartitionsDefinition("2024-01-01"))
+    def daily(context) -> None:
+        context.log.info(f"day {context.partition_key}")
+
+    with dg.DagsterInstance.from_config(str(tmp_path)) as old:  # no dagster.yaml yet: Dagster's sharded SQLite
+        run_id = dg.materialize([daily], instance=old, partition_key="2024-01-02").run_id
+        before = [e.dagster_event_type for e in old.all_logs(run_id)]
+    assert (tmp_path / "history" / "runs" / f"{run_id}.db").exists()
+    shutil.copy(REPO_ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    with prepare(tmp_path) as instance:
+        assert [e.dagster_event_type for e in instance.all_logs(run_id)] == before
+        assert instance.get_materialized_partitions(dg.AssetKey("daily")) == {"2024-01-02"}
+    assert not (tmp_path / "history" / "runs").exists()
+    assert (tmp_path / "history" / "events" / "event_log.db").exists()

@@ -1,6 +1,9 @@
-"""Dagster's event history stays lean: a range run records each partition's own numbers, and the run's
-pictures once, so a nightly schedule or a 520-partition `make run` does not grow the instance by the megabyte."""
+"""Dagster's event history stays lean: a range run records each partition's own numbers, the run's pictures
+once, each event once (the project's dagster.yaml storage), and its checks planned once, so a nightly schedule or
+a 520-partition `make run` does not grow the instance by the megabyte."""
 
+import shutil
+import sqlite3
 from pathlib import Path
 
 import dagster as dg
@@ -10,7 +13,7 @@ from cnn_pipelines.trading.features.assets import SETTINGS, forward_returns, ind
 from cnn_pipelines.trading.prices.assets import raw_prices
 from cnn_pipelines.trading.prices.resources import SyntheticPriceSource
 
-from cnn_pipelines_tests.conftest import lake_resources, run_range
+from cnn_pipelines_tests.conftest import REPO_ROOT, lake_resources, run_range
 
 
 def _storage_bytes(home: Path) -> int:
@@ -21,10 +24,11 @@ def test_range_run_history_grows_by_kilobytes_per_partition_not_by_pictures(tmp_
     res = lake_resources(tmp_path / "lake", SyntheticPriceSource(n_tickers=12, seed=5))
     start, end = "2014-03-03", "2014-04-25"
     first = pd.bdate_range(end=start, periods=SETTINGS.price_lookback + 1)[0].strftime("%Y-%m-%d")
-    assert run_range([raw_prices], first, "2014-05-02", res).success  # prices into a throwaway instance
     home = tmp_path / "home"
     home.mkdir()
-    with dg.DagsterInstance.local_temp(str(home)) as instance:
+    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert run_range([raw_prices], first, "2014-05-02", res, instance).success  # with its 4 checks
         before = _storage_bytes(home)
         result = run_range([raw_prices.to_source_asset(), universe, indicator_panel, forward_returns],
                            start, end, res, instance,
@@ -32,13 +36,22 @@ def test_range_run_history_grows_by_kilobytes_per_partition_not_by_pictures(tmp_
         assert result.success
         mats = [e.materialization for e in result.get_asset_materialization_events()]
         grown = _storage_bytes(home) - before
+        outputs = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_OUTPUT]
+    # one database, each event once; a range run's checks planned (and completed) once, not once per partition
+    assert not (home / "history" / "runs").exists()
+    with sqlite3.connect(home / "history" / "events" / "event_log.db") as con:
+        checks = con.execute("select check_name, execution_status, partition from asset_check_executions").fetchall()
+    assert len(checks) == 4 and all(status != "PLANNED" and part is None for _, status, part in checks), checks
+    # metadata (and its pictures) is stored with the materialization, not again with the step's output
+    assert outputs and all(not e.event_specific_data.metadata for e in outputs)
     partitions = len(pd.bdate_range(start, end))
     assert len(mats) == 3 * partitions
     for asset in ("universe", "indicator_panel", "forward_returns"):
         with_pictures = [m.partition for m in mats if m.asset_key.path[-1] == asset
                          and any("data:image/" in str(v.value) for v in m.metadata.values())]
         assert with_pictures in ([], [end]), f"{asset}: pictures on {with_pictures}"
-    # Measured: ~12 KB per materialization here (two ~2 KB copies of each event, its planned event, SQLite pages
-    # and the run's own database amortized over 40 partitions); ~43 KB when the run's pictures and tables were
-    # copied onto every partition.
-    assert grown / len(mats) < 20_000, f"{grown:,} bytes of history for {len(mats)} materializations"
+    # Measured: ~6 KB per materialization here (a ~2 KB event, its planned event and index rows, plus the run's
+    # other events and its pictures amortized over 40 partitions); ~12 KB with Dagster's default SQLite storage
+    # (two copies of each event, a planned check row per partition), ~43 KB when every partition carried the
+    # run's pictures and tables.
+    assert grown / len(mats) < 9_000, f"{grown:,} bytes of history for {len(mats)} materializations"

@@ -10,6 +10,7 @@ from matplotlib.ticker import PercentFormatter
 import numpy as np
 import pandas as pd
 
+from cnn_pipelines.metadata import asset_output, asset_result
 from cnn_pipelines.storage import lake
 from cnn_pipelines.trading.prices.assets import raw_prices
 from cnn_pipelines.trading.features.assets import SETTINGS
@@ -104,7 +105,7 @@ def factor_tearsheet(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         **{f"figure_{k}": dg.MetadataValue.md(markdown_image(v, k)) for k, v in sheet.figures.items()},
     }
     context.log.info(f"tearsheet: 1D IC {meta['ic_mean_1d']}, t {meta['ic_t_stat_1d']}, report {html}")
-    return dg.MaterializeResult(metadata=meta)
+    return asset_result(context, meta)
 
 
 def stats_markdown(stats: pd.DataFrame) -> str:
@@ -142,7 +143,7 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig):
     s = res.stats["long_short"]
     context.log.info(f"backtest: Sharpe {s['sharpe']:.2f}, annual return {s['annual_return']:.2%}, "
                      f"max drawdown {s['max_drawdown']:.2%}")
-    return dg.Output(daily, metadata={
+    return asset_output(context, daily, {
         "days": len(daily), "first_date": str(daily["date"].min().date()), "last_date": str(daily["date"].max().date()),
         "sharpe": rounded(s["sharpe"], 2, "n/a (no return variance)"),
         "annual_return": rounded(s["annual_return"]), "annual_volatility": rounded(s["annual_volatility"]),
@@ -230,7 +231,7 @@ def model_leaderboard(context: dg.AssetExecutionContext, config: BacktestConfig)
     shown = board.table.copy()
     days = int(shown["days"].min()) if len(shown) else 0
     context.log.info("model leaderboard:\n" + shown.round(4).to_string(index=False))
-    return dg.Output(board.table, metadata={
+    return asset_output(context, board.table, {
         "models": dg.MetadataValue.json(list(board.table["model"])), "target": RS.target,
         "periods": int(preds["period"].nunique()), "days": days,
         "leader": str(board.table["model"].iloc[0]) if len(board.table) else "n/a",
@@ -261,7 +262,7 @@ def leakage_audit(context: dg.AssetExecutionContext):
     context.log.info(f"leakage audit: {why}")
     meta = {f"{m.split(' (')[0].replace(' ', '_')}_{k}": float(table.loc[m, k])
             for m in table.index for k in ("ic", "se")}
-    yield dg.Output(table.reset_index(), metadata={
+    yield asset_output(context, table.reset_index(), {
         **meta, "planted_oracle_ic": float(table.loc["planted signal", "oracle_ic"]), "max_null_se": MAX_SE,
         "target": RS.target, "verdict": why, "table": dg.MetadataValue.md(table.round(4).to_markdown()),
     })

@@ -6,6 +6,7 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
+from cnn_pipelines.metadata import asset_output
 from cnn_pipelines.trading.prices.assets import partition_dates
 from cnn_pipelines.trading.features.reports import family_correlation, nan_share_by_family, universe_turnover
 from cnn_pipelines.trading.features.panel import forward_returns_table, indicator_panel_table, target_columns, universe_table
@@ -54,7 +55,7 @@ def universe(context: dg.AssetExecutionContext, raw_prices: pd.DataFrame):
     if len(turnover) > 2:
         meta["turnover"] = dg.MetadataValue.md(markdown_image(
             line_plot(turnover, "Daily universe turnover (share of new members)", "share"), "turnover"))
-    return dg.Output(table, metadata=report(context, table, meta))
+    return asset_output(context, table, report(context, table, meta))
 
 
 @dg.asset(ins={"raw_prices": _prices_window(-SETTINGS.price_lookback)}, **FEATURE_ASSET)
@@ -72,7 +73,7 @@ def indicator_panel(context: dg.AssetExecutionContext, raw_prices: pd.DataFrame)
     if not corr.empty:
         meta["family_correlation"] = dg.MetadataValue.md(markdown_image(
             heatmap(corr, "Average cross-sectional rank correlation between families"), "family correlation"))
-    return dg.Output(panel, metadata=report(context, panel, meta))
+    return asset_output(context, panel, report(context, panel, meta))
 
 
 # Look-ahead: the open-to-open label needs h + 1 sessions after its date; 3 weekdays spare for holidays.
@@ -110,7 +111,7 @@ def forward_returns(context: dg.AssetExecutionContext, raw_prices: pd.DataFrame)
         if excluded:
             context.log.warning(f"{excluded} {col} labels not trained on: a one-day move beyond "
                                 f"{SETTINGS.max_abs_daily_return:.0%} inside the horizon (they are still evaluated)")
-    return dg.Output(table, metadata=report(context, table, meta))
+    return asset_output(context, table, report(context, table, meta))
 
 
 labels_fill_in_sensor = dg.AutomationConditionSensorDefinition(

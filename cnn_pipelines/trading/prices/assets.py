@@ -13,6 +13,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from cnn_pipelines.metadata import asset_output
 from cnn_pipelines.storage import lake
 from cnn_pipelines.trading.prices.calendar import to_date, trading_calendar
 from cnn_pipelines.trading.prices.checks import price_check_results
@@ -111,9 +112,9 @@ def raw_prices(context: dg.AssetExecutionContext, config: RawPricesConfig, price
         context.log.info(f"repairs applied: {repaired}")
     by_ticker = (quarantine.groupby("ticker").agg(rows=("rule", "size"), rules=("rule", lambda r: "; ".join(sorted(set(r)))))
                  .reset_index() if len(quarantine) else pd.DataFrame())
-    yield dg.Output(
+    yield asset_output(context,
         clean,
-        metadata=partition_report(context, clean, {
+        partition_report(context, clean, {
             "source": prices.description,
             "calendar": CALENDAR_NAME,
             "strict": config.strict,

@@ -7,6 +7,7 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
+from cnn_pipelines.metadata import asset_output
 from cnn_pipelines.storage import lake
 from cnn_pipelines.trading.features.assets import SETTINGS
 from cnn_pipelines.trading.research.assets import CALENDAR, RS, period_seed
@@ -50,7 +51,7 @@ def production_model(context: dg.AssetExecutionContext, indicator_panel: pd.Data
     out = layout.to_json() | {"day": day, "checkpoints": str(ckpt.resolve()), "ensemble": result.ensemble,
                               "families_ranked": ranking["family"].tolist(), "train_rows": int(len(x_tr)),
                               "last_label_date": str(max(data.frame.loc[data.train | data.val, "date"]))}
-    return dg.Output(out, metadata={
+    return asset_output(context, out, {
         "day": day, "train_rows": len(x_tr), "val_rows": len(x_va), "ensemble": dg.MetadataValue.json(result.ensemble),
         "best_val_ic": float(result.epochs["val_ic"].max()), "last_label_date": out["last_label_date"],
         "epochs": dg.MetadataValue.md(result.epochs.round(5).to_markdown(index=False)),
@@ -70,12 +71,12 @@ def daily_signals(context: dg.AssetExecutionContext, production_model: dict, ind
     next_day = CALENDAR.next_session(day)  # the exchange's next session: never a holiday
     if rows.empty:
         context.log.warning(f"{day}: no features (holiday?); no signals")
-        return dg.Output(rank_signals(rows, pd.Series([], dtype=float).to_numpy(), ES.top_k, next_day),
-                         metadata={"names": 0})
+        return asset_output(context, rank_signals(rows, pd.Series([], dtype=float).to_numpy(), ES.top_k, next_day),
+                         {"names": 0})
     pred = predict_ensemble(Path(production_model["checkpoints"]), production_model["ensemble"],
                             to_images(rows, ImageLayout.from_json(production_model)))
     signals = rank_signals(rows, pred, ES.top_k, next_day)
-    return dg.Output(signals, metadata={
+    return asset_output(context, signals, {
         "names": len(signals), "trade_date": str(next_day),
         "long": dg.MetadataValue.json(signals.loc[signals["side"] == "long", "ticker"].tolist()),
         "short": dg.MetadataValue.json(signals.loc[signals["side"] == "short", "ticker"].tolist()),

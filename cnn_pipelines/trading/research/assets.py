@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy.cluster.hierarchy import dendrogram
 
+from cnn_pipelines.metadata import asset_output
 from cnn_pipelines.storage import lake
 from cnn_pipelines.storage.io_manager import ParquetLakeIOManager
 from cnn_pipelines.trading.features.assets import SETTINGS
@@ -136,7 +137,7 @@ def feature_selection(context: dg.AssetExecutionContext, indicator_panel: pd.Dat
     if anchor != period:
         ranking = lake_table(lake.root, "feature_selection", anchor)
         ranking["period"] = pd.Timestamp(period).date()
-        return dg.Output(ranking, metadata={
+        return asset_output(context, ranking, {
             "period": period, "model_period": anchor, "retrain_every_months": RS.retrain_every,
             "selected": dg.MetadataValue.json(ranking.loc[ranking["selected"], "family"].tolist()),
             "note": f"not a retrain month: the selection of {anchor}, whose model predicts {period}"})
@@ -154,7 +155,7 @@ def feature_selection(context: dg.AssetExecutionContext, indicator_panel: pd.Dat
     ax.set_title(f"{period}: mean mutual information per family with {RS.target} (blue = selected)")
     ax.set_ylabel("mutual information (nats)")
     ax.tick_params(axis="x", rotation=90)
-    return dg.Output(ranking, metadata={
+    return asset_output(context, ranking, {
         "period": period, "cutoff": str(fold.cutoff), "train_start": str(fold.train_start), "target": RS.target,
         "sample_rows": ranking.attrs.get("sample_rows", 0), "model_period": period,
         "previous_selection": (f"{previous}: families kept while within {RS.n_families} + {RS.selection_buffer}"
@@ -178,7 +179,7 @@ def image_layout(context: dg.AssetExecutionContext, feature_selection: pd.DataFr
     anchor, previous = retrain_plan(period)
     if anchor != period:
         doc = period_doc(lake.root, "image_layout", anchor, "its layout is used until the next retrain")
-        return dg.Output(doc | {"period": period, "model_period": anchor}, metadata={
+        return asset_output(context, doc | {"period": period, "model_period": anchor}, {
             "period": period, "model_period": anchor, "families": dg.MetadataValue.json(doc["families"]),
             "note": f"not a retrain month (every {RS.retrain_every}): the layout of {anchor}"})
     families = feature_selection.loc[feature_selection["selected"], "family"].tolist()
@@ -189,7 +190,7 @@ def image_layout(context: dg.AssetExecutionContext, feature_selection: pd.DataFr
             "rows": dg.MetadataValue.json(layout.period_index), "model_period": period}
     if z_cols is None:
         meta["grid_order"] = f"kept from {previous} (same families); scaler refitted on this window"
-        return dg.Output(out, metadata=meta)
+        return asset_output(context, out, meta)
     meta["grid_order"] = "Ward clustering of this window"
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     dendrogram(z_cols, labels=families, ax=axes[0], leaf_rotation=90, leaf_font_size=9)
@@ -200,7 +201,7 @@ def image_layout(context: dg.AssetExecutionContext, feature_selection: pd.DataFr
     axes[1].set_xlabel("look-back (days)")
     fig.tight_layout()
     meta["dendrograms"] = dg.MetadataValue.md(markdown_image(png_bytes(fig), "dendrograms"))
-    return dg.Output(out, metadata=meta)
+    return asset_output(context, out, meta)
 
 
 @dg.asset(ins={"indicator_panel": _window("indicator_panel"), "forward_returns": _window("forward_returns")},
@@ -220,7 +221,7 @@ def cnn_images(context: dg.AssetExecutionContext, image_layout: dict, indicator_
             ax.axis("off")
         fig.suptitle(f"Mean test image by realized {RS.target} decile (1 = worst)")
         meta["mean_image_by_decile"] = dg.MetadataValue.md(markdown_image(png_bytes(fig), "mean images"))
-    return dg.Output(table, metadata=meta)
+    return asset_output(context, table, meta)
 
 
 def _ic_heatmap(directory: Path) -> str | None:
@@ -251,7 +252,7 @@ def cnn_model(context: dg.AssetExecutionContext, image_layout: dict, indicator_p
     anchor, previous = retrain_plan(period)
     if anchor != period:
         doc = period_doc(lake.root, "cnn_model", anchor, "its model predicts this month")
-        return dg.Output(doc | {"period": period, "model_period": anchor, "trained_epochs_this_run": 0}, metadata={
+        return asset_output(context, doc | {"period": period, "model_period": anchor, "trained_epochs_this_run": 0}, {
             "period": period, "model_period": anchor, "retrained": False, "checkpoints": doc["checkpoints"],
             "ensemble_epochs": dg.MetadataValue.json(doc["ensemble"]),
             "note": f"not a retrain month (every {RS.retrain_every}): the model fitted for {anchor} "
@@ -292,7 +293,7 @@ def cnn_model(context: dg.AssetExecutionContext, image_layout: dict, indicator_p
     heat = _ic_heatmap(models_dir(lake.root))
     if heat:
         meta["val_ic_heatmap"] = dg.MetadataValue.md(heat)
-    return dg.Output(summary, metadata=meta)
+    return asset_output(context, summary, meta)
 
 
 @dg.asset(**RESEARCH_ASSET)
@@ -306,7 +307,7 @@ def oos_predictions(context: dg.AssetExecutionContext, cnn_model: dict, cnn_imag
     out = cnn_images[keep].copy()
     out.insert(3, "prediction", pred.astype(np.float32))
     ic, se, days = oos_ic(out, RS.target)  # every realized label (DESIGN.md §3 rule 7)
-    return dg.Output(out, metadata={
+    return asset_output(context, out, {
         "period": period, "rows": len(out), "dates": int(out["date"].nunique()) if len(out) else 0,
         "target": RS.target, "realized_labels": int(out[RS.target].notna().sum()),
         "mean_daily_ic": ic, "ic_standard_error": se, "ic_days": days,

@@ -9,6 +9,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from cnn_pipelines.metadata import asset_output
 from cnn_pipelines.plots import rounded, table_markdown
 from cnn_pipelines.trading.evaluation.metrics import oos_ic
 from cnn_pipelines.trading.models import BASELINES, ModelSpec
@@ -43,7 +44,7 @@ def model_predictions_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         out = predictions_table(cnn_images, fitted.predict(images_from_table(cnn_images)))
         ic, se, days = oos_ic(out, RS.target)
         context.log.info(f"{spec.name} {period}: chosen {fitted.chosen}, test IC {ic:+.4f} over {days} days")
-        return dg.Output(out, metadata={
+        return asset_output(context, out, {
             "period": period, "cutoff": str(fold.cutoff), "model": spec.name, "rows": len(out),
             "train_rows": int(len(arrays.x_train)), "fit_seconds": round(time.perf_counter() - t0, 2),
             "chosen_on_validation": dg.MetadataValue.json({k: (float(v) if isinstance(v, float) else v)
@@ -93,7 +94,7 @@ def ar_cnn_predictions(context: dg.AssetExecutionContext, cnn_images: pd.DataFra
         month_ret = realized.loc[P].reindex(by_ticker.index)
         monthly_ic = float(by_ticker.rank().corr(month_ret.rank()))
     context.log.info(f"ar_cnn {period}: {len(train[0])} training samples, daily IC {ic:+.4f}, monthly IC {monthly_ic:+.4f}")
-    return dg.Output(out, metadata={
+    return asset_output(context, out, {
         "period": period, "cutoff": str(fold.cutoff), "model": "ar_cnn", "lags": AR.lags,
         "training_months": f"{months[0]} .. {months[-1]} (targets through {months[-1] + 1})",
         "train_samples": int(len(train[0])), "predicted_tickers": int(len(by_ticker)),

@@ -9,6 +9,7 @@ import dagster as dg
 import numpy as np
 import tensorflow_datasets as tfds
 
+from cnn_pipelines.metadata import asset_result
 from cnn_pipelines.plots import markdown_image
 from cnn_pipelines.vision.datasets.catalog import DatasetSpec, class_names, load_numpy, prepare
 from cnn_pipelines.vision import reports
@@ -39,7 +40,7 @@ def dataset_asset(spec: DatasetSpec, s: VisionSettings) -> dg.AssetsDefinition:
         size_mb = sum(p.stat().st_size for p in version_dir.rglob("*") if p.is_file()) / 1e6
         context.log.info(f"{spec.name}: {', '.join(f'{k} {len(v):,}' for k, v in labels.items())} images "
                          f"{shape} from {spec.source}")
-        return dg.MaterializeResult(metadata={
+        return asset_result(context, {
             **{f"{split}_images": dg.MetadataValue.int(len(v)) for split, v in labels.items()},
             "image_shape": dg.MetadataValue.text(" x ".join("any" if d is None else str(d) for d in shape)),
             "classes": dg.MetadataValue.int(len(names)),

@@ -9,6 +9,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from cnn_pipelines.metadata import asset_result
 from cnn_pipelines.plots import markdown_image
 from cnn_pipelines.storage import lake
 from cnn_pipelines.storage.checkpoints import fingerprint
@@ -94,7 +95,7 @@ def house_numbers_asset(spec: HouseNumberSpec, mnist: DatasetSpec | None, s: Vis
         lengths.index.name = "digits"
         y = arrays["train_targets"]
         numbers = hn.numbers_from_targets(y[:24])
-        return dg.MaterializeResult(metadata={
+        return asset_result(context, {
             "train_numbers": dg.MetadataValue.int(len(y)),
             "validation_numbers": dg.MetadataValue.int(len(arrays["validation_targets"])),
             "test_numbers": dg.MetadataValue.int(len(arrays["test_targets"])),

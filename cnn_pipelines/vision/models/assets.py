@@ -8,6 +8,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from cnn_pipelines.metadata import asset_result
 from cnn_pipelines.plots import markdown_image
 from cnn_pipelines.storage import lake
 from cnn_pipelines.vision.datasets.catalog import DatasetSpec, load_numpy
@@ -37,7 +38,7 @@ def model_asset(spec: ModelSpec, dataset: DatasetSpec, s: VisionSettings) -> dg.
         test = evaluate_on_test(trained, dataset, s, cfg)
         images, _ = load_numpy(dataset, s, "test")
         wall = time.perf_counter() - t0
-        return dg.MaterializeResult(metadata=model_metadata(spec, dataset, s, cfg, trained, test, images, wall))
+        return asset_result(context, model_metadata(spec, dataset, s, cfg, trained, test, images, wall))
 
     return _model
 
@@ -115,7 +116,7 @@ def filters_asset(s: VisionSettings) -> dg.AssetsDefinition:
               description="Notebook 01: four hand-made 4x4 edge filters in a Conv2D layer, applied to a real photo.")
     def _filters(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         demo = run_filter_demo(s.models_dir / "conv_filters")
-        return dg.MaterializeResult(metadata={
+        return asset_result(context, {
             "image": dg.MetadataValue.text(demo.image_source),
             "input_shape": dg.MetadataValue.text(str(demo.image.shape)),
             "activation_shape": dg.MetadataValue.text(f"{demo.conv.shape} after the convolution, "

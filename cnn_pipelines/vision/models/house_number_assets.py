@@ -9,6 +9,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from cnn_pipelines.metadata import asset_result
 from cnn_pipelines.plots import markdown_image
 from cnn_pipelines.storage import lake
 from cnn_pipelines.storage.checkpoints import epoch_path, fingerprint, load_state
@@ -101,7 +102,7 @@ def reader_asset(spec: HouseNumberSpec, s: VisionSettings) -> dg.AssetsDefinitio
         target = ("" if spec.target is None else
                   f" (target {spec.target:.0%}: {'met' if scores['sequence_accuracy'] >= spec.target else 'NOT met'})"
                   if default else f" (reduced settings; the {spec.target:.0%} target is for the default configuration)")
-        return dg.MaterializeResult(metadata={
+        return asset_result(context, {
             "sequence_accuracy": dg.MetadataValue.float(round(scores["sequence_accuracy"], 4)),
             "digit_accuracy": dg.MetadataValue.float(round(scores["digit_accuracy"], 4)),
             "length_accuracy": dg.MetadataValue.float(round(scores["length_accuracy"], 4)),

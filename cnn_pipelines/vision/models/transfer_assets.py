@@ -15,6 +15,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from cnn_pipelines.metadata import asset_result
 from cnn_pipelines.plots import markdown_image
 from cnn_pipelines.storage import lake
 from cnn_pipelines.storage.checkpoints import fingerprint
@@ -139,7 +140,7 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
         top = names.index(bb.top_block)
         top_params = sum(int(np.prod(w.shape)) for la in model.layers[top:] for w in la.weights)
         publish(s, chain, "backbone", {"path": str(path), "fingerprint": path.parent.name, "source": source})
-        return dg.MaterializeResult(metadata={
+        return asset_result(context, {
             "source": dg.MetadataValue.text(source),
             "input_shape": dg.MetadataValue.text(str(model.input_shape[1:])),
             "feature_dimension": dg.MetadataValue.int(int(model.output_shape[-1])),
@@ -179,7 +180,7 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
         n = len(feats["train_features"]) + len(feats["test_features"])
         size_mb = sum(p.stat().st_size for p in out.glob("*.npy")) / 1e6
         context.log.info(f"{chain.name}: {n:,} images -> {feats['train_features'].shape[1]} features each")
-        return dg.MaterializeResult(metadata={
+        return asset_result(context, {
             "train_images": dg.MetadataValue.int(len(feats["train_features"])),
             "test_images": dg.MetadataValue.int(len(feats["test_features"])),
             "feature_dimension": dg.MetadataValue.int(int(feats["train_features"].shape[1])),
@@ -215,8 +216,9 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
                                log=context.log.info)
         acc, pred, conf = accuracy(trained.best(), f["test_features"], f["test_labels"])
         publish(s, chain, "head", published(trained, cfg, acc))
-        return _model_result(s, chain, dataset, "head", trained, cfg, chain.head, acc, f["test_labels"], pred, data_names,
-                             len(x), n_val, time.perf_counter() - t0, "trained on bottleneck features only")
+        return asset_result(context, _model_result(
+            s, chain, dataset, "head", trained, cfg, chain.head, acc, f["test_labels"], pred, data_names,
+            len(x), n_val, time.perf_counter() - t0, "trained on bottleneck features only"))
 
     @dg.asset(key_prefix=prefix, name="fine_tuned", group_name=group, kinds={"keras"},
               deps=[key("head"), key("backbone"), dataset.name],
@@ -241,9 +243,10 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
                                start, x, y, xv, yv, cfg, transform=to_input, log=context.log.info)
         acc, pred, _ = accuracy(trained.best(), data.test_x, data.test_y, to_input)
         publish(s, chain, "fine_tuned", published(trained, cfg, acc))
-        return _model_result(s, chain, dataset, "fine_tuned", trained, cfg, chain.fine_tune, acc, data.test_y, pred, data.names,
-                             len(x), len(xv), time.perf_counter() - t0,
-                             f"head-only {top['test_accuracy']:.2%} before fine-tuning")
+        return asset_result(context, _model_result(
+            s, chain, dataset, "fine_tuned", trained, cfg, chain.fine_tune, acc, data.test_y, pred, data.names,
+            len(x), len(xv), time.perf_counter() - t0,
+            f"head-only {top['test_accuracy']:.2%} before fine-tuning"))
 
     @dg.asset(key_prefix=prefix, name="from_scratch", group_name=group, kinds={"keras"},
               deps=[key("backbone"), dataset.name],
@@ -267,8 +270,9 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
                                transform=to_input, log=context.log.info)
         acc, pred, _ = accuracy(trained.best(), data.test_x, data.test_y, to_input)
         publish(s, chain, "from_scratch", published(trained, cfg, acc))
-        return _model_result(s, chain, dataset, "from_scratch", trained, cfg, chain.scratch, acc, data.test_y, pred, data.names,
-                             len(x), len(xv), time.perf_counter() - t0, "random initial weights")
+        return asset_result(context, _model_result(
+            s, chain, dataset, "from_scratch", trained, cfg, chain.scratch, acc, data.test_y, pred, data.names,
+            len(x), len(xv), time.perf_counter() - t0, "random initial weights"))
 
     @dg.asset(key_prefix=prefix, name="learning_curve", group_name=group, kinds={"keras"},
               deps=[key("bottleneck_features"), key("head"), key("fine_tuned"), key("from_scratch")],
@@ -327,7 +331,7 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
         table = curve.pivot_table(index="labelled_images", columns="method", values="test_accuracy")
         table["transfer minus scratch"] = table["transfer"] - table["scratch"]
         n_all = len(x)
-        return dg.MaterializeResult(metadata={
+        return asset_result(context, {
             "summary": dg.MetadataValue.md(
                 f"**{chain.title}**, all {n_all:,} labelled training images: head on bottleneck features "
                 f"**{finals['head']:.2%}**, fine-tuned **{finals['fine_tuned']:.2%}**, same network from scratch "
@@ -362,7 +366,8 @@ def _override(cfg: TrainConfig, config: StageConfig) -> TrainConfig:
 
 
 def _model_result(s, chain, dataset, stage, trained, cfg, default, acc, labels, pred, names, n_train, n_val, wall,
-                  note) -> dg.MaterializeResult:
+                  note) -> dict:
+    """Record a trained stage in the lake and its checkpoint folder; the materialization's metadata."""
     ep = trained.epochs
     result = {"model": f"{chain.name}.{stage}", "dataset": dataset.name, "dataset_title": dataset.title,
               "metric": f"test accuracy ({stage.replace('_', ' ')}, {chain.backbone.name} backbone)",
@@ -376,7 +381,7 @@ def _model_result(s, chain, dataset, stage, trained, cfg, default, acc, labels, 
     lake.write_json(trained.ckpt / "metrics.json", {**result, "config": dataclasses.asdict(cfg)})
     title = f"{chain.name} {stage}"
     matrix = reports.confusion(labels, pred, len(names))
-    return dg.MaterializeResult(metadata={
+    return {
         "test_accuracy": dg.MetadataValue.float(round(acc, 4)),
         "summary": dg.MetadataValue.md(
             f"Test accuracy **{acc:.2%}** on {len(labels):,} {dataset.name} images ({note}); trained on "
@@ -384,4 +389,4 @@ def _model_result(s, chain, dataset, stage, trained, cfg, default, acc, labels, 
             + (f"; {trained.trained_epochs} epoch(s) trained in this run." if trained.trained_epochs
                else "; nothing retrained: inputs and config unchanged.")),
         **checkpoint_metadata(title, ep, trained.best_epoch, n_train, cfg, trained.ckpt, wall, matrix, names, acc),
-    })
+    }
