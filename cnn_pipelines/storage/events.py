@@ -5,7 +5,8 @@ database), and Dagster 1.13 plans each asset check of a range run once per parti
 ``raw_prices`` leaves 5 checks x 520 rows that stay "planned" forever (the check is evaluated once, for the
 whole range, with no partition), each row holding the full planned event. One ``make run`` left 42 MB of
 history that way, most of it these copies. ``LeanSqliteEventLogStorage`` keeps every event once and plans a
-range run's check once, the row its evaluation then completes. Per-partition materialization planned events are
+range run's check once, the row its evaluation then completes (a one-partition run's planned row, under the
+partition, is replaced by the evaluation's). Per-partition materialization planned events are
 kept, so a failed range run still marks its partitions failed in the UI.
 
 ``dagster.yaml`` selects it; ``migrate_sharded_history`` carries an instance's older history over.
@@ -19,6 +20,8 @@ from pathlib import Path
 
 from dagster import Field, StringSource
 from dagster._core.events import AssetCheckEvaluationPlanned
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
 from dagster._core.storage.event_log.sqlite.consolidated_sqlite_event_log import (
     ConsolidatedSqliteEventLogStorage,
 )
@@ -57,6 +60,20 @@ class LeanSqliteEventLogStorage(ConsolidatedSqliteEventLogStorage):
                                                  partitions_subset=None)
             event = event._replace(dagster_event=event.dagster_event._replace(event_specific_data=single))
         super()._store_asset_check_evaluation_planned(event, event_id)
+
+    def _update_asset_check_evaluation(self, event, event_id):
+        evaluation = event.dagster_event.event_specific_data
+        if evaluation.partition is None:
+            # A one-partition run plans an unpartitioned check under the run's partition, and its evaluation
+            # (partition None) is stored as a new row: the planned one would stay "planned" forever.
+            table = AssetCheckExecutionsTable
+            with self.index_connection() as conn:
+                conn.execute(table.delete().where(
+                    (table.c.asset_key == evaluation.asset_key.to_string())
+                    & (table.c.check_name == evaluation.check_name) & (table.c.run_id == event.run_id)
+                    & (table.c.execution_status == AssetCheckExecutionRecordStatus.PLANNED.value)
+                    & table.c.partition.isnot(None)))
+        super()._update_asset_check_evaluation(event, event_id)
 
 
 def migrate_sharded_history(home: Path, storage: LeanSqliteEventLogStorage) -> int:
