@@ -93,3 +93,38 @@ def test_history_of_the_default_storage_is_carried_into_the_projects(tmp_path):
         assert instance.get_materialized_partitions(dg.AssetKey("daily")) == {"2024-01-02"}
     assert not (tmp_path / "history" / "runs").exists()
     assert (tmp_path / "history" / "events" / "event_log.db").exists()
+
+
+WATCHED_RUN = textwrap.dedent("""
+    import sys, time
+    import dagster as dg
+
+    @dg.op
+    def ticks(context):
+        for i in range(4):
+            context.log.info(f"tick {i}")
+            time.sleep(1)
+
+    @dg.job
+    def ticking():
+        ticks()
+
+    ticking.execute_in_process(instance=dg.DagsterInstance.from_config(sys.argv[1]), run_id=sys.argv[2])
+""")
+
+
+def test_the_ui_sees_a_runs_events_while_it_runs(tmp_path):
+    """The web UI streams a run's log through the event storage's watch: with the project's storage each event
+    arrives as it is written, not when the run ends."""
+    shutil.copy(REPO_ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    instance = prepare(tmp_path)
+    run_id, seen, t0 = "00000000-0000-4000-8000-00000000abcd", [], time.time()
+    instance.watch_event_logs(run_id, None, lambda event, cursor: seen.append((time.time() - t0, event.user_message)))
+    try:
+        subprocess.run([sys.executable, "-c", WATCHED_RUN, str(tmp_path), run_id], check=True, timeout=90)
+        time.sleep(2)
+    finally:
+        instance.dispose()
+    ticks = [t for t, message in seen if message.startswith("tick")]
+    assert len(ticks) == 4, seen
+    assert ticks[-1] - ticks[0] > 2, f"the run's 3 s of ticks arrived within {ticks[-1] - ticks[0]:.1f} s"
