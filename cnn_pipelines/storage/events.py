@@ -14,8 +14,10 @@ kept, so a failed range run still marks its partitions failed in the UI.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 from dagster import Field, StringSource
@@ -80,17 +82,33 @@ def migrate_sharded_history(home: Path, storage: LeanSqliteEventLogStorage) -> i
     """Replay the events of Dagster's default per-run SQLite databases under ``home`` into ``storage`` (in
     the order they happened) and remove those databases; returns the number of events carried over.
 
-    Runs recorded before this storage was configured keep their logs, asset history and check results.
-    Does nothing when there is no old history or ``storage`` already holds events."""
+    Runs recorded before this storage was configured keep their logs, asset history and check results. The
+    events are replayed into a staging database that replaces ``storage``'s (still empty) one only when
+    complete, so an interrupted migration leaves the old history as it was. Does nothing when there is no old
+    history or ``storage`` already holds events."""
     shards = sorted(p for p in (home / SHARDED_DIR).glob("*.db") if p.name != "index.db")
     if not shards or storage.get_maximum_record_id():
         return 0
     events = []
     for shard in shards:
-        with sqlite3.connect(shard) as con:
+        with closing(sqlite3.connect(shard)) as con:
             events += [deserialize_value(text) for (text,) in con.execute("select event from event_logs order by id")]
     events.sort(key=lambda e: e.timestamp)  # stable: a run's events keep their order
-    for event in events:
-        storage.store_event(event)
+    staging = Path(f"{storage.get_db_path()}.migrating")
+    shutil.rmtree(staging, ignore_errors=True)
+    target = LeanSqliteEventLogStorage(str(staging))
+    try:
+        for event in events:
+            target.store_event(event)
+    finally:
+        target.dispose()
+    staged = Path(target.get_db_path())
+    with closing(sqlite3.connect(staged)) as con:
+        con.execute("pragma wal_checkpoint(TRUNCATE)")
+    live = Path(storage.get_db_path())
+    for leftover in (Path(f"{live}-wal"), Path(f"{live}-shm")):
+        leftover.unlink(missing_ok=True)
+    os.replace(staged, live)
+    shutil.rmtree(staging)
     shutil.rmtree(home / SHARDED_DIR)
     return len(events)

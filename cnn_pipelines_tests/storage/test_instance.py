@@ -16,6 +16,7 @@ import pytest
 from dagster._core.storage.dagster_run import DagsterRunStatus
 
 from cnn_pipelines.instance import fail_dead_runs, prepare, run_pid
+from cnn_pipelines.storage.events import LeanSqliteEventLogStorage
 from cnn_pipelines_tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.timeout(120)
@@ -78,7 +79,7 @@ def test_a_run_whose_process_was_killed_is_marked_failed(tmp_path):
             proc.kill()
 
 
-def test_history_of_the_default_storage_is_carried_into_the_projects(tmp_path):
+def test_history_of_the_default_storage_is_carried_into_the_projects(tmp_path, monkeypatch):
     @dg.asset(partitions_def=dg.DailyPartitionsDefinition("2024-01-01"))
     def daily(context) -> None:
         context.log.info(f"day {context.partition_key}")
@@ -88,7 +89,19 @@ def test_history_of_the_default_storage_is_carried_into_the_projects(tmp_path):
         before = [e.dagster_event_type for e in old.all_logs(run_id)]
     assert (tmp_path / "history" / "runs" / f"{run_id}.db").exists()
     shutil.copy(REPO_ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
-    with prepare(tmp_path) as instance:
+    stored = LeanSqliteEventLogStorage.store_event
+
+    def store_some(self, event):  # the migration is interrupted after a few events
+        if self.get_maximum_record_id() and self.get_maximum_record_id() >= 3:
+            raise KeyboardInterrupt("interrupted")
+        stored(self, event)
+
+    monkeypatch.setattr(LeanSqliteEventLogStorage, "store_event", store_some)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(tmp_path)
+    assert (tmp_path / "history" / "runs" / f"{run_id}.db").exists()   # the old history is untouched
+    monkeypatch.setattr(LeanSqliteEventLogStorage, "store_event", stored)
+    with prepare(tmp_path) as instance:                                  # and the next start carries it over
         assert [e.dagster_event_type for e in instance.all_logs(run_id)] == before
         assert instance.get_materialized_partitions(dg.AssetKey("daily")) == {"2024-01-02"}
     assert not (tmp_path / "history" / "runs").exists()
