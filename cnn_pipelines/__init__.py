@@ -1,6 +1,7 @@
 """cnn-pipelines: CNNs on time series as images (Jansen, ML for Algorithmic Trading, ch. 18) as Dagster pipelines."""
 
 import os
+import warnings
 
 # TensorFlow reads this once, at import. Left unset, TF only uses oneDNN's convolution, pooling and dense
 # kernels on CPUs with AVX-512 VNNI/BF16 or AMX; on AVX2 CPUs (this project's 2-core AMD EPYC) it falls back
@@ -8,6 +9,12 @@ import os
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 # TF's INFO lines at import (oneDNN, CPU features) are noise in every Dagster process; warnings still show.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+# Dagster warns at every import that two parameters this project relies on are beta, and that nightly_job mixes
+# backfill policies (it then runs one partition per run, which is what a nightly run is). Silenced by message,
+# so every other warning still shows.
+warnings.filterwarnings("ignore", message=r"Parameter `(backfill_policy|allow_nonexistent_upstream_partitions)` "
+                                          r"of .* is currently in beta")
+warnings.filterwarnings("ignore", message=r"Asset job nightly_job materializes assets with varying BackfillPolicies")
 
 __all__ = ["defs"]
 
