@@ -112,8 +112,8 @@ def raw_prices(context: dg.AssetExecutionContext, config: RawPricesConfig, price
         context.log.info(f"repairs applied: {repaired}")
     by_ticker = (quarantine.groupby("ticker").agg(rows=("rule", "size"), rules=("rule", lambda r: "; ".join(sorted(set(r)))))
                  .reset_index() if len(quarantine) else pd.DataFrame())
-    yield asset_output(context,
-        clean,
+    yield asset_output(
+        context, clean,
         partition_report(context, clean, {
             "source": prices.description,
             "calendar": CALENDAR_NAME,

@@ -71,8 +71,8 @@ def daily_signals(context: dg.AssetExecutionContext, production_model: dict, ind
     next_day = CALENDAR.next_session(day)  # the exchange's next session: never a holiday
     if rows.empty:
         context.log.warning(f"{day}: no features (holiday?); no signals")
-        return asset_output(context, rank_signals(rows, pd.Series([], dtype=float).to_numpy(), ES.top_k, next_day),
-                         {"names": 0})
+        empty = rank_signals(rows, pd.Series([], dtype=float).to_numpy(), ES.top_k, next_day)
+        return asset_output(context, empty, {"names": 0})
     pred = predict_ensemble(Path(production_model["checkpoints"]), production_model["ensemble"],
                             to_images(rows, ImageLayout.from_json(production_model)))
     signals = rank_signals(rows, pred, ES.top_k, next_day)

@@ -252,7 +252,8 @@ def cnn_model(context: dg.AssetExecutionContext, image_layout: dict, indicator_p
     anchor, previous = retrain_plan(period)
     if anchor != period:
         doc = period_doc(lake.root, "cnn_model", anchor, "its model predicts this month")
-        return asset_output(context, doc | {"period": period, "model_period": anchor, "trained_epochs_this_run": 0}, {
+        reused = doc | {"period": period, "model_period": anchor, "trained_epochs_this_run": 0}
+        return asset_output(context, reused, {
             "period": period, "model_period": anchor, "retrained": False, "checkpoints": doc["checkpoints"],
             "ensemble_epochs": dg.MetadataValue.json(doc["ensemble"]),
             "note": f"not a retrain month (every {RS.retrain_every}): the model fitted for {anchor} "
