@@ -51,6 +51,8 @@ setup(
             "statsmodels>=0.14",  # benchmark reference (rolling OLS) only
             "dill>=0.3",  # tensorflow_datasets.testing imports it
             "playwright>=1.40",  # the browser test drives Debian's chromium (executable_path; no browser download)
+            # Keras' JAX backend, how research trains on a GPU machine without TensorFlow (test_backends.py)
+            "jax[cpu]>=0.4.36",
         ],
     },
 )

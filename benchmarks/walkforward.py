@@ -48,12 +48,13 @@ def cpu_name() -> str:
 
 
 def device_name() -> str:
-    import tensorflow as tf
+    """The GPU Keras trains on (and its backend), else the CPU."""
+    import keras
 
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        return tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
-    return cpu_name()
+    from cnn_pipelines.trading.research.precision import gpu_details
+
+    gpus = gpu_details()
+    return f"{gpus[0].get('device_name', 'GPU')} (Keras {keras.backend.backend()})" if gpus else cpu_name()
 
 
 def market(names: int, first_period: str, periods: int, train_months: int, signal: float, seed: int):
@@ -142,9 +143,12 @@ def main() -> None:
     ap.add_argument("--cadence", type=int, default=3, help="k of the cadence lever (0: skip it)")
     args = ap.parse_args()
     warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-    import tensorflow as tf
+    import keras
 
-    tf.get_logger().setLevel("ERROR")  # retracing notices: each period builds its own model, as the book does
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.get_logger().setLevel("ERROR")  # retracing notices: each period builds its own model, as the book does
 
     from cnn_pipelines.trading.evaluation.metrics import oos_ic as score  # mean daily IC, s.e., days
     from cnn_pipelines.trading.research.precision import bf16_support
@@ -189,7 +193,7 @@ def main() -> None:
         "warm_start_early_stop": round(ref_epochs / max(epochs_trained, 1), 2),  # epochs
     }
     rows = [("reference (book: from scratch, fixed epochs, batch 64)", timings["reference"], ref_epochs, ref_ic, ref_se),
-            ("ours (warm start + early stop, tf.data batch 256)", timings["ours"], epochs_trained, ic, se)]
+            ("ours (warm start + early stop, batch 256)", timings["ours"], epochs_trained, ic, se)]
     out = {"ratio": round(ratio, 2), "ic": round(ic, 4), "reference_ic": round(ref_ic, 4), "ic_se": round(se, 4),
            "reference_ic_se": round(ref_se, 4), "ic_days": days, "periods": len(periods),
            "epochs_trained": epochs_trained, "reference_epochs_trained": ref_epochs, "warm_started_periods": warm,

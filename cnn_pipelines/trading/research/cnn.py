@@ -21,7 +21,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from cnn_pipelines.trading.evaluation.metrics import daily_ic  # noqa: E402,F401  (re-exported: training picks epochs by it)
 from cnn_pipelines.storage.checkpoints import choose_ensemble, epoch_path, fingerprint, load_state, save_epoch  # noqa: E402,F401
@@ -51,11 +50,32 @@ def build_cnn(s: ResearchSettings, input_shape: tuple[int, int, int] = (15, 15, 
         keras.layers.Dropout(0.5, dtype=dtype),
         keras.layers.Dense(1, dtype="float32"),
     ])
-    # jit_compile=False: XLA on this 2-core CPU trains ~7x slower than TF's oneDNN kernels (measured).
     # steps_per_execution: several batches per graph call; a network this small is bound by per-step overhead.
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=s.learning_rate, momentum=s.momentum), loss="mse",
-                  jit_compile=False, steps_per_execution=s.steps_per_execution)
+                  jit_compile=jit_compile(), steps_per_execution=s.steps_per_execution)
     return model
+
+
+def persist_compilations() -> None:
+    """On JAX, keep XLA's compiled steps on disk (``$JAX_COMPILATION_CACHE_DIR``, else ~/.cache/cnn-pipelines/jax).
+    Every walk-forward period builds a fresh network of the same shapes, and JAX would compile its training and
+    prediction steps again each time (up to 10 s per period on an H200; the cache is keyed by the program,
+    the device and the JAX version, so a hit is the same code)."""
+    if keras.backend.backend() != "jax":
+        return
+    import jax
+
+    if not jax.config.jax_compilation_cache_dir:
+        jax.config.update("jax_compilation_cache_dir", str(Path.home() / ".cache" / "cnn-pipelines" / "jax"))
+
+
+persist_compilations()
+
+
+def jit_compile() -> bool:
+    """XLA only off TensorFlow: on this project's CPUs TF's oneDNN kernels train ~7x faster than XLA (measured),
+    while Keras' JAX backend (what runs on a GPU machine without TensorFlow) is eager, and crawls, without it."""
+    return keras.backend.backend() != "tensorflow"
 
 
 @dataclass
@@ -75,7 +95,7 @@ def stop_now(epochs: list[dict], patience: int | None) -> bool:
     return max(ics[-patience:]) <= max(ics[:-patience])
 
 
-def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> tf.data.Dataset:
+def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
     """Training batches reshuffled every epoch: shuffled row indices, batched, then one gather per batch.
 
     Gathering whole batches from in-memory tensors instead of shuffling element by element keeps the input
@@ -83,11 +103,25 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> tf
     pipeline is fixed, so tf.data's autotuner is off: with it on, whole epochs ran at exactly half speed
     (5,865 vs ~11k samples/s) in 4-6 of 10 identical runs on this 2-core machine; without it, in none.
     """
+    import tensorflow as tf
+
     xt, yt = tf.constant(x), tf.constant(y.astype(np.float32))
     idx = tf.data.Dataset.range(len(x)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
     options = tf.data.Options()
     options.autotune.enabled = False
     return idx.map(lambda i: (tf.gather(xt, i), tf.gather(yt, i))).prefetch(2).with_options(options)
+
+
+def epoch_fitter(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int,
+                 seed: int) -> Callable[[], keras.callbacks.History]:
+    """One call = one epoch over reshuffled batches: through ``make_dataset`` on TensorFlow; on another Keras
+    backend (JAX on a GPU machine) from the arrays, which Keras reshuffles and its JAX loop prefetches to the
+    device."""
+    if keras.backend.backend() == "tensorflow":
+        ds = make_dataset(x, y, batch_size, seed)
+        return lambda: model.fit(ds, epochs=1, verbose=0, shuffle=False)  # the dataset reshuffles itself
+    y = y.astype(np.float32)
+    return lambda: model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0, shuffle=True)
 
 
 def predict(model: keras.Model, x: np.ndarray) -> np.ndarray:
@@ -120,10 +154,10 @@ def train_epochs(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_
         model = build_cnn(s, x_train.shape[1:], dtype)
         if init is not None:
             model.set_weights(keras.models.load_model(init).get_weights())
-    ds = make_dataset(x_train, y_train, s.batch_size, s.seed + done)
+    fit = epoch_fitter(model, x_train, y_train, s.batch_size, s.seed + done)
     for epoch in range(done + 1, s.epochs + 1):
         t0 = time.perf_counter()
-        hist = model.fit(ds, epochs=1, verbose=0, shuffle=False)  # the dataset reshuffles itself
+        hist = fit()
         train_s = time.perf_counter() - t0
         ic = daily_ic(val_dates, predict(model, x_val), y_val)
         row = {"epoch": epoch, "loss": float(hist.history["loss"][-1]), "val_ic": float(ic.mean()) if len(ic) else float("nan"),

@@ -16,12 +16,28 @@ def cpu_flags(cpuinfo: str | None = None) -> set[str]:
     return set(line.split(":", 1)[1].split()) if ":" in line else set()
 
 
-def bf16_support(cpuinfo: str | None = None, gpus: list[dict] | None = None) -> tuple[bool, str]:
-    """(bf16 arithmetic available, on what). ``gpus``: TensorFlow's device details (compute_capability)."""
-    if gpus is None:
+def gpu_details() -> list[dict]:
+    """The GPUs Keras trains on, as {device_name, compute_capability (major, minor)}, asked of its backend:
+    TensorFlow (this project's default), or JAX where a GPU machine has no TensorFlow."""
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
-        gpus = [tf.config.experimental.get_device_details(d) for d in tf.config.list_physical_devices("GPU")]
+        return [tf.config.experimental.get_device_details(d) for d in tf.config.list_physical_devices("GPU")]
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return [{"device_name": d.device_kind,
+                 "compute_capability": tuple(int(v) for v in str(getattr(d, "compute_capability", "0.0")).split("."))}
+                for d in jax.devices() if d.platform == "gpu"]
+    return []
+
+
+def bf16_support(cpuinfo: str | None = None, gpus: list[dict] | None = None) -> tuple[bool, str]:
+    """(bf16 arithmetic available, on what). ``gpus``: device details with compute_capability (``gpu_details``)."""
+    if gpus is None:
+        gpus = gpu_details()
     for g in gpus:
         cc = g.get("compute_capability")
         if cc and tuple(cc) >= (8, 0):
