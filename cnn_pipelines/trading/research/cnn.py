@@ -115,8 +115,8 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
 def epoch_fitter(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int,
                  seed: int) -> Callable[[], keras.callbacks.History]:
     """One call = one epoch over reshuffled batches: through ``make_dataset`` on TensorFlow; on another Keras
-    backend (JAX on a GPU machine) from the arrays, which Keras reshuffles and its JAX loop prefetches to the
-    device."""
+    backend (JAX on a GPU machine) from the arrays, which Keras reshuffles and its JAX loop copies to the GPU
+    one batch ahead."""
     if keras.backend.backend() == "tensorflow":
         ds = make_dataset(x, y, batch_size, seed)
         return lambda: model.fit(ds, epochs=1, verbose=0, shuffle=False)  # the dataset reshuffles itself
