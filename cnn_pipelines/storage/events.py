@@ -25,7 +25,6 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
-import sqlalchemy as db
 from dagster import AssetKey, DagsterEventType, Field, StringSource
 from dagster._core.events import AssetCheckEvaluationPlanned
 from dagster._core.events.log import EventLogEntry
