@@ -22,31 +22,53 @@ import pandas as pd  # noqa: E402
 TARGET_WIDTH_PX = 1000
 
 
-def png_bytes(fig, dpi: int | None = None) -> bytes:
-    """The figure as PNG, ~1,000 px wide unless ``dpi`` is given; closes it."""
+def _rendered(fig, dpi: int | None):
+    """The figure rasterized as an RGB image, ~1,000 px wide unless ``dpi`` is given; closes it."""
+    from PIL import Image
+
     if dpi is None:
         dpi = int(min(160, max(72, TARGET_WIDTH_PX / fig.get_figwidth())))
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
-    return buf.getvalue()
+    return Image.open(buf).convert("RGB")
 
 
-def photo_bytes(fig, dpi: int | None = None, quality: int = 82) -> bytes:
-    """The figure as JPEG: grids of photos and digits compress 4-8x better than PNG, and every picture is
-    stored in Dagster's event history (twice, with SQLite storage) each time the asset materializes."""
+def png_bytes(fig, dpi: int | None = None) -> bytes:
+    """The figure as a palette PNG, ~1,000 px wide unless ``dpi`` is given; closes it.
+
+    Plots use few colours: 256 picked by median cut (white and the line colours stay exact) make the PNG 3-4x
+    smaller than matplotlib's RGBA one, and every picture is kept in Dagster's event history."""
     from PIL import Image
 
-    png = Image.open(io.BytesIO(png_bytes(fig, dpi))).convert("RGB")
+    out = io.BytesIO()
+    _rendered(fig, dpi).quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE) \
+        .save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+def photo_bytes(fig, dpi: int | None = None, quality: int = 80) -> bytes:
+    """The figure as lossy WebP: grids of photos and digits take about half of a JPEG's bytes at the same look
+    (a tenth of a PNG's), and every picture is kept in Dagster's event history. Closes the figure."""
     buf = io.BytesIO()
-    png.save(buf, format="JPEG", quality=quality, optimize=True)
+    _rendered(fig, dpi).save(buf, format="WEBP", quality=quality, method=6)
     return buf.getvalue()
+
+
+def image_mime(image: bytes) -> str:
+    """The MIME type of a PNG, JPEG or WebP picture, from its first bytes."""
+    if image[:2] == b"\xff\xd8":
+        return "image/jpeg"
+    if image[:4] == b"RIFF" and image[8:12] == b"WEBP":
+        return "image/webp"
+    if image[:8] == b"\x89PNG\r\n\x1a\n":
+        return "image/png"
+    raise ValueError(f"not a PNG, JPEG or WebP picture (starts {image[:12]!r})")
 
 
 def markdown_image(image: bytes, alt: str) -> str:
-    """Markdown embedding a PNG or JPEG as a data URI (shown by the Dagster UI)."""
-    mime = "image/jpeg" if image[:2] == b"\xff\xd8" else "image/png"
-    return f"![{alt}](data:{mime};base64,{base64.b64encode(image).decode()})"
+    """Markdown embedding a PNG, JPEG or WebP picture as a data URI (shown by the Dagster UI)."""
+    return f"![{alt}](data:{image_mime(image)};base64,{base64.b64encode(image).decode()})"
 
 
 def heatmap(matrix: pd.DataFrame, title: str, vmin: float = -1, vmax: float = 1, cmap: str = "RdBu_r") -> bytes:

@@ -49,16 +49,16 @@ def test_vision_graph_materializes_with_pictures_and_results_in_the_lake(vision_
     assert set(meta) == {"mnist", "fashion_mnist", "lenet5_mnist", "lenet5_fashion_mnist", "cifar_cnn", "conv_filters"}
     assert meta["mnist"]["train_images"].value == 240 and meta["mnist"]["test_images"].value == 60
     assert meta["fashion_mnist"]["train_images"].value == 40 and "offline mirror" in meta["fashion_mnist"]["source"].value
-    assert "data:image/jpeg;base64," in meta["mnist"]["samples"].value  # photo grids as JPEG
+    assert "data:image/webp;base64," in meta["mnist"]["samples"].value  # photo grids as WebP
     for name in ("lenet5_mnist", "lenet5_fashion_mnist", "cifar_cnn"):
         m = meta[name]
         assert 0 <= m["test_accuracy"].value <= 1 and m["epochs_run"].value == 1
         for picture in ("learning_curves", "confusion_matrix", "worst_mistakes"):
-            assert ("data:image/jpeg;base64," if picture == "worst_mistakes" else "data:image/png;base64,") \
+            assert ("data:image/webp;base64," if picture == "worst_mistakes" else "data:image/png;base64,") \
                 in m[picture].value
         assert "reduced settings" in m["summary"].value  # demo-size runs do not claim the targets
     assert "not CIFAR-10" in meta["cifar_cnn"]["summary"].value
-    assert "data:image/jpeg;base64," in meta["conv_filters"]["activation_maps"].value
+    assert "data:image/webp;base64," in meta["conv_filters"]["activation_maps"].value
 
     with duckdb.connect(str(vision_lake.lake_root / lake.CATALOG_FILE), read_only=True) as con:
         rows = con.execute("select model, dataset, n_test, default_config from vision_results order by model").fetchall()
@@ -126,11 +126,11 @@ def test_transfer_chain_and_house_numbers_materialize_from_the_checkpoint_graph(
     reader = meta["house_number_reader"]
     assert 0 <= reader["sequence_accuracy"].value <= 1
     for picture in ("examples", "worst_failures"):  # grids of photos: JPEG
-        assert "data:image/jpeg;base64," in reader[picture].value
+        assert "data:image/webp;base64," in reader[picture].value
     assert "data:image/png;base64," in reader["learning_curves"].value
     assert "reduced settings" in reader["summary"].value
     assert meta["house_numbers"]["test_numbers"].value == 20
-    assert "data:image/jpeg;base64," in meta["house_numbers"]["raw_images"].value
+    assert "data:image/webp;base64," in meta["house_numbers"]["raw_images"].value
 
     with duckdb.connect(str(vision_lake.lake_root / lake.CATALOG_FILE), read_only=True) as con:
         models = [r[0] for r in con.execute("select model from vision_results order by model").fetchall()]
