@@ -77,12 +77,13 @@ def confusion_plot(matrix: np.ndarray, names: list[str], title: str) -> bytes:
     """Counts, true class in rows, predicted in columns; the diagonal is right."""
     n = len(names)
     fig, ax = plt.subplots(figsize=(0.75 * n + 3, 0.65 * n + 2))
-    ax.imshow(np.log1p(matrix), cmap="Blues")
+    shade = np.log1p(matrix)
+    ax.imshow(shade, cmap="Blues")
     for i in range(n):
         for j in range(n):
-            if matrix[i, j]:
+            if matrix[i, j]:  # white on the dark half of the colour scale, wherever the cell is
                 ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=9,
-                        color="white" if i == j else "black")
+                        color="white" if shade[i, j] > 0.6 * shade.max() else "black")
     ax.set_xticks(range(n), names, rotation=45, ha="right", fontsize=10)
     ax.set_yticks(range(n), names, fontsize=10)
     ax.set_xlabel("predicted", fontsize=11)
