@@ -82,6 +82,7 @@ def test_walkforward_benchmark_reports_the_ratio_ics_and_levers() -> None:
                       "--epochs", "2", "--cadence", "2")
     assert positive(r["ratio"]) and positive(r["reference_seconds"]) and positive(r["seconds"])
     assert r["ratio"] == pytest.approx(r["reference_seconds"] / r["seconds"], rel=0.05)
+    assert r["total_seconds"] > r["reference_seconds"] + r["seconds"]  # the whole run, market and cadence included
     assert r["periods"] == 3 and r["reference_epochs_trained"] == 6 and 0 < r["epochs_trained"] <= 6
     assert all(math.isfinite(r[k]) for k in ("ic", "reference_ic", "ic_se", "cadence_ic"))
     assert {"training_loop", "warm_start_early_stop", "cadence_over_ours"} <= set(r["levers"])
