@@ -112,16 +112,21 @@ def page(ui):
 
 
 def _open(page, url: str, path: str) -> None:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     page.goto(url + path, wait_until="networkidle")
-    page.wait_for_timeout(1500)
-    skip = page.get_by_role("button", name="Skip")  # first-visit tours
-    if skip.count():
+    skip = page.get_by_role("button", name="Skip")  # the first visit's community dialog opens a moment late
+    try:
+        skip.first.wait_for(state="visible", timeout=4000)
         skip.first.click()
+    except PlaywrightTimeout:
+        pass  # already dismissed in this browser
 
 
 def test_asset_graph_and_job_runs(ui, page):
     _open(page, ui, "/asset-groups")
     page.get_by_text("trading", exact=True).first.wait_for()
+    page.get_by_text("fetching statuses").first.wait_for(state="detached")
     page.screenshot(path=SHOTS / "01_asset_graph.png")
     # runs launched through the code location are the job's runs (before: "No runs found")
     _open(page, ui, "/locations/cnn_pipelines/jobs/trading_job/runs")
