@@ -47,6 +47,7 @@ setup(
         "dev": [
             "pytest>=8",
             "pytest-timeout>=2.3",
+            "hypothesis>=6.100",  # property tests over generated vendor files, stored lakes and dates
             "requests>=2.31",
             "statsmodels>=0.14",  # benchmark reference (rolling OLS) only
             "dill>=0.3",  # tensorflow_datasets.testing imports it

@@ -1,9 +1,11 @@
 """raw_prices: validated daily bars per weekday partition, from the configured price source.
 
-Ingestion degrades per ticker: a ticker with a rejected row (or an unreadable file) is quarantined for the
-run (named with its rows and rules in the metadata, the ``no_quarantined_tickers`` check fails with ERROR
-severity) and the other tickers land. Stored rows of a quarantined ticker are kept as they were. Strict mode
-(run config ``strict: true`` or $CNN_STRICT_INGESTION=1) rejects the whole batch instead.
+Ingestion degrades per (ticker, day): a rejected bar holds back that ticker's day, an unreadable file its
+ticker, and everything else lands. Nothing stored is ever lost: a stored row the source no longer delivers
+(a file now empty, header-only, truncated or gone, a quarantined day) stays exactly as it was, and the
+``no_quarantined_tickers`` check fails with ERROR severity naming the ticker and what its source covers.
+A real delisting (the source's history ends and the lake never held later rows) changes nothing. Strict
+mode (run config ``strict: true`` or $CNN_STRICT_INGESTION=1) rejects the whole batch instead.
 """
 
 import datetime as dt
@@ -22,7 +24,8 @@ from cnn_pipelines.storage.io_manager import ParquetLakeIOManager
 from cnn_pipelines.trading.partitions import weekday_partitions
 from cnn_pipelines.trading.prices.resources import PriceSource
 from cnn_pipelines.trading.settings import current_settings
-from cnn_pipelines.trading.prices.validation import CANONICAL_COLUMNS, PriceSchemaError, validate_prices
+from cnn_pipelines.trading.prices.ingest import context_start, ingest
+from cnn_pipelines.trading.prices.validation import CANONICAL_COLUMNS, PriceSchemaError
 
 CALENDAR_NAME = current_settings().calendar
 
@@ -57,22 +60,12 @@ def _preview(df: pd.DataFrame, n: int = 8) -> str:
     return head.to_markdown(index=False, floatfmt=".4f")
 
 
-def quarantine_table(report_quarantine: pd.DataFrame | None, file_errors: dict[str, str]) -> pd.DataFrame:
-    """One row per rejected row (rule, date, ticker, values) plus one per unreadable file."""
-    parts = [] if report_quarantine is None else [report_quarantine.astype({"date": str})]
-    if file_errors:
-        parts.append(pd.DataFrame({"rule": [f"unreadable file: {m}" for m in file_errors.values()],
-                                   "ticker": list(file_errors)}))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["rule", *CANONICAL_COLUMNS])
-
-
-def keep_stored_rows(root, keys: list[str], tickers: list[str]) -> pd.DataFrame:
-    """Rows already in the lake for ``tickers`` in the partitions being rewritten (so quarantine loses nothing)."""
+def stored_rows(root, keys: list[str]) -> pd.DataFrame:
+    """Rows already in the lake in the partitions being rewritten."""
     present = lake.held_keys(root, "raw_prices", keys)
-    if not present or not tickers:
+    if not present:
         return pd.DataFrame(columns=CANONICAL_COLUMNS)
-    stored = lake.read_partitions(root, "raw_prices", present)
-    return stored.loc[stored["ticker"].astype(str).isin(tickers), CANONICAL_COLUMNS]
+    return lake.read_partitions(root, "raw_prices", present)[CANONICAL_COLUMNS]
 
 
 @dg.asset(
@@ -86,9 +79,9 @@ def keep_stored_rows(root, keys: list[str], tickers: list[str]) -> pd.DataFrame:
 def raw_prices(context: dg.AssetExecutionContext, config: RawPricesConfig, prices: PriceSource,
                lake: dg.ResourceParam[ParquetLakeIOManager]):
     """Daily split/dividend-adjusted OHLCV bars, validated (see validation.py) before anything is written;
-    a ticker that breaks a rule is quarantined, the others land."""
+    a bad bar holds back its ticker's day, and no stored row is ever deleted by an ingestion."""
     start, end, keys = partition_dates(context)
-    fetched = prices.fetch(start, end)
+    fetched = prices.fetch(context_start(start), end)  # the days before: context for holiday repeats only
     missing = list(fetched.attrs.get("missing_tickers", []))
     file_errors = dict(fetched.attrs.get("file_errors", {}))
     if missing:
@@ -96,17 +89,12 @@ def raw_prices(context: dg.AssetExecutionContext, config: RawPricesConfig, price
     if file_errors and config.strict:
         raise PriceSchemaError("strict ingestion: unreadable price files, nothing was written:\n"
                                + "\n".join(file_errors.values()))
-    clean, report = validate_prices(fetched, source=prices.description, calendar=trading_calendar(CALENDAR_NAME),
-                                    strict=config.strict)
-    quarantine = quarantine_table(report.quarantine, file_errors)
-    held = sorted(set(report.quarantined_tickers) | set(file_errors))
-    kept = keep_stored_rows(Path(lake.root), keys, held)
+    done = ingest(fetched, stored_rows(Path(lake.root), keys), start, end, trading_calendar(CALENDAR_NAME),
+                  strict=config.strict, source=prices.description, file_errors=file_errors)
+    clean, report, kept, quarantine, held = done.table, done.report, done.kept, done.quarantine, done.held
     if held:
-        context.log.error(f"{len(held)} ticker(s) quarantined, nothing of them written in this run: {held}; "
-                          f"rules: {quarantine.groupby('ticker')['rule'].first().to_dict()}")
-    if len(kept):
-        clean = pd.concat([clean, kept.astype(clean.dtypes.to_dict())], ignore_index=True)
-        clean = clean.sort_values(["date", "ticker"], kind="stable").reset_index(drop=True)
+        context.log.error(f"{len(held)} ticker(s) quarantined (their stored rows kept, their rejected days not "
+                          f"written): {held}; rules: {quarantine.groupby('ticker')['rule'].first().to_dict()}")
     repaired = {k: v for k, v in report.repairs.items() if v}
     if repaired:
         context.log.info(f"repairs applied: {repaired}")
@@ -120,7 +108,8 @@ def raw_prices(context: dg.AssetExecutionContext, config: RawPricesConfig, price
             "strict": config.strict,
             "repairs": dg.MetadataValue.json(report.repairs),
             "quarantined_tickers": dg.MetadataValue.json(held),
-            "stored_rows_kept_for_quarantined": len(kept),
+            "quarantined_days": report.quarantined_days,
+            "stored_rows_kept": len(kept),
             "tickers_without_data": dg.MetadataValue.json(missing),
             "preview": dg.MetadataValue.md(_preview(clean)),
         }),

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from cnn_pipelines.trading.prices.calendar import to_date
+from cnn_pipelines.trading.prices.dates import session_dates
 from cnn_pipelines.trading.prices.validation import CANONICAL_COLUMNS, PriceSchemaError
 
 log = logging.getLogger(__name__)
@@ -76,11 +77,12 @@ def normalize_columns(df: pd.DataFrame, source: str, ticker: str | None = None) 
     return out[CANONICAL_COLUMNS]
 
 
-def _in_range(df: pd.DataFrame, start: dt.date, end: dt.date, source: str) -> pd.DataFrame:
-    try:
-        dates = pd.to_datetime(df["date"]).dt.tz_localize(None).dt.normalize()
-    except (ValueError, TypeError) as exc:
-        raise PriceSchemaError(f"{source}: column 'date' is not parseable as dates ({exc})") from exc
+def _in_range(df: pd.DataFrame, start: dt.date, end: dt.date, source: str, tz: str | None = None,
+              date_order: str | None = None) -> pd.DataFrame:
+    """Rows dated in [start, end], dates as the exchange's session dates (see dates.py)."""
+    dates = session_dates(df["date"], tz=tz, date_order=date_order, source=source)
+    if dates.isna().any():
+        raise PriceSchemaError(f"{source}: column 'date' has {int(dates.isna().sum())} empty values")
     keep = (dates >= pd.Timestamp(start)) & (dates <= pd.Timestamp(end))
     out = df.loc[keep].copy()
     out["date"] = dates[keep].dt.date
@@ -120,21 +122,27 @@ def file_ticker(path: Path) -> str:
     return re.sub(r"\.(csv|parquet)(\.gz)?$", "", path.name).upper()
 
 
-def read_price_files(path: str, start: str | dt.date, end: str | dt.date) -> pd.DataFrame:
-    """All bars in [start, end] from the files at ``path``.
+def read_price_files(path: str, start: str | dt.date, end: str | dt.date, tz: str | None = None,
+                     date_order: str | None = None) -> pd.DataFrame:
+    """All bars in [start, end] from the files at ``path``, with a ``source_file`` column (the file's name).
 
-    A file that cannot be read (corrupt, missing columns, unparseable dates) does not stop the others: its
-    error, naming the file and column, goes to ``out.attrs["file_errors"]`` ({ticker: message}, the ticker
-    being the file name) for the caller to quarantine or, in strict mode, raise."""
+    Dates are read per file (dates.py): ``tz`` is the exchange's time zone, ``date_order`` decides numeric
+    dates that read both ways. A file that cannot be read (corrupt, missing columns, unreadable or ambiguous
+    dates) does not stop the others: its error, naming the file and column, goes to
+    ``out.attrs["file_errors"]`` ({ticker: message}, the ticker being the file name) for the caller to
+    quarantine or, in strict mode, raise."""
     start_d, end_d = to_date(start), to_date(end)
     frames, errors = [], {}
     for f in list_price_files(path):
         try:
-            frames.append(_in_range(read_price_file(f), start_d, end_d, str(f)))
+            frame = _in_range(read_price_file(f), start_d, end_d, str(f), tz=tz, date_order=date_order)
         except PriceSchemaError as exc:
             errors[file_ticker(f)] = str(exc)
-    out = pd.concat(frames, ignore_index=True) if frames else empty_prices()
-    out = out.astype({"ticker": "string"})
+            continue
+        frames.append(frame.assign(source_file=f.name))
+    out = (pd.concat(frames, ignore_index=True) if frames
+           else empty_prices().assign(source_file=pd.Series([], dtype="string")))
+    out = out.astype({"ticker": "string", "source_file": "string"})
     out.attrs["file_errors"] = errors
     return out
 

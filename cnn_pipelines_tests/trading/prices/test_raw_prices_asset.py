@@ -84,9 +84,12 @@ def test_a_bad_ticker_is_quarantined_the_others_land_and_its_stored_rows_stay(la
     result = strict_run(lake_root, tmp_path / "files", strict=False)
     assert result.success
     after = lake.read_partitions(lake_root, "raw_prices", KEYS)
-    # AAA's stored rows are kept as they were, BBB's new closes landed, CCC never appears
-    pd.testing.assert_frame_equal(before[before["ticker"] == "AAA"].reset_index(drop=True),
-                                  after[after["ticker"] == "AAA"].reset_index(drop=True))
+    # AAA's rejected day keeps its stored row, its other days and BBB's new closes landed, CCC never appears
+    aaa = after[after["ticker"] == "AAA"].set_index("date")["close"]
+    assert aaa.tolist() == [10.5, 10.6, 10.5, 10.4, 10.5]
+    stored = before[(before["ticker"] == "AAA") & (before["date"].astype(str) == "2021-03-03")].reset_index(drop=True)
+    pd.testing.assert_frame_equal(stored, after[(after["ticker"] == "AAA") & (after["date"].astype(str) == "2021-03-03")]
+                                  .reset_index(drop=True))
     assert after.loc[after["ticker"] == "BBB", "close"].tolist() == [10.1, 10.2, 10.3, 10.4, 10.5]
     assert set(after["ticker"]) == {"AAA", "BBB"}
     check = next(c for c in result.get_asset_check_evaluations() if c.check_name == "no_quarantined_tickers")
@@ -96,7 +99,7 @@ def test_a_bad_ticker_is_quarantined_the_others_land_and_its_stored_rows_stay(la
     assert "non-positive price" in rows and "2021-03-03" in rows and "ccc.csv" in rows
     # run-level numbers are reported once, on the run's newest partition
     meta = result.get_asset_materialization_events()[-1].materialization.metadata
-    assert meta["stored_rows_kept_for_quarantined"].value == 5
+    assert meta["stored_rows_kept"].value == 1  # AAA's rejected day only; its other days landed
 
 
 @dg.asset(

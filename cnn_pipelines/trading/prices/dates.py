@@ -1,0 +1,159 @@
+"""Vendor date columns to exchange session dates.
+
+What vendors write, and what it becomes (always the exchange's local calendar date of the bar):
+
+- dates or naive timestamps (``2020-01-02``, ``2020/1/2 16:00:00``, ``20200102``): the date as written;
+- timestamps with an offset, fixed or changing with daylight saving (``-05:00`` / ``-04:00``) or ``Z``:
+  converted to the exchange's time zone, then dated. A file whose stamped times are all midnight in their own
+  offset labels dates that way (``2020-01-02T00:00:00Z`` is the bar of 2020-01-02, not New York's evening
+  of the 1st), so those keep the date as written;
+- numeric day/month dates (``03.04.2020``, ``04/03/2020``): day-first or month-first is decided per file from
+  all its rows (a first field above 12 means day-first, a second above 12 month-first), never from the first
+  row. A file whose every date reads both ways takes the ``date_order`` setting; without one it is refused
+  with a message naming that setting.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import numpy as np
+import pandas as pd
+
+from cnn_pipelines.trading.prices.validation import PriceSchemaError
+
+DATE_ORDERS = ("dayfirst", "monthfirst")
+DEFAULT_TZ = "America/New_York"
+_YMD = re.compile(r"^(?P<y>\d{4})[-/.](?P<m>\d{1,2})[-/.](?P<d>\d{1,2})(?P<rest>.*)$")
+_YMD8 = re.compile(r"^(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})(?P<rest>(?:[ T].*)?)$")
+_NUM = re.compile(r"^(?P<a>\d{1,2})[-/.](?P<b>\d{1,2})[-/.](?P<y>\d{4}|\d{2})(?P<rest>.*)$")
+_TIME = re.compile(r"^(?:[ T](?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:\.\d+)?)?)?\s*"
+                   r"(?P<off>Z|UTC|[+-]\d{2}(?::?\d{2})?)?$")
+
+
+class AmbiguousDatesError(PriceSchemaError):
+    """Every date of a file reads as day-first and as month-first alike, and no ``date_order`` is set."""
+
+
+def session_dates(values: pd.Series, tz: str | None = None, date_order: str | None = None,
+                  source: str = "prices") -> pd.Series:
+    """``values`` as naive midnight timestamps of the exchange's local session date (same index).
+
+    ``tz`` is the exchange's time zone (default New York); ``date_order`` ("dayfirst" or "monthfirst")
+    decides numeric dates only where the file itself cannot. Raises PriceSchemaError naming ``source`` and
+    example values when a date cannot be read."""
+    if date_order is not None and date_order not in DATE_ORDERS:
+        raise ValueError(f"date_order must be one of {DATE_ORDERS} or unset, got {date_order!r}")
+    tz = tz or DEFAULT_TZ
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return _aware_to_sessions(values, tz)
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        return values.dt.normalize()
+    present = values.dropna()
+    if len(present) and all(isinstance(v, dt.date) for v in present.head(50)):
+        try:
+            return pd.Series(pd.to_datetime(values.to_numpy(), utc=False), index=values.index).dt.normalize()
+        except (TypeError, ValueError):
+            pass  # tz-aware datetime objects, or a mix: read them as text below
+    if pd.api.types.is_integer_dtype(values.dtype):
+        values = values.astype("string")
+    return _text_to_sessions(values.astype("string").str.strip(), tz, date_order, source)
+
+
+def _aware_to_sessions(values: pd.Series, tz: str) -> pd.Series:
+    """Tz-aware timestamps: their own wall date if all are at midnight in their zone, else the date in ``tz``."""
+    own = values.dt.tz_localize(None)
+    if (own.dropna() == own.dropna().dt.normalize()).all():
+        return own.dt.normalize()
+    return values.dt.tz_convert(tz).dt.tz_localize(None).dt.normalize()
+
+
+def _examples(text: pd.Series, mask, n: int = 3) -> list[str]:
+    return [f"row {i}: {v!r}" for i, v in text[np.asarray(mask)].head(n).items()]
+
+
+def _numeric_order(a: pd.Series, b: pd.Series, date_order: str | None, text: pd.Series, source: str) -> str:
+    """Day-first or month-first for a file's numeric dates, from all its rows."""
+    a_day, b_day = bool((a > 12).any()), bool((b > 12).any())
+    if a_day and b_day:
+        both = text.index.isin(a.index[a > 12]) | text.index.isin(b.index[b > 12])
+        raise PriceSchemaError(f"{source}: dates mix day-first and month-first (e.g. "
+                               f"{_examples(text, both)}); make the file use one order")
+    if a_day:
+        return "dayfirst"
+    if b_day:
+        return "monthfirst"
+    if date_order is None:
+        raise AmbiguousDatesError(
+            f"{source}: every date reads as day-first and as month-first (e.g. {text.dropna().iloc[0]!r}); set "
+            f"date_order: dayfirst or monthfirst in cnn_pipelines.yaml (or CNN_DATE_ORDER)")
+    return date_order
+
+
+def _text_to_sessions(text: pd.Series, tz: str, date_order: str | None, source: str) -> pd.Series:
+    parts = pd.DataFrame(index=text.index, columns=["y", "m", "d", "rest"], dtype="object")
+    for pattern in (_YMD, _YMD8):
+        todo = parts["y"].isna() & text.notna()
+        found = text[todo].str.extract(pattern)
+        parts.loc[found.dropna(subset=["y"]).index, ["y", "m", "d", "rest"]] = found.dropna(subset=["y"])[["y", "m", "d", "rest"]].to_numpy()
+    todo = parts["y"].isna() & text.notna()
+    num = text[todo].str.extract(_NUM).dropna(subset=["y"])
+    if len(num):
+        a, b = num["a"].astype(int), num["b"].astype(int)
+        order = _numeric_order(a, b, date_order, text, source)
+        day, month = (a, b) if order == "dayfirst" else (b, a)
+        year = num["y"].astype(int)
+        year = year.where(num["y"].str.len() == 4, np.where(year < 70, 2000 + year, 1900 + year))
+        parts.loc[num.index, ["y", "m", "d", "rest"]] = np.column_stack(
+            [year.astype(str), month.astype(str), day.astype(str), num["rest"]])
+    other = parts["y"].isna() & text.notna()
+    out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
+    if other.any():
+        out[other] = _free_text_to_sessions(text[other], tz, source)
+    found = parts.dropna(subset=["y"])
+    if len(found):
+        times = found["rest"].fillna("").str.extract(_TIME)
+        bad_time = times.isna().all(axis=1) & (found["rest"].fillna("").str.strip() != "")
+        if bad_time.any():
+            raise PriceSchemaError(f"{source}: column 'date' has unreadable times, e.g. "
+                                   f"{_examples(text[found.index], bad_time)}")
+        wall = pd.to_datetime(pd.DataFrame({
+            "year": found["y"].astype(int), "month": found["m"].astype(int), "day": found["d"].astype(int),
+            **{unit: pd.to_numeric(times[col]).fillna(0).astype(int)
+               for unit, col in (("hour", "h"), ("minute", "mi"), ("second", "s"))}}), errors="coerce")
+        if wall.isna().any():
+            raise PriceSchemaError(f"{source}: column 'date' has impossible dates, e.g. "
+                                   f"{_examples(text[found.index], wall.isna())}")
+        offset = times["off"]
+        aware = offset.notna()
+        dates = wall.dt.normalize().copy()
+        if aware.any() and not (wall[aware] == dates[aware]).all():  # stamped times: convert to the exchange
+            minutes = offset[aware].map(_offset_minutes)
+            utc = (wall[aware] - pd.to_timedelta(minutes, unit="min")).dt.tz_localize("UTC")
+            dates.loc[aware] = utc.dt.tz_convert(tz).dt.tz_localize(None).dt.normalize()
+        out[found.index] = dates
+    return out
+
+
+def _offset_minutes(offset: str) -> int:
+    if offset in ("Z", "UTC"):
+        return 0
+    sign = -1 if offset[0] == "-" else 1
+    digits = offset[1:].replace(":", "")
+    return sign * (int(digits[:2]) * 60 + (int(digits[2:4]) if len(digits) > 2 else 0))
+
+
+def _free_text_to_sessions(text: pd.Series, tz: str, source: str) -> pd.Series:
+    """Dates pandas can read in other layouts ("Jan 2, 2020", "2-Jan-2020"), offsets converted as above."""
+    try:
+        parsed = pd.to_datetime(text, format="mixed")
+    except (ValueError, TypeError):
+        try:
+            parsed = pd.to_datetime(text, format="mixed", utc=True)
+        except (ValueError, TypeError) as exc:
+            raise PriceSchemaError(f"{source}: column 'date' is not parseable as dates ({exc}); e.g. "
+                                   f"{_examples(text, text.notna())}") from exc
+    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+        return _aware_to_sessions(parsed, tz)
+    return parsed.dt.normalize()
