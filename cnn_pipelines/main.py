@@ -19,7 +19,8 @@ from cnn_pipelines.storage import lake
 from cnn_pipelines.launch import launch
 from cnn_pipelines.trading.features.assets import LOOKAHEAD
 from cnn_pipelines.trading.production.assets import TRAIN_WEEKDAYS
-from cnn_pipelines.trading.research.assets import RS, research_partitions
+from cnn_pipelines.trading.research.assets import RS, _window, research_partitions
+from cnn_pipelines.trading.research.model_assets import _months_window
 from cnn_pipelines.trading.partitions import weekday_partitions
 from cnn_pipelines.trading.settings import current_settings
 from cnn_pipelines.instance import fail_dead_runs
@@ -82,7 +83,8 @@ def plan(end: str | None = None, days: int = 520, start: str | None = None, peri
     else:
         i_end = bisect.bisect_right(keys, end) - 1
         if i_end < 0:
-            raise PlanError(f"--end {end} is before the first partition {keys[0]} (set CNN_PARTITIONS_START earlier)")
+            raise PlanError(f"--end {end} is before the first partition {keys[0]} (set partitions_start earlier in "
+                            f"cnn_pipelines.yaml, or CNN_PARTITIONS_START)")
         if keys[i_end] != end:
             notes.append(f"--end {end} is not a weekday; using {keys[i_end]}")
     end = keys[i_end]
@@ -102,10 +104,10 @@ def plan(end: str | None = None, days: int = 520, start: str | None = None, peri
     # What each part of the plan needs as its first feature date; the earliest sets the range.
     needs = {f"--start {keys[i_start]}" if start else f"the range of {days} weekdays": i_start,
              f"the nightly model trains on the {TRAIN_WEEKDAYS} weekdays before {end}": max(0, i_end - TRAIN_WEEKDAYS)}
-    if chosen:
-        first_train = min(pd.Timestamp(p) - pd.DateOffset(months=RS.train_months) for p in chosen)
+    if chosen:  # asked of the research assets' own partition mappings, so the plan cannot disagree with them
+        first_train = min(research_window(_window("indicator_panel"), p)[0] for p in chosen)
         needs[f"the test periods {chosen[0]}..{chosen[-1]} train on the {RS.train_months} months before each"] = \
-            _key_at_or_after(keys, str(first_train.date()))
+            _key_at_or_after(keys, first_train)
     need_key = min(needs.values())
     why = "; ".join(k for k, v in needs.items() if v == need_key)
     if need_key < i_start:
@@ -120,6 +122,8 @@ def plan(end: str | None = None, days: int = 520, start: str | None = None, peri
                         f"start on {coverage[0]}. Use a later --end, fewer --periods (each needs {RS.train_months} "
                         f"months of training history), or older prices.")
     lo = max(0, i_start - SETTINGS.price_lookback)
+    if chosen:  # ar_cnn reads raw prices over its lags before the training window
+        lo = min(lo, _key_at_or_after(keys, min(research_window(_months_window("raw_prices"), p)[0] for p in chosen)))
     if coverage:
         lo = max(lo, bisect.bisect_left(keys, str(coverage[0])))
     history = (keys[lo], keys[i_start - 1]) if lo < i_start else None
@@ -130,6 +134,15 @@ def plan(end: str | None = None, days: int = 520, start: str | None = None, peri
     if not ahead:
         notes.append(f"no prices after {end} yet: labels that need them stay unrealized (NaN) until they land")
     return Plan(keys[i_start], end, history, lookahead, chosen, notes)
+
+
+def research_window(asset_in: dg.AssetIn, period: str) -> tuple[str, str]:
+    """First and last weekday partition a research asset reads for ``period`` through ``asset_in``'s mapping
+    (a month's window starts on the weekday partition that overlaps its first day, e.g. a Friday)."""
+    result = asset_in.partition_mapping.get_upstream_mapped_partitions_result_for_partitions(
+        research_partitions.subset_with_partition_keys([period]), research_partitions, weekday_partitions)
+    mapped = result.partitions_subset.get_partition_keys()
+    return (min(mapped), max(mapped)) if mapped else (period, period)
 
 
 def run_job(name: str, start: str, end: str, instance: dg.DagsterInstance) -> DagsterRun:
@@ -243,13 +256,22 @@ def main(argv: list[str] | None = None) -> int:
     coverage = price_source_from_env().coverage()
     first = dt.date.fromisoformat(weekday_partitions.get_first_partition_key())
     clipped = bool(coverage and coverage[0] < first)
+    prices_start = coverage[0] if coverage else None
     if clipped:  # nothing before the first partition can be stored
         coverage = (first, coverage[1])
     if args.periods < 0:
         parser.error(f"--periods must be 0 or more, not {args.periods}")
-    the_plan = plan(args.end, args.days, args.start, args.periods, coverage=coverage)
+    try:
+        the_plan = plan(args.end, args.days, args.start, args.periods, coverage=coverage)
+    except PlanError as exc:
+        if not clipped:
+            raise
+        raise PlanError(f"{exc}\n(The limit here is the partitions' start, {first}, not the prices, which start on "
+                        f"{prices_start}: set partitions_start: {prices_start} in cnn_pipelines.yaml, or "
+                        f"CNN_PARTITIONS_START={prices_start}, to use them.)") from None
     if clipped and the_plan.history and the_plan.history[0] == str(first):
-        the_plan.notes.append(f"the partitions start on {first}; CNN_PARTITIONS_START=YYYY-MM-DD widens them")
+        the_plan.notes.append(f"the partitions start on {first}; partitions_start in cnn_pipelines.yaml (or "
+                              f"CNN_PARTITIONS_START=YYYY-MM-DD) widens them")
     the_plan.audit = args.audit
     the_plan.vision = not args.no_vision
     for note in the_plan.notes:

@@ -47,7 +47,9 @@ class MissingPartitionsError(FileNotFoundError):
 
 def default_root() -> Path:
     """Lake root: $CNN_LAKE_ROOT, else ./data_lake."""
-    return Path(os.environ.get("CNN_LAKE_ROOT", "data_lake"))
+    from cnn_pipelines.settings_file import project_env
+
+    return Path(project_env().get("CNN_LAKE_ROOT") or "data_lake")
 
 
 def table_dir(root: Path, table: str) -> Path:

@@ -1,41 +1,38 @@
 """Weekday date partitions for the trading graph (no empty weekend partitions; holidays are empty).
 
-Where they start: ``$CNN_PARTITIONS_START`` if set. Otherwise, on the embedded synthetic market with the demo
-preset, where the demo's own history begins (the first weekday of the month that holds the first raw_prices
-partition `make run` needs), so the UI's fill ratios describe the demo rather than a decade it never builds;
-the start moves forward a month at a time with today's date. Any other source or preset starts in 2012.
-Widen with e.g. ``CNN_PARTITIONS_START=2012-01-02 DEMO_DAYS=1000 make run``.
+Where they start never depends on today's date, so a materialized partition stays in the definition:
+``partitions_start`` in cnn_pipelines.yaml (or $CNN_PARTITIONS_START) where set; otherwise, for a folder of
+price files, the first weekday the files hold (the partitions follow the data they are given); otherwise
+2012-01-02, where the embedded synthetic market begins.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import os
-
 import dagster as dg
 import pandas as pd
+
+from cnn_pipelines.settings_file import project_env
 
 DEMO_DAYS = 520          # make run's default feature range (weekdays); the Makefile's DEMO_DAYS
 FIXED_START = "2012-01-02"
 
 
-def demo_history_start(today: dt.date, feature_days: int, price_lookback: int) -> str:
-    """First weekday of the month that holds the first raw_prices partition of a ``feature_days`` range ending
-    today, with ``price_lookback`` weekdays of price history before it (and a month to spare)."""
-    first = pd.Timestamp(today) - pd.offsets.BDay(feature_days + price_lookback + 21)
-    return (first - pd.offsets.MonthBegin(1) if first.day > 1 else first).strftime("%Y-%m-01")
-
-
-def default_start(env: dict[str, str] | None = None, today: dt.date | None = None) -> str:
-    env = dict(os.environ if env is None else env)
+def default_start(env: dict[str, str] | None = None) -> str:
+    """The first weekday partition (see the module docstring)."""
+    env = project_env(env)
     if env.get("CNN_PARTITIONS_START"):
-        return env["CNN_PARTITIONS_START"]
-    synthetic = env.get("CNN_PRICE_SOURCE", "synthetic").strip().lower() == "synthetic"
-    if not synthetic or env.get("CNN_PRESET", "demo") != "demo":
-        return FIXED_START
-    from cnn_pipelines.trading.settings import PRESETS
+        return str(pd.Timestamp(env["CNN_PARTITIONS_START"]).date())
+    if env.get("CNN_PRICE_SOURCE", "synthetic").strip().lower() == "files" and env.get("CNN_PRICE_FILES"):
+        from cnn_pipelines.trading.prices.resources import price_source_from_env
 
-    return demo_history_start(today or dt.date.today(), DEMO_DAYS, PRESETS["demo"].price_lookback)
+        try:
+            coverage = price_source_from_env(env).coverage()
+        except (OSError, ValueError):
+            coverage = None  # no files yet: the run itself will say so
+        if coverage:
+            first = pd.Timestamp(coverage[0])
+            return str((first if first.dayofweek < 5 else first + pd.offsets.BDay(1)).date())
+    return FIXED_START
 
 
 def first_research_period(weekday_start: str, price_lookback: int, train_months: int, floor: str) -> str:

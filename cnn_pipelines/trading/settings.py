@@ -3,9 +3,10 @@ location loads, so they come from a preset chosen by $CNN_PRESET (``demo`` defau
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, replace
+
+from cnn_pipelines.settings_file import project_env
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class FeatureSettings:
     max_abs_daily_return: float = 0.5   # one-day move beyond +50% / -33% (|log| > log 1.5) = data error
     factors_csv: str | None = None      # Fama-French-style daily CSV; None = build factors from the universe
     calendar: str = "synthetic"         # trading calendar: "synthetic", or an exchange code (XNYS, XLON, ...)
+    non_tradables: tuple[str, ...] = ()  # never in the universe (besides every ^-prefixed index such as ^GSPC)
 
     @property
     def price_lookback(self) -> int:
@@ -39,7 +41,7 @@ PRESETS = {
 
 def calendar_from_env(env: dict[str, str] | None = None) -> str:
     """The synthetic market's own calendar for the synthetic source; else $CNN_EXCHANGE (default XNYS, NYSE)."""
-    env = os.environ if env is None else env
+    env = project_env(env)
     if env.get("CNN_PRICE_SOURCE", "synthetic").strip().lower() == "synthetic":
         return "synthetic"
     return env.get("CNN_EXCHANGE", "XNYS").strip().upper()
@@ -47,11 +49,13 @@ def calendar_from_env(env: dict[str, str] | None = None) -> str:
 
 def current_settings() -> FeatureSettings:
     """The preset named by $CNN_PRESET, with $CNN_FACTORS_CSV and the source's calendar applied."""
-    name = os.environ.get("CNN_PRESET", "demo")
+    env = project_env()
+    name = env.get("CNN_PRESET", "demo")
     if name not in PRESETS:
         raise ValueError(f"CNN_PRESET must be one of {sorted(PRESETS)}, got {name!r}")
-    return replace(PRESETS[name], factors_csv=os.environ.get("CNN_FACTORS_CSV") or None,
-                   calendar=calendar_from_env())
+    non_tradables = tuple(t.strip().upper() for t in env.get("CNN_NON_TRADABLES", "").split(",") if t.strip())
+    return replace(PRESETS[name], factors_csv=env.get("CNN_FACTORS_CSV") or None, calendar=calendar_from_env(env),
+                   non_tradables=non_tradables)
 
 
 @dataclass(frozen=True)
@@ -115,16 +119,17 @@ def current_research_settings() -> ResearchSettings:
     """The preset named by $CNN_PRESET; $CNN_TARGET names the label (default fwd_open_1d), $CNN_WARM_START=0
     trains every period from scratch for all epochs (the book's way), $CNN_RETRAIN_EVERY=k retrains every k
     months."""
-    name = os.environ.get("CNN_PRESET", "demo")
+    env = project_env()
+    name = env.get("CNN_PRESET", "demo")
     if name not in RESEARCH_PRESETS:
         raise ValueError(f"CNN_PRESET must be one of {sorted(RESEARCH_PRESETS)}, got {name!r}")
     changes: dict = {}
-    if os.environ.get("CNN_TARGET"):
-        changes["target"] = os.environ["CNN_TARGET"]
-    if os.environ.get("CNN_WARM_START"):
-        changes["warm_start"] = os.environ["CNN_WARM_START"].strip().lower() not in ("0", "false", "no", "off")
-    if os.environ.get("CNN_RETRAIN_EVERY"):
-        changes["retrain_every"] = int(os.environ["CNN_RETRAIN_EVERY"])
+    if env.get("CNN_TARGET"):
+        changes["target"] = env["CNN_TARGET"]
+    if env.get("CNN_WARM_START"):
+        changes["warm_start"] = env["CNN_WARM_START"].strip().lower() not in ("0", "false", "no", "off")
+    if env.get("CNN_RETRAIN_EVERY"):
+        changes["retrain_every"] = int(env["CNN_RETRAIN_EVERY"])
     return replace(RESEARCH_PRESETS[name], **changes)
 
 
@@ -142,4 +147,4 @@ EVALUATION_PRESETS = {"demo": EvaluationSettings(), "full": EvaluationSettings(t
 
 
 def current_evaluation_settings() -> EvaluationSettings:
-    return EVALUATION_PRESETS.get(os.environ.get("CNN_PRESET", "demo"), EvaluationSettings())
+    return EVALUATION_PRESETS.get(project_env().get("CNN_PRESET", "demo"), EvaluationSettings())

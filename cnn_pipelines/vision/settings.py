@@ -3,7 +3,7 @@ datasets and checkpoints live in the lake. Read once, when the code location loa
 
 from __future__ import annotations
 
-import os
+from cnn_pipelines.settings_file import project_env
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +37,7 @@ class VisionSettings:
 
 def vision_settings(env: dict[str, str] | None = None) -> VisionSettings:
     """$CNN_PRESET=full downloads through tfds; $CNN_FASHION_MNIST_DIR overrides the Debian IDX folder."""
-    env = os.environ if env is None else env
+    env = project_env(env)
     return VisionSettings(
         online=env.get("CNN_PRESET", "demo") == "full",
         lake_root=Path(env.get("CNN_LAKE_ROOT") or lake.default_root()),

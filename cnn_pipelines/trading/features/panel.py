@@ -18,7 +18,7 @@ from cnn_pipelines.trading.features.factors import (
 )
 from cnn_pipelines.trading.features.indicators import TECHNICAL_FAMILIES, feature_name, iter_technical_features
 from cnn_pipelines.trading.settings import FeatureSettings
-from cnn_pipelines.trading.features.universe import universe_membership
+from cnn_pipelines.trading.features.universe import is_tradable, universe_membership
 from cnn_pipelines.trading.features.wide import WideBars, shift, to_long, to_wide
 
 
@@ -57,7 +57,8 @@ class Universe:
 
 def compute_universe(bars: WideBars, s: FeatureSettings) -> Universe:
     member, rank, med = universe_membership(bars.close, bars.volume, bars.has_bar, s.universe_size,
-                                            s.universe_window, s.universe_min_obs)
+                                            s.universe_window, s.universe_min_obs,
+                                            tradable=is_tradable(bars.tickers, s.non_tradables))
     return Universe(member, rank, med)
 
 

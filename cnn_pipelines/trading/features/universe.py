@@ -31,9 +31,18 @@ def top_n_members(score: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return member, np.where(member, ranks, 0)
 
 
+def is_tradable(tickers, non_tradables=()) -> np.ndarray:
+    """Whether each ticker may enter the universe: indices (a ``^`` prefix, as vendors write ^GSPC, ^IXIC) and
+    the names listed in ``non_tradables`` never do."""
+    listed = {str(t).strip().upper() for t in non_tradables}
+    return np.array([not str(t).startswith("^") and str(t).strip().upper() not in listed for t in tickers], dtype=bool)
+
+
 def universe_membership(close: np.ndarray, volume: np.ndarray, has_bar: np.ndarray, size: int, window: int,
-                        min_obs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(member, rank, trailing median dollar volume), each T x N, using only data before each date."""
+                        min_obs: int, tradable: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(member, rank, trailing median dollar volume), each T x N, using only data before each date. Columns
+    that are not ``tradable`` (N booleans) are never members."""
     med = trailing_median_dollar_volume(close, volume, has_bar, window, min_obs)
-    member, rank = top_n_members(med, size)
+    score = med if tradable is None else np.where(tradable[None, :], med, np.nan)
+    member, rank = top_n_members(score, size)
     return member, rank, med

@@ -9,7 +9,7 @@ mode (run config ``strict: true`` or $CNN_STRICT_INGESTION=1) rejects the whole 
 """
 
 import datetime as dt
-import os
+from cnn_pipelines.settings_file import project_env
 from pathlib import Path
 
 import dagster as dg
@@ -41,7 +41,7 @@ RAW_PRICES_CHECKS = [
 class RawPricesConfig(dg.Config):
     """strict: reject the whole batch when any row breaks a rule (default: quarantine the ticker)."""
 
-    strict: bool = os.environ.get("CNN_STRICT_INGESTION", "0").strip().lower() in ("1", "true", "yes")
+    strict: bool = project_env().get("CNN_STRICT_INGESTION", "0").strip().lower() in ("1", "true", "yes")
 
 
 def partition_dates(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date, list[str]]:

@@ -50,6 +50,18 @@ def trading_days(start: str | dt.date, end: str | dt.date) -> pd.DatetimeIndex:
     return days[~is_holiday(days)]
 
 
+def _calendar_start(name: str) -> str:
+    """1990, or the exchange calendar's own earliest date where it starts later (XTKS: 1997)."""
+    import exchange_calendars as xcals
+
+    dispatcher = xcals.calendar_utils.global_calendar_dispatcher
+    try:
+        bound = dispatcher._calendar_factories[dispatcher.resolve_alias(name)].bound_min()
+    except (KeyError, AttributeError):
+        return _FIRST
+    return max(_FIRST, str(bound.date())) if bound is not None else _FIRST
+
+
 class TradingCalendar:
     """Sessions of one calendar (``synthetic`` or an exchange code such as ``XNYS``), as a sorted index.
 
@@ -65,13 +77,22 @@ class TradingCalendar:
             import exchange_calendars as xcals
 
             try:
-                cal = xcals.get_calendar(name, start=_FIRST)
+                cal = xcals.get_calendar(name, start=_calendar_start(name))
             except xcals.errors.InvalidCalendarName as exc:
                 raise ValueError(f"unknown exchange calendar {name!r} (CNN_EXCHANGE); e.g. XNYS, XNAS, XLON, "
                                  f"XTKS, CMES") from exc
             known = pd.DatetimeIndex(cal.sessions).tz_localize(None)
             later = weekdays(known[-1] + pd.Timedelta(days=1), dt.date.today() + dt.timedelta(days=800))
             self._sessions = known.append(later)
+
+    @property
+    def timezone(self) -> str:
+        """The exchange's time zone (vendor timestamps are dated in it); New York for the synthetic market."""
+        if self.name == SYNTHETIC:
+            return "America/New_York"
+        import exchange_calendars as xcals
+
+        return str(xcals.get_calendar(self.name, start=_calendar_start(self.name)).tz)
 
     def __repr__(self) -> str:
         return f"TradingCalendar({self.name!r})"

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
+import functools
 
 import dagster as dg
 import pandas as pd
 
 from cnn_pipelines.trading.prices.market import MarketConfig, market_for
-from cnn_pipelines.trading.prices.sources import download_yahoo, read_price_files
+from cnn_pipelines.settings_file import project_env
+from cnn_pipelines.trading.prices.calendar import trading_calendar
+from cnn_pipelines.trading.prices.sources import download_yahoo, list_price_files, read_price_files
 
 
 class PriceSource(dg.ConfigurableResource):
@@ -74,30 +76,52 @@ class YahooPriceSource(PriceSource):
 
 
 class FilePriceSource(PriceSource):
-    """CSV/Parquet files in the canonical long format (a directory, a file or a glob)."""
+    """CSV/Parquet files in the canonical long format (a directory, a file or a glob). Timestamps are dated
+    in ``exchange``'s time zone; ``date_order`` (dayfirst/monthfirst) decides files whose dates read both ways."""
 
     path: str
+    exchange: str = "XNYS"
+    date_order: str | None = None
 
     def fetch(self, start: dt.date, end: dt.date) -> pd.DataFrame:
-        df = read_price_files(self.path, start, end)
+        df = read_price_files(self.path, start, end, tz=trading_calendar(self.exchange).timezone,
+                              date_order=self.date_order)
         df.attrs["missing_tickers"] = []
         return df
 
     def coverage(self) -> tuple[dt.date, dt.date] | None:
-        df = read_price_files(self.path, dt.date(1900, 1, 1), dt.date(2200, 1, 1))
-        if df.empty:
-            return None
-        dates = pd.to_datetime(df["date"])
-        return dates.min().date(), dates.max().date()
+        return _files_coverage(self.path, self.exchange, self.date_order, _fingerprint(self.path))
 
     @property
     def description(self) -> str:
         return f"files({self.path})"
 
 
+def _fingerprint(path: str) -> tuple:
+    """Names, sizes and modification times of the files at ``path``: what coverage is cached on."""
+    try:
+        return tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in list_price_files(path))
+    except FileNotFoundError:
+        return ()
+
+
+@functools.lru_cache(maxsize=8)
+def _files_coverage(path: str, exchange: str, date_order: str | None, fingerprint: tuple) -> tuple[dt.date, dt.date] | None:
+    """First and last date in the files (read once per process while the files stay the same)."""
+    if not fingerprint:
+        return None
+    df = read_price_files(path, dt.date(1800, 1, 1), dt.date(2200, 1, 1), tz=trading_calendar(exchange).timezone,
+                          date_order=date_order)
+    if df.empty:
+        return None
+    dates = pd.to_datetime(df["date"])
+    return dates.min().date(), dates.max().date()
+
+
 def price_source_from_env(env: dict[str, str] | None = None) -> PriceSource:
-    """$CNN_PRICE_SOURCE = synthetic (default) | yahoo ($CNN_TICKERS, comma-separated) | files ($CNN_PRICE_FILES)."""
-    env = dict(os.environ if env is None else env)
+    """$CNN_PRICE_SOURCE = synthetic (default) | yahoo ($CNN_TICKERS, comma-separated) | files ($CNN_PRICE_FILES,
+    read on $CNN_EXCHANGE's calendar, $CNN_DATE_ORDER for ambiguous numeric dates); the settings file first."""
+    env = project_env(env)
     kind = env.get("CNN_PRICE_SOURCE", "synthetic").strip().lower()
     if kind == "synthetic":
         return SyntheticPriceSource(
@@ -113,5 +137,6 @@ def price_source_from_env(env: dict[str, str] | None = None) -> PriceSource:
     if kind == "files":
         if not env.get("CNN_PRICE_FILES"):
             raise ValueError("CNN_PRICE_SOURCE=files needs CNN_PRICE_FILES (a directory, file or glob)")
-        return FilePriceSource(path=env["CNN_PRICE_FILES"])
+        return FilePriceSource(path=env["CNN_PRICE_FILES"], exchange=env.get("CNN_EXCHANGE", "XNYS").strip().upper(),
+                               date_order=env.get("CNN_DATE_ORDER") or None)
     raise ValueError(f"CNN_PRICE_SOURCE must be synthetic, yahoo or files; got {kind!r}")
