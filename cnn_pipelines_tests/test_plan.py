@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from cnn_pipelines.trading.features.assets import LOOKAHEAD, SETTINGS
-from cnn_pipelines.trading.research.assets import RS
 from cnn_pipelines.main import PlanError, plan
 
 KEYS = pd.bdate_range("2012-01-02", "2021-12-31").strftime("%Y-%m-%d").tolist()

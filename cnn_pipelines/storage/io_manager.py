@@ -9,6 +9,7 @@ import dagster as dg
 import pandas as pd
 
 from cnn_pipelines.storage import lake
+from cnn_pipelines.trading.prices.adjustments import adjust_as_of
 
 WEEKDAY_CRON = "0 0 * * 1-5"
 JSON_FILE = "data.json"
@@ -97,8 +98,12 @@ class ParquetLakeIOManager(dg.ConfigurableIOManager):
                 return lake.read_json(json_paths[0])
             lookahead = int((context.definition_metadata or {}).get("lookahead", 0))
             if len(keys) == 1:  # one partition: cheap, and caching it would evict the windows
-                return lake.read_partitions(self._root, table, keys, column, optional_tail=lookahead)
-            return _cached_window(self._root, table, keys, column, lookahead)
+                frame = lake.read_partitions(self._root, table, keys, column, optional_tail=lookahead)
+            else:
+                frame = _cached_window(self._root, table, keys, column, lookahead)
+            # prices are stored as reported with each bar's adjustment: a reader sees them adjusted as of the
+            # last day it reads (no later action can reach into its window)
+            return adjust_as_of(frame)
         json_path = lake.table_dir(self._root, table) / JSON_FILE
         if json_path.exists():
             return lake.read_json(json_path)

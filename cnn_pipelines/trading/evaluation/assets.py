@@ -12,6 +12,7 @@ import pandas as pd
 
 from cnn_pipelines.metadata import asset_output, asset_result
 from cnn_pipelines.storage import lake
+from cnn_pipelines.trading.prices.adjustments import adjust_as_of
 from cnn_pipelines.trading.prices.assets import raw_prices
 from cnn_pipelines.trading.features.assets import SETTINGS
 from cnn_pipelines.trading.research.assets import CALENDAR, RS, oos_predictions
@@ -52,7 +53,7 @@ def load_prices_after(root: Path, first: str) -> tuple[pd.DataFrame, pd.Datetime
     """raw_prices from ``first`` to the newest materialized partition (forward returns need the days after),
     and the exchange sessions over that range."""
     keys = [k for k in lake.materialized_keys(root, "raw_prices") if k >= first]
-    prices = lake.read_partitions(root, "raw_prices", keys)
+    prices = adjust_as_of(lake.read_partitions(root, "raw_prices", keys))
     return prices, CALENDAR.sessions(keys[0], keys[-1]) if keys else pd.DatetimeIndex([])
 
 

@@ -65,7 +65,7 @@ def stored_rows(root, keys: list[str]) -> pd.DataFrame:
     present = lake.held_keys(root, "raw_prices", keys)
     if not present:
         return pd.DataFrame(columns=CANONICAL_COLUMNS)
-    return lake.read_partitions(root, "raw_prices", present)[CANONICAL_COLUMNS]
+    return lake.read_partitions(root, "raw_prices", present)  # as stored: unadjusted, with their adjustments
 
 
 @dg.asset(
@@ -78,8 +78,9 @@ def stored_rows(root, keys: list[str]) -> pd.DataFrame:
 )
 def raw_prices(context: dg.AssetExecutionContext, config: RawPricesConfig, prices: PriceSource,
                lake: dg.ResourceParam[ParquetLakeIOManager]):
-    """Daily split/dividend-adjusted OHLCV bars, validated (see validation.py) before anything is written;
-    a bad bar holds back its ticker's day, and no stored row is ever deleted by an ingestion."""
+    """Daily OHLCV bars as the vendor reported them, with each bar's split/dividend adjustment (readers adjust
+    as of their own last day); validated before anything is written (a bad bar holds back its ticker's day),
+    and no stored row is ever deleted by an ingestion."""
     start, end, keys = partition_dates(context)
     fetched = prices.fetch(context_start(start), end)  # the days before: context for holiday repeats only
     missing = list(fetched.attrs.get("missing_tickers", []))

@@ -10,16 +10,17 @@ import numpy as np
 import pandas as pd
 
 from cnn_pipelines.storage import lake
-from cnn_pipelines.trading.prices.validation import CANONICAL_COLUMNS
+from cnn_pipelines.trading.prices.adjustments import STORED_COLUMNS
 
-EXPECTED_DTYPES = {"ticker": "string", "open": "float64", "high": "float64", "low": "float64", "close": "float64", "volume": "float64"}
+EXPECTED_DTYPES = {"ticker": "string", "open": "float64", "high": "float64", "low": "float64", "close": "float64",
+                   "volume": "float64", "adjustment": "float64"}
 
 
 def schema_problems(df: pd.DataFrame) -> list[str]:
     """Differences from the canonical schema (empty if it matches)."""
     problems = []
-    if list(df.columns) != CANONICAL_COLUMNS:
-        problems.append(f"columns {list(df.columns)} != {CANONICAL_COLUMNS}")
+    if list(df.columns) != STORED_COLUMNS:
+        problems.append(f"columns {list(df.columns)} != {STORED_COLUMNS}")
         return problems
     for col, dtype in EXPECTED_DTYPES.items():
         if str(df[col].dtype) != dtype:
@@ -37,6 +38,7 @@ def sanity_violations(df: pd.DataFrame) -> pd.DataFrame:
         | (df["open"] > df["high"]) | (df["close"] > df["high"])
         | (df["open"] < df["low"]) | (df["close"] < df["low"])
         | (df["volume"] < 0) | df["volume"].isna()
+        | ~(df["adjustment"] > 0 if "adjustment" in df.columns else True)
     )
     return df.loc[bad]
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from cnn_pipelines.trading.prices.adjustments import STORED_COLUMNS, adjustment_ratios, with_adjustments
 from cnn_pipelines.trading.prices.calendar import TradingCalendar
 from cnn_pipelines.trading.prices.validation import (CANONICAL_COLUMNS, STALE_LOOKBACK_DAYS, ValidationReport,
                                                      validate_prices)
@@ -26,7 +27,7 @@ from cnn_pipelines.trading.prices.validation import (CANONICAL_COLUMNS, STALE_LO
 class Ingestion:
     """What one run writes and why."""
 
-    table: pd.DataFrame          # the rows to write for the run's partitions (valid new bars + kept stored rows)
+    table: pd.DataFrame          # the rows to write (valid new bars + kept stored rows), STORED_COLUMNS
     report: ValidationReport     # repairs and rejected rows of the batch
     kept: pd.DataFrame           # stored rows written back because the batch did not deliver them
     quarantine: pd.DataFrame     # rule + row for every rejected bar, unreadable file and source gap
@@ -88,7 +89,12 @@ def ingest(fetched: pd.DataFrame, stored: pd.DataFrame, start: dt.date, end: dt.
     rejected row instead of quarantining it."""
     file_errors = dict(file_errors or {})
     clean, report = validate_prices(fetched, source=source, calendar=calendar, strict=strict, window=(start, end))
-    stored = stored[CANONICAL_COLUMNS] if len(stored) else pd.DataFrame(columns=CANONICAL_COLUMNS)
+    clean = with_adjustments(clean, adjustment_ratios(fetched))
+    if len(stored):
+        stored = stored.assign(adjustment=1.0) if "adjustment" not in stored.columns else stored  # older lakes
+        stored = stored[STORED_COLUMNS]
+    else:
+        stored = pd.DataFrame(columns=STORED_COLUMNS)
     kept = rows_to_keep(stored, clean)
     in_range = fetched.loc[pd.to_datetime(fetched["date"]) >= pd.Timestamp(start)] if len(fetched) else fetched
     explained = set() if report.quarantine is None else set(

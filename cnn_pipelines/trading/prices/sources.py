@@ -1,7 +1,8 @@
 """Price sources: functions that return the canonical long table (date, ticker, open, high, low, close, volume).
 
-Prices are split/dividend-adjusted float64; volume is float64 shares. The Dagster resources wrapping these
-live in ``resources.py``.
+Prices are what the vendor reported (float64; volume in shares), with ``adj_close`` / ``stock_splits`` kept
+where the vendor has them: ingestion turns those into each bar's adjustment (adjustments.py). The Dagster
+resources wrapping these live in ``resources.py``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from cnn_pipelines.trading.prices.calendar import to_date
+from cnn_pipelines.trading.prices.adjustments import unsplit
 from cnn_pipelines.trading.prices.dates import session_dates
 from cnn_pipelines.trading.prices.validation import CANONICAL_COLUMNS, PriceSchemaError
 
@@ -28,7 +30,9 @@ _ALIASES = {
     "open": "open", "high": "high", "low": "low", "close": "close",
     "adj_close": "adj_close", "adjclose": "adj_close", "adjusted_close": "adj_close",
     "volume": "volume", "vol": "volume",
+    "stock_splits": "stock_splits", "splits": "stock_splits", "split": "stock_splits",
 }
+ACTION_COLUMNS = ["adj_close", "stock_splits"]  # kept beside the canonical columns: what adjustments derive from
 
 
 def _normalize_name(name: object) -> str:
@@ -37,15 +41,12 @@ def _normalize_name(name: object) -> str:
 
 
 def normalize_columns(df: pd.DataFrame, source: str, ticker: str | None = None) -> pd.DataFrame:
-    """Map vendor column names (Date, Adj Close, Symbol, ...) to the canonical schema.
+    """Map vendor column names (Date, Adj Close, Symbol, Stock Splits, ...) to the canonical schema.
 
-    Where both ``close`` and ``adj_close`` exist, ``close`` becomes ``adj_close``, open/high/low are scaled
-    by the same adjustment factor (adj_close / close), so bars stay consistent, and volume is divided by it,
-    so close x volume stays the dollar volume actually traded that day: a later split or dividend (which
-    moves the factor of every earlier day) leaves the universe ranking unchanged. Unnamed columns (a saved
-    pandas index) are dropped. ``ticker`` fills a missing ticker column (one file per ticker). Raises
-    PriceSchemaError naming ``source`` and the column.
-    """
+    Prices stay as the vendor reported them: ``adj_close`` (and ``stock_splits``) are kept beside the canonical
+    columns so ingestion can derive each bar's adjustment (adjustments.py); nothing is rescaled here. Unnamed
+    columns (a saved pandas index) are dropped. ``ticker`` fills a missing ticker column (one file per ticker).
+    Raises PriceSchemaError naming ``source`` and the column."""
     out = df.copy()
     if out.index.name is not None and _normalize_name(out.index.name) == "date" and "date" not in map(_normalize_name, out.columns):
         out = out.reset_index()
@@ -59,30 +60,20 @@ def normalize_columns(df: pd.DataFrame, source: str, ticker: str | None = None) 
         if ticker is None:
             raise PriceSchemaError(f"{source}: missing column 'ticker' (and no ticker in the file name); found {list(df.columns)}")
         out["ticker"] = ticker
-    if "adj_close" in out.columns:
-        if "close" in out.columns:
-            close = pd.to_numeric(out["close"], errors="coerce")
-            adj = pd.to_numeric(out["adj_close"], errors="coerce")
-            factor = adj / close
-            for col in ("open", "high", "low"):
-                if col in out.columns:
-                    out[col] = pd.to_numeric(out[col], errors="coerce") * factor
-            if "volume" in out.columns:
-                out["volume"] = pd.to_numeric(out["volume"], errors="coerce") / factor
-        out["close"] = out["adj_close"]
-        out = out.drop(columns=["adj_close"])
     missing = [c for c in CANONICAL_COLUMNS if c not in out.columns]
     if missing:
         raise PriceSchemaError(f"{source}: missing column(s) {missing}; found {list(df.columns)}")
-    return out[CANONICAL_COLUMNS]
+    return out[CANONICAL_COLUMNS + [c for c in ACTION_COLUMNS if c in out.columns]]
 
 
 def _in_range(df: pd.DataFrame, start: dt.date, end: dt.date, source: str, tz: str | None = None,
               date_order: str | None = None) -> pd.DataFrame:
-    """Rows dated in [start, end], dates as the exchange's session dates (see dates.py)."""
+    """Rows dated in [start, end], dates as the exchange's session dates (see dates.py); a ``stock_splits``
+    column is undone over the whole file first (adjustments.unsplit)."""
     dates = session_dates(df["date"], tz=tz, date_order=date_order, source=source)
     if dates.isna().any():
         raise PriceSchemaError(f"{source}: column 'date' has {int(dates.isna().sum())} empty values")
+    df = unsplit(df.assign(date=dates))
     keep = (dates >= pd.Timestamp(start)) & (dates <= pd.Timestamp(end))
     out = df.loc[keep].copy()
     out["date"] = dates[keep].dt.date
@@ -193,8 +184,9 @@ def download_yahoo(
 ) -> tuple[pd.DataFrame, list[str]]:
     """Batch-download daily bars with Adj Close in chunks, retrying each chunk with exponential backoff.
 
-    Prices are adjusted here (``normalize_columns``): open/high/low/close by Adj Close / Close, volume divided
-    by the same factor, so close x volume is the day's traded dollar volume whatever happens later.
+    Bars keep yfinance's Close and its Adj Close (ingestion derives each bar's adjustment from their ratio).
+    yfinance split-adjusts Close up to the download day, so a download stores split-adjusted bars: across a
+    split after an earlier download, use files with a ``Stock Splits`` column (or unadjusted closes).
 
     Returns the canonical table for [start, end] and the tickers that returned no rows (reported, never
     silently dropped). Raises the last error if a chunk fails ``max_retries`` times.

@@ -29,8 +29,9 @@ def test_per_ticker_csv_files_with_adj_close(tmp_path):
     assert sorted(out["ticker"].unique()) == ["AAPL", "MSFT"]
     assert len(out) == 6
     a = out[out["ticker"] == "AAPL"].iloc[0]
-    # close is the adjusted close; open/high/low scaled by the same factor (0.5)
-    assert a["close"] == pytest.approx(50.5) and a["open"] == pytest.approx(50.25) and a["high"] == pytest.approx(51.0)
+    # bars stay as reported (issue 27: adjusted on read, as of the reader's day); Adj Close rides along for
+    # ingestion to derive each bar's adjustment
+    assert a["close"] == pytest.approx(101.0) and a["open"] == pytest.approx(100.5) and a["adj_close"] == pytest.approx(50.5)
     validate_prices(out)
 
 

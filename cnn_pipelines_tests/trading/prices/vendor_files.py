@@ -14,7 +14,7 @@ from cnn_pipelines.trading.prices.market import MarketConfig, SyntheticMarket
 
 
 def vendor_folder(folder: Path, start: str, end: str, n_tickers: int = 5, broken: str | None = None,
-                  seed: int = 11) -> dict[str, pd.DataFrame]:
+                  seed: int = 11, layouts: bool = False) -> dict[str, pd.DataFrame]:
     """Write ``n_tickers`` vendor CSVs on NYSE sessions in [start, end]; return the clean bars per ticker.
 
     The first file repeats Friday's bar on Saturday and Sunday and Wednesday's bar on Thanksgiving (a
@@ -44,7 +44,40 @@ def vendor_folder(folder: Path, start: str, end: str, n_tickers: int = 5, broken
             frame.loc[len(frame) // 2, "Close"] = -frame.loc[len(frame) // 2, "Close"]
         frame["Date"] = frame["Date"].dt.strftime("%m/%d/%Y") + " 16:00:00"
         frame.to_csv(folder / f"{name}.csv")  # the index goes out as a leading unnamed column
+    if layouts:
+        _other_layouts(folder, clean, names)
     return clean
+
+
+def _other_layouts(folder: Path, clean: dict[str, pd.DataFrame], names: list[str]) -> None:
+    long_csv, long_parquet = names[2:4], names[4:]
+    frames = []
+    for name in long_csv:
+        frames.append(clean[name].assign(Symbol=name))
+        (folder / f"{name}.csv").unlink()
+    index = clean[names[0]].copy()
+    index[["Open", "High", "Low", "Close", "Adj Close"]] *= 10
+    index["Adj Close"] = index["Close"]
+    index["Volume"] *= 1000
+    prev = index.loc[index["Date"] < "2018-12-05"].tail(1)
+    if len(prev):  # a flat bar at the previous close on the day of mourning, as index files carry
+        c = prev["Close"].item()
+        index = pd.concat([index, prev.assign(Date=pd.Timestamp("2018-12-05"), Open=c, High=c, Low=c, Volume=0.0)])
+    frames.append(index.assign(Symbol="^GSPC"))
+    long = pd.concat(frames, ignore_index=True).sort_values(["Date", "Symbol"])
+    stamps = long["Date"].dt.tz_localize("America/New_York") + pd.Timedelta(hours=16)
+    long["Date"] = stamps.map(lambda t: t.isoformat())  # 2019-03-08T16:00:00-05:00, 2019-03-11T16:00:00-04:00
+    long[["Date", "Symbol", "Open", "High", "Low", "Close", "Adj Close", "Volume"]].to_csv(folder / "all_prices.csv",
+                                                                                           index=False)
+    rows = []
+    for name in long_parquet:
+        f = folder / f"{name}.csv"
+        bars = pd.read_csv(f, index_col=0)
+        f.unlink()
+        bars.columns = [c.lower().replace(" ", "_") for c in bars.columns]
+        bars["date"] = pd.to_datetime(bars["date"], format="%m/%d/%Y %H:%M:%S")
+        rows.append(bars.assign(ticker=name))
+    pd.concat(rows, ignore_index=True).to_parquet(folder / "more_prices.parquet", index=False)
 
 
 def _with_calendar_fill(frame: pd.DataFrame) -> pd.DataFrame:

@@ -1,0 +1,95 @@
+"""Corporate actions, point in time: bars are stored as the vendor reported them (unadjusted) with an
+``adjustment`` per bar, and every reader adjusts as of the last day it reads.
+
+``adjustment`` on day d is the factor by which every earlier price of the ticker is multiplied to be comparable
+with d's bar (0.5 on the ex-date of a 2:1 split, 0.99 on a 1 % dividend, 1.0 on ordinary days); earlier volumes
+are divided by it, so price x volume stays the dollar volume traded. It is derived when the bar is ingested,
+from the same vendor snapshot's ``Adj Close`` / ``Close`` on d and on the ticker's previous bar, so it is known
+on d and never changes afterwards: a lake built night by night and one backfilled in one go after a split hold
+the same rows, and adjusting either as of a date gives the same prices (the way zipline's adjustment
+database and qlib's factor field work).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from cnn_pipelines.trading.prices.validation import CANONICAL_COLUMNS
+
+STORED_COLUMNS = [*CANONICAL_COLUMNS, "adjustment"]
+ADJUSTMENT_TOLERANCE = 1e-4  # |ratio - 1| below this is the vendor rounding Adj Close, not an action
+
+
+def unsplit(df: pd.DataFrame) -> pd.DataFrame:
+    """Vendors that split-adjust Close retroactively (yfinance) report each split in a ``stock_splits`` column
+    (2.0 for 2:1 on its ex-date): undo it, so open/high/low/close/volume are what traded that day. Expects one
+    file's rows (all its history up to the snapshot) with parsed dates."""
+    if "stock_splits" not in df.columns:
+        return df
+    out = df.sort_values(["ticker", "date"], kind="stable").copy()
+    k = pd.to_numeric(out["stock_splits"], errors="coerce").fillna(0.0)
+    k = k.where(k > 0, 1.0)
+    # product of the splits strictly after each row, per ticker
+    later = k.groupby(out["ticker"]).transform(lambda s: s[::-1].cumprod()[::-1].shift(-1, fill_value=1.0))
+    for col in ("open", "high", "low", "close"):
+        out[col] = pd.to_numeric(out[col], errors="coerce") * later
+    out["volume"] = pd.to_numeric(out["volume"], errors="coerce") / later
+    if "adj_close" not in out.columns:
+        out["adj_close"] = pd.to_numeric(out["close"], errors="coerce") / later  # splits are its only actions
+    return out.drop(columns="stock_splits").loc[df.index]
+
+
+def adjustment_ratios(fetched: pd.DataFrame) -> pd.DataFrame:
+    """(date, ticker, adjustment) for each bar of a fetch that carries ``adj_close``: the ratio of the vendor's
+    adjustment factor (Adj Close / Close) on the ticker's previous bar in the same fetch to the factor on this
+    bar. Bars without a previous bar in the fetch, or without adj_close, get 1.0."""
+    if not len(fetched) or "adj_close" not in fetched.columns:
+        return pd.DataFrame({"date": pd.Series([], dtype=object), "ticker": pd.Series([], dtype="string"),
+                             "adjustment": pd.Series([], dtype="float64")})
+    f = fetched[["date", "ticker", "close", "adj_close"]].copy()
+    f["ticker"] = f["ticker"].astype(str).str.strip()
+    f["date"] = pd.to_datetime(f["date"]).dt.date
+    f["factor"] = pd.to_numeric(f["adj_close"], errors="coerce") / pd.to_numeric(f["close"], errors="coerce")
+    f = f.sort_values(["ticker", "date", "factor"], kind="stable").drop_duplicates(["ticker", "date"])
+    prev = f.groupby("ticker")["factor"].shift(1)
+    ratio = (prev / f["factor"]).to_numpy()
+    ratio = np.where(np.isfinite(ratio) & (np.abs(ratio - 1) >= ADJUSTMENT_TOLERANCE), ratio, 1.0)
+    return pd.DataFrame({"date": f["date"].to_numpy(), "ticker": f["ticker"].astype("string").to_numpy(),
+                         "adjustment": ratio})
+
+
+def with_adjustments(clean: pd.DataFrame, ratios: pd.DataFrame) -> pd.DataFrame:
+    """``clean`` (canonical columns) with its ``adjustment`` column (1.0 where no ratio is known)."""
+    out = clean[CANONICAL_COLUMNS].copy()
+    if len(ratios) and len(out):
+        key = pd.MultiIndex.from_arrays([pd.Index(ratios["date"]), pd.Index(ratios["ticker"].astype(str))])
+        lookup = pd.Series(ratios["adjustment"].to_numpy(), index=key)
+        rows = pd.MultiIndex.from_arrays([pd.Index(out["date"]), pd.Index(out["ticker"].astype(str))])
+        out["adjustment"] = lookup.reindex(rows).fillna(1.0).to_numpy(dtype="float64")
+    else:
+        out["adjustment"] = np.ones(len(out), dtype="float64")
+    return out
+
+
+def adjust_as_of(prices: pd.DataFrame) -> pd.DataFrame:
+    """Canonical bars adjusted as of the last day in ``prices``: each bar scaled by the adjustments of the same
+    ticker's later bars in the table (volume inversely). A table without ``adjustment`` is returned as is."""
+    if "adjustment" not in prices.columns:
+        return prices
+    out = prices.drop(columns="adjustment")
+    if not len(prices):
+        return out
+    order = np.lexsort((pd.to_datetime(prices["date"]).to_numpy(), prices["ticker"].astype(str).to_numpy()))
+    adj = prices["adjustment"].to_numpy(dtype="float64")[order]
+    tick = prices["ticker"].astype(str).to_numpy()[order]
+    if np.all(adj == 1.0):
+        return out
+    factor = pd.Series(adj).groupby(tick).transform(lambda s: s[::-1].cumprod()[::-1].shift(-1, fill_value=1.0))
+    scale = np.empty(len(prices))
+    scale[order] = factor.to_numpy()
+    out = out.copy()
+    for col in ("open", "high", "low", "close"):
+        out[col] = out[col].to_numpy() * scale
+    out["volume"] = out["volume"].to_numpy() / scale
+    return out

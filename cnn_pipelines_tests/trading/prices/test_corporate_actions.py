@@ -1,0 +1,122 @@
+"""Prices stay point-in-time across a split: a lake built night by night from the vendor's daily snapshots and
+one backfilled in one go from the latest snapshot hold the same rows, and what readers see has no fake jump.
+
+Before issue 27 each run stored bars adjusted as of the day it ran: the nightly lake kept AAA's pre-split bars
+at twice the post-split scale (a -50 % day in features, labels and trades) and differed from a backfill.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cnn_pipelines.trading.features.panel import forward_returns_table, indicator_panel_table
+from cnn_pipelines.trading.prices.adjustments import adjust_as_of
+from cnn_pipelines.trading.prices.calendar import trading_calendar
+from cnn_pipelines.trading.prices.ingest import context_start, ingest
+from cnn_pipelines.trading.prices.sources import normalize_columns
+from cnn_pipelines.trading.settings import FeatureSettings
+
+XNYS = trading_calendar("XNYS")
+SESSIONS = XNYS.sessions("2020-01-02", "2020-04-30")
+SPLIT, DIVIDEND = SESSIONS[60], SESSIONS[30]   # AAA: 2:1 split and a 1 % dividend (ex-dates)
+TICKERS = ["AAA", "BBB", "CCC", "DDD"]
+
+
+def economy(seed: int = 0) -> dict[str, pd.DataFrame]:
+    """What traded: raw (unadjusted) bars per ticker."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for t in TICKERS:
+        close = 80 * np.exp(np.cumsum(rng.normal(0, 0.015, len(SESSIONS))))
+        volume = rng.integers(10_000, 50_000, len(SESSIONS)).astype(float)
+        if t == "AAA":
+            after = SESSIONS >= SPLIT
+            close = np.where(after, close / 2, close)
+            volume = np.where(after, volume * 2, volume)
+        opn = close * np.exp(rng.normal(0, 0.004, len(SESSIONS)))
+        out[t] = pd.DataFrame({"Date": SESSIONS, "Open": opn, "High": np.maximum(opn, close) * 1.01,
+                               "Low": np.minimum(opn, close) * 0.99, "Close": close, "Volume": volume})
+    return out
+
+
+def snapshot(raw: dict[str, pd.DataFrame], as_of: pd.Timestamp) -> pd.DataFrame:
+    """The vendor's file as downloaded at the close of ``as_of`` (yfinance's layout): Close split-adjusted up to
+    that day, a Stock Splits column, Adj Close also dividend-adjusted."""
+    frames = []
+    for t, bars in raw.items():
+        b = bars.loc[bars["Date"] <= as_of].copy()
+        split_later = (t == "AAA") & (b["Date"] < SPLIT) & (SPLIT <= as_of)
+        k = np.where(split_later, 2.0, 1.0)
+        for col in ("Open", "High", "Low", "Close"):
+            b[col] = b[col] / k
+        b["Volume"] = b["Volume"] * k
+        div_later = (t == "AAA") & (b["Date"] < DIVIDEND) & (DIVIDEND <= as_of)
+        b["Adj Close"] = b["Close"] * np.where(div_later, 0.99, 1.0)
+        b["Stock Splits"] = np.where((t == "AAA") & (b["Date"] == SPLIT), 2.0, 0.0)
+        frames.append(b.assign(Symbol=t))
+    return pd.concat(frames, ignore_index=True)
+
+
+def fetch(snap: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataFrame:
+    """What the files source returns from this snapshot for a run over [start, end]."""
+    from cnn_pipelines.trading.prices.sources import _in_range
+
+    frame = normalize_columns(snap, "vendor")
+    return _in_range(frame, context_start(start), end, "vendor").reset_index(drop=True)
+
+
+def store(lake: pd.DataFrame, written: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataFrame:
+    outside = lake.loc[(lake["date"] < start) | (lake["date"] > end)] if len(lake) else lake
+    out = pd.concat([f for f in (outside, written) if len(f)])
+    return out.astype({"ticker": str}).sort_values(["date", "ticker"]).reset_index(drop=True)
+
+
+def nightly_and_backfill() -> tuple[pd.DataFrame, pd.DataFrame]:
+    raw = economy()
+    days = [d.date() for d in SESSIONS]
+    nightly = pd.DataFrame()
+    for day in days:  # each night: that night's download, that night's partition
+        stored = nightly.loc[nightly["date"] == day] if len(nightly) else nightly
+        done = ingest(fetch(snapshot(raw, pd.Timestamp(day)), day, day), stored, day, day, XNYS)
+        nightly = store(nightly, done.table, day, day)
+    latest = snapshot(raw, SESSIONS[-1])
+    backfill = ingest(fetch(latest, days[0], days[-1]), pd.DataFrame(), days[0], days[-1], XNYS).table
+    return nightly, store(pd.DataFrame(), backfill, days[0], days[-1])
+
+
+def test_nightly_and_backfilled_lakes_are_identical_across_a_split():
+    nightly, backfill = nightly_and_backfill()
+    pd.testing.assert_frame_equal(nightly, backfill, rtol=1e-12)
+    aaa = backfill.loc[backfill["ticker"] == "AAA"].set_index("date")
+    assert aaa.loc[SPLIT.date(), "adjustment"] == pytest.approx(0.5)
+    assert aaa.loc[DIVIDEND.date(), "adjustment"] == pytest.approx(0.99)
+    assert (aaa.drop(index=[SPLIT.date(), DIVIDEND.date()])["adjustment"] == 1.0).all()
+    # stored as traded: the day before the split at the pre-split scale
+    raw = economy()["AAA"].set_index("Date")
+    assert aaa.loc[SESSIONS[59].date(), "close"] == pytest.approx(raw.loc[SESSIONS[59], "Close"])
+
+
+def test_readers_see_no_fake_jump_and_features_and_labels_match():
+    nightly, backfill = nightly_and_backfill()
+    adjusted = adjust_as_of(backfill)
+    aaa = adjusted.loc[adjusted["ticker"] == "AAA"].set_index("date")["close"]
+    jump = aaa.loc[SPLIT.date()] / aaa.loc[SESSIONS[59].date()] - 1
+    assert abs(jump) < 0.1  # the split is not a -50 % day
+    dollar = adjusted["close"] * adjusted["volume"]
+    assert np.allclose(dollar, backfill["close"] * backfill["volume"])  # traded dollar volume is kept
+    s = FeatureSettings(universe_size=4, universe_window=20, universe_min_obs=15, warmup=0)
+    start, end = SESSIONS[40].date(), SESSIONS[70].date()
+    # features of each day as a nightly run computes them (its window adjusted as of that day) equal those of
+    # one range run adjusted as of the range's end: the indicators are scale-free
+    day = SESSIONS[65].date()
+    window = nightly.loc[nightly["date"] <= day]
+    one_day = indicator_panel_table(adjust_as_of(window), s, day, day)
+    in_range = indicator_panel_table(adjust_as_of(backfill.loc[backfill["date"] <= end]), s, start, end)
+    in_range = in_range.loc[in_range["date"] == day].reset_index(drop=True)
+    pd.testing.assert_frame_equal(one_day.reset_index(drop=True), in_range, rtol=1e-4, atol=1e-5)
+    labels = forward_returns_table(adjust_as_of(backfill), s, start, end).set_index(["date", "ticker"])
+    assert abs(labels.loc[(SESSIONS[59].date(), "AAA"), "fwd_1d"]) < 0.1
