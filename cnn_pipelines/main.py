@@ -17,6 +17,7 @@ from dagster._core.storage.dagster_run import DagsterRun
 
 from cnn_pipelines.storage import lake
 from cnn_pipelines.launch import launch
+from cnn_pipelines.plan_inputs import unmet_inputs
 from cnn_pipelines.trading.features.assets import LOOKAHEAD
 from cnn_pipelines.trading.production.assets import TRAIN_WEEKDAYS
 from cnn_pipelines.trading.research.assets import RS, _window, research_partitions
@@ -124,9 +125,12 @@ def plan(end: str | None = None, days: int = 520, start: str | None = None, peri
     lo = max(0, i_start - SETTINGS.price_lookback)
     if chosen:  # ar_cnn reads raw prices over its lags before the training window
         lo = min(lo, _key_at_or_after(keys, min(research_window(_months_window("raw_prices"), p)[0] for p in chosen)))
-    if coverage:
-        lo = max(lo, bisect.bisect_left(keys, str(coverage[0])))
+    # Partitions before the prices' first day are built too (empty, like holidays): the indicators' windows read
+    # them, and a partition that was never materialized would fail the run halfway.
     history = (keys[lo], keys[i_start - 1]) if lo < i_start else None
+    if coverage and history and history[0] < str(coverage[0]):
+        notes.append(f"raw_prices {history[0]}..{coverage[0]} come before the prices' first day: materialized empty, "
+                     f"so the first features have less indicator warm-up than {SETTINGS.price_lookback} weekdays")
     ahead = keys[i_end + 1: i_end + 1 + LOOKAHEAD]
     if coverage:
         ahead = [k for k in ahead if k <= str(coverage[1])]
@@ -143,6 +147,16 @@ def research_window(asset_in: dg.AssetIn, period: str) -> tuple[str, str]:
         research_partitions.subset_with_partition_keys([period]), research_partitions, weekday_partitions)
     mapped = result.partitions_subset.get_partition_keys()
     return (min(mapped), max(mapped)) if mapped else (period, period)
+
+
+def check_inputs(the_plan: Plan, root: Path) -> list[str]:
+    """What the plan's runs would read and nobody builds, asked of the assets' partition mappings (plan_inputs.py);
+    partitions the lake already holds count."""
+    from cnn_pipelines.definitions import defs
+
+    have = {t: set(lake.materialized_keys(root, t)) for t in ("raw_prices", "universe", "indicator_panel",
+                                                             "forward_returns")}
+    return unmet_inputs(the_plan.runs(), defs, have)
 
 
 def run_job(name: str, start: str, end: str, instance: dg.DagsterInstance) -> DagsterRun:
@@ -274,6 +288,10 @@ def main(argv: list[str] | None = None) -> int:
                               f"CNN_PARTITIONS_START=YYYY-MM-DD) widens them")
     the_plan.audit = args.audit
     the_plan.vision = not args.no_vision
+    problems = check_inputs(the_plan, lake.default_root())
+    if problems:
+        raise PlanError("the plan's runs would not find their inputs (a bug in the planner; please report it):\n"
+                        + "\n".join(problems[:10]))
     for note in the_plan.notes:
         print(f"plan: {note}", flush=True)
     for table, days in lake.migrate_day_files(lake.default_root()).items():

@@ -7,6 +7,8 @@ import datetime as dt
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cnn_pipelines.trading.features.assets import LOOKAHEAD, SETTINGS
 from cnn_pipelines.main import PlanError, plan
@@ -66,3 +68,27 @@ def test_the_default_range_starts_where_the_prices_allow_and_errors_name_the_nee
 def test_no_periods_means_no_research_runs():
     p = plan(end="2020-07-31", days=300, periods=0, coverage=COVER, keys=KEYS)
     assert p.periods == [] and not any(job in ("research_job", "evaluation_job") for job, *_ in p.runs())
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(end=st.dates(dt.date(2014, 6, 1), dt.date(2021, 12, 31)), days=st.integers(20, 900),
+       start_back=st.one_of(st.none(), st.integers(10, 1500)), periods=st.integers(0, 4),
+       first=st.dates(dt.date(2012, 1, 2), dt.date(2019, 12, 31)), span=st.integers(30, 4000))
+def test_a_plan_either_has_every_input_or_is_refused_before_any_run(end, days, start_back, periods, first, span):
+    """Over generated --end, --start/--days, --periods and price coverage: the plan's runs find every partition
+    their assets' own mappings ask for (built by an earlier run of the plan), or the plan is refused with a
+    message naming the limit. The planner once widened the range to a Monday while feature_selection read the
+    Friday before it (a month starting on a weekend), and the run failed halfway."""
+    from cnn_pipelines.definitions import defs
+    from cnn_pipelines.plan_inputs import unmet_inputs
+
+    coverage = (first, min(first + dt.timedelta(days=span), dt.date(2022, 6, 30)))
+    start = str(end - dt.timedelta(days=start_back)) if start_back else None
+    try:
+        p = plan(end=str(end), days=days, start=start, periods=periods, coverage=coverage)
+    except PlanError as exc:
+        assert any(word in str(exc) for word in ("prices", "partition", "--start", "--end")), str(exc)
+        return
+    p.vision = False
+    assert unmet_inputs(p.runs(), defs) == []
+    assert p.start <= p.end
