@@ -239,9 +239,16 @@ def read_partitions(root: Path, table: str, keys: Sequence[str], column: str = "
     if not paths:
         raise MissingPartitionsError(table, [])
     tables = [pq.read_table(p) for p in paths]
+    return _concat(tables).to_pandas()
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    """One table from month/period files: types unified to the first non-empty file's; files written before a
+    column was added (e.g. raw_prices' adjustment) get it as nulls."""
     schema = next((t.schema for t in tables if t.num_rows), tables[0].schema)
-    tables = [t.cast(schema) if t.schema != schema else t for t in tables]
-    return pa.concat_tables(tables).to_pandas()
+    if all(t.schema.names == schema.names for t in tables):
+        return pa.concat_tables([t.cast(schema) if t.schema != schema else t for t in tables])
+    return pa.concat_tables(tables, promote_options="permissive")
 
 
 def _read_days(root: Path, table: str, keys: list[str], optional_tail: int) -> pd.DataFrame:
@@ -263,9 +270,7 @@ def _read_days(root: Path, table: str, keys: list[str], optional_tail: int) -> p
         tables.append(_without_days_meta(t))
     if not tables:
         raise MissingPartitionsError(table, [])
-    schema = next((t.schema for t in tables if t.num_rows), tables[0].schema)
-    tables = [t.cast(schema) if t.schema != schema else t for t in tables]
-    return pa.concat_tables(tables).to_pandas()
+    return _concat(tables).to_pandas()
 
 
 def read_table(root: Path, table: str) -> pd.DataFrame:

@@ -81,7 +81,7 @@ def adjust_as_of(prices: pd.DataFrame) -> pd.DataFrame:
     if not len(prices):
         return out
     order = np.lexsort((pd.to_datetime(prices["date"]).to_numpy(), prices["ticker"].astype(str).to_numpy()))
-    adj = prices["adjustment"].to_numpy(dtype="float64")[order]
+    adj = np.nan_to_num(prices["adjustment"].to_numpy(dtype="float64"), nan=1.0)[order]  # older lakes: none
     tick = prices["ticker"].astype(str).to_numpy()[order]
     if np.all(adj == 1.0):
         return out

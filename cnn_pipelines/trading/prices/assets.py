@@ -9,13 +9,13 @@ mode (run config ``strict: true`` or $CNN_STRICT_INGESTION=1) rejects the whole 
 """
 
 import datetime as dt
-from cnn_pipelines.settings_file import project_env
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
 from cnn_pipelines.metadata import asset_output
+from cnn_pipelines.settings_file import project_env
 from cnn_pipelines.storage import lake
 from cnn_pipelines.trading.prices.calendar import to_date, trading_calendar
 from cnn_pipelines.trading.prices.checks import price_check_results
@@ -34,12 +34,13 @@ RAW_PRICES_CHECKS = [
     dg.AssetCheckSpec("unique_date_ticker", asset="raw_prices", description="No duplicate (date, ticker) rows"),
     dg.AssetCheckSpec("price_sanity", asset="raw_prices", description="Positive prices, low <= open/close <= high, volume >= 0"),
     dg.AssetCheckSpec("no_quarantined_tickers", asset="raw_prices",
-                      description="Every ticker of the source passed validation (none quarantined in this run)"),
+                      description="No bar rejected, no file unreadable and no stored row missing from the source "
+                                  "in this run (what was held back and what was kept is named)"),
 ]
 
 
 class RawPricesConfig(dg.Config):
-    """strict: reject the whole batch when any row breaks a rule (default: quarantine the ticker)."""
+    """strict: reject the whole batch when any row breaks a rule (default: hold back that ticker's day)."""
 
     strict: bool = project_env().get("CNN_STRICT_INGESTION", "0").strip().lower() in ("1", "true", "yes")
 

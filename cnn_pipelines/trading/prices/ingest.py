@@ -91,8 +91,8 @@ def ingest(fetched: pd.DataFrame, stored: pd.DataFrame, start: dt.date, end: dt.
     clean, report = validate_prices(fetched, source=source, calendar=calendar, strict=strict, window=(start, end))
     clean = with_adjustments(clean, adjustment_ratios(fetched))
     if len(stored):
-        stored = stored.assign(adjustment=1.0) if "adjustment" not in stored.columns else stored  # older lakes
-        stored = stored[STORED_COLUMNS]
+        adjustment = stored["adjustment"].fillna(1.0) if "adjustment" in stored.columns else 1.0  # older lakes
+        stored = stored.assign(adjustment=adjustment)[STORED_COLUMNS]
     else:
         stored = pd.DataFrame(columns=STORED_COLUMNS)
     kept = rows_to_keep(stored, clean)

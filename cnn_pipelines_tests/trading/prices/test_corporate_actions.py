@@ -120,3 +120,22 @@ def test_readers_see_no_fake_jump_and_features_and_labels_match():
     pd.testing.assert_frame_equal(one_day.reset_index(drop=True), in_range, rtol=1e-4, atol=1e-5)
     labels = forward_returns_table(adjust_as_of(backfill), s, start, end).set_index(["date", "ticker"])
     assert abs(labels.loc[(SESSIONS[59].date(), "AAA"), "fwd_1d"]) < 0.1
+
+
+def test_a_lake_written_before_adjustments_existed_still_reads(tmp_path):
+    """Month files without the adjustment column (older lakes) read beside new ones, as adjustment 1."""
+    from cnn_pipelines.storage import lake
+
+    def bars(days, **extra):
+        return pd.DataFrame({"date": days.date, "ticker": pd.array(["AAA"] * len(days), dtype="string"),
+                             "open": 10.0, "high": 11.0, "low": 9.0, "close": 10.0, "volume": 100.0, **extra})
+
+    jan, feb = pd.bdate_range("2021-01-04", "2021-01-29"), pd.bdate_range("2021-02-01", "2021-02-26")
+    lake.write_partitions(tmp_path, "raw_prices", bars(jan), [str(d.date()) for d in jan])
+    new = bars(feb, adjustment=1.0)
+    new.loc[5, "adjustment"] = 0.5
+    lake.write_partitions(tmp_path, "raw_prices", new, [str(d.date()) for d in feb])
+    both = lake.read_partitions(tmp_path, "raw_prices", [str(d.date()) for d in jan.append(feb)])
+    adjusted = adjust_as_of(both)
+    assert len(adjusted) == len(jan) + len(feb) and "adjustment" not in adjusted
+    assert (adjusted["close"].iloc[: len(jan) + 5] == 5.0).all() and (adjusted["close"].iloc[len(jan) + 5:] == 10.0).all()
