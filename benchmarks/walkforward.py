@@ -17,7 +17,8 @@ the daily rank IC of the test months' predictions against the realized ``fwd_ope
     .venv/bin/python benchmarks/walkforward.py                  # 100 names, 24-month windows, 6 months, 20 epochs
 
 Last line: JSON with ratio (reference wall time / ours), ic, reference_ic, ic_se, periods, epochs_trained,
-reference_epochs_trained and the per-lever ratios.
+reference_epochs_trained, the per-lever ratios, and ours' IC by seed (``--seeds``, default 3) with its spread
+across seeds (ic_seed_spread: how much of the IC is training noise, to read beside ic_se).
 """
 
 from __future__ import annotations
@@ -144,6 +145,8 @@ def main() -> None:
     ap.add_argument("--signal", type=float, default=0.15)
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--cadence", type=int, default=3, help="k of the cadence lever (0: skip it)")
+    ap.add_argument("--seeds", type=int, default=3, help="runs of ours with seeds 1..N: the spread of its IC "
+                                                           "across seeds, beside the s.e. over days (1: skip)")
     args = ap.parse_args()
     warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
     import keras
@@ -182,6 +185,12 @@ def main() -> None:
                                           work / "cadence", log=lambda m: print(f"cadence {m}", flush=True))
             timings["cadence"] = time.perf_counter() - t0
             results["cadence"] = (cad_preds, cad)
+        seed_preds = [ours_preds]
+        for s in range(2, args.seeds + 1):  # the same procedure from another seed (selection sample, weights)
+            t0 = time.perf_counter()
+            seed_preds.append(walk_forward(panel, targets, periods, fs, rs, work / f"ours_seed{s}", seed=s,
+                                           log=lambda m: None)[0])
+            print(f"ours with seed {s}: {time.perf_counter() - t0:.0f}s", flush=True)
         states = [json.loads(p.read_text()) for p in (work / "ours").glob("*/state.json")]
         our_epoch_s = float(np.median([e["seconds"] for s in states for e in s["epochs"]]))
     rebuild, join = rebuild_seconds(panel, targets, periods[-1], fs, rs)
@@ -209,6 +218,12 @@ def main() -> None:
         levers["cadence_k"] = args.cadence
         levers["cadence_over_ours"] = round(timings["ours"] / timings["cadence"], 2)
         out |= {"cadence_ratio": round(timings["reference"] / timings["cadence"], 2), "cadence_ic": round(c_ic, 4)}
+    if len(seed_preds) > 1:
+        seed_ics = [score(p, rs.target)[0] for p in seed_preds]
+        out |= {"seeds": len(seed_ics), "ic_by_seed": [round(v, 4) for v in seed_ics],
+                "ic_seed_spread": round(float(np.std(seed_ics, ddof=1)), 4)}
+        print(f"ours' IC across {len(seed_ics)} seeds: {', '.join(f'{v:+.4f}' for v in seed_ics)} "
+              f"(sd {out['ic_seed_spread']:.4f}, beside the s.e. over days {se:.4f})")
     levers["rebuild_seconds_saved_per_period"] = round(3 * join + 2 * (rebuild - join), 2)
     out["levers"] = levers
     print(pd.DataFrame(rows, columns=["procedure", "seconds", "epochs", "mean OOS IC", "IC s.e."])

@@ -86,12 +86,15 @@ class ResearchSettings:
     retrain_every: int = 1              # retrain every k months; the months between use the last model fitted
     precision: str = "auto"             # "auto": bf16 mixed precision where the CPU has it (kept only if validation
                                         # IC holds), else fp32; "fp32" always
+    seeds: int = 1                      # CNNs per retrain, each from its own seed (own checkpoints and warm-start
+                                        # chain); predictions are their mean, and their spread is reported
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"fwd_(open_)?\d+d", self.target):
             raise ValueError(f"target must be fwd_open_<H>d or fwd_<H>d, got {self.target!r}")
-        if self.retrain_every < 1 or self.patience < 1:
-            raise ValueError(f"retrain_every and patience must be >= 1, got {self.retrain_every}, {self.patience}")
+        if self.retrain_every < 1 or self.patience < 1 or self.seeds < 1:
+            raise ValueError(f"retrain_every, patience and seeds must be >= 1, got {self.retrain_every}, "
+                             f"{self.patience}, {self.seeds}")
         if self.precision not in ("auto", "fp32"):
             raise ValueError(f"precision must be 'auto' or 'fp32', got {self.precision!r}")
 
@@ -130,6 +133,8 @@ def current_research_settings() -> ResearchSettings:
         changes["warm_start"] = env["CNN_WARM_START"].strip().lower() not in ("0", "false", "no", "off")
     if env.get("CNN_RETRAIN_EVERY"):
         changes["retrain_every"] = int(env["CNN_RETRAIN_EVERY"])
+    if env.get("CNN_SEEDS"):
+        changes["seeds"] = int(env["CNN_SEEDS"])
     return replace(RESEARCH_PRESETS[name], **changes)
 
 

@@ -19,6 +19,7 @@ from cnn_pipelines.trading.research.assets import CALENDAR, RS, oos_predictions
 from cnn_pipelines.trading.features.panel import target_columns
 from cnn_pipelines.trading.evaluation.backtest import run_backtest
 from cnn_pipelines.trading.evaluation.leaderboard import build_leaderboard
+from cnn_pipelines.trading.evaluation.metrics import oos_ic, seed_ic_spread
 from cnn_pipelines.trading.research.model_assets import MODEL_PREDICTIONS, MONTHLY_MODELS, PREDICTION_TABLES
 from cnn_pipelines.plots import heatmap, markdown_image, png_bytes, rounded, table_markdown
 from cnn_pipelines.trading.settings import current_evaluation_settings
@@ -242,8 +243,22 @@ def model_leaderboard(context: dg.AssetExecutionContext, config: BacktestConfig)
         "net_returns": dg.MetadataValue.md(markdown_image(curves, "cumulative net returns")),
         "tearsheets": dg.MetadataValue.md(table_markdown(sheets.drop(columns="report"), 4, "too few dates")),
         **{f"tearsheet_{m}": dg.MetadataValue.path(str(r)) for m, r in sheets["report"].items()},
-        "note": f"{days} test days: differences between models smaller than about two IC standard errors are noise.",
+        "note": f"{days} test days: differences between models smaller than about two IC standard errors are noise. "
+                + seed_note(root, sorted(preds["period"].astype(str).unique())),
     })
+
+
+def seed_note(root: Path, periods: list[str]) -> str:
+    """How much of cnn_ta's IC is training noise: its members' IC spread where it averages several seeds."""
+    oos = lake.read_partitions(root, "oos_predictions", periods, "period")
+    if not any(c.startswith("prediction_seed") for c in oos.columns):
+        return ("cnn_ta is one seed's model, so its training noise is not measured here (seeds: 3 in "
+                "cnn_pipelines.yaml reports its IC across seeds; reordering its training rows alone, as renaming "
+                "tickers does, has moved its IC by 0.04).")
+    s = seed_ic_spread(oos, RS.target)
+    _, se, n = oos_ic(oos, RS.target)
+    return (f"cnn_ta averages {s['seeds']} seeds: their ICs {s['ic_by_seed']} spread by {s['ic_seed_spread']:.4f} "
+            f"(sd across seeds), beside the ensemble's IC s.e. of {se:.4f} over {n} days.")
 
 
 # It reads nothing from the lake (it builds its own markets and lake), but it audits the code that produces

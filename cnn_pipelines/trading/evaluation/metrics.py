@@ -37,3 +37,16 @@ def oos_ic(predictions: pd.DataFrame, label: str) -> tuple[float, float, int]:
                   predictions[label].to_numpy(float))
     mean, se = mean_and_se(ic)
     return mean, se, int(len(ic))
+
+
+def seed_ic_spread(predictions: pd.DataFrame, label: str) -> dict:
+    """The OOS IC of each member of a multi-seed ensemble (columns ``prediction_seed<k>``), their mean and
+    their spread (sample standard deviation): the part of a model's IC that is training noise, to read beside
+    the IC's standard error over days."""
+    cols = sorted((c for c in predictions.columns if c.startswith("prediction_seed")), key=lambda c: int(c[15:]))
+    ics = np.array([oos_ic(predictions.dropna(subset=[c]).assign(prediction=lambda f, c=c: f[c]), label)[0]
+                    for c in cols], dtype=float)
+    finite = ics[np.isfinite(ics)]
+    return {"seeds": len(cols), "ic_by_seed": [round(float(v), 4) for v in ics],
+            "ic_seed_mean": round(float(finite.mean()), 4) if len(finite) else float("nan"),
+            "ic_seed_spread": round(float(finite.std(ddof=1)), 4) if len(finite) > 1 else float("nan")}

@@ -19,7 +19,7 @@ from cnn_pipelines.storage.io_manager import ParquetLakeIOManager
 from cnn_pipelines.trading.features.assets import SETTINGS
 from cnn_pipelines.trading.prices.calendar import trading_calendar
 from cnn_pipelines.trading.research.layout import ImageLayout
-from cnn_pipelines.trading.evaluation.metrics import oos_ic
+from cnn_pipelines.trading.evaluation.metrics import oos_ic, seed_ic_spread
 from cnn_pipelines.trading.features.panel import feature_columns
 from cnn_pipelines.plots import heatmap, markdown_image, png_bytes, rounded
 from cnn_pipelines.trading.research.periods import (
@@ -54,9 +54,16 @@ def period_seed(period: str) -> int:
     return RS.seed + zlib.crc32(period.encode()) % 10_000
 
 
-def models_dir(root: str | Path | None = None) -> Path:
-    """Checkpoints of the research CNN, under the lake root (the IO manager's, else $CNN_LAKE_ROOT)."""
-    return Path(root if root is not None else lake.default_root()) / "models" / "cnn"
+def models_dir(root: str | Path | None = None, member: int = 0) -> Path:
+    """Checkpoints of the research CNN, under the lake root (the IO manager's, else $CNN_LAKE_ROOT); with
+    ``seeds`` > 1, member k > 0 keeps its own folder (and so its own warm-start chain)."""
+    base = Path(root if root is not None else lake.default_root()) / "models"
+    return base / "cnn" if member == 0 else base / f"cnn_seed{member}"
+
+
+def member_seed(period: str, member: int) -> int:
+    """The training seed of ensemble member ``member`` for ``period`` (member 0: the period's own seed)."""
+    return period_seed(period) + 1000 * member
 
 
 CALENDAR = trading_calendar(SETTINGS.calendar)
@@ -261,24 +268,35 @@ def cnn_model(context: dg.AssetExecutionContext, image_layout: dict, indicator_p
     lay = ImageLayout.from_json(image_layout)
     arrays = period_arrays(context, data, image_layout)
     x_tr, y_tr, x_va, y_va, d_va = arrays
-    seed = period_seed(period)
-    root = models_dir(lake.root)
-    dtype, precision_why = choose_precision(arrays, RS, root, seed, log=context.log.info)
-    init, started = (warm_start_source(root, previous, period, lay) if RS.warm_start
-                     else (None, "from scratch: warm starts are off (CNN_WARM_START=0)"))
-    config = train_config(RS, period, seed, init, dtype)
-    fp = fingerprint(x_tr, y_tr, x_va, y_va, config=config)
-    ckpt = root / period
-    rs = dataclasses.replace(RS, seed=seed)
-    context.log.info(f"{period}: {started}; {precision_why}")
-    result = train_period(x_tr, y_tr, x_va, y_va, d_va, rs, ckpt, fp, log=context.log.info, init=init,
-                          patience=RS.patience if init is not None else None, dtype=dtype,
-                          state_extra={"layout": layout_signature(lay), "started_from": started})
+    dtype, precision_why = choose_precision(arrays, RS, models_dir(lake.root), period_seed(period),
+                                            log=context.log.info)
+    members = []
+    for member in range(RS.seeds):  # member 0 is the single model of seeds = 1, unchanged
+        seed, root = member_seed(period, member), models_dir(lake.root, member)
+        init, started = (warm_start_source(root, previous, period, lay) if RS.warm_start
+                         else (None, "from scratch: warm starts are off (CNN_WARM_START=0)"))
+        config = train_config(RS, period, seed, init, dtype)
+        fp = fingerprint(x_tr, y_tr, x_va, y_va, config=config)
+        ckpt = root / period
+        rs = dataclasses.replace(RS, seed=seed)
+        context.log.info(f"{period}" + (f", seed {member + 1}/{RS.seeds}" if RS.seeds > 1 else "")
+                         + f": {started}; {precision_why}")
+        result = train_period(x_tr, y_tr, x_va, y_va, d_va, rs, ckpt, fp, log=context.log.info, init=init,
+                              patience=RS.patience if init is not None else None, dtype=dtype,
+                              state_extra={"layout": layout_signature(lay), "started_from": started})
+        members.append({"seed": seed, "checkpoints": str(ckpt.resolve()), "ensemble": result.ensemble,
+                        "best_val_ic": float(result.epochs["val_ic"].max()), "started_from": started,
+                        "result": result, "config": config, "fingerprint": fp})
+    first = members[0]
+    result, config, fp, ckpt, started = (first["result"], first["config"], first["fingerprint"],
+                                         Path(first["checkpoints"]), first["started_from"])
     summary = {
         "period": period, "checkpoints": str(ckpt.resolve()), "fingerprint": fp, "ensemble": result.ensemble,
         "epochs": result.epochs.to_dict("records"), "config": config, "train_rows": int(len(x_tr)),
         "val_rows": int(len(x_va)), "trained_epochs_this_run": result.trained_epochs, "model_period": period,
         "started_from": started, "stopped_early": result.stopped_early, "dtype": dtype,
+        "members": [{k: m[k] for k in ("seed", "checkpoints", "ensemble", "best_val_ic", "started_from")}
+                    for m in members],
     }
     meta = {
         "period": period, "train_rows": len(x_tr), "val_rows": len(x_va), "ensemble_epochs": dg.MetadataValue.json(result.ensemble),
@@ -291,6 +309,9 @@ def cnn_model(context: dg.AssetExecutionContext, image_layout: dict, indicator_p
     }
     if np.isfinite(result.samples_per_s):
         meta["train_samples_per_s"] = round(float(result.samples_per_s))
+    if RS.seeds > 1:
+        meta["seeds"] = RS.seeds
+        meta["best_val_ic_by_seed"] = dg.MetadataValue.json([rounded(m["best_val_ic"], 4, "n/a") for m in members])
     heat = _ic_heatmap(models_dir(lake.root))
     if heat:
         meta["val_ic_heatmap"] = dg.MetadataValue.md(heat)
@@ -303,12 +324,22 @@ def oos_predictions(context: dg.AssetExecutionContext, cnn_model: dict, cnn_imag
     from cnn_pipelines.trading.research.cnn import predict_ensemble
 
     period = context.partition_key
-    pred = predict_ensemble(Path(cnn_model["checkpoints"]), cnn_model["ensemble"], images_from_table(cnn_images))
+    members = cnn_model.get("members") or [{"checkpoints": cnn_model["checkpoints"], "ensemble": cnn_model["ensemble"]}]
+    images = images_from_table(cnn_images)
+    preds = [predict_ensemble(Path(m["checkpoints"]), m["ensemble"], images).astype(np.float32) for m in members]
     keep = ["date", "ticker", "period", *[c for c in cnn_images.columns if c.startswith("fwd_")]]
     out = cnn_images[keep].copy()
-    out.insert(3, "prediction", pred.astype(np.float32))
-    ic, se, days = oos_ic(out, RS.target)  # every realized label (DESIGN.md §3 rule 7)
+    out.insert(3, "prediction", np.mean(preds, axis=0).astype(np.float32))
+    ic, se, days = oos_ic(out, RS.target)  # every realized label
+    by_seed = {}
+    if len(preds) > 1:  # each member's own predictions and IC: how much of the IC is training noise
+        for k, p in enumerate(preds):
+            out[f"prediction_seed{k}"] = p
+        spread = seed_ic_spread(out, RS.target)
+        by_seed = {"seeds": spread["seeds"], "ic_by_seed": dg.MetadataValue.json(spread["ic_by_seed"]),
+                   "ic_seed_spread": rounded(spread["ic_seed_spread"], 4, "n/a (one finite IC)")}
     return asset_output(context, out, {
+        **by_seed,
         "period": period, "rows": len(out), "dates": int(out["date"].nunique()) if len(out) else 0,
         "target": RS.target, "realized_labels": int(out[RS.target].notna().sum()),
         "mean_daily_ic": ic, "ic_standard_error": se, "ic_days": days,

@@ -47,7 +47,8 @@ def train_config(rs: ResearchSettings, period: str, seed: int, init: Path | None
     if init is not None:  # the source's own fingerprint: a retrained predecessor means a different start
         state = json.loads((Path(init).parent / "state.json").read_text())
         source = f"{Path(init).parent.name}/{Path(init).name}/{state.get('fingerprint')}"
-    return dataclasses.asdict(rs) | {"period": period, "seed": seed, "init": source, "dtype": dtype}
+    settings = {k: v for k, v in dataclasses.asdict(rs).items() if k != "seeds"}  # a member trains alike however
+    return settings | {"period": period, "seed": seed, "init": source, "dtype": dtype}  # many others there are
 
 
 def choose_precision(arrays: tuple, rs: ResearchSettings, models_root: Path, seed: int,

@@ -141,3 +141,39 @@ def test_between_retrains_a_month_is_predicted_by_the_retrain_periods_model(rese
     assert result.output_for_node("image_layout")["families"] == march_layout["families"]
     preds = result.output_for_node("oos_predictions")
     assert len(preds) and preds["period"].astype(str).eq(april).all() and preds["prediction"].std() > 0
+
+
+def test_several_seeds_average_their_predictions_and_report_the_spread(research_lake, monkeypatch):
+    """seeds = 2 for the trained period: member 0 is the single-seed model already trained (not retrained, the
+    same predictions), member 1 trains in its own folder; oos_predictions is their mean, keeps each member's
+    column and reports each member's IC and their spread, and the leaderboard's note quotes it beside the s.e.
+    (issue 27: renaming tickers alone had moved cnn_ta's IC by 0.04 and nothing said how much was noise)."""
+    import cnn_pipelines.trading.research.assets as research
+
+    root, first, _ = research_lake
+    res = lake_resources(root, SyntheticPriceSource(n_tickers=25, seed=8, signal_strength=0.3))
+    monkeypatch.setattr(research, "RS", dataclasses.replace(RS, seeds=2))
+    sources = [indicator_panel.to_source_asset(), forward_returns.to_source_asset(), universe.to_source_asset(),
+               raw_prices.to_source_asset(), feature_selection.to_source_asset(), image_layout.to_source_asset(),
+               cnn_images.to_source_asset()]
+    result = dg.materialize([*sources, cnn_model, oos_predictions], partition_key=PERIOD, resources=res)
+    assert result.success
+    meta = {e.materialization.asset_key.path[-1]: e.materialization.metadata
+            for e in result.get_asset_materialization_events()}
+    assert meta["cnn_model"]["trained_epochs_this_run"].value == 0  # member 0: the existing model
+    assert len(sorted((root / "models" / "cnn_seed1" / PERIOD).glob("epoch_*.keras"))) == RS.epochs
+    doc = result.output_for_node("cnn_model")
+    assert [m["seed"] for m in doc["members"]] == [research.member_seed(PERIOD, 0), research.member_seed(PERIOD, 1)]
+    preds = result.output_for_node("oos_predictions")
+    single = first.output_for_node("oos_predictions")
+    assert preds["prediction_seed0"].to_numpy() == pytest.approx(single["prediction"].to_numpy(), abs=1e-6)
+    assert not preds["prediction_seed1"].equals(preds["prediction_seed0"])
+    mean = (preds["prediction_seed0"] + preds["prediction_seed1"]) / 2
+    assert preds["prediction"].to_numpy() == pytest.approx(mean.to_numpy(), abs=1e-6)
+    ics = meta["oos_predictions"]["ic_by_seed"].value
+    assert meta["oos_predictions"]["seeds"].value == 2 and len(ics) == 2
+    assert meta["oos_predictions"]["ic_seed_spread"].value == pytest.approx(float(pd.Series(ics).std()), abs=2e-4)
+    monkeypatch.setenv("CNN_LAKE_ROOT", str(root))
+    board = dg.materialize([model_leaderboard], resources={"lake": ParquetLakeIOManager(root=str(root))})
+    note = board.get_asset_materialization_events()[0].materialization.metadata["note"].value
+    assert "cnn_ta averages 2 seeds" in note and "s.e." in note
