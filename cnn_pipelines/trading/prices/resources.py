@@ -59,14 +59,16 @@ class SyntheticPriceSource(PriceSource):
 
 
 class YahooPriceSource(PriceSource):
-    """yfinance batch download (auto-adjusted), chunked and retried; needs network access."""
+    """yfinance batch download, chunked and retried; needs network access. Downloads run through today, so
+    every split yfinance has already folded into Close is known and undone (bars as traded)."""
 
     tickers: list[str]
     chunk_size: int = 50
     max_retries: int = 4
 
     def fetch(self, start: dt.date, end: dt.date) -> pd.DataFrame:
-        df, missing = download_yahoo(self.tickers, start, end, chunk_size=self.chunk_size, max_retries=self.max_retries)
+        df, missing = download_yahoo(self.tickers, start, end, chunk_size=self.chunk_size, max_retries=self.max_retries,
+                                     through=dt.date.today())
         df.attrs["missing_tickers"] = missing
         return df
 

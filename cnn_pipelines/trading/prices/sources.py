@@ -154,7 +154,7 @@ def yahoo_frame_to_long(frame: pd.DataFrame, tickers: Sequence[str]) -> pd.DataF
     one ticker) into the canonical long table. Tickers with no rows are simply absent."""
     if frame is None or frame.empty:
         return pd.DataFrame(columns=CANONICAL_COLUMNS)
-    fields = {"open", "high", "low", "close", "adj close", "volume"}
+    fields = {"open", "high", "low", "close", "adj close", "volume", "dividends", "stock splits", "capital gains"}
     if isinstance(frame.columns, pd.MultiIndex):
         lvl0 = {str(v).lower() for v in frame.columns.get_level_values(0)}
         ticker_level = 1 if lvl0 <= fields else 0
@@ -181,17 +181,19 @@ def download_yahoo(
     backoff_seconds: float = 2.0,
     downloader: Downloader = _yf_download,
     sleep: Callable[[float], None] = time.sleep,
+    through: str | dt.date | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Batch-download daily bars with Adj Close in chunks, retrying each chunk with exponential backoff.
 
-    Bars keep yfinance's Close and its Adj Close (ingestion derives each bar's adjustment from their ratio).
-    yfinance split-adjusts Close up to the download day, so a download stores split-adjusted bars: across a
-    split after an earlier download, use files with a ``Stock Splits`` column (or unadjusted closes).
+    Bars keep yfinance's Close, Adj Close and Stock Splits. yfinance split-adjusts Close up to the download
+    day, so the download runs ``through`` that day (default: ``end``) and every split it reports after a bar
+    is undone (``adjustments.unsplit``) before the rows are cut to [start, end]: the bars are what traded.
 
     Returns the canonical table for [start, end] and the tickers that returned no rows (reported, never
     silently dropped). Raises the last error if a chunk fails ``max_retries`` times.
     """
     start_d, end_d = to_date(start), to_date(end)
+    last_d = max(end_d, to_date(through)) if through is not None else end_d
     tickers = list(dict.fromkeys(t.strip().upper() for t in tickers if t.strip()))
     if not tickers:
         raise ValueError("yahoo: no tickers given")
@@ -201,8 +203,8 @@ def download_yahoo(
         for attempt in range(max_retries):
             try:
                 raw = downloader(
-                    tickers=chunk, start=start_d.isoformat(), end=(end_d + dt.timedelta(days=1)).isoformat(),
-                    auto_adjust=False, actions=False, group_by="column", threads=True, progress=False,
+                    tickers=chunk, start=start_d.isoformat(), end=(last_d + dt.timedelta(days=1)).isoformat(),
+                    auto_adjust=False, actions=True, group_by="column", threads=True, progress=False,
                 )
                 frames.append(yahoo_frame_to_long(raw, chunk))
                 break

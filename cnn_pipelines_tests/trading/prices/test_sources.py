@@ -147,3 +147,28 @@ def test_resources_share_one_interface(tmp_path):
         price_source_from_env({"CNN_PRICE_SOURCE": "yahoo"})
     with pytest.raises(ValueError, match="synthetic, yahoo or files"):
         price_source_from_env({"CNN_PRICE_SOURCE": "bloomberg"})
+
+
+def test_yahoo_downloads_through_today_and_undoes_splits_after_the_range():
+    """yfinance split-adjusts Close up to the download day: a 2:1 split after the requested range halves the
+    range's closes. The download runs through that day and the split is undone, so the bars are what traded."""
+    days = pd.bdate_range("2022-01-03", periods=10)
+    cols = pd.MultiIndex.from_product([["Adj Close", "Close", "High", "Low", "Open", "Volume", "Dividends",
+                                        "Stock Splits"], ["AAA"]], names=["Price", "Ticker"])
+    traded = np.linspace(100, 109, 10)
+    split_later = np.where(days < days[7], 2.0, 1.0)  # 2:1 split on days[7]
+    frame = pd.DataFrame(index=pd.DatetimeIndex(days, name="Date"), columns=cols, dtype=float)
+    for f, v in {"Close": traded / split_later, "Adj Close": traded / split_later, "High": traded / split_later + 1,
+                 "Low": traded / split_later - 1, "Open": traded / split_later, "Volume": 1e5 * split_later,
+                 "Dividends": 0.0, "Stock Splits": np.where(days == days[7], 2.0, 0.0)}.items():
+        frame[(f, "AAA")] = v
+    seen = []
+
+    def downloader(**kw):
+        seen.append((kw["end"], kw["actions"]))
+        return frame.loc[: pd.Timestamp(kw["end"]) - pd.Timedelta(days=1)]
+
+    out, _ = download_yahoo(["AAA"], days[0], days[4], downloader=downloader, through=days[-1])
+    assert seen == [(str((days[-1] + pd.Timedelta(days=1)).date()), True)]
+    assert out["close"].tolist() == pytest.approx(traded[:5].tolist()) and (out["volume"] == 1e5).all()
+    assert pd.to_datetime(out["date"]).max() == days[4]
