@@ -17,6 +17,7 @@ import pandas as pd
 from cnn_pipelines.metadata import asset_output
 from cnn_pipelines.settings_file import project_env
 from cnn_pipelines.storage import lake
+from cnn_pipelines.storage import lake as catalog  # the asset's `lake` parameter is the IO manager
 from cnn_pipelines.trading.prices.calendar import to_date, trading_calendar
 from cnn_pipelines.trading.prices.checks import price_check_results
 from cnn_pipelines.trading.partition_metadata import report as partition_report
@@ -59,6 +60,16 @@ def _preview(df: pd.DataFrame, n: int = 8) -> str:
     if "volume" in head:
         head["volume"] = head["volume"].map(lambda v: f"{v:,.0f}" if v == v else "n/a")
     return head.to_markdown(index=False, floatfmt=".4f")
+
+
+def _actions(table: pd.DataFrame) -> dg.MetadataValue:
+    """The run's splits and dividends (ex-dates whose adjustment is not 1), as a table of at most 10 rows."""
+    events = table.loc[table["adjustment"] != 1.0, ["date", "ticker", "adjustment"]] if len(table) else table
+    if not len(events):
+        return dg.MetadataValue.md("none in this run")
+    shown = events.head(10).rename(columns={"date": "ex_date"}).astype({"ex_date": str})
+    more = f"\n\n... and {len(events) - 10} more (`select * from price_adjustments`)" if len(events) > 10 else ""
+    return dg.MetadataValue.md(shown.to_markdown(index=False, floatfmt=".6g") + more)
 
 
 def stored_rows(root, keys: list[str]) -> pd.DataFrame:
@@ -112,10 +123,14 @@ def raw_prices(context: dg.AssetExecutionContext, config: RawPricesConfig, price
             "quarantined_tickers": dg.MetadataValue.json(held),
             "quarantined_days": report.quarantined_days,
             "stored_rows_kept": len(kept),
+            "corporate_actions": _actions(clean),
             "tickers_without_data": dg.MetadataValue.json(missing),
             "preview": dg.MetadataValue.md(_preview(clean)),
         }),
     )
+    # the catalog's list of corporate actions, one row per ex-date (the data stays in raw_prices)
+    catalog.define_view(Path(lake.root), "price_adjustments",
+                     "SELECT date AS ex_date, ticker, adjustment FROM raw_prices WHERE adjustment <> 1")
     yield from price_check_results(clean)
     yield dg.AssetCheckResult(
         check_name="no_quarantined_tickers", passed=not held, severity=dg.AssetCheckSeverity.ERROR,

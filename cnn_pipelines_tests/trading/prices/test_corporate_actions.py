@@ -139,3 +139,31 @@ def test_a_lake_written_before_adjustments_existed_still_reads(tmp_path):
     adjusted = adjust_as_of(both)
     assert len(adjusted) == len(jan) + len(feb) and "adjustment" not in adjusted
     assert (adjusted["close"].iloc[: len(jan) + 5] == 5.0).all() and (adjusted["close"].iloc[len(jan) + 5:] == 10.0).all()
+
+
+def test_the_asset_lists_the_runs_actions_and_the_catalog_has_them(tmp_path):
+    """raw_prices through Dagster on files with a dividend: the metadata names the ex-date, the DuckDB view
+    price_adjustments lists it, and the stored close is the one reported."""
+    import duckdb
+
+    from cnn_pipelines.storage import lake
+    from cnn_pipelines.trading.prices.assets import raw_prices
+    from cnn_pipelines.trading.prices.resources import FilePriceSource
+    from cnn_pipelines_tests.conftest import lake_resources, run_range
+
+    files = tmp_path / "files"
+    files.mkdir()
+    snap = snapshot(economy(), SESSIONS[-1])
+    snap.loc[snap["Symbol"] == "BBB"].drop(columns="Symbol").to_csv(files / "BBB.csv", index=False)
+    snap.loc[snap["Symbol"] == "AAA"].drop(columns="Symbol").to_csv(files / "AAA.csv", index=False)
+    root = tmp_path / "lake"
+    root.mkdir()
+    first, last = str(SESSIONS[20].date()), str(SESSIONS[70].date())
+    result = run_range([raw_prices], first, last, lake_resources(root, FilePriceSource(path=str(files))))
+    assert result.success
+    meta = result.get_asset_materialization_events()[-1].materialization.metadata
+    assert str(SPLIT.date()) in meta["corporate_actions"].value and str(DIVIDEND.date()) in meta["corporate_actions"].value
+    with duckdb.connect(str(root / lake.CATALOG_FILE), read_only=True) as con:
+        rows = con.execute("select ex_date, ticker, adjustment from price_adjustments order by ex_date").fetchall()
+    assert [(str(d), t) for d, t, _ in rows] == [(str(DIVIDEND.date()), "AAA"), (str(SPLIT.date()), "AAA")]
+    assert [a for *_, a in rows] == pytest.approx([0.99, 0.5])
