@@ -58,5 +58,5 @@ def project_env(env: dict[str, str] | None = None) -> dict[str, str]:
     """The settings in force: the settings file, overridden by ``CNN_*`` environment variables."""
     env = dict(os.environ if env is None else env)
     merged = file_settings(settings_path(env))
-    merged.update({k: v for k, v in env.items() if k.startswith("CNN_")})
-    return {**env, **merged}
+    merged.update({k: v for k, v in env.items() if k.startswith("CNN_") and v.strip()})  # empty: not set
+    return {**{k: v for k, v in env.items() if not k.startswith("CNN_")}, **merged}

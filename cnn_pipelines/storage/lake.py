@@ -178,8 +178,9 @@ def write_partitions(root: Path, table: str, df: pd.DataFrame, keys: Sequence[st
                                 new_days)
                 old = _without_days_meta(old.filter(pa.array(keep)))
                 if old.num_rows:
-                    parts.insert(0, old.cast(parts[0].schema) if old.schema != parts[0].schema else old)
-            merged = pa.concat_tables(parts)
+                    parts.insert(0, old)
+            # the new rows' schema wins; kept rows of a file written before a column existed get it as nulls
+            merged = _concat(parts[::-1]).select(parts[-1].schema.names) if len(parts) > 1 else parts[0]
             sort = [("date", "ascending")] + ([("ticker", "ascending")] if "ticker" in merged.column_names else [])
             merged = merged.sort_by(sort)
             meta = dict(merged.schema.metadata or {})

@@ -255,10 +255,14 @@ def seed_note(root: Path, periods: list[str]) -> str:
         return ("cnn_ta is one seed's model, so its training noise is not measured here (seeds: 3 in "
                 "cnn_pipelines.yaml reports its IC across seeds; reordering its training rows alone, as renaming "
                 "tickers does, has moved its IC by 0.04).")
-    s = seed_ic_spread(oos, RS.target)
-    _, se, n = oos_ic(oos, RS.target)
-    return (f"cnn_ta averages {s['seeds']} seeds: their ICs {s['ic_by_seed']} spread by {s['ic_seed_spread']:.4f} "
-            f"(sd across seeds), beside the ensemble's IC s.e. of {se:.4f} over {n} days.")
+    cols = [c for c in oos.columns if c.startswith("prediction_seed")]
+    seeded = oos.loc[oos[cols].notna().all(axis=1)]  # periods trained before seeds were set have one model
+    s = seed_ic_spread(seeded, RS.target)
+    _, se, n = oos_ic(seeded, RS.target)
+    months = seeded["period"].nunique()
+    return (f"cnn_ta averages {s['seeds']} seeds in {months} of {oos['period'].nunique()} months: over those "
+            f"months their ICs {s['ic_by_seed']} spread by {s['ic_seed_spread']:.4f} (sd across seeds), beside "
+            f"the ensemble's IC s.e. of {se:.4f} over {n} days.")
 
 
 # It reads nothing from the lake (it builds its own markets and lake), but it audits the code that produces

@@ -18,7 +18,8 @@ import pandas as pd
 from cnn_pipelines.trading.prices.validation import CANONICAL_COLUMNS
 
 STORED_COLUMNS = [*CANONICAL_COLUMNS, "adjustment"]
-ADJUSTMENT_TOLERANCE = 1e-4  # |ratio - 1| below this is the vendor rounding Adj Close, not an action
+ADJUSTMENT_TOLERANCE = 1e-4  # |ratio - 1| below this (or below cent rounding) is rounding, not an action
+ADJUSTMENT_LOOKBACK_DAYS = 45  # how far back a bar's previous bar may be for its ratio (calendar days)
 
 
 def unsplit(df: pd.DataFrame) -> pd.DataFrame:
@@ -40,23 +41,39 @@ def unsplit(df: pd.DataFrame) -> pd.DataFrame:
     return out.drop(columns="stock_splits").loc[df.index]
 
 
-def adjustment_ratios(fetched: pd.DataFrame) -> pd.DataFrame:
-    """(date, ticker, adjustment) for each bar of a fetch that carries ``adj_close``: the ratio of the vendor's
-    adjustment factor (Adj Close / Close) on the ticker's previous bar in the same fetch to the factor on this
-    bar. Bars without a previous bar in the fetch, or without adj_close, get 1.0."""
+def adjustment_ratios(fetched: pd.DataFrame, valid: pd.DataFrame | None = None) -> pd.DataFrame:
+    """(date, ticker, adjustment) for the bars of a fetch that carries ``adj_close``: the vendor's adjustment
+    factor (Adj Close / Close) on the ticker's previous usable bar divided by the factor on this bar.
+
+    Only bars in ``valid`` (date, ticker; the bars validation lets through) take part, so an action whose
+    ex-date bar was rejected lands on the next stored bar instead of being lost. The previous bar must lie
+    within ADJUSTMENT_LOOKBACK_DAYS (the fetch's context), so a nightly run and a backfill see the same one.
+    A ratio within the rounding of the vendor's prices (cents) is 1.0. Other bars get no row (1.0)."""
+    empty = pd.DataFrame({"date": pd.Series([], dtype=object), "ticker": pd.Series([], dtype="string"),
+                          "adjustment": pd.Series([], dtype="float64")})
     if not len(fetched) or "adj_close" not in fetched.columns:
-        return pd.DataFrame({"date": pd.Series([], dtype=object), "ticker": pd.Series([], dtype="string"),
-                             "adjustment": pd.Series([], dtype="float64")})
+        return empty
     f = fetched[["date", "ticker", "close", "adj_close"]].copy()
     f["ticker"] = f["ticker"].astype(str).str.strip()
     f["date"] = pd.to_datetime(f["date"]).dt.date
-    f["factor"] = pd.to_numeric(f["adj_close"], errors="coerce") / pd.to_numeric(f["close"], errors="coerce")
+    f["close"] = pd.to_numeric(f["close"], errors="coerce")
+    f["adj_close"] = pd.to_numeric(f["adj_close"], errors="coerce")
+    f["factor"] = f["adj_close"] / f["close"]
     f = f.sort_values(["ticker", "date", "factor"], kind="stable").drop_duplicates(["ticker", "date"])
-    prev = f.groupby("ticker")["factor"].shift(1)
-    ratio = (prev / f["factor"]).to_numpy()
-    ratio = np.where(np.isfinite(ratio) & (np.abs(ratio - 1) >= ADJUSTMENT_TOLERANCE), ratio, 1.0)
+    if valid is not None:
+        keys = pd.MultiIndex.from_arrays([pd.Index(valid["date"]), pd.Index(valid["ticker"].astype(str))])
+        f = f.loc[pd.MultiIndex.from_arrays([pd.Index(f["date"]), pd.Index(f["ticker"])]).isin(keys)]
+    f = f.loc[np.isfinite(f["factor"]) & (f["factor"] > 0) & (f["close"] > 0) & (f["adj_close"] > 0)]
+    if not len(f):
+        return empty
+    prev = f.groupby("ticker")[["factor", "close", "adj_close", "date"]].shift(1)
+    gap = pd.to_datetime(f["date"]) - pd.to_datetime(prev["date"])
+    ratio = (prev["factor"] / f["factor"]).to_numpy(dtype=float)
+    noise = 0.005 * (1 / f["close"] + 1 / f["adj_close"] + 1 / prev["close"] + 1 / prev["adj_close"])
+    tol = np.maximum(ADJUSTMENT_TOLERANCE, noise.to_numpy(dtype=float))
+    use = np.isfinite(ratio) & (gap <= pd.Timedelta(days=ADJUSTMENT_LOOKBACK_DAYS)).to_numpy() & (np.abs(ratio - 1) >= tol)
     return pd.DataFrame({"date": f["date"].to_numpy(), "ticker": f["ticker"].astype("string").to_numpy(),
-                         "adjustment": ratio})
+                         "adjustment": np.where(use, ratio, 1.0)})
 
 
 def with_adjustments(clean: pd.DataFrame, ratios: pd.DataFrame) -> pd.DataFrame:

@@ -4,9 +4,9 @@ What vendors write, and what it becomes (always the exchange's local calendar da
 
 - dates or naive timestamps (``2020-01-02``, ``2020/1/2 16:00:00``, ``20200102``): the date as written;
 - timestamps with an offset, fixed or changing with daylight saving (``-05:00`` / ``-04:00``) or ``Z``:
-  converted to the exchange's time zone, then dated. A file whose stamped times are all midnight in their own
-  offset labels dates that way (``2020-01-02T00:00:00Z`` is the bar of 2020-01-02, not New York's evening
-  of the 1st), so those keep the date as written;
+  converted to the exchange's time zone, then dated. A stamp at midnight in its own offset labels a date
+  (``2020-01-02T00:00:00Z`` is the bar of 2020-01-02, not New York's evening of the 1st), so it keeps the
+  date as written;
 - numeric day/month dates (``03.04.2020``, ``04/03/2020``): day-first or month-first is decided per file from
   all its rows (a first field above 12 means day-first, a second above 12 month-first), never from the first
   row. A file whose every date reads both ways takes the ``date_order`` setting; without one it is refused
@@ -53,20 +53,25 @@ def session_dates(values: pd.Series, tz: str | None = None, date_order: str | No
     present = values.dropna()
     if len(present) and all(isinstance(v, dt.date) for v in present.head(50)):
         try:
-            return pd.Series(pd.to_datetime(values.to_numpy(), utc=False), index=values.index).dt.normalize()
+            parsed = pd.Series(pd.to_datetime(values.to_numpy(), utc=False), index=values.index)
         except (TypeError, ValueError):
-            pass  # tz-aware datetime objects, or a mix: read them as text below
+            parsed = None  # a mix of naive and aware objects: read them as text below
+        if parsed is not None and isinstance(parsed.dtype, pd.DatetimeTZDtype):
+            return _aware_to_sessions(parsed, tz)
+        if parsed is not None and pd.api.types.is_datetime64_any_dtype(parsed.dtype):
+            return parsed.dt.normalize()
+    if pd.api.types.is_float_dtype(values.dtype) and bool((values.dropna() % 1 == 0).all()):
+        values = values.astype("Int64")  # yyyymmdd read as floats because of an empty cell
     if pd.api.types.is_integer_dtype(values.dtype):
         values = values.astype("string")
     return _text_to_sessions(values.astype("string").str.strip(), tz, date_order, source)
 
 
 def _aware_to_sessions(values: pd.Series, tz: str) -> pd.Series:
-    """Tz-aware timestamps: their own wall date if all are at midnight in their zone, else the date in ``tz``."""
+    """Tz-aware timestamps: a stamp at midnight in its own zone labels that date; any other is dated in ``tz``."""
     own = values.dt.tz_localize(None)
-    if (own.dropna() == own.dropna().dt.normalize()).all():
-        return own.dt.normalize()
-    return values.dt.tz_convert(tz).dt.tz_localize(None).dt.normalize()
+    midnight = own == own.dt.normalize()
+    return own.dt.normalize().where(midnight, values.dt.tz_convert(tz).dt.tz_localize(None).dt.normalize())
 
 
 def _examples(text: pd.Series, mask, n: int = 3) -> list[str]:
@@ -126,12 +131,12 @@ def _text_to_sessions(text: pd.Series, tz: str, date_order: str | None, source: 
             raise PriceSchemaError(f"{source}: column 'date' has impossible dates, e.g. "
                                    f"{_examples(text[found.index], wall.isna())}")
         offset = times["off"]
-        aware = offset.notna()
         dates = wall.dt.normalize().copy()
-        if aware.any() and not (wall[aware] == dates[aware]).all():  # stamped times: convert to the exchange
-            minutes = offset[aware].map(_offset_minutes)
-            utc = (wall[aware] - pd.to_timedelta(minutes, unit="min")).dt.tz_localize("UTC")
-            dates.loc[aware] = utc.dt.tz_convert(tz).dt.tz_localize(None).dt.normalize()
+        stamped = offset.notna() & (wall != dates)  # a time of day with an offset: date it on the exchange
+        if stamped.any():
+            minutes = offset[stamped].map(_offset_minutes)
+            utc = (wall[stamped] - pd.to_timedelta(minutes, unit="min")).dt.tz_localize("UTC")
+            dates.loc[stamped] = utc.dt.tz_convert(tz).dt.tz_localize(None).dt.normalize()
         out[found.index] = dates
     return out
 
@@ -146,14 +151,17 @@ def _offset_minutes(offset: str) -> int:
 
 def _free_text_to_sessions(text: pd.Series, tz: str, source: str) -> pd.Series:
     """Dates pandas can read in other layouts ("Jan 2, 2020", "2-Jan-2020"), offsets converted as above."""
+    import warnings
+
     try:
-        parsed = pd.to_datetime(text, format="mixed")
-    except (ValueError, TypeError):
-        try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # mixed offsets: pandas warns and returns objects, handled below
+            parsed = pd.to_datetime(text, format="mixed")
+        if not pd.api.types.is_datetime64_any_dtype(parsed.dtype):  # offsets that differ (DST), or mixed
             parsed = pd.to_datetime(text, format="mixed", utc=True)
-        except (ValueError, TypeError) as exc:
-            raise PriceSchemaError(f"{source}: column 'date' is not parseable as dates ({exc}); e.g. "
-                                   f"{_examples(text, text.notna())}") from exc
+    except (ValueError, TypeError) as exc:
+        raise PriceSchemaError(f"{source}: column 'date' is not parseable as dates ({exc}); e.g. "
+                               f"{_examples(text, text.notna())}") from exc
     if isinstance(parsed.dtype, pd.DatetimeTZDtype):
         return _aware_to_sessions(parsed, tz)
     return parsed.dt.normalize()

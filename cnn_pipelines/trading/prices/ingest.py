@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from cnn_pipelines.trading.prices.adjustments import STORED_COLUMNS, adjustment_ratios, with_adjustments
+from cnn_pipelines.trading.prices.adjustments import (ADJUSTMENT_LOOKBACK_DAYS, STORED_COLUMNS, adjustment_ratios,
+                                                      with_adjustments)
 from cnn_pipelines.trading.prices.calendar import TradingCalendar
 from cnn_pipelines.trading.prices.validation import (CANONICAL_COLUMNS, STALE_LOOKBACK_DAYS, ValidationReport,
                                                      validate_prices)
@@ -35,8 +36,9 @@ class Ingestion:
 
 
 def context_start(start: dt.date) -> dt.date:
-    """First day to fetch for a run starting on ``start``: the days before are context for rule 10 only."""
-    return start - dt.timedelta(days=STALE_LOOKBACK_DAYS)
+    """First day to fetch for a run starting on ``start``: the days before are context only (the previous bar
+    of a holiday repeat, and of the first days' adjustment ratios)."""
+    return start - dt.timedelta(days=max(STALE_LOOKBACK_DAYS, ADJUSTMENT_LOOKBACK_DAYS))
 
 
 def rows_to_keep(stored: pd.DataFrame, clean: pd.DataFrame) -> pd.DataFrame:
@@ -89,7 +91,8 @@ def ingest(fetched: pd.DataFrame, stored: pd.DataFrame, start: dt.date, end: dt.
     rejected row instead of quarantining it."""
     file_errors = dict(file_errors or {})
     clean, report = validate_prices(fetched, source=source, calendar=calendar, strict=strict, window=(start, end))
-    clean = with_adjustments(clean, adjustment_ratios(fetched))
+    usable, _ = validate_prices(fetched, source=source, calendar=calendar, strict=False)  # context rows too
+    clean = with_adjustments(clean, adjustment_ratios(fetched, valid=usable))
     if len(stored):
         adjustment = stored["adjustment"].fillna(1.0) if "adjustment" in stored.columns else 1.0  # older lakes
         stored = stored.assign(adjustment=adjustment)[STORED_COLUMNS]

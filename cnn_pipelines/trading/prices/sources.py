@@ -105,6 +105,9 @@ def read_price_file(path: Path) -> pd.DataFrame:
         raw = pd.read_parquet(path) if name.endswith(".parquet") else pd.read_csv(path)
     except Exception as exc:  # pandas/pyarrow raise many types for corrupt files
         raise PriceSchemaError(f"{path}: cannot be read as {'Parquet' if name.endswith('.parquet') else 'CSV'} ({exc})") from exc
+    raw = raw.reset_index(drop=raw.index.name is None and not isinstance(raw.index, pd.MultiIndex))
+    # a blank trailing line (",,,,,") is no bar: drop rows with nothing in them before reading dates
+    raw = raw.dropna(how="all").reset_index(drop=True)
     return normalize_columns(raw, source=str(path), ticker=file_ticker(path))
 
 
@@ -129,6 +132,9 @@ def read_price_files(path: str, start: str | dt.date, end: str | dt.date, tz: st
             frame = _in_range(read_price_file(f), start_d, end_d, str(f), tz=tz, date_order=date_order)
         except PriceSchemaError as exc:
             errors[file_ticker(f)] = str(exc)
+            continue
+        except Exception as exc:  # noqa: BLE001 - one odd file must not stop the others; its ticker is quarantined
+            errors[file_ticker(f)] = f"{f}: cannot be read ({type(exc).__name__}: {exc})"
             continue
         frames.append(frame.assign(source_file=f.name))
     out = (pd.concat(frames, ignore_index=True) if frames

@@ -167,3 +167,23 @@ def test_the_asset_lists_the_runs_actions_and_the_catalog_has_them(tmp_path):
         rows = con.execute("select ex_date, ticker, adjustment from price_adjustments order by ex_date").fetchall()
     assert [(str(d), t) for d, t, _ in rows] == [(str(DIVIDEND.date()), "AAA"), (str(SPLIT.date()), "AAA")]
     assert [a for *_, a in rows] == pytest.approx([0.99, 0.5])
+
+
+def test_an_action_survives_a_rejected_ex_date_and_cent_rounding_is_not_an_action():
+    """Found in review: a split whose ex-date bar was rejected was lost (a -50 % day), and an Adj Close rounded
+    to cents made a tiny 'action' every day."""
+    from cnn_pipelines.trading.prices.adjustments import adjustment_ratios
+    from cnn_pipelines.trading.prices.validation import validate_prices
+
+    days = [d.date() for d in SESSIONS[:6]]
+    close = [100.0, 100.0, 50.0, 51.0, 50.0, 51.0]
+    fetched = pd.DataFrame({"date": days, "ticker": "AAA", "open": close, "high": [c * 1.01 for c in close],
+                            "low": [c * 0.99 for c in close], "close": close,
+                            "adj_close": [50.0, 50.0, 50.0, 51.0, 50.0, 51.0], "volume": 1000.0})
+    fetched.loc[2, ["high", "low"]] = [40.0, 60.0]  # the ex-date bar is broken: high < low
+    valid, _ = validate_prices(fetched, calendar=XNYS, strict=False)
+    ratios = adjustment_ratios(fetched, valid=valid).set_index("date")["adjustment"]
+    assert days[2] not in ratios.index and ratios[days[3]] == pytest.approx(0.5)
+    cents = pd.DataFrame({"date": days[:5], "ticker": "BBB", "close": [10.00, 10.10, 9.95, 10.20, 10.05],
+                          "adj_close": [2.49, 2.51, 2.48, 2.54, 2.50]})
+    assert (adjustment_ratios(cents)["adjustment"] == 1.0).all()

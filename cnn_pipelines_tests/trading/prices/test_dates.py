@@ -96,3 +96,23 @@ def test_dst_offsets_in_a_long_csv_do_not_fail_the_batch(tmp_path):
         "2019-03-08T16:00:00-05:00,AAA,10,11,9,10.5,100\n2019-03-11T16:00:00-04:00,AAA,10,11,9,10.5,100\n")
     out = read_price_files(str(tmp_path), "2019-03-01", "2019-03-31")
     assert out["date"].astype(str).tolist() == ["2019-03-08", "2019-03-11"] and not out.attrs["file_errors"]
+
+
+def test_odd_but_real_date_columns_are_read_not_fatal(tmp_path):
+    """Found in review: a file whose stamps are midnight labels but one row is intraday kept the others on
+    their written dates only by luck of the per-file rule; free-text dates across DST crashed; tz-aware
+    datetime objects came back unconverted; a blank trailing line froze the ticker; a Parquet file with a
+    duplicated index crashed the whole fetch."""
+    got = session_dates(pd.Series(["2020-01-02T00:00:00Z", "2020-01-03T00:00:00Z", "2020-01-06T15:30:00Z"]))
+    assert [str(d.date()) for d in got] == ["2020-01-02", "2020-01-03", "2020-01-06"]
+    got = session_dates(pd.Series(["Thu, 02 Jan 2020 16:00:00 -0500", "Mon, 09 Mar 2020 16:00:00 -0400"]))
+    assert [str(d.date()) for d in got] == ["2020-01-02", "2020-03-09"]
+    aware = pd.Series([pd.Timestamp("2020-01-02 21:00", tz="UTC").to_pydatetime()], dtype=object)
+    assert str(session_dates(aware)[0].date()) == "2020-01-02"
+    assert str(session_dates(pd.Series([20200102.0, float("nan")]))[0].date()) == "2020-01-02"
+    (tmp_path / "AAA.csv").write_text("Date,Open,High,Low,Close,Volume\n2020-01-02,10,11,9,10.5,100\n,,,,,\n")
+    frame = pd.DataFrame({"date": pd.to_datetime(["2020-01-02", "2020-01-03"]), "open": 1.0, "high": 1.0,
+                          "low": 1.0, "close": 1.0, "volume": 1.0, "stock_splits": 0.0}, index=[0, 0])
+    frame.to_parquet(tmp_path / "BBB.parquet")
+    out = read_price_files(str(tmp_path), "2020-01-01", "2020-01-31")
+    assert not out.attrs["file_errors"] and sorted(out["ticker"].unique()) == ["AAA", "BBB"]
