@@ -251,11 +251,11 @@ def model_leaderboard(context: dg.AssetExecutionContext, config: BacktestConfig)
 def seed_note(root: Path, periods: list[str]) -> str:
     """How much of cnn_ta's IC is training noise: its members' IC spread where it averages several seeds."""
     oos = lake.read_partitions(root, "oos_predictions", periods, "period")
-    if not any(c.startswith("prediction_seed") for c in oos.columns):
+    cols = [c for c in oos.columns if c.startswith("prediction_seed")]
+    if not cols:
         return ("cnn_ta is one seed's model, so its training noise is not measured here (seeds: 3 in "
                 "cnn_pipelines.yaml reports its IC across seeds; reordering its training rows alone, as renaming "
                 "tickers does, has moved its IC by 0.04).")
-    cols = [c for c in oos.columns if c.startswith("prediction_seed")]
     seeded = oos.loc[oos[cols].notna().all(axis=1)]  # periods trained before seeds were set have one model
     s = seed_ic_spread(seeded, RS.target)
     _, se, n = oos_ic(seeded, RS.target)

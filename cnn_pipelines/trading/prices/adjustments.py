@@ -22,6 +22,15 @@ ADJUSTMENT_TOLERANCE = 1e-4  # |ratio - 1| below this (or below cent rounding) i
 ADJUSTMENT_LOOKBACK_DAYS = 45  # how far back a bar's previous bar may be for its ratio (calendar days)
 
 
+def products_after(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """For rows sorted by (group, date): the product of the same group's values strictly after each row (1.0 for
+    a group's last row). The factor that brings a bar to the scale of the group's last one."""
+    rev = pd.Series(np.asarray(values, dtype="float64")[::-1])
+    keys = np.asarray(groups)[::-1]
+    inclusive = rev.groupby(keys).cumprod()
+    return inclusive.groupby(keys).shift(1, fill_value=1.0).to_numpy()[::-1]
+
+
 def unsplit(df: pd.DataFrame) -> pd.DataFrame:
     """Vendors that split-adjust Close retroactively (yfinance) report each split in a ``stock_splits`` column
     (2.0 for 2:1 on its ex-date): undo it, so open/high/low/close/volume are what traded that day. Expects one
@@ -31,8 +40,7 @@ def unsplit(df: pd.DataFrame) -> pd.DataFrame:
     out = df.sort_values(["ticker", "date"], kind="stable").copy()
     k = pd.to_numeric(out["stock_splits"], errors="coerce").fillna(0.0)
     k = k.where(k > 0, 1.0)
-    # product of the splits strictly after each row, per ticker
-    later = k.groupby(out["ticker"]).transform(lambda s: s[::-1].cumprod()[::-1].shift(-1, fill_value=1.0))
+    later = pd.Series(products_after(k.to_numpy(), out["ticker"].to_numpy()), index=out.index)
     for col in ("open", "high", "low", "close"):
         out[col] = pd.to_numeric(out[col], errors="coerce") * later
     out["volume"] = pd.to_numeric(out["volume"], errors="coerce") / later
@@ -102,9 +110,8 @@ def adjust_as_of(prices: pd.DataFrame) -> pd.DataFrame:
     tick = prices["ticker"].astype(str).to_numpy()[order]
     if np.all(adj == 1.0):
         return out
-    factor = pd.Series(adj).groupby(tick).transform(lambda s: s[::-1].cumprod()[::-1].shift(-1, fill_value=1.0))
     scale = np.empty(len(prices))
-    scale[order] = factor.to_numpy()
+    scale[order] = products_after(adj, tick)
     out = out.copy()
     for col in ("open", "high", "low", "close"):
         out[col] = out[col].to_numpy() * scale

@@ -17,7 +17,6 @@ import pandas as pd
 from cnn_pipelines.metadata import asset_output
 from cnn_pipelines.settings_file import project_env
 from cnn_pipelines.storage import lake
-from cnn_pipelines.storage import lake as catalog  # the asset's `lake` parameter is the IO manager
 from cnn_pipelines.trading.prices.calendar import to_date, trading_calendar
 from cnn_pipelines.trading.prices.checks import price_check_results
 from cnn_pipelines.trading.partition_metadata import report as partition_report
@@ -70,6 +69,12 @@ def _actions(table: pd.DataFrame) -> dg.MetadataValue:
     shown = events.head(10).rename(columns={"date": "ex_date"}).astype({"ex_date": str})
     more = f"\n\n... and {len(events) - 10} more (`select * from price_adjustments`)" if len(events) > 10 else ""
     return dg.MetadataValue.md(shown.to_markdown(index=False, floatfmt=".6g") + more)
+
+
+def define_adjustments_view(root: Path) -> None:
+    """The catalog's list of corporate actions, one row per ex-date (the data stays in raw_prices)."""
+    lake.define_view(root, "price_adjustments",
+                     "SELECT date AS ex_date, ticker, adjustment FROM raw_prices WHERE adjustment <> 1")
 
 
 def stored_rows(root, keys: list[str]) -> pd.DataFrame:
@@ -128,9 +133,7 @@ def raw_prices(context: dg.AssetExecutionContext, config: RawPricesConfig, price
             "preview": dg.MetadataValue.md(_preview(clean)),
         }),
     )
-    # the catalog's list of corporate actions, one row per ex-date (the data stays in raw_prices)
-    catalog.define_view(Path(lake.root), "price_adjustments",
-                     "SELECT date AS ex_date, ticker, adjustment FROM raw_prices WHERE adjustment <> 1")
+    define_adjustments_view(Path(lake.root))
     yield from price_check_results(clean)
     yield dg.AssetCheckResult(
         check_name="no_quarantined_tickers", passed=not held, severity=dg.AssetCheckSeverity.ERROR,
