@@ -1,4 +1,4 @@
-"""The Parquet data lake (source of truth) and its DuckDB catalog (query layer), DESIGN.md §2.
+"""The Parquet data lake (source of truth) and its DuckDB catalog (query layer).
 
 Layout: date-partitioned tables keep one file per calendar month, ``<root>/<asset>/month=YYYY-MM/data.parquet``,
 rows sorted by (date, ticker), with the month's materialized days (holidays included, as empty days) in the

@@ -11,7 +11,8 @@ from cnn_pipelines.settings_file import project_env
 
 @dataclass(frozen=True)
 class FeatureSettings:
-    """Universe, indicator and target settings (DESIGN.md §3 rules 1, 2, 7)."""
+    """Universe, indicator and target settings, point in time: a trailing universe, scale-free indicators,
+    fixed data-error rules."""
 
     universe_size: int = 40             # top-N by trailing median dollar volume
     universe_window: int = 63           # trailing weekdays for the median (ends the day before use)
@@ -60,7 +61,8 @@ def current_settings() -> FeatureSettings:
 
 @dataclass(frozen=True)
 class ResearchSettings:
-    """Walk-forward CNN-TA research (DESIGN.md §3 rules 3-5). Periods are calendar months."""
+    """Walk-forward CNN-TA research: selection, layout and scaling fitted inside each window, purged folds,
+    epochs chosen on validation. Periods are calendar months."""
 
     first_period: str = "2013-01-01"    # first monthly partition
     train_months: int = 12              # trailing training window (validation slice included)

@@ -1,4 +1,4 @@
-"""Leakage audit (DESIGN.md §3): the real pipeline — the Dagster assets from raw_prices to oos_predictions,
+"""Leakage audit: the real pipeline — the Dagster assets from raw_prices to oos_predictions,
 writing a lake of their own — on synthetic markets whose truth is known.
 
 * **null market** (no signal; several seeds and test months, so the IC's standard error is at most

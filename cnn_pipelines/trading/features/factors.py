@@ -1,7 +1,7 @@
 """Daily factor returns (from a Fama-French CSV or built from the universe) and rolling factor betas.
 
 Offline factors are long-short equal-weighted tercile portfolios of the day's universe members, each sorted
-on a signal known at the previous close (DESIGN.md §3):
+on a signal known at the previous close (point in time):
 
 MKT   equal-weighted member return
 SIZE  small minus big trailing median dollar volume (the universe's own ranking variable)

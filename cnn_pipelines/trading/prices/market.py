@@ -1,4 +1,4 @@
-"""Seeded synthetic equity market: the offline default price source (DESIGN.md §4).
+"""Seeded synthetic equity market: the offline default price source.
 
 Model, per trading day t and ticker i (log returns):
 

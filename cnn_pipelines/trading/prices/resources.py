@@ -31,7 +31,7 @@ class PriceSource(dg.ConfigurableResource):
 
 
 class SyntheticPriceSource(PriceSource):
-    """Seeded synthetic market (DESIGN.md §4); the offline default."""
+    """Seeded synthetic market (market.py); the offline default."""
 
     seed: int = 7
     n_tickers: int = 60

@@ -1,4 +1,5 @@
-"""Evaluation without look-ahead (DESIGN.md §3 rules 3, 7, 8): one test per definition a quant signs off on."""
+"""Evaluation without look-ahead (fitted in-window, every realized label scored, real exits): one test per
+definition a quant signs off on."""
 
 from __future__ import annotations
 
