@@ -20,7 +20,7 @@ from cnn_pipelines.launch import launch
 from cnn_pipelines.plan_inputs import unmet_inputs
 from cnn_pipelines.trading.features.assets import LOOKAHEAD
 from cnn_pipelines.trading.production.assets import TRAIN_WEEKDAYS
-from cnn_pipelines.trading.research.assets import RS, _window, research_partitions
+from cnn_pipelines.trading.research.assets import RS, _window, research_partitions, retrain_plan
 from cnn_pipelines.trading.research.model_assets import _months_window
 from cnn_pipelines.trading.partitions import weekday_partitions
 from cnn_pipelines.trading.settings import current_settings
@@ -102,6 +102,12 @@ def plan(end: str | None = None, days: int = 520, start: str | None = None, peri
                      f"the universe needs {warmup} weekdays of history")
         i_start = min(first_ok, i_end)
     chosen = research_periods(end, periods)
+    if chosen and RS.retrain_every > 1:  # a month between retrains reads its retrain month's model
+        anchor = retrain_plan(chosen[0])[0]
+        if anchor < chosen[0]:
+            notes.append(f"test periods widened from {chosen[0]} to {anchor}: with retrain_every={RS.retrain_every}, "
+                         f"{chosen[0]} is predicted by the model fitted for {anchor}")
+            chosen = [k for k in research_partitions.get_partition_keys() if anchor <= k <= chosen[-1]]
     # What each part of the plan needs as its first feature date; the earliest sets the range.
     needs = {f"--start {keys[i_start]}" if start else f"the range of {days} weekdays": i_start,
              f"the nightly model trains on the {TRAIN_WEEKDAYS} weekdays before {end}": max(0, i_end - TRAIN_WEEKDAYS)}
@@ -156,7 +162,20 @@ def check_inputs(the_plan: Plan, root: Path) -> list[str]:
 
     have = {t: set(lake.materialized_keys(root, t)) for t in ("raw_prices", "universe", "indicator_panel",
                                                              "forward_returns")}
-    return unmet_inputs(the_plan.runs(), defs, have)
+    return unmet_inputs(the_plan.runs(), defs, have) + unmet_models(the_plan.periods, root)
+
+
+def unmet_models(periods: list[str], root: Path) -> list[str]:
+    """Test periods between retrains whose retrain month's model neither the plan nor the lake holds (that read
+    is not a partition mapping: the month loads the anchor's checkpoints by name)."""
+    out = []
+    for p in periods:
+        anchor = retrain_plan(p)[0]
+        built = anchor in periods or lake.partition_path(root, "cnn_model", anchor, "period", "data.json").exists()
+        if not built:
+            out.append(f"research_job {p}: predicted by the model fitted for {anchor} (retrain_every="
+                       f"{RS.retrain_every}), which neither the lake nor the plan holds")
+    return out
 
 
 def run_job(name: str, start: str, end: str, instance: dg.DagsterInstance) -> DagsterRun:

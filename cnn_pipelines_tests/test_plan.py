@@ -4,6 +4,10 @@ clear refusal (before any run) when the prices cannot support the plan."""
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -11,10 +15,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cnn_pipelines.trading.features.assets import LOOKAHEAD, SETTINGS
-from cnn_pipelines.main import PlanError, plan
+from cnn_pipelines.main import PlanError, plan, unmet_models
+from cnn_pipelines.trading.research.assets import FIRST_PERIOD
 
 KEYS = pd.bdate_range("2012-01-02", "2021-12-31").strftime("%Y-%m-%d").tolist()
 COVER = (dt.date(2017, 1, 3), dt.date(2020, 9, 30))
+_FIRST_PERIOD = dt.date.fromisoformat(FIRST_PERIOD)
 
 
 def test_short_range_is_widened_so_every_test_period_has_its_training_window():
@@ -70,10 +76,13 @@ def test_no_periods_means_no_research_runs():
     assert p.periods == [] and not any(job in ("research_job", "evaluation_job") for job, *_ in p.runs())
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(end=st.dates(dt.date(2014, 6, 1), dt.date(2021, 12, 31)), days=st.integers(20, 900),
+@settings(max_examples=int(os.environ.get("CNN_PLAN_EXAMPLES", "60")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(end=st.one_of(st.dates(dt.date(2014, 6, 1), dt.date(2021, 12, 31)),  # and ends soon after the first
+                     st.integers(0, 700).map(lambda d: _FIRST_PERIOD + dt.timedelta(days=d))),  # test month
+       days=st.integers(20, 900),
        start_back=st.one_of(st.none(), st.integers(10, 1500)), periods=st.integers(0, 4),
-       first=st.dates(dt.date(2012, 1, 2), dt.date(2019, 12, 31)), span=st.integers(30, 4000))
+       first=st.one_of(st.just(dt.date(2012, 1, 2)), st.dates(dt.date(2012, 1, 2), dt.date(2019, 12, 31))),
+       span=st.one_of(st.just(4000), st.integers(30, 4000)))
 def test_a_plan_either_has_every_input_or_is_refused_before_any_run(end, days, start_back, periods, first, span):
     """Over generated --end, --start/--days, --periods and price coverage: the plan's runs find every partition
     their assets' own mappings ask for (built by an earlier run of the plan), or the plan is refused with a
@@ -91,4 +100,40 @@ def test_a_plan_either_has_every_input_or_is_refused_before_any_run(end, days, s
         return
     p.vision = False
     assert unmet_inputs(p.runs(), defs) == []
+    assert unmet_models(p.periods, Path("/nonexistent-lake")) == []
     assert p.start <= p.end
+
+
+def test_plans_hold_under_the_full_preset_with_a_retrain_cadence():
+    """The same property with the full preset (other windows and training months) and retrain_every=3: a
+    test month between retrains needs its retrain month's model, which the plan once left out (the run
+    failed on the second month with "materialize research_job for ... first")."""
+    if os.environ.get("CNN_PRESET") == "full":
+        pytest.skip("already running under the full preset")
+    env = {**os.environ, "CNN_PRESET": "full", "CNN_RETRAIN_EVERY": "3", "CNN_PLAN_EXAMPLES": "25"}
+    test = f"{__file__}::test_a_plan_either_has_every_input_or_is_refused_before_any_run"
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:logging", test],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "1 passed" in done.stdout
+
+
+def test_a_retrain_cadence_widens_the_periods_back_to_the_retrain_month(monkeypatch):
+    """With retrain_every=3 the oldest test month's model is the one fitted for its retrain month: the plan
+    runs that month too, and says so."""
+    from dataclasses import replace
+
+    import cnn_pipelines.main as main
+    import cnn_pipelines.trading.research.assets as research
+
+    rs = replace(research.RS, retrain_every=3)
+    monkeypatch.setattr(research, "RS", rs)
+    monkeypatch.setattr(main, "RS", rs)
+    p = plan(end="2020-07-31", days=300, periods=2, keys=KEYS, coverage=COVER)
+    anchors = {research.retrain_plan(k)[0] for k in p.periods}
+    assert anchors <= set(p.periods) and p.periods[-2:] == ["2020-06-01", "2020-07-01"]
+    assert research.retrain_plan(p.periods[0])[0] == p.periods[0]
+    between = next(k for k in ("2020-06-01", "2020-07-01") if research.retrain_plan(k)[0] != k)
+    assert len(p.periods) > 2 and any("retrain_every=3" in n for n in p.notes)
+    assert main.unmet_models(p.periods, Path("/nonexistent-lake")) == []
+    assert "neither the lake nor the plan" in main.unmet_models([between], Path("/nonexistent-lake"))[0]
