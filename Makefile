@@ -12,7 +12,7 @@ DEMO_DAYS ?= 520
 # this user can; otherwise the vision graph leaves it out and its models fall back to MNIST digits (and say so).
 FASHION_MNIST_DIR ?= /usr/share/datasets/fashion-mnist
 
-.PHONY: install install-dev run test dev clean-lake image-datasets
+.PHONY: install install-dev run test test-fast mutation dev clean-lake image-datasets
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,10 +30,15 @@ install: $(BIN)/python
 	$(BIN)/pip install -q -e .
 	$(BIN)/python -m cnn_pipelines.instance
 
-install-dev: $(BIN)/python
+# The dev install is redone only when setup.py changes (a stamp file), so `make test-fast` starts at once.
+DEV_STAMP := $(VENV)/.dev-installed
+install-dev: $(DEV_STAMP)
+
+$(DEV_STAMP): setup.py | $(BIN)/python
 	@$(TF_SWAP)
 	$(BIN)/pip install -q -e ".[dev]"
 	$(BIN)/python -m cnn_pipelines.instance
+	touch $@
 
 run: install image-datasets
 	$(BIN)/python -m cnn_pipelines.main --days $(DEMO_DAYS)
@@ -46,8 +51,21 @@ image-datasets:
 	  else echo "note: Fashion-MNIST needs 'sudo apt-get install dataset-fashion-mnist'; until then the vision graph uses MNIST digits only"; fi; \
 	fi
 
-test: install-dev image-datasets
-	$(BIN)/python -m pytest -q cnn_pipelines_tests
+# The whole suite on two workers (one module per worker at a time, so module fixtures are built once), with line
+# and branch coverage of cnn_pipelines/ (the floor is fail_under in setup.cfg) and the 15 slowest tests.
+test: $(DEV_STAMP) image-datasets
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15 \
+	  --cov=cnn_pipelines --cov-branch --cov-report=term:skip-covered cnn_pipelines_tests
+
+# The pure tests (no Dagster run, no training, no subprocess; marked in cnn_pipelines_tests/conftest.py).
+test-fast: $(DEV_STAMP)
+	$(BIN)/python -m pytest -q -m fast --durations=5 cnn_pipelines_tests
+
+# Mutation testing of the modules where a silent bug costs money (setup.cfg, [mutmut]); report in docs/.
+mutation: $(DEV_STAMP)
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children 2
+	$(BIN)/python cnn_pipelines_tests/mutation_report.py
 
 dev: install
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

@@ -47,6 +47,9 @@ setup(
         "dev": [
             "pytest>=8",
             "pytest-timeout>=2.3",
+            "pytest-xdist>=3.5",  # make test: two workers, one test module per worker at a time
+            "pytest-cov>=5",  # make test: line and branch coverage with a floor (setup.cfg, [coverage:report])
+            "mutmut==3.8.1",  # make mutation: mutation testing of the money modules (setup.cfg, [mutmut])
             "hypothesis>=6.100",  # property tests over generated vendor files, stored lakes and dates
             "requests>=2.31",
             "statsmodels>=0.14",  # benchmark reference (rolling OLS) only

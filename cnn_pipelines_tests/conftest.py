@@ -48,3 +48,43 @@ def run_range(assets: list, start: str, end: str, resources: dict, instance: dg.
 
 def lake_resources(root: Path, source) -> dict:
     return {"lake": ParquetLakeIOManager(root=str(root)), "prices": source}
+
+
+# ------------------------------------------------------------------------------------- test selection and order
+
+# Pure modules: no Dagster run, no training, no subprocess. `make test-fast` runs these (`-m fast`).
+FAST_MODULES = {
+    "core/test_backtest_rules.py", "core/test_calendar.py", "core/test_metrics.py", "core/test_walkforward.py",
+    "test_plots.py", "test_settings_file.py", "storage/test_lake.py",
+    "trading/evaluation/test_backtest.py", "trading/evaluation/test_tearsheet.py",
+    "trading/features/test_features.py", "trading/features/test_indicators.py", "trading/features/test_non_tradables.py",
+    "trading/prices/test_dates.py", "trading/prices/test_ingestion_properties.py", "trading/prices/test_market.py",
+    "trading/prices/test_sources.py", "trading/prices/test_validation.py",
+}
+# The longest modules (measured on 2 cores), started first so that `-n 2 --dist loadfile` does not end on one of them.
+SLOW_FIRST = [
+    "trading/evaluation/test_audit.py", "test_browser.py", "trading/test_own_prices.py", "test_benchmarks.py",
+    "trading/research/test_research_assets.py", "vision/test_vision_assets.py", "trading/evaluation/test_leaderboard.py",
+    "trading/research/test_ar_cnn.py", "test_cli.py", "trading/research/test_research.py",
+    "trading/research/test_retraining.py", "test_plan.py",
+]
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "fast: a pure test (no Dagster run, no training, no subprocess): make test-fast")
+
+
+def pytest_collection_modifyitems(config, items):
+    here = Path(__file__).parent
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+
+    def module(item) -> str:
+        try:
+            return Path(item.fspath).relative_to(here).as_posix()
+        except ValueError:
+            return ""
+
+    for item in items:
+        if module(item) in FAST_MODULES:
+            item.add_marker(pytest.mark.fast)
+    items.sort(key=lambda item: rank.get(module(item), len(rank)))  # stable: file order kept within each rank

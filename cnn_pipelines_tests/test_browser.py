@@ -1,5 +1,6 @@
-"""The Dagster UI in a real browser (headless Chromium driven by Playwright) against `dagster dev`: the asset
-graph, a job's runs, per-partition metadata, a picture in an asset's metadata, and one raw_prices partition
+"""The Dagster UI against `dagster dev -w workspace.yaml` on 127.0.0.1: it serves the page and lists the
+project's assets (GraphQL, no browser needed), and in a real browser (headless Chromium driven by Playwright)
+shows the asset graph, a job's runs, per-partition metadata, a picture in an asset's metadata, and one raw_prices partition
 launched from the UI that runs to success. Screenshots land in ``artifacts/screenshots/`` (git-ignored; CI
 keeps them as artefacts).
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,7 +23,6 @@ import pytest
 import requests
 
 from cnn_pipelines_tests.conftest import REPO_ROOT
-from cnn_pipelines_tests.test_webserver import free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = REPO_ROOT / "artifacts" / "screenshots"
@@ -29,6 +30,12 @@ RANGE = ("2021-06-01", "2021-06-30")  # the seeded trading range; UI-launched pa
 LAUNCHED = "2021-07-01"
 
 pytestmark = pytest.mark.timeout(900)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _need_browser():
@@ -57,7 +64,6 @@ def _runs(url: str) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory):
-    _need_browser()
     tmp = tmp_path_factory.mktemp("ui")
     home = tmp / "home"
     home.mkdir()
@@ -101,6 +107,7 @@ def ui(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(ui):
+    _need_browser()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -121,6 +128,13 @@ def _open(page, url: str, path: str) -> None:
         skip.first.click()
     except PlaywrightTimeout:
         pass  # already dismissed in this browser
+
+
+def test_dagster_dev_serves_the_ui_and_lists_the_assets(ui):
+    assets = {"/".join(n["assetKey"]["path"]) for n in _graphql(ui, "{ assetNodes { assetKey { path } } }")["data"]["assetNodes"]}
+    assert {"raw_prices", "indicator_panel", "cnn_model", "backtest", "mnist", "lenet5_mnist"} <= assets
+    home = requests.get(ui, timeout=10)
+    assert home.status_code == 200 and "<html" in home.text.lower()
 
 
 def test_asset_graph_and_job_runs(ui, page):

@@ -197,14 +197,26 @@ def write_table(root: Path, table: str, df: pd.DataFrame, key: str | None = None
     return write_tables_atomically([(path, to_arrow(df))])[0]
 
 
+@contextlib.contextmanager
+def _removed_on_error(tmp: Path):
+    """A temp file that a failed write leaves behind is deleted at once (the target is untouched)."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
 def write_json(path: Path, obj: dict) -> Path:
     """Write a JSON document atomically (temp file, fsync, rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}.json"
-    with open(tmp, "w") as fh:
-        json.dump(obj, fh, indent=1, default=str)
-        fh.flush()
-        os.fsync(fh.fileno())
+    with _removed_on_error(tmp):
+        with open(tmp, "w") as fh:
+            json.dump(obj, fh, indent=1, default=str)
+            fh.flush()
+            os.fsync(fh.fileno())
     os.replace(tmp, path)
     return path
 
@@ -213,7 +225,8 @@ def write_npy(path: Path, array: np.ndarray) -> Path:
     """Write a NumPy array atomically as ``.npy`` (no pickles: object arrays are refused)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}.npy"
-    np.save(tmp, array, allow_pickle=False)
+    with _removed_on_error(tmp):
+        np.save(tmp, array, allow_pickle=False)
     os.replace(tmp, path)
     return path
 

@@ -1,0 +1,99 @@
+"""Rank IC and its standard error on hand-checked cases: the statistic every model is judged by."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import spearmanr
+
+from cnn_pipelines.trading.evaluation.metrics import MIN_NAMES, daily_ic, mean_and_se, oos_ic, seed_ic_spread
+
+
+def frame(rows):
+    return pd.DataFrame(rows, columns=["date", "p", "y"])
+
+
+def test_daily_ic_is_spearman_per_date():
+    rng = np.random.default_rng(0)
+    dates = np.repeat(["d1", "d2"], 7)
+    p, y = rng.normal(size=14), rng.normal(size=14)
+    ic = daily_ic(dates, p, y)
+    assert list(ic.index) == ["d1", "d2"]
+    for i, day in enumerate(["d1", "d2"]):
+        s = slice(7 * i, 7 * i + 7)
+        assert ic[day] == pytest.approx(spearmanr(p[s], y[s]).statistic)
+
+
+def test_perfect_and_reversed_rankings():
+    dates = np.array(["a"] * 4 + ["b"] * 4)
+    p = np.array([1, 2, 3, 4, 1, 2, 3, 4], float)
+    y = np.array([10, 20, 30, 40, 4, 3, 2, 1], float)
+    ic = daily_ic(dates, p, y)
+    assert ic["a"] == pytest.approx(1.0) and ic["b"] == pytest.approx(-1.0)
+
+
+def test_a_date_needs_min_names_with_both_values():
+    assert MIN_NAMES == 3
+    dates = np.array(["a"] * 3 + ["b"] * 3 + ["c"] * 2)
+    p = np.array([1, 2, 3, 1, 2, np.nan, 1, 2], float)
+    y = np.array([1, 2, 3, 3, 2, 1, 1, 2], float)
+    ic = daily_ic(dates, p, y)
+    assert list(ic.index) == ["a"]  # b has 2 names with a prediction, c has 2 names
+    assert list(daily_ic(dates, p, y, min_names=2).index) == ["a", "b", "c"]
+
+
+def test_a_missing_label_drops_the_name_not_the_date():
+    dates = np.array(["a"] * 4)
+    ic = daily_ic(dates, np.array([1, 2, 3, 4.0]), np.array([1, 2, 3, np.nan]))
+    assert ic["a"] == pytest.approx(1.0)
+
+
+def test_constant_predictions_have_no_ic():
+    dates = np.array(["a"] * 4 + ["b"] * 4)
+    p = np.array([1, 1, 1, 1, 1, 2, 3, 4], float)
+    y = np.array([1, 2, 3, 4, 1, 2, 3, 4], float)
+    assert list(daily_ic(dates, p, y).index) == ["b"]
+
+
+def test_no_usable_date_gives_an_empty_series():
+    out = daily_ic(np.array(["a", "a"]), np.array([1.0, 2.0]), np.array([1.0, 2.0]))
+    assert isinstance(out, pd.Series) and out.empty
+
+
+def test_mean_and_standard_error():
+    mean, se = mean_and_se(pd.Series([0.1, 0.3, 0.2, 0.0]))
+    assert mean == pytest.approx(0.15)
+    assert se == pytest.approx(np.std([0.1, 0.3, 0.2, 0.0], ddof=1) / 2)
+    m1, s1 = mean_and_se(pd.Series([0.2]))
+    assert m1 == pytest.approx(0.2) and np.isnan(s1)
+    m0, s0 = mean_and_se(pd.Series([], dtype=float))
+    assert np.isnan(m0) and np.isnan(s0)
+
+
+def test_oos_ic_scores_every_realized_label():
+    preds = pd.DataFrame({"date": ["a"] * 4 + ["b"] * 4, "prediction": [1, 2, 3, 4, 4, 3, 2, 1.0],
+                          "fwd": [1, 2, 3, 4, 1, 2, 3, 4.0], "fwd_ok": [True, True, False, True] * 2})
+    mean, se, days = oos_ic(preds, "fwd")
+    assert days == 2 and mean == pytest.approx(0.0) and se == pytest.approx(1.0)
+
+
+def test_seed_spread_reads_every_member_in_seed_order():
+    n = 5
+    base = pd.DataFrame({"date": np.repeat(["a", "b"], n), "y": np.tile(np.arange(n, dtype=float), 2)})
+    members = {"prediction_seed0": np.tile(np.arange(n, dtype=float), 2),          # IC +1
+               "prediction_seed2": np.tile(np.arange(n, dtype=float)[::-1], 2),    # IC -1
+               "prediction_seed10": np.tile([0, 1, 2, 4, 3.0], 2)}                 # IC 0.9
+    out = seed_ic_spread(base.assign(**members, prediction=0.0), "y")
+    assert out["seeds"] == 3
+    assert out["ic_by_seed"] == [1.0, -1.0, 0.9]  # seed 10 after seed 2
+    assert out["ic_seed_mean"] == pytest.approx(round((1 - 1 + 0.9) / 3, 4))
+    assert out["ic_seed_spread"] == pytest.approx(round(float(np.std([1, -1, 0.9], ddof=1)), 4))
+
+
+def test_seed_spread_of_one_member_is_undefined():
+    base = pd.DataFrame({"date": ["a"] * 4, "y": [1, 2, 3, 4.0], "prediction_seed0": [1, 2, 3, 4.0]})
+    out = seed_ic_spread(base, "y")
+    assert out["seeds"] == 1 and out["ic_seed_mean"] == 1.0 and np.isnan(out["ic_seed_spread"])
+    none = seed_ic_spread(base.drop(columns="prediction_seed0"), "y")
+    assert none["seeds"] == 0 and np.isnan(none["ic_seed_mean"])
