@@ -54,7 +54,7 @@ image-datasets:
 # The whole suite on two workers (one module per worker at a time, so module fixtures are built once), with line
 # and branch coverage of cnn_pipelines/ (the floor is fail_under in setup.cfg) and the 15 slowest tests.
 test: $(DEV_STAMP) image-datasets
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15 \
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=15 \
 	  --cov=cnn_pipelines --cov-branch --cov-report=term:skip-covered cnn_pipelines_tests
 
 # The pure tests (no Dagster run, no training, no subprocess; marked in cnn_pipelines_tests/conftest.py).

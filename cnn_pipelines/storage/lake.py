@@ -143,7 +143,7 @@ def _without_days_meta(table: pa.Table) -> pa.Table:
                                           if k not in (DAYS_META, b"pandas")} or None)
 
 
-def write_partitions(root: Path, table: str, df: pd.DataFrame, keys: Sequence[str], schema: pa.Schema | None = None) -> dict[str, int]:
+def write_partitions(root: Path, table: str, df: pd.DataFrame, keys: Sequence[str]) -> dict[str, int]:
     """Write the day partitions ``keys`` of a date-partitioned table from ``df`` (split by its ``date`` column).
 
     Each month the keys touch is rewritten with those days replaced and its other days kept; all months are
@@ -153,7 +153,7 @@ def write_partitions(root: Path, table: str, df: pd.DataFrame, keys: Sequence[st
     """
     if "date" not in df.columns:
         raise ValueError(f"{table}: a date-partitioned table needs a 'date' column; got {list(df.columns)}")
-    arrow = _without_days_meta(to_arrow(df) if schema is None else to_arrow(df).cast(schema))
+    arrow = _without_days_meta(to_arrow(df))
     date_str = pd.to_datetime(df["date"]).dt.strftime("%Y-%m-%d").to_numpy() if len(df) else np.array([], dtype=object)
     stray = sorted(set(date_str) - set(keys))
     if stray:

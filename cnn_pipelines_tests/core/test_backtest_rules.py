@@ -165,3 +165,14 @@ def test_the_first_day_turnover_is_the_entry_and_sessions_reach_the_backtest():
 def test_the_default_holding_is_one_session():
     p = bars({"A": [10, 11, 12, 15, 18, 20]})
     pd.testing.assert_frame_equal(trade_returns(p).returns, trade_returns(p, 1).returns)
+
+
+def test_a_halt_longer_than_the_holding_exits_at_the_last_close_before_it():
+    tr = trade_returns(bars({"A": [10, 11, None, None, None, 13], "B": [5] * 6}, close_mult=1.05), period=3)
+    # signal day 0: enter at day 1's open (11); day 4's open is missing and so are days 2-3: day 1's close (11.55)
+    assert tr.returns["A"].iloc[0] == pytest.approx(1.05 - 1) and tr.last_price_exit["A"].iloc[0]
+
+
+def test_three_sessions_realize_one_trade():
+    tr = trade_returns(bars({"A": [10, 11, 12]}), period=1)
+    assert tr.returns["A"].iloc[0] == pytest.approx(12 / 11 - 1) and tr.returns["A"].iloc[1:].isna().all()

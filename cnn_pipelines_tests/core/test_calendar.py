@@ -124,3 +124,28 @@ def test_unknown_exchange_is_refused_with_examples():
 
 def test_calendars_are_built_once():
     assert trading_calendar("synthetic") is trading_calendar("synthetic")
+
+
+def test_the_synthetic_calendar_reaches_two_years_ahead(syn):
+    ahead = pd.bdate_range(dt.date.today() + dt.timedelta(days=700), periods=5)
+    assert syn.is_session(ahead[~is_holiday(ahead)]).all()
+    assert syn._sessions[0] == pd.Timestamp("1990-01-02")
+
+
+def test_the_first_session_is_reachable_from_the_day_before(syn):
+    first = syn._sessions[0].date()
+    assert syn.offset(first - dt.timedelta(days=1), 1) == first
+    assert syn.offset(syn._sessions[1].date(), -1) == first
+
+
+def test_an_exchange_calendar_runs_from_1990_and_continues_without_a_gap_or_a_repeat():
+    nyse = TradingCalendar("XNYS")
+    assert len(nyse.sessions("1990-01-01", "1990-12-31")) > 240
+    s = nyse._sessions
+    assert s.is_unique and s.is_monotonic_increasing
+    import exchange_calendars as xcals
+
+    published_end = pd.Timestamp(xcals.get_calendar("XNYS", start="2020-01-01").sessions[-1]).tz_localize(None)
+    next_weekday = pd.bdate_range(published_end + pd.Timedelta(days=1), periods=1)[0]
+    assert nyse.is_session([next_weekday])[0]
+    assert nyse.offset(published_end.date(), 1) == next_weekday.date()

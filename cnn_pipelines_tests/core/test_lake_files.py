@@ -181,3 +181,70 @@ def test_a_damaged_catalog_reads_as_unknown_and_is_rebuilt(tmp_path):
     assert lake.ensure_views(tmp_path, ["s"]) == ["s"]
     assert lake.catalog_views(tmp_path) == {"s"}
     assert lake._is_lock_conflict(Exception("Could not set lock on file")) and not lake._is_lock_conflict(Exception("x"))
+
+
+def test_a_lake_whose_path_has_a_quote_still_has_a_catalog(tmp_path):
+    root = tmp_path / "o'brien's lake"
+    lake.write_partitions(root, "d", days("2021-01-04"), ["2021-01-04"])
+    lake.write_table(root, "p", days("2021-01-04"), key="2021-01-01")
+    lake.write_table(root, "s", days("2021-01-04"))
+    assert sorted(lake.refresh_catalog(root)) == ["d", "p", "s"]
+    with duckdb.connect(str(root / lake.CATALOG_FILE), read_only=True) as con:
+        assert [con.execute(f"select count(*) from {t}").fetchone()[0] for t in ("d", "p", "s")] == [1, 1, 1]
+
+
+def test_months_written_before_a_column_existed_read_with_it_as_missing(tmp_path):
+    lake.write_partitions(tmp_path, "d", days("2021-01-04"), ["2021-01-04"])
+    lake.write_partitions(tmp_path, "d", days("2021-02-01").assign(adjustment=0.5), ["2021-02-01"])
+    both = lake.read_partitions(tmp_path, "d", ["2021-01-04", "2021-02-01"])
+    assert list(both.columns) == ["date", "ticker", "x", "adjustment"]
+    assert np.isnan(both["adjustment"].iloc[0]) and both["adjustment"].iloc[1] == 0.5
+    # a new day in the old month takes the new column; the old month's kept rows get it as missing
+    lake.write_partitions(tmp_path, "d", days("2021-01-05").assign(adjustment=1.0), ["2021-01-05"])
+    jan = lake.read_partitions(tmp_path, "d", ["2021-01-04", "2021-01-05"])
+    assert list(jan.columns) == ["date", "ticker", "x", "adjustment"]
+    assert np.isnan(jan["adjustment"].iloc[0]) and jan["adjustment"].iloc[1] == 1.0
+    assert lake.month_days(lake.month_path(tmp_path, "d", "2021-01")) == {"2021-01-04", "2021-01-05"}
+
+
+def test_month_files_are_sorted_by_date_then_ticker_and_carry_only_the_days_metadata(tmp_path):
+    df = pd.DataFrame({"date": pd.to_datetime(["2021-01-05", "2021-01-04", "2021-01-04"]).date,
+                       "ticker": ["A", "B", "A"], "x": [1.0, 2.0, 3.0]})
+    lake.write_partitions(tmp_path, "d", df, ["2021-01-04", "2021-01-05"])
+    t = pq.read_table(lake.month_path(tmp_path, "d", "2021-01"))
+    assert t.column("ticker").to_pylist() == ["A", "B", "A"] and t.column("x").to_pylist() == [3.0, 2.0, 1.0]
+    assert set(t.schema.metadata) == {lake.DAYS_META}
+    undated = pd.DataFrame({"date": pd.to_datetime(["2021-01-05", "2021-01-04"]).date, "x": [1.0, 2.0]})
+    lake.write_partitions(tmp_path, "u", undated, ["2021-01-04", "2021-01-05"])
+    assert pq.read_table(lake.month_path(tmp_path, "u", "2021-01")).column("x").to_pylist() == [2.0, 1.0]
+
+
+def test_types_follow_the_first_month_that_has_rows(tmp_path):
+    lake.write_partitions(tmp_path, "d", days().astype({"x": "float32"}), ["2021-01-04"])  # an empty day first
+    lake.write_partitions(tmp_path, "d", days("2021-02-01"), ["2021-02-01"])
+    lake.write_partitions(tmp_path, "d", days("2021-03-01").astype({"x": "float32"}), ["2021-03-01"])
+    got = lake.read_partitions(tmp_path, "d", ["2021-01-04", "2021-02-01", "2021-03-01"])
+    assert got["x"].dtype == "float64" and len(got) == 2
+
+
+def test_every_stale_temp_file_is_counted(tmp_path):
+    for name in (".tmp-a.parquet", ".tmp-b.json"):
+        (tmp_path / name).write_bytes(b"x")
+        os.utime(tmp_path / name, (time.time() - 7200, time.time() - 7200))
+    assert lake.cleanup_stale_tmp(tmp_path) == 2
+
+
+def test_a_rebuild_discards_a_damaged_write_ahead_log_too(tmp_path):
+    lake.write_table(tmp_path, "s", days("2021-01-04"))
+    assert lake.rebuild_catalog(tmp_path) == ["s"]  # no catalog and no log yet: nothing to remove
+    (tmp_path / lake.CATALOG_FILE).write_bytes(b"garbage" * 50)
+    (tmp_path / f"{lake.CATALOG_FILE}.wal").write_bytes(b"garbage" * 50)
+    assert lake.rebuild_catalog(tmp_path) == ["s"]
+    assert lake.catalog_views(tmp_path) == {"s"}
+
+
+def test_timestamps_in_the_date_column_are_stored_as_dates(tmp_path):
+    df = days("2021-01-04").assign(date=pd.Timestamp("2021-01-04 00:00"))
+    path = lake.write_table(tmp_path, "s", df)
+    assert str(pq.read_schema(path).field("date").type) == "date32[day]"
+    assert lake.to_arrow(pd.DataFrame({"x": [1]})).schema.names == ["x"]  # no date column: nothing to convert
