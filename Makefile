@@ -59,7 +59,7 @@ test: $(DEV_STAMP) image-datasets
 
 # The pure tests (no Dagster run, no training, no subprocess; marked in cnn_pipelines_tests/conftest.py).
 test-fast: $(DEV_STAMP)
-	$(BIN)/python -m pytest -q -m fast --durations=5 cnn_pipelines_tests
+	$(BIN)/python -m pytest -q -m fast -n 2 --durations=5 cnn_pipelines_tests
 
 # Mutation testing of the modules where a silent bug costs money (setup.cfg, [mutmut]); report in docs/.
 mutation: $(DEV_STAMP)

@@ -7,6 +7,11 @@ import os
 # Tests build partitions from 2012 on (small fixed markets), not only the demo's recent history; set before
 # cnn_pipelines is imported (the partitions are defined at import). Subprocesses inherit it.
 os.environ.setdefault("CNN_PARTITIONS_START", "2012-01-02")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # make test runs two workers on two cores: one compute thread each (TensorFlow's and oneDNN's pools read these
+    # when they start), instead of two workers each spreading over both cores and taking turns.
+    for var in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
 from pathlib import Path
 
 import dagster as dg
