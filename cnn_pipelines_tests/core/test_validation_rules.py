@@ -230,3 +230,15 @@ def test_schema_names_source_and_column():
     assert out["ticker"].iloc[0] == "msft" and str(out["ticker"].dtype) == "string"
     assert out["volume"].dtype == "float64" and out["open"].dtype == "float64"
     assert out["date"].iloc[0] == MON and list(out.columns) == CANONICAL_COLUMNS
+
+
+def test_duplicates_one_part_in_ten_million_apart_are_two_different_bars():
+    """The same-bar tolerance is relative 1e-9: numpy's default (1e-5) would merge real conflicts."""
+    df = frame(bar(MON), bar(MON, c=10.5 * (1 + 1e-7)))
+    assert len(collapse_duplicates(df)[2]) == 2
+    assert loose(df)[1].quarantined_days == 1
+
+
+def test_a_bar_with_high_equal_to_low_and_a_close_far_outside_is_rejected_not_widened():
+    q = loose(frame(bar(MON, h=10.0, low=10.0, o=10.0, c=10.2)))[1].quarantine
+    assert q["rule"].tolist() == ["open/close outside [low, high]"]
