@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cnn_pipelines.trading.evaluation.audit import MAX_SE, AuditPlan, audit_passes, run_audit, shift_features_into_future, verdict
+from cnn_pipelines.trading.evaluation.audit import MAX_SE, audit_passes, run_audit, shift_features_into_future, verdict
 
 
 def test_the_planted_leak_is_each_tickers_next_row():
@@ -18,29 +18,22 @@ def test_the_planted_leak_is_each_tickers_next_row():
     np.testing.assert_array_equal(out["x"].to_numpy(), [2.0, np.nan, 3.0, np.nan])
 
 
-# The audit asset's plan trains 12 months (two null seeds); the test trains 8: one null seed over the same four
-# months, so about half the null test days, and the standard error it must reach grows by sqrt(2) (s.e. scales
-# with 1/sqrt(days)). The planted signal and the leak control are the asset's own.
-TEST_PLAN = AuditPlan(null_seeds=(21,))
-TEST_MAX_SE = MAX_SE * np.sqrt(2)
-
-
 @pytest.fixture(scope="module")
 def audit_table(tmp_path_factory):
-    return run_audit(TEST_PLAN, workdir=tmp_path_factory.mktemp("audit"), log=lambda m: None)
+    return run_audit(workdir=tmp_path_factory.mktemp("audit"), log=lambda m: None)
 
 
-@pytest.mark.timeout(2400)  # the test's audit trains 8 test months through the real assets: ~3 minutes on 2 cores
+@pytest.mark.timeout(2400)  # the audit trains 12 test months through the real assets: ~6 minutes on 2 cores
 def test_audit_passes_the_real_pipeline_and_flags_the_planted_leak(audit_table):
     t = audit_table
     print(t.round(4).to_string())
     null, planted, leak = (t.loc[m] for m in ("null market", "planted signal", "planted leak (control)"))
-    assert null["se"] <= TEST_MAX_SE and abs(null["ic"]) < 2 * null["se"]  # null IC ~ 0, precisely
+    assert null["se"] <= MAX_SE and abs(null["ic"]) < 2 * null["se"]       # null IC ~ 0, precisely
     assert planted["ic"] > 2 * planted["se"] and planted["oracle_ic"] > planted["ic"]
     assert leak["ic"] > 2 * leak["se"]                                        # tomorrow's features show
-    assert audit_passes(null, planted, TEST_MAX_SE)[0] and not audit_passes(leak, planted, TEST_MAX_SE)[0]
-    ok, why = verdict(t, TEST_MAX_SE)
+    assert audit_passes(null, planted)[0] and not audit_passes(leak, planted)[0]
+    ok, why = verdict(t)
     assert ok, why
     # the verdict fails when the control goes unseen, or when the real pipeline's null IC is off zero
-    assert not verdict(t.assign(ic=lambda f: f["ic"].where(f.index != "planted leak (control)", 0.0)), TEST_MAX_SE)[0]
-    assert not verdict(t.assign(ic=lambda f: f["ic"].where(f.index != "null market", 3 * null["se"])), TEST_MAX_SE)[0]
+    assert not verdict(t.assign(ic=lambda f: f["ic"].where(f.index != "planted leak (control)", 0.0)))[0]
+    assert not verdict(t.assign(ic=lambda f: f["ic"].where(f.index != "null market", 3 * null["se"])))[0]
