@@ -57,9 +57,9 @@ def lake_resources(root: Path, source) -> dict:
 
 # ------------------------------------------------------------------------------------- test selection and order
 
-# Pure modules: no Dagster run, no training, no subprocess. `make test-fast` runs these (`-m fast`).
+# Pure modules: no Dagster run, no training, no subprocess. `make test-fast` runs these (`-m fast`), and every
+# module under core/ (the boundary tests of the money modules, which must stay pure).
 FAST_MODULES = {
-    "core/test_backtest_rules.py", "core/test_calendar.py", "core/test_metrics.py", "core/test_walkforward.py",
     "test_plots.py", "test_settings_file.py", "storage/test_lake.py",
     "trading/evaluation/test_backtest.py", "trading/evaluation/test_tearsheet.py",
     "trading/features/test_features.py", "trading/features/test_indicators.py", "trading/features/test_non_tradables.py",
@@ -90,6 +90,6 @@ def pytest_collection_modifyitems(config, items):
             return ""
 
     for item in items:
-        if module(item) in FAST_MODULES:
+        if module(item) in FAST_MODULES or module(item).startswith("core/"):
             item.add_marker(pytest.mark.fast)
     items.sort(key=lambda item: rank.get(module(item), len(rank)))  # stable: file order kept within each rank
