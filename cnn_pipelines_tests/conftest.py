@@ -17,6 +17,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from cnn_pipelines.storage.events import ephemeral_instance
 from cnn_pipelines.storage.io_manager import ParquetLakeIOManager
 from cnn_pipelines.trading.prices.resources import SyntheticPriceSource
 
@@ -26,6 +27,21 @@ RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")  # CPU-only tests: skip the CUDA probe on machines without a GPU
+
+# In-process runs (dg.materialize, execute_in_process) record their events on the project's lean event storage, the
+# one dagster.yaml configures, instead of Dagster's stock one: the tests exercise what users run, and a range run
+# stores one planned event per asset, not one per partition (a quarter of a research fixture's time went there).
+# test_planned_partitions builds the stock storage explicitly to compare the two.
+_stock_ephemeral = dg.DagsterInstance.ephemeral
+
+
+def _lean_ephemeral(tempdir=None, preload=None, settings=None) -> dg.DagsterInstance:
+    if tempdir is None and preload is None and settings is None:
+        return ephemeral_instance()
+    return _stock_ephemeral(tempdir=tempdir, preload=preload, settings=settings)
+
+
+dg.DagsterInstance.ephemeral = staticmethod(_lean_ephemeral)
 
 
 @pytest.fixture
@@ -46,7 +62,7 @@ def run_range(assets: list, start: str, end: str, resources: dict, instance: dg.
     job = dg.define_asset_job("test_job", selection=selection or dg.AssetSelection.all())
     defs = dg.Definitions(assets=assets, jobs=[job], resources=resources)
     return defs.resolve_job_def("test_job").execute_in_process(
-        instance=instance or dg.DagsterInstance.ephemeral(), tags={RANGE_START_TAG: start, RANGE_END_TAG: end},
+        instance=instance or ephemeral_instance(), tags={RANGE_START_TAG: start, RANGE_END_TAG: end},
         run_config=run_config,
     )
 

@@ -32,6 +32,7 @@ from dagster._core.storage.event_log.base import PlannedMaterializationInfo
 from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
+from dagster._core.storage.event_log.in_memory import InMemoryEventLogStorage
 from dagster._core.storage.event_log.sqlite.consolidated_sqlite_event_log import (
     ConsolidatedSqliteEventLogStorage,
 )
@@ -45,25 +46,10 @@ HISTORY_DIR = "history/events"        # under $DAGSTER_HOME
 SHARDED_DIR = "history/runs"          # where Dagster's default SQLite event storage keeps its databases
 
 
-class LeanSqliteEventLogStorage(ConsolidatedSqliteEventLogStorage):
-    """All events in ``<base_dir>/event_log.db`` (default: ``history/events`` under the instance's root
-    directory); a range run's assets and asset checks planned once per run, not once per partition."""
-
-    def __init__(self, base_dir: str | None = None, inst_data=None):
-        self._inst_data, self._obs = inst_data, None
-        self._pending = base_dir is None          # opened when the instance registers (its root is known then)
-        if base_dir is not None:
-            super().__init__(base_dir, inst_data=inst_data)
-
-    def register_instance(self, instance) -> None:
-        if self._pending:
-            self._pending = False
-            super().__init__(str(Path(instance.root_directory) / HISTORY_DIR), inst_data=self._inst_data)
-        super().register_instance(instance)
-
-    @classmethod
-    def config_type(cls):
-        return {"base_dir": Field(StringSource, is_required=False)}
+class LeanEventLogMixin:
+    """What makes an SQL event-log storage lean (see the module doc): a range run's assets and asset checks
+    planned once per run, not once per partition, and no copy of an asset's latest materialization. Mixed into
+    Dagster's SQL storages; the methods below only use what every ``SqlEventLogStorage`` has."""
 
     @property
     def supports_partition_subset_in_asset_materialization_planned_events(self) -> bool:
@@ -157,6 +143,55 @@ class LeanSqliteEventLogStorage(ConsolidatedSqliteEventLogStorage):
                     & (table.c.execution_status == AssetCheckExecutionRecordStatus.PLANNED.value)
                     & table.c.partition.isnot(None)))
         super()._update_asset_check_evaluation(event, event_id)
+
+
+
+class LeanSqliteEventLogStorage(LeanEventLogMixin, ConsolidatedSqliteEventLogStorage):
+    """All events in ``<base_dir>/event_log.db`` (default: ``history/events`` under the instance's root
+    directory), kept lean."""
+
+    def __init__(self, base_dir: str | None = None, inst_data=None):
+        self._inst_data, self._obs = inst_data, None
+        self._pending = base_dir is None          # opened when the instance registers (its root is known then)
+        if base_dir is not None:
+            super().__init__(base_dir, inst_data=inst_data)
+
+    def register_instance(self, instance) -> None:
+        if self._pending:
+            self._pending = False
+            super().__init__(str(Path(instance.root_directory) / HISTORY_DIR), inst_data=self._inst_data)
+        super().register_instance(instance)
+
+    @classmethod
+    def config_type(cls):
+        return {"base_dir": Field(StringSource, is_required=False)}
+
+    @classmethod
+    def from_config_value(cls, inst_data, config_value):
+        return cls(inst_data=inst_data, **config_value)
+
+
+class LeanInMemoryEventLogStorage(LeanEventLogMixin, InMemoryEventLogStorage):
+    """The lean storage in memory: what ``ephemeral_instance`` runs in-process jobs (the audit, tests) on."""
+
+
+def ephemeral_instance():
+    """Dagster's ephemeral instance (in memory, nothing kept; as ``DagsterInstance.ephemeral()`` builds it) on
+    the lean event storage: a range run over hundreds of partitions stores one planned event per asset instead
+    of one per partition."""
+    from dagster._core.instance import DagsterInstance, InstanceType
+    from dagster._core.launcher.sync_in_memory_run_launcher import SyncInMemoryRunLauncher
+    from dagster._core.run_coordinator import DefaultRunCoordinator
+    from dagster._core.storage.noop_compute_log_manager import NoOpComputeLogManager
+    from dagster._core.storage.root import TemporaryLocalArtifactStorage
+    from dagster._core.storage.runs import InMemoryRunStorage
+
+    return DagsterInstance(
+        instance_type=InstanceType.EPHEMERAL, local_artifact_storage=TemporaryLocalArtifactStorage(),
+        run_storage=InMemoryRunStorage(), event_storage=LeanInMemoryEventLogStorage(),
+        compute_log_manager=NoOpComputeLogManager(), run_coordinator=DefaultRunCoordinator(),
+        run_launcher=SyncInMemoryRunLauncher(),
+    )
 
 
 def migrate_sharded_history(home: Path, storage: LeanSqliteEventLogStorage) -> int:

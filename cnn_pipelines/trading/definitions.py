@@ -8,7 +8,7 @@ from cnn_pipelines.storage import lake
 from cnn_pipelines.trading.evaluation.assets import backtest, factor_tearsheet, leakage_audit, model_leaderboard
 from cnn_pipelines.trading.research.model_assets import MODEL_PREDICTIONS
 from cnn_pipelines.trading.features.assets import forward_returns, indicator_panel, labels_fill_in_sensor, universe
-from cnn_pipelines.trading.prices.assets import raw_prices
+from cnn_pipelines.trading.prices.assets import price_adjustments, raw_prices
 from cnn_pipelines.trading.production.assets import daily_signals, nightly_job, nightly_schedule, production_model
 from cnn_pipelines.trading.research.assets import (
     cnn_images, cnn_model, feature_selection, image_layout, oos_predictions, research_partitions,
@@ -48,13 +48,13 @@ audit_job = dg.define_asset_job(
 
 price_history_job = dg.define_asset_job(
     "price_history_job",
-    selection=dg.AssetSelection.assets(raw_prices),
+    selection=dg.AssetSelection.assets(raw_prices, price_adjustments),
     partitions_def=weekday_partitions,
-    description="raw_prices alone: bootstraps the look-back history the feature assets need.",
+    description="raw_prices and its corporate actions: bootstraps the look-back history the feature assets need.",
 )
 
 defs = dg.Definitions(
-    assets=[raw_prices, universe, indicator_panel, forward_returns,
+    assets=[raw_prices, price_adjustments, universe, indicator_panel, forward_returns,
             feature_selection, image_layout, cnn_images, cnn_model, oos_predictions, *MODEL_PREDICTIONS,
             factor_tearsheet, backtest, model_leaderboard, leakage_audit, production_model, daily_signals],
     schedules=[nightly_schedule],

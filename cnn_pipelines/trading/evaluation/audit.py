@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from cnn_pipelines.storage import lake
+from cnn_pipelines.storage.events import ephemeral_instance
 from cnn_pipelines.trading.prices.calendar import trading_calendar
 from cnn_pipelines.trading.research.cnn import daily_ic, fingerprint, predict_ensemble, train_period
 from cnn_pipelines.trading.research.layout import to_images
@@ -91,7 +92,7 @@ def run_market(root: Path, strength: float, seed: int, plan: AuditPlan, periods:
                                   signal_strength=strength, missing_rate=plan.missing_rate)
     resources = {"lake": ParquetLakeIOManager(root=str(root)), "prices": source}
     r = _ranges([*periods, *leak_periods], SETTINGS.price_lookback, LOOKAHEAD, RS.train_months)
-    instance = dg.DagsterInstance.ephemeral()
+    instance = ephemeral_instance()  # the lean event storage: one planned event per asset of a range run
 
     def materialize(assets, selection, **kw):
         job = dg.define_asset_job("audit", selection=selection)

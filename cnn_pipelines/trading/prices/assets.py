@@ -12,9 +12,10 @@ import datetime as dt
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
-from cnn_pipelines.metadata import asset_output
+from cnn_pipelines.metadata import asset_output, asset_result
 from cnn_pipelines.settings_file import project_env
 from cnn_pipelines.storage import lake
 from cnn_pipelines.trading.prices.calendar import to_date, trading_calendar
@@ -63,7 +64,8 @@ def _preview(df: pd.DataFrame, n: int = 8) -> str:
 
 def _actions(table: pd.DataFrame) -> dg.MetadataValue:
     """The run's splits and dividends (ex-dates whose adjustment is not 1), as a table of at most 10 rows."""
-    events = table.loc[table["adjustment"] != 1.0, ["date", "ticker", "adjustment"]] if len(table) else table
+    cols = [c for c in ("date", "ticker", "adjustment", "kind") if c in table.columns]
+    events = table.loc[table["adjustment"] != 1.0, cols] if len(table) else table
     if not len(events):
         return dg.MetadataValue.md("none in this run")
     shown = events.head(10).rename(columns={"date": "ex_date"}).astype({"ex_date": str})
@@ -71,10 +73,23 @@ def _actions(table: pd.DataFrame) -> dg.MetadataValue:
     return dg.MetadataValue.md(shown.to_markdown(index=False, floatfmt=".6g") + more)
 
 
+ADJUSTMENTS_VIEW_SQL = "SELECT date AS ex_date, ticker, adjustment FROM raw_prices WHERE adjustment <> 1"
+IMPLAUSIBLE_FACTOR = 50.0  # an action beyond 50:1 (or 1:50) in one day is far more often a vendor error
+
+
+def corporate_actions(stored: pd.DataFrame) -> pd.DataFrame:
+    """The ex-dates among stored raw_prices rows (adjustment != 1), with the kind each factor implies: below 0.8
+    a split (or a special dividend that large), above 1 a reverse split, otherwise a cash dividend."""
+    events = stored.loc[stored["adjustment"] != 1.0, ["date", "ticker", "adjustment"]].copy() if len(stored) else \
+        pd.DataFrame({"date": [], "ticker": [], "adjustment": []})
+    factor = events["adjustment"].astype(float)
+    events["kind"] = ["reverse split" if f > 1 else "split" if f < 0.8 else "dividend" for f in factor]
+    return events.sort_values(["date", "ticker"], kind="stable").reset_index(drop=True)
+
+
 def define_adjustments_view(root: Path) -> None:
     """The catalog's list of corporate actions, one row per ex-date (the data stays in raw_prices)."""
-    lake.define_view(root, "price_adjustments",
-                     "SELECT date AS ex_date, ticker, adjustment FROM raw_prices WHERE adjustment <> 1")
+    lake.define_view(root, "price_adjustments", ADJUSTMENTS_VIEW_SQL)
 
 
 def stored_rows(root, keys: list[str]) -> pd.DataFrame:
@@ -133,7 +148,6 @@ def raw_prices(context: dg.AssetExecutionContext, config: RawPricesConfig, price
             "preview": dg.MetadataValue.md(_preview(clean)),
         }),
     )
-    define_adjustments_view(Path(lake.root))
     yield from price_check_results(clean)
     yield dg.AssetCheckResult(
         check_name="no_quarantined_tickers", passed=not held, severity=dg.AssetCheckSeverity.ERROR,
@@ -142,4 +156,47 @@ def raw_prices(context: dg.AssetExecutionContext, config: RawPricesConfig, price
             "by_ticker": dg.MetadataValue.md(by_ticker.to_markdown(index=False) if len(by_ticker) else "none"),
             "rejected_rows": dg.MetadataValue.md(quarantine.head(50).to_markdown(index=False) if len(quarantine) else "none"),
         },
+    )
+
+
+def stored_actions(root: Path, keys: list[str]) -> pd.DataFrame:
+    """The corporate actions stored in raw_prices for the held partitions among ``keys``."""
+    return corporate_actions(stored_rows(root, keys))
+
+
+def implausible_factors(events: pd.DataFrame) -> pd.DataFrame:
+    """Actions whose factor is not positive and finite, or implies more than IMPLAUSIBLE_FACTOR:1 in one day."""
+    f = events["adjustment"].astype(float)
+    bad = ~np.isfinite(f) | (f <= 0) | (f > IMPLAUSIBLE_FACTOR) | (f < 1 / IMPLAUSIBLE_FACTOR)
+    return events.loc[bad]
+
+
+@dg.asset(
+    partitions_def=weekday_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[raw_prices],
+    check_specs=[dg.AssetCheckSpec("plausible_factors", asset="price_adjustments",
+                                   description=f"Every factor positive, finite and within {IMPLAUSIBLE_FACTOR:g}:1")],
+    group_name="trading",
+    kinds={"duckdb"},
+)
+def price_adjustments(context: dg.AssetExecutionContext, lake: dg.ResourceParam[ParquetLakeIOManager]):
+    """Splits and dividends per ex-date: the factors stored beside each bar in raw_prices (one atomic write, so a
+    bar and its factor never drift apart), served as the DuckDB view ``price_adjustments`` with no second copy.
+    Every reader adjusts raw_prices as of its own last day with these factors."""
+    root = Path(lake.root)
+    events = stored_actions(root, list(context.partition_keys))
+    define_adjustments_view(root)
+    yield asset_result(context, partition_report(context, events, {
+        "query": dg.MetadataValue.md("`select * from price_adjustments` in the lake's DuckDB catalog"),
+        "splits": int((events["kind"] == "split").sum()),
+        "reverse_splits": int((events["kind"] == "reverse split").sum()),
+        "dividends": int((events["kind"] == "dividend").sum()),
+        "actions": _actions(events),
+    }))
+    bad = implausible_factors(events)
+    yield dg.AssetCheckResult(
+        check_name="plausible_factors", passed=not len(bad), severity=dg.AssetCheckSeverity.WARN,
+        metadata={"implausible": dg.MetadataValue.md(bad.head(50).astype({"date": str}).to_markdown(index=False)
+                                                     if len(bad) else "none")},
     )

@@ -86,7 +86,7 @@ def daily_signals(context: dg.AssetExecutionContext, production_model: dict, ind
 
 nightly_job = dg.define_asset_job(
     "nightly_job",
-    selection=dg.AssetSelection.assets("raw_prices", "universe", "indicator_panel", "forward_returns",
+    selection=dg.AssetSelection.assets("raw_prices", "price_adjustments", "universe", "indicator_panel", "forward_returns",
                                        production_model, daily_signals),
     partitions_def=weekday_partitions,
     description="The newest weekday partition: prices, features, production model, next-day signals.",

@@ -141,13 +141,15 @@ def test_a_lake_written_before_adjustments_existed_still_reads(tmp_path):
     assert (adjusted["close"].iloc[: len(jan) + 5] == 5.0).all() and (adjusted["close"].iloc[len(jan) + 5:] == 10.0).all()
 
 
-def test_the_asset_lists_the_runs_actions_and_the_catalog_has_them(tmp_path):
-    """raw_prices through Dagster on files with a dividend: the metadata names the ex-date, the DuckDB view
-    price_adjustments lists it, and the stored close is the one reported."""
+def test_the_actions_are_their_own_asset_served_by_the_catalog(tmp_path):
+    """raw_prices then price_adjustments through Dagster on files with a split and a dividend: raw_prices'
+    metadata names both ex-dates; price_adjustments counts one split and one dividend, puts each on its own
+    partition, passes its check, and the catalog's view lists exactly those two rows with the stored factors
+    (no second copy: the view reads raw_prices' own column)."""
     import duckdb
 
     from cnn_pipelines.storage import lake
-    from cnn_pipelines.trading.prices.assets import raw_prices
+    from cnn_pipelines.trading.prices.assets import price_adjustments, raw_prices
     from cnn_pipelines.trading.prices.resources import FilePriceSource
     from cnn_pipelines_tests.conftest import lake_resources, run_range
 
@@ -159,14 +161,43 @@ def test_the_asset_lists_the_runs_actions_and_the_catalog_has_them(tmp_path):
     root = tmp_path / "lake"
     root.mkdir()
     first, last = str(SESSIONS[20].date()), str(SESSIONS[70].date())
-    result = run_range([raw_prices], first, last, lake_resources(root, FilePriceSource(path=str(files))))
+    result = run_range([raw_prices, price_adjustments], first, last,
+                       lake_resources(root, FilePriceSource(path=str(files))))
     assert result.success
-    meta = result.get_asset_materialization_events()[-1].materialization.metadata
-    assert str(SPLIT.date()) in meta["corporate_actions"].value and str(DIVIDEND.date()) in meta["corporate_actions"].value
+    by_asset = {}
+    for event in result.get_asset_materialization_events():
+        m = event.materialization
+        by_asset.setdefault(m.asset_key.to_user_string(), {})[m.partition] = m.metadata
+    raw_meta = by_asset["raw_prices"][last]
+    assert str(SPLIT.date()) in raw_meta["corporate_actions"].value and str(DIVIDEND.date()) in raw_meta["corporate_actions"].value
+    adj = by_asset["price_adjustments"]
+    assert adj[last]["splits"].value == 1 and adj[last]["dividends"].value == 1 and adj[last]["reverse_splits"].value == 0
+    assert adj[str(SPLIT.date())]["rows"].value == 1 and adj[str(DIVIDEND.date())]["rows"].value == 1
+    assert sum(m["rows"].value for m in adj.values()) == 2
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations() if e.asset_key.to_user_string() == "price_adjustments"}
+    assert checks == {"plausible_factors": True}
     with duckdb.connect(str(root / lake.CATALOG_FILE), read_only=True) as con:
         rows = con.execute("select ex_date, ticker, adjustment from price_adjustments order by ex_date").fetchall()
     assert [(str(d), t) for d, t, _ in rows] == [(str(DIVIDEND.date()), "AAA"), (str(SPLIT.date()), "AAA")]
     assert [a for *_, a in rows] == pytest.approx([0.99, 0.5])
+
+
+def test_actions_are_classified_and_implausible_factors_are_named():
+    """A factor below 0.8 is a split, above 1 a reverse split, otherwise a dividend; a factor that is not
+    positive and finite or beyond 50:1 is named by the check."""
+    from cnn_pipelines.trading.prices.assets import corporate_actions, implausible_factors
+
+    stored = pd.DataFrame({"date": pd.to_datetime(["2021-01-04", "2021-01-05", "2021-01-06", "2021-01-07",
+                                                   "2021-01-08", "2021-01-11"]).date,
+                           "ticker": ["A", "B", "C", "D", "E", "F"],
+                           "adjustment": [1.0, 0.5, 0.99, 10.0, 0.8, 0.01]})
+    events = corporate_actions(stored)
+    assert list(events["ticker"]) == ["B", "C", "D", "E", "F"]
+    assert list(events["kind"]) == ["split", "dividend", "reverse split", "dividend", "split"]
+    assert list(implausible_factors(events)["ticker"]) == ["F"]
+    odd = pd.DataFrame({"date": [0, 1, 2, 3], "ticker": ["P", "Q", "R", "S"], "adjustment": [0.0, float("nan"), 51.0, 50.0]})
+    assert list(implausible_factors(odd)["ticker"]) == ["P", "Q", "R"]
+    assert corporate_actions(stored.iloc[:0]).empty
 
 
 def test_an_action_survives_a_rejected_ex_date_and_cent_rounding_is_not_an_action():
