@@ -51,7 +51,7 @@ def photo_bytes(fig, dpi: int | None = None, quality: int = 80) -> bytes:
     """The figure as lossy WebP: grids of photos and digits take about half of a JPEG's bytes at the same look
     (a tenth of a PNG's), and every picture is kept in Dagster's event history. Closes the figure."""
     buf = io.BytesIO()
-    _rendered(fig, dpi).save(buf, format="WEBP", quality=quality, method=6)
+    _rendered(fig, dpi).save(buf, format="WEBP", quality=quality, method=4)  # 6: 2.6x the time for 2 % fewer bytes
     return buf.getvalue()
 
 

@@ -9,14 +9,20 @@ import tensorflow_datasets as tfds
 from cnn_pipelines.vision.settings import VisionSettings
 
 
-@pytest.fixture(autouse=True)
-def no_downloads(monkeypatch):
+def refuse_downloads(monkeypatch) -> None:
+    """Make tfds's download manager raise and its GCS probe say no (a module fixture calls it with its own
+    MonkeyPatch)."""
     def refuse(*args, **kwargs):
         raise AssertionError(f"a vision test tried to download: {args[1:] or kwargs}")
 
     monkeypatch.setattr(tfds.download.DownloadManager, "download", refuse)
     monkeypatch.setattr("tensorflow_datasets.core.utils.gcs_utils.is_dataset_on_gcs", lambda *a, **k: False)
     tfds.disable_progress_bar()
+
+
+@pytest.fixture(autouse=True)
+def no_downloads(monkeypatch):
+    refuse_downloads(monkeypatch)
 
 
 @pytest.fixture

