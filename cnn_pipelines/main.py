@@ -95,7 +95,7 @@ def plan(end: str | None = None, days: int = 520, start: str | None = None, peri
     i_start = _key_at_or_after(keys, start) if start else max(0, i_end - days + 1)
     if i_start > i_end:
         raise PlanError(f"--start {start} is after --end {end}")
-    warmup = SETTINGS.universe_window + 5  # weekdays of prices before the first feature date
+    warmup = SETTINGS.universe_lookback  # weekdays of prices before the first feature date
     first_ok = _key_at_or_after(keys, str(coverage[0])) + warmup if coverage else 0
     if not start and i_start < first_ok:  # the default range begins no earlier than the prices allow
         notes.append(f"the range starts on {keys[min(first_ok, i_end)]}: the prices start on {coverage[0]} and "

@@ -221,6 +221,19 @@ def write_json(path: Path, obj: dict) -> Path:
     return path
 
 
+def write_bytes(path: Path, data: bytes) -> Path:
+    """Write ``data`` atomically (temp file, fsync, rename): a fitted model, say."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}{path.suffix}"
+    with _removed_on_error(tmp):
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path
+
+
 def write_npy(path: Path, array: np.ndarray) -> Path:
     """Write a NumPy array atomically as ``.npy`` (no pickles: object arrays are refused)."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -24,14 +24,31 @@ class FeatureSettings:
     horizons: tuple[int, ...] = (1, 5)  # forward-return horizons (trading days)
     max_abs_daily_return: float = 0.5   # one-day move beyond +50% / -33% (|log| > log 1.5) = data error
     factors_csv: str | None = None      # Fama-French-style daily CSV; None = build factors from the universe
+    factors_lag: int = 22               # sessions after its date that a CSV factor row is published (Ken French's
+                                        # library posts each month's daily factors within about a month)
     calendar: str = "synthetic"         # trading calendar: "synthetic", or an exchange code (XNYS, XLON, ...)
     non_tradables: tuple[str, ...] = ()  # never in the universe (besides every ^-prefixed index such as ^GSPC)
 
+    def weekdays_for_sessions(self, n: int) -> int:
+        """Weekday partitions that hold ``n`` sessions of this calendar wherever they end (windows count sessions,
+        partitions are weekdays, and an exchange's holidays make up the difference)."""
+        from cnn_pipelines.trading.prices.calendar import trading_calendar
+
+        return trading_calendar(self.calendar).weekdays_spanning(n)
+
+    @property
+    def universe_lookback(self) -> int:
+        """Weekday partitions of raw_prices before a date that hold its universe's trailing window of
+        ``universe_window`` sessions (ending the day before), whatever the calendar's holidays: universe and
+        forward_returns then pick the same members as indicator_panel, which reads far more."""
+        return self.weekdays_for_sessions(self.universe_window + 1) + 4
+
     @property
     def price_lookback(self) -> int:
-        """Weekday partitions of raw_prices a feature partition needs before its own date."""
+        """Weekday partitions of raw_prices a feature partition needs before its own date: the betas' and
+        factors' windows in sessions (converted to weekdays), or the indicators' warm-up."""
         factor_need = max(self.beta_windows) + self.factor_formation + 6 + self.universe_window
-        return max(self.warmup, factor_need) + 5
+        return max(self.warmup, self.weekdays_for_sessions(factor_need)) + 5
 
 
 PRESETS = {
@@ -55,7 +72,11 @@ def current_settings() -> FeatureSettings:
     if name not in PRESETS:
         raise ValueError(f"CNN_PRESET must be one of {sorted(PRESETS)}, got {name!r}")
     non_tradables = tuple(t.strip().upper() for t in env.get("CNN_NON_TRADABLES", "").split(",") if t.strip())
+    lag = env.get("CNN_FACTORS_LAG", "").strip()
+    if lag and (not lag.isdigit()):
+        raise ValueError(f"CNN_FACTORS_LAG must be a whole number of sessions, got {lag!r}")
     return replace(PRESETS[name], factors_csv=env.get("CNN_FACTORS_CSV") or None, calendar=calendar_from_env(env),
+                   **({"factors_lag": int(lag)} if lag else {}),
                    non_tradables=non_tradables)
 
 

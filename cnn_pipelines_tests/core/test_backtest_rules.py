@@ -59,17 +59,22 @@ def test_sessions_without_any_bar_still_count():
     without = trade_returns(p, 1)
     with_sessions = trade_returns(p, 1, sessions=pd.DatetimeIndex(D))
     assert len(without.returns) == 5 and len(with_sessions.returns) == 6
-    # the missing session is a missing bar: day 0's trade enters at 11 and exits at the last close (11)
-    assert with_sessions.returns["A"].iloc[0] == pytest.approx(0.0)
-    assert without.returns["A"].iloc[0] == pytest.approx(13 / 11 - 1)
+    # the missing session is a missing bar: day 0's trade enters at 11; A trades again on day 3, so it exits
+    # at that re-open (13), flagged as such; without the sessions day 3 simply is the next session
+    assert with_sessions.returns["A"].iloc[0] == pytest.approx(13 / 11 - 1) and with_sessions.reopen_exit["A"].iloc[0]
+    assert without.returns["A"].iloc[0] == pytest.approx(13 / 11 - 1) and not without.reopen_exit["A"].iloc[0]
+    two_days = trade_returns(p, 2, sessions=pd.DatetimeIndex(D)).returns["A"]  # two sessions on: day 2 is one
+    assert two_days.iloc[0] == pytest.approx(13 / 11 - 1) and trade_returns(p, 2).returns["A"].iloc[0] == pytest.approx(14 / 11 - 1)
     only_inside = trade_returns(p, 1, sessions=pd.bdate_range("2024-01-01", periods=20))
     assert only_inside.returns.index.min() == pd.Timestamp(D[0]) and only_inside.returns.index.max() == pd.Timestamp(D[-1])
 
 
-def test_without_a_close_column_a_missing_exit_is_unrealized():
-    p = bars({"A": [10, 11, None, 13, 14, 15], "B": [1] * 6}).drop(columns="close")
+def test_without_a_close_column_a_delisting_is_unrealized_and_a_halt_exits_at_the_re_open():
+    p = bars({"A": [10, 11, None, None, None, None], "B": [1] * 6}).drop(columns="close")
     tr = trade_returns(p, 1)
     assert np.isnan(tr.returns["A"].iloc[0]) and not tr.last_price_exit["A"].iloc[0]
+    halt = trade_returns(bars({"A": [10, 11, None, 13, 14, 15], "B": [1] * 6}).drop(columns="close"), 1)
+    assert halt.returns["A"].iloc[0] == pytest.approx(13 / 11 - 1) and halt.reopen_exit["A"].iloc[0]
 
 
 def test_weights_long_top_k_short_bottom_k_ties_by_ticker():
@@ -159,7 +164,12 @@ def test_the_first_day_turnover_is_the_entry_and_sessions_reach_the_backtest():
     gap = prices[prices["date"] != D[3].date()]
     plain = run_backtest(preds, gap, k=1, cost_bps=0).daily.set_index("date")["gross"]
     with_sessions = run_backtest(preds, gap, k=1, cost_bps=0, sessions=pd.DatetimeIndex(D)).daily.set_index("date")["gross"]
-    assert plain.iloc[1] == pytest.approx(12 / 11 - 1) and with_sessions.iloc[1] == pytest.approx(0.0)  # exit at the last close
+    assert plain.iloc[1] == pytest.approx(12 / 11 - 1) and with_sessions.iloc[1] == pytest.approx(12 / 11 - 1)
+    # ... which A, trading again the session after, exits at its re-open: reported only where the sessions say so
+    halted = run_backtest(preds, gap, k=1, cost_bps=0, sessions=pd.DatetimeIndex(D)).events
+    assert sorted(halted[["ticker", "event"]].values.tolist()) == [["A", "halted: exited at the re-open"],
+                                                                   ["C", "halted: exited at the re-open"]]
+    assert run_backtest(preds, gap, k=1, cost_bps=0).events.empty
 
 
 def test_the_default_holding_is_one_session():
@@ -167,10 +177,17 @@ def test_the_default_holding_is_one_session():
     pd.testing.assert_frame_equal(trade_returns(p).returns, trade_returns(p, 1).returns)
 
 
-def test_a_halt_longer_than_the_holding_exits_at_the_last_close_before_it():
+def test_a_halt_exits_at_the_re_open_and_only_a_delisting_at_the_last_close():
+    """Issue 29: a missing exit bar exited at the last close even when the name traded again later (a halt),
+    booking a price the position could never have been sold at. A halted name exits at its re-open; only a
+    name that never trades again exits at its last real price."""
     tr = trade_returns(bars({"A": [10, 11, None, None, None, 13], "B": [5] * 6}, close_mult=1.05), period=3)
-    # signal day 0: enter at day 1's open (11); day 4's open is missing and so are days 2-3: day 1's close (11.55)
-    assert tr.returns["A"].iloc[0] == pytest.approx(1.05 - 1) and tr.last_price_exit["A"].iloc[0]
+    # signal day 0: enter at day 1's open (11); days 2-4 have no bar; A re-opens on day 5 at 13
+    assert tr.returns["A"].iloc[0] == pytest.approx(13 / 11 - 1)
+    assert tr.reopen_exit["A"].iloc[0] and not tr.last_price_exit["A"].iloc[0]
+    gone = trade_returns(bars({"A": [10, 11, None, None, None, None], "B": [5] * 6}, close_mult=1.05), period=3)
+    assert gone.returns["A"].iloc[0] == pytest.approx(1.05 - 1)  # never trades again: day 1's close (11.55)
+    assert gone.last_price_exit["A"].iloc[0] and not gone.reopen_exit["A"].iloc[0]
 
 
 def test_three_sessions_realize_one_trade():

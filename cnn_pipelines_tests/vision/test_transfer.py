@@ -128,3 +128,18 @@ def test_a_tiny_training_set_still_gets_its_minimum_of_steps(images):
                                   features[:10], y[:10], features[100:], y[100:],
                                   TrainConfig(epochs=2, batch_size=5, patience=100), min_steps=20)
     assert record["epochs_run"] == 10 and 1 <= record["best_epoch"] <= 10
+
+
+def test_a_learning_curve_point_chooses_its_epoch_on_labels_inside_its_budget():
+    """Issue 29: every point chose its epoch on the full validation tail (400 images), so '50 labelled images'
+    used about 450 labels. The budget is split class by class: about a fifth validates, the rest trains, and
+    together they are exactly the point's images."""
+    from cnn_pipelines.vision.models.transfer import budget_split
+
+    labels = np.repeat(np.arange(10), 30)
+    for n, idx in nested_subsets(labels, [10, 20, 50, 100]).items():
+        train, val = budget_split(idx, labels)
+        assert len(np.intersect1d(train, val)) == 0 and np.array_equal(np.sort(np.concatenate([train, val])), idx)
+        per_class = np.bincount(labels[idx], minlength=10)
+        assert np.array_equal(np.bincount(labels[val], minlength=10),
+                              [0 if k < 2 else max(1, round(0.2 * k)) for k in per_class]), n

@@ -18,7 +18,7 @@ from cnn_pipelines.trading.features.assets import SETTINGS
 from cnn_pipelines.trading.research.assets import CALENDAR, RS, oos_predictions
 from cnn_pipelines.trading.features.panel import target_columns
 from cnn_pipelines.trading.evaluation.backtest import run_backtest
-from cnn_pipelines.trading.evaluation.leaderboard import build_leaderboard
+from cnn_pipelines.trading.evaluation.leaderboard import build_leaderboard, same_rows
 from cnn_pipelines.trading.evaluation.metrics import oos_ic, seed_ic_spread
 from cnn_pipelines.trading.research.model_assets import MODEL_PREDICTIONS, MONTHLY_MODELS, PREDICTION_TABLES
 from cnn_pipelines.plots import heatmap, markdown_image, png_bytes, rounded, table_markdown
@@ -214,7 +214,7 @@ def model_leaderboard(context: dg.AssetExecutionContext, config: BacktestConfig)
     # from a week before the first test day: the first month's monthly IC needs the previous month-end close
     prices, sessions = load_prices_after(root, str((pd.Timestamp(min(preds["date"])) - pd.Timedelta(days=10)).date()))
     board = build_leaderboard(preds, prices, RS.target, config.top_k, config.cost_bps, sessions, MONTHLY_MODELS)
-    sheets = model_tearsheets(preds, prices, sessions, reports_dir("model_leaderboard"))
+    sheets = model_tearsheets(same_rows(preds)[0], prices, sessions, reports_dir("model_leaderboard"))
     model_predictions_view(root, PREDICTION_TABLES)
     lim = max(0.05, float(np.nanmax(np.abs(board.period_ic.to_numpy())))) if board.period_ic.size else 0.05
     heat = heatmap(board.period_ic.T.rename(columns=lambda p: str(p)[:7]),

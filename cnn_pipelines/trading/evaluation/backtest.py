@@ -9,8 +9,9 @@ every name with a prediction that day.
 
 Trade returns (``trade_returns``, shared with the tearsheet) come from real bars only, never forward-filled:
 a name without a bar at the entry open cannot be entered (it is reported, and sits in cash); a name without
-a bar at the exit open (a delisting, a halt) exits at its last real price, the close of its last bar
-before the exit, and is reported as such. Sessions come from the trading calendar, so a missing bar is
+a bar at the exit open exits at the open of its next real bar when it trades again (a halt: the position is
+stuck until the re-open), and at its last real price, the close of its last bar before the exit, only when
+it never trades again in the data (a delisting); both are reported. Sessions come from the trading calendar, so a missing bar is
 never mistaken for the next day.
 """
 
@@ -29,8 +30,9 @@ class TradeReturns:
     """Wide (signal date x ticker) returns of holding from the next open for ``period`` sessions."""
 
     returns: pd.DataFrame      # NaN: not enterable (no bar at the next open) or not yet realized
-    last_price_exit: pd.DataFrame  # True where the exit open had no bar and the last real price was used
+    last_price_exit: pd.DataFrame  # True where the exit open had no bar, the name never traded again: last price
     no_entry: pd.DataFrame     # True where the next session has no bar for the name
+    reopen_exit: pd.DataFrame  # True where the exit open had no bar and the next real open (a re-open) was used
 
 
 def trade_returns(prices: pd.DataFrame, period: int = 1, sessions: pd.DatetimeIndex | None = None) -> TradeReturns:
@@ -53,8 +55,12 @@ def trade_returns(prices: pd.DataFrame, period: int = 1, sessions: pd.DatetimeIn
     # last real close at or before each row (its row index), for exits over a missing bar
     last_row = np.where(has, np.arange(T)[:, None], -1)
     np.maximum.accumulate(last_row, axis=0, out=last_row)
+    # next real open at or after each row (T: none), for exits over a halt
+    next_row = np.where(has, np.arange(T)[:, None], T)
+    next_row = np.minimum.accumulate(next_row[::-1], axis=0)[::-1]
     ret = np.full_like(o, np.nan)
     forced = np.zeros_like(has)
+    reopened = np.zeros_like(has)
     no_entry = np.zeros_like(has)
     n = T - 1 - period  # rows whose exit session lies inside the data (later ones are not yet realized)
     if n > 0:
@@ -63,14 +69,19 @@ def trade_returns(prices: pd.DataFrame, period: int = 1, sessions: pd.DatetimeIn
         k = last_row[period:period + n]  # last real bar before the exit session
         cols = np.arange(o.shape[1])[None, :]
         fallback = np.where(k >= np.arange(1, n + 1)[:, None], c[np.maximum(k, 0), cols], np.nan)
-        use_last = ~np.isfinite(exit_open) & np.isfinite(entry)
-        exit_px = np.where(use_last, fallback, exit_open)
+        j = next_row[1 + period:1 + period + n]  # first real bar at or after the exit session
+        reopen = np.where(j < T, o[np.minimum(j, T - 1), cols], np.nan)
+        missing_exit = ~np.isfinite(exit_open) & np.isfinite(entry)
+        use_reopen = missing_exit & np.isfinite(reopen)
+        use_last = missing_exit & ~use_reopen
+        exit_px = np.where(use_reopen, reopen, np.where(use_last, fallback, exit_open))
         with np.errstate(invalid="ignore", divide="ignore"):
             ret[:n] = exit_px / entry - 1
         forced[:n] = use_last & np.isfinite(exit_px)
+        reopened[:n] = use_reopen
         no_entry[:n] = ~np.isfinite(entry)
     frame = lambda a: pd.DataFrame(a, index=index, columns=opens.columns)  # noqa: E731
-    return TradeReturns(frame(ret), frame(forced), frame(no_entry))
+    return TradeReturns(frame(ret), frame(forced), frame(no_entry), frame(reopened))
 
 
 def long_short_weights(pred: pd.DataFrame, k: int) -> pd.DataFrame:
@@ -118,7 +129,8 @@ def run_backtest(predictions: pd.DataFrame, prices: pd.DataFrame, k: int, cost_b
                  sessions: pd.DatetimeIndex | None = None) -> BacktestResult:
     """Backtest ``predictions`` (date, ticker, prediction) against ``prices`` (canonical long table).
 
-    ``result.events`` lists each held name that exited at its last real price or could not be entered."""
+    ``result.events`` lists each held name that exited at its last real price (delisted) or at its re-open
+    (halted), or could not be entered."""
     pred = predictions.pivot(index="date", columns="ticker", values="prediction").sort_index()
     pred.index = pd.to_datetime(pred.index)
     tr = trade_returns(prices, 1, sessions)
@@ -127,6 +139,7 @@ def run_backtest(predictions: pd.DataFrame, prices: pd.DataFrame, k: int, cost_b
     held = w.ne(0)
     events = pd.concat([
         _events(held & tr.last_price_exit.reindex_like(held).fillna(False).astype(bool), "exited at last real price"),
+        _events(held & tr.reopen_exit.reindex_like(held).fillna(False).astype(bool), "halted: exited at the re-open"),
         _events(held & tr.no_entry.reindex_like(held).fillna(False).astype(bool), "no bar at the entry open: held cash"),
     ], ignore_index=True)
     r = fwd.fillna(0.0)  # only the not-enterable (reported above) are NaN among realized days

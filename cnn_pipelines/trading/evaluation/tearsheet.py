@@ -1,7 +1,8 @@
 """Alphalens factor tearsheet of out-of-sample predictions, against next-open-to-open returns.
 
 We compute the forward returns ourselves (``backtest.trade_returns``: from the open after the signal to the
-open P sessions later, real bars only, a delisted name exiting at its last real price) and hand them to
+open P sessions later, real bars only, a halted name exiting at its re-open, a delisted one at its last real
+price) and hand them to
 alphalens (``get_clean_factor``). Letting alphalens compute them from prices would forward-fill over
 missing bars: a name with no bar at t+1 would be credited the move from the open of t, which the signal
 dated t already knew. Its full-sample z-score outlier filter, which would use future data, is not used.
@@ -165,8 +166,8 @@ def to_html(sheet: Tearsheet, title: str) -> str:
              f"{s['observations']:,} observations; alphalens dropped {s['dropped_fraction']:.2%} of "
              f"{s['input_observations']:,} (not yet realized, or no bar at the next open). Forward returns run from "
              f"the next open to the open P sessions later, from real bars only (never forward-filled); "
-             f"{s['last_price_exits']:,} positions whose exit open had no bar (delisted or halted) exit at their "
-             f"last real price. No z-score filter. t-statistics of overlapping horizons (5D and longer) are "
+             f"{s['last_price_exits']:,} positions whose exit open had no bar and that never traded again (delisted) "
+             f"exit at their last real price; a halted name exits at the open it re-opens on. No z-score filter. t-statistics of overlapping horizons (5D and longer) are "
              f"overstated.</p>",
              f"<p>Mean factor rank autocorrelation (1 day): {sheet.rank_autocorrelation:.3f}</p>"]
     tables = [("Information coefficient", sheet.ic_summary)]

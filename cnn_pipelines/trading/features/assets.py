@@ -40,7 +40,7 @@ FEATURE_ASSET = dict(
 )
 
 
-@dg.asset(ins={"raw_prices": _prices_window(-(SETTINGS.universe_window + 5))}, **FEATURE_ASSET)
+@dg.asset(ins={"raw_prices": _prices_window(-SETTINGS.universe_lookback)}, **FEATURE_ASSET)
 def universe(context: dg.AssetExecutionContext, raw_prices: pd.DataFrame):
     """Top-N tickers by median dollar volume over a trailing window that ends the day before each date."""
     start, end, _ = partition_dates(context)
@@ -93,7 +93,7 @@ LABELS_FILL_IN = (
 ).with_label("labels fill in as their bars land")
 
 
-@dg.asset(ins={"raw_prices": _prices_window(-(SETTINGS.universe_window + 5), LOOKAHEAD)},
+@dg.asset(ins={"raw_prices": _prices_window(-SETTINGS.universe_lookback, LOOKAHEAD)},
           automation_condition=LABELS_FILL_IN, **FEATURE_ASSET)
 def forward_returns(context: dg.AssetExecutionContext, raw_prices: pd.DataFrame):
     """Open-to-open (tradable) and close-to-close forward returns of universe members over 1 and 5 sessions

@@ -90,13 +90,37 @@ def factor_returns(bars: WideBars, u: Universe, s: FeatureSettings) -> tuple[np.
 
 
 def iter_beta_features(bars: WideBars, u: Universe, s: FeatureSettings):
-    """Yield (name, T x N array) for the 5 factor betas x 15 windows, one window at a time."""
+    """Yield (name, T x N array) for the 5 factor betas x 15 windows, one window at a time. With a factor CSV,
+    the betas of day t are those estimated through day t - ``factors_lag`` sessions: the last factor rows a
+    reader could have had on t (built factors are known on their own day)."""
     f, rf = factor_returns(bars, u, s)
     y = daily_returns(bars.close, bars.has_bar) - rf[:, None]
     fams = beta_families(s)
+    lag = s.factors_lag if s.factors_csv else 0
     for w, beta in iter_rolling_betas(y, f, s.beta_windows):
         for k, fam in enumerate(fams):
-            yield feature_name(w, fam), beta[:, :, k]
+            yield feature_name(w, fam), shift(beta[:, :, k], lag) if lag else beta[:, :, k]
+
+
+class FactorsMissingError(ValueError):
+    """The factor CSV ends before the features being built need it."""
+
+
+def check_factor_coverage(bars: WideBars, s: FeatureSettings, last_row: int) -> None:
+    """Raise when the factor CSV does not reach the day the features of row ``last_row`` need (their date less
+    ``factors_lag`` sessions): betas would be NaN, and images would show zeros the model never trained on."""
+    if not s.factors_csv or last_row < 0:
+        return
+    need_row = last_row - s.factors_lag
+    if need_row < 0:
+        return
+    need = bars.dates[need_row]
+    last = read_fama_french_csv(s.factors_csv).index.max()
+    if last < need:
+        raise FactorsMissingError(
+            f"{s.factors_csv} ends on {last.date()}, but the features of {bars.dates[last_row].date()} need factors "
+            f"through {need.date()} (published {s.factors_lag} sessions after their date, CNN_FACTORS_LAG): "
+            f"download the newer file, or unset CNN_FACTORS_CSV to build the factors from the universe")
 
 
 def beta_features(bars: WideBars, u: Universe, s: FeatureSettings) -> dict[str, np.ndarray]:
@@ -112,6 +136,7 @@ def indicator_panel_table(prices: pd.DataFrame, s: FeatureSettings, start, end) 
     u = compute_universe(bars, s)
     mask = u.member & bars.has_bar & _out_rows(bars, start, end)[:, None]
     rows, tick = np.nonzero(mask)
+    check_factor_coverage(bars, s, int(rows.max()) if len(rows) else -1)
     # Each feature is copied into its float32 column as soon as it is computed, then released. Column-major,
     # so every copy is contiguous and the DataFrame wraps the matrix without another copy.
     matrix = np.empty((len(rows), len(cols)), dtype=np.float32, order="F")

@@ -135,9 +135,9 @@ def build_ar_cnn(s: ArSettings, seed: int):
     return model
 
 
-def fit_predict(train, predict_inputs, s: ArSettings, seed: int) -> np.ndarray:
-    """Fit on ``train`` (x, month, y) with labels demeaned per month (the cross-section, as IC measures it);
-    return predictions for ``predict_inputs`` (x, month)."""
+def fit_ar(train, s: ArSettings, seed: int):
+    """The model fitted on ``train`` (x, month, y) with labels demeaned per month (the cross-section, as IC
+    measures it)."""
     x, m, y, keys = train
     if len(x) < 50:
         raise ValueError(f"ar_cnn: only {len(x)} training samples before the cutoff; materialize older raw_prices")
@@ -145,5 +145,15 @@ def fit_predict(train, predict_inputs, s: ArSettings, seed: int) -> np.ndarray:
     y = y - pd.Series(y).groupby(months).transform("mean").to_numpy(np.float32)
     model = build_ar_cnn(s, seed)
     model.fit([x, m], y, epochs=s.epochs, batch_size=s.batch_size, verbose=0, shuffle=True)
-    px, pm = predict_inputs
+    return model
+
+
+def predict_ar(model, inputs) -> np.ndarray:
+    """Predictions for ``inputs`` (x, month)."""
+    px, pm = inputs
     return model.predict([px, pm], verbose=0, batch_size=1024).ravel().astype(np.float32) if len(px) else np.zeros(0, np.float32)
+
+
+def fit_predict(train, predict_inputs, s: ArSettings, seed: int) -> np.ndarray:
+    """Fit on ``train`` and predict ``predict_inputs`` (``fit_ar`` then ``predict_ar``)."""
+    return predict_ar(fit_ar(train, s, seed), predict_inputs)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,25 @@ class FoldArrays:
     @staticmethod
     def flat(x: np.ndarray) -> np.ndarray:
         return x.reshape(len(x), -1).astype(np.float32)
+
+
+@dataclass
+class PixelPredictor:
+    """A fitted scikit-learn regressor applied to the flattened images; ``stage``: stop a staged model (boosting)
+    after that many iterations. A plain object, not a closure, so it pickles: under a retrain cadence the months
+    after a retrain month are predicted by the model fitted there."""
+
+    model: Any
+    stage: int | None = None
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        flat = FoldArrays.flat(x)
+        if self.stage is None:
+            return self.model.predict(flat).astype(np.float32)
+        for i, scores in enumerate(self.model.staged_predict(flat)):
+            if i + 1 == self.stage:
+                return scores.astype(np.float32)
+        raise ValueError(f"the model has fewer than {self.stage} stages")
 
 
 @dataclass

@@ -4,10 +4,9 @@ predictions every 25 trees), never on the test month."""
 
 from __future__ import annotations
 
-import numpy as np
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-from cnn_pipelines.trading.models.base import Fitted, FoldArrays, ModelSpec, best, validation_ic
+from cnn_pipelines.trading.models.base import Fitted, FoldArrays, ModelSpec, PixelPredictor, best, validation_ic
 
 MAX_TREES, STEP = 200, 25
 
@@ -21,14 +20,7 @@ def fit_hgb(arrays: FoldArrays, seed: int) -> Fitted:
             for i, scores in enumerate(model.staged_predict(arrays.flat(arrays.x_val)))
             if (i + 1) % STEP == 0 or i + 1 == model.n_iter_]
     chosen = best(rows)
-
-    def predict(x: np.ndarray) -> np.ndarray:
-        for i, scores in enumerate(model.staged_predict(arrays.flat(x))):
-            if i + 1 == chosen["trees"]:
-                return scores.astype(np.float32)
-        raise RuntimeError("unreachable: the chosen tree count is within the fitted trees")
-
-    return Fitted(predict, chosen, rows)
+    return Fitted(PixelPredictor(model, stage=chosen["trees"]), chosen, rows)
 
 
 HGB = ModelSpec("hgb", "gradient-boosted trees on the 225 image pixels (tree count chosen on validation IC)", fit_hgb)

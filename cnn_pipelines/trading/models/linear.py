@@ -3,10 +3,9 @@ regularised linear model of the same inputs? The penalty is chosen on the fold's
 
 from __future__ import annotations
 
-import numpy as np
 from sklearn.linear_model import Ridge
 
-from cnn_pipelines.trading.models.base import Fitted, FoldArrays, ModelSpec, best, validation_ic
+from cnn_pipelines.trading.models.base import Fitted, FoldArrays, ModelSpec, PixelPredictor, best, validation_ic
 
 ALPHAS = (1.0, 10.0, 100.0, 1_000.0, 10_000.0)
 
@@ -19,8 +18,7 @@ def fit_ridge(arrays: FoldArrays, seed: int) -> Fitted:
         models[alpha] = model
         rows.append({"alpha": alpha, "val_ic": validation_ic(arrays, model.predict(x_va))})
     chosen = best(rows)
-    model = models[chosen["alpha"]]
-    return Fitted(lambda x: model.predict(arrays.flat(x)).astype(np.float32), chosen, rows)
+    return Fitted(PixelPredictor(models[chosen["alpha"]]), chosen, rows)
 
 
 RIDGE = ModelSpec("ridge", "ridge regression on the 225 image pixels (penalty chosen on validation IC)", fit_ridge)

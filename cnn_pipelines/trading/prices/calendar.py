@@ -120,6 +120,19 @@ class TradingCalendar:
     def next_session(self, day: str | dt.date) -> dt.date:
         return self.offset(day, 1)
 
+    @functools.lru_cache(maxsize=32)
+    def weekdays_spanning(self, n: int) -> int:
+        """The most weekdays that ``n`` consecutive sessions of this calendar span, anywhere in its history: a
+        window of that many weekday partitions holds at least ``n`` sessions wherever it ends on a session.
+        (252 sessions: up to 266 weekdays on NYSE since 1990, the week of 9/11 included; 255 on the synthetic market.)"""
+        if n <= 1:
+            return max(n, 0)
+        days = self._sessions.to_numpy().astype("datetime64[D]")
+        ordinal = np.busday_count(days[0], days)  # each session's weekday number
+        if len(ordinal) < n:
+            return n
+        return int((ordinal[n - 1:] - ordinal[: len(ordinal) - n + 1]).max() + 1)
+
 
 @functools.lru_cache(maxsize=8)
 def trading_calendar(name: str = SYNTHETIC) -> TradingCalendar:

@@ -19,7 +19,7 @@ from cnn_pipelines.storage.io_manager import ParquetLakeIOManager
 from cnn_pipelines.trading.features.assets import SETTINGS
 from cnn_pipelines.trading.prices.calendar import trading_calendar
 from cnn_pipelines.trading.research.layout import ImageLayout
-from cnn_pipelines.trading.evaluation.metrics import oos_ic, seed_ic_spread
+from cnn_pipelines.trading.evaluation.metrics import daily_ic, oos_ic, seed_ic_spread
 from cnn_pipelines.trading.features.panel import feature_columns
 from cnn_pipelines.plots import heatmap, markdown_image, png_bytes, rounded
 from cnn_pipelines.trading.research.periods import (
@@ -269,7 +269,7 @@ def cnn_model(context: dg.AssetExecutionContext, image_layout: dict, indicator_p
     arrays = period_arrays(context, data, image_layout)
     x_tr, y_tr, x_va, y_va, d_va = arrays
     dtype, precision_why = choose_precision(arrays, RS, models_dir(lake.root), period_seed(period),
-                                            log=context.log.info)
+                                            log=context.log.info, period=period)
     members = []
     for member in range(RS.seeds):  # member 0 is the single model of seeds = 1, unchanged
         seed, root = member_seed(period, member), models_dir(lake.root, member)
@@ -290,6 +290,8 @@ def cnn_model(context: dg.AssetExecutionContext, image_layout: dict, indicator_p
     first = members[0]
     result, config, fp, ckpt, started = (first["result"], first["config"], first["fingerprint"],
                                          Path(first["checkpoints"]), first["started_from"])
+    unseen_ic, unseen_days, unseen_from = unseen_validation_ic(ckpt, result.ensemble, arrays, previous
+                                                               if RS.warm_start and "warm start" in started else None)
     summary = {
         "period": period, "checkpoints": str(ckpt.resolve()), "fingerprint": fp, "ensemble": result.ensemble,
         "epochs": result.epochs.to_dict("records"), "config": config, "train_rows": int(len(x_tr)),
@@ -306,6 +308,10 @@ def cnn_model(context: dg.AssetExecutionContext, image_layout: dict, indicator_p
         "flops_per_sample_forward": FLOPS_PER_SAMPLE_FORWARD, "model_period": period, "retrained": True,
         "started_from": started, "epochs_trained": int(len(result.epochs)), "stopped_early": result.stopped_early,
         "precision": precision_why,
+        "val_ic_unseen_by_start": rounded(unseen_ic, 4, "n/a (no validation day after the start's own)"),
+        "val_days_unseen_by_start": dg.MetadataValue.md(
+            f"{unseen_days} validation days from {unseen_from}: the ensemble's validation IC on the days its "
+            f"starting weights were not chosen on (all of them when trained from scratch)"),
     }
     if np.isfinite(result.samples_per_s):
         meta["train_samples_per_s"] = round(float(result.samples_per_s))
@@ -316,6 +322,22 @@ def cnn_model(context: dg.AssetExecutionContext, image_layout: dict, indicator_p
     if heat:
         meta["val_ic_heatmap"] = dg.MetadataValue.md(heat)
     return asset_output(context, summary, meta)
+
+
+def unseen_validation_ic(ckpt: Path, ensemble: list[int], arrays, source: str | None) -> tuple[float, int, str]:
+    """(mean daily IC, days, first day) of the ensemble on the validation days after ``source``'s own validation
+    window (the warm start's period; None: every validation day). Those are days neither the start nor its
+    choice saw, so this IC is not flattered by a re-used holdout."""
+    from cnn_pipelines.trading.research.cnn import predict_ensemble
+
+    _, _, x_va, y_va, d_va = arrays
+    dates = pd.to_datetime(pd.Series(d_va)).dt.date.to_numpy()
+    first = fold_for(source, RS, CALENDAR).cutoff if source else (min(dates) if len(dates) else None)
+    fresh = dates >= first if first is not None else np.zeros(len(dates), bool)
+    if not fresh.any() or not ensemble:
+        return float("nan"), 0, str(first)
+    ic = daily_ic(dates[fresh], predict_ensemble(ckpt, ensemble, x_va[fresh]), np.asarray(y_va)[fresh])
+    return (float(ic.mean()) if len(ic) else float("nan")), int(len(ic)), str(first)
 
 
 @dg.asset(**RESEARCH_ASSET)

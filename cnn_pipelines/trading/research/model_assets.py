@@ -3,7 +3,11 @@
 ``cnn_model``, scoring the same test images as ``oos_predictions``."""
 
 
+import os
+import pickle
+import tempfile
 import time
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -13,11 +17,16 @@ from cnn_pipelines.metadata import asset_output
 from cnn_pipelines.plots import rounded, table_markdown
 from cnn_pipelines.trading.evaluation.metrics import oos_ic
 from cnn_pipelines.trading.models import BASELINES, ModelSpec
-from cnn_pipelines.trading.models.autoregressive import ArSettings, ar_fold, fit_predict, monthly_returns
-from cnn_pipelines.trading.models.base import FoldArrays
+from cnn_pipelines.storage import lake as lake_files
+from cnn_pipelines.storage.io_manager import ParquetLakeIOManager
+from cnn_pipelines.trading.evaluation.leaderboard import month_trade_returns
+from cnn_pipelines.trading.models.autoregressive import ArSettings, ar_fold, fit_ar, predict_ar
+from cnn_pipelines.trading.models.base import Fitted, FoldArrays
 from cnn_pipelines.trading.features.assets import SETTINGS
 from cnn_pipelines.trading.features.panel import universe_table
-from cnn_pipelines.trading.research.assets import RESEARCH_ASSET, RS, _load, _window, period_arrays, period_seed
+from cnn_pipelines.trading.research.assets import (
+    RESEARCH_ASSET, RS, _load, _window, period_arrays, period_seed, retrain_plan,
+)
 from cnn_pipelines.trading.research.periods import images_from_table
 
 CNN_MODEL = "cnn_ta"  # the name oos_predictions goes by in model_predictions and the leaderboard
@@ -31,22 +40,48 @@ def predictions_table(images: pd.DataFrame, scores: np.ndarray) -> pd.DataFrame:
     return out
 
 
+def fitted_path(root, model: str, period: str, name: str = "fitted.pkl") -> Path:
+    """Where a comparison model fitted for retrain month ``period`` is kept (under the lake's models folder)."""
+    return Path(root) / "models" / model / period / name
+
+
+def anchor_model_missing(model: str, anchor: str) -> lake_files.MissingPartitionsError:
+    return lake_files.MissingPartitionsError(f"{model}_predictions", [
+        f"{anchor} (retrain_every={RS.retrain_every}: its {model} model predicts this month); materialize "
+        f"research_job for {anchor} first"])
+
+
 def model_predictions_asset(spec: ModelSpec) -> dg.AssetsDefinition:
     @dg.asset(name=f"{spec.name}_predictions", description=f"Walk-forward predictions of {spec.description}.",
               ins={"indicator_panel": _window("indicator_panel"), "forward_returns": _window("forward_returns")},
               **{**RESEARCH_ASSET, "kinds": {"scikit-learn", "parquet"}})
     def _predictions(context: dg.AssetExecutionContext, image_layout: dict, cnn_images: pd.DataFrame,
-                     indicator_panel: pd.DataFrame, forward_returns: pd.DataFrame):
+                     indicator_panel: pd.DataFrame, forward_returns: pd.DataFrame,
+                     lake: dg.ResourceParam[ParquetLakeIOManager]):
+        """Fitted in each retrain month (every month by default) and kept; the months between retrains are
+        predicted by their retrain month's model, as cnn_model's are."""
         period, fold, data = _load(context, indicator_panel, forward_returns)
-        arrays = FoldArrays(*period_arrays(context, data, image_layout))  # built once per period, shared
+        anchor, _ = retrain_plan(period)
         t0 = time.perf_counter()
-        fitted = spec.fit(arrays, period_seed(period))
+        if anchor == period:
+            arrays = FoldArrays(*period_arrays(context, data, image_layout))  # built once per period, shared
+            fitted = spec.fit(arrays, period_seed(period))
+            lake_files.write_bytes(fitted_path(lake.root, spec.name, period), pickle.dumps(fitted))
+            train_rows = int(len(arrays.x_train))
+        else:
+            path = fitted_path(lake.root, spec.name, anchor)
+            if not path.exists():
+                raise anchor_model_missing(spec.name, anchor)
+            fitted: Fitted = pickle.loads(path.read_bytes())
+            train_rows = 0
         out = predictions_table(cnn_images, fitted.predict(images_from_table(cnn_images)))
         ic, se, days = oos_ic(out, RS.target)
-        context.log.info(f"{spec.name} {period}: chosen {fitted.chosen}, test IC {ic:+.4f} over {days} days")
+        context.log.info(f"{spec.name} {period}: model of {anchor}, chosen {fitted.chosen}, test IC {ic:+.4f} "
+                         f"over {days} days")
         return asset_output(context, out, {
             "period": period, "cutoff": str(fold.cutoff), "model": spec.name, "rows": len(out),
-            "train_rows": int(len(arrays.x_train)), "fit_seconds": round(time.perf_counter() - t0, 2),
+            "model_period": anchor, "retrained": anchor == period,
+            "train_rows": train_rows, "fit_seconds": round(time.perf_counter() - t0, 2),
             "chosen_on_validation": dg.MetadataValue.json({k: (float(v) if isinstance(v, float) else v)
                                                            for k, v in fitted.chosen.items()}),
             "validation": dg.MetadataValue.md(table_markdown(pd.DataFrame(fitted.validation), 4)),
@@ -66,10 +101,25 @@ def _months_window(asset: str) -> dg.AssetIn:
         start_offset=-(RS.train_months + AR.lags + 2), end_offset=0, allow_nonexistent_upstream_partitions=True))
 
 
+def save_keras(model, path: Path) -> Path:
+    """A Keras model saved atomically (written beside the target, then renamed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".keras")
+    os.close(fd)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
 @dg.asset(ins={"raw_prices": _months_window("raw_prices")}, **{**RESEARCH_ASSET, "kinds": {"keras", "parquet"}})
-def ar_cnn_predictions(context: dg.AssetExecutionContext, cnn_images: pd.DataFrame, raw_prices: pd.DataFrame):
+def ar_cnn_predictions(context: dg.AssetExecutionContext, cnn_images: pd.DataFrame, raw_prices: pd.DataFrame,
+                       lake: dg.ResourceParam[ParquetLakeIOManager]):
     """Notebook 04's autoregressive 1-D CNN on monthly returns (last 12 months plus the calendar month), fitted
-    on months whose next-month return was realized before the period's cutoff and held for the test month."""
+    on months whose next-month return was realized before the period's cutoff and held for the test month.
+    Fitted in each retrain month and kept; the months between retrains use their retrain month's model."""
     from cnn_pipelines.trading.research.walkforward import fold_for
     from cnn_pipelines.trading.research.assets import CALENDAR
 
@@ -83,21 +133,34 @@ def ar_cnn_predictions(context: dg.AssetExecutionContext, cnn_images: pd.DataFra
     f = ar_fold(raw_prices, universe, period, fold.cutoff, RS.train_months, AR)
     train, months = f.train, f.months
     t0 = time.perf_counter()
-    pred = fit_predict(train, f.inputs, AR, period_seed(period))
+    anchor, _ = retrain_plan(period)
+    path = fitted_path(lake.root, "ar_cnn", anchor, "model.keras")
+    if anchor == period:
+        model = fit_ar(train, AR, period_seed(period))
+        save_keras(model, path)
+    elif not path.exists():
+        raise anchor_model_missing("ar_cnn", anchor)
+    else:
+        import keras
+
+        model = keras.models.load_model(path)
+    pred = predict_ar(model, f.inputs)
     by_ticker = pd.Series(pred, index=f.tickers, dtype="float32")
     out = predictions_table(cnn_images, cnn_images["ticker"].astype(str).map(by_ticker).to_numpy(np.float32))
     ic, se, days = oos_ic(out.dropna(subset=["prediction"]), RS.target)
-    realized = monthly_returns(raw_prices, P)
-    month_done = len(raw_prices) and pd.Timestamp(max(raw_prices["date"])) >= pd.bdate_range(P.start_time, P.end_time)[-1]
+    sessions = CALENDAR.sessions(min(raw_prices["date"]), P.end_time.date())
+    realized = month_trade_returns(raw_prices, P, pd.DatetimeIndex(sessions))  # first open to last open of P
     monthly_ic = float("nan")
-    if month_done and P in realized.index and len(by_ticker) >= 3:
-        month_ret = realized.loc[P].reindex(by_ticker.index)
-        monthly_ic = float(by_ticker.rank().corr(month_ret.rank()))
+    if len(realized) and len(by_ticker) >= 3:
+        pair = pd.DataFrame({"p": by_ticker, "y": realized.reindex(by_ticker.index)}).dropna()
+        monthly_ic = float(pair["p"].rank().corr(pair["y"].rank())) if len(pair) >= 3 else float("nan")
     context.log.info(f"ar_cnn {period}: {len(train[0])} training samples, daily IC {ic:+.4f}, monthly IC {monthly_ic:+.4f}")
     return asset_output(context, out, {
         "period": period, "cutoff": str(fold.cutoff), "model": "ar_cnn", "lags": AR.lags,
-        "training_months": f"{months[0]} .. {months[-1]} (targets through {months[-1] + 1})",
-        "train_samples": int(len(train[0])), "predicted_tickers": int(len(by_ticker)),
+        "model_period": anchor, "retrained": anchor == period,
+        "training_months": (f"{months[0]} .. {months[-1]} (targets through {months[-1] + 1})" if anchor == period
+                            else f"none this month: the model fitted for {anchor}"),
+        "train_samples": int(len(train[0])) if anchor == period else 0, "predicted_tickers": int(len(by_ticker)),
         "rows_without_history": int(out["prediction"].isna().sum()), "fit_seconds": round(time.perf_counter() - t0, 2),
         "mean_daily_ic": rounded(ic, 4, "n/a (no realized labels yet)"),
         "ic_standard_error": rounded(se, 4, "n/a (fewer than two days)"),

@@ -52,19 +52,25 @@ def train_config(rs: ResearchSettings, period: str, seed: int, init: Path | None
 
 
 def choose_precision(arrays: tuple, rs: ResearchSettings, models_root: Path, seed: int,
-                     log: Callable[[str], None] = print, trial_epochs: int = 2) -> tuple[str, str]:
-    """("float32" or "mixed_bfloat16", why), decided once per models folder and machine: bf16 is tried only
-    where the hardware has it, and kept when a short trial's validation IC is within noise of fp32's."""
+                     log: Callable[[str], None] = print, trial_epochs: int = 2,
+                     period: str = "") -> tuple[str, str]:
+    """("float32" or "mixed_bfloat16", why) for ``period``: bf16 is tried only where the hardware has it, and kept
+    when a short trial's validation IC (on ``arrays``, the period's own fold, all before its cutoff) is within
+    noise of fp32's. Point in time: a period reuses the decision of the latest period at or before it (whose data
+    all lay before its own cutoff, so before this one's); a period earlier than every decision on record (a
+    backfill that ran a later month first) decides afresh. Decisions are kept per machine in precision.json."""
     if rs.precision == "fp32":
         return "float32", "fp32: precision setting"
     ok, where = bf16_support()
     if not ok:
         return "float32", f"fp32: {where}"
     record = Path(models_root) / "precision.json"
-    if record.exists():
-        saved = json.loads(record.read_text())
-        if saved.get("where") == where:
-            return saved["dtype"], saved["why"]
+    saved = json.loads(record.read_text()) if record.exists() else {}
+    decisions = saved.get("decisions", {}) if saved.get("where") == where else {}
+    usable = [p for p in decisions if p <= period]
+    if usable:
+        chosen = decisions[max(usable)]
+        return chosen["dtype"], f"{chosen['why']} (decided on {max(usable)})"
     from cnn_pipelines.trading.research.cnn import train_period
 
     trial = dataclasses.replace(rs, epochs=trial_epochs)
@@ -83,8 +89,9 @@ def choose_precision(arrays: tuple, rs: ResearchSettings, models_root: Path, see
     from cnn_pipelines.storage.lake import write_json
 
     dtype = "mixed_bfloat16" if keep else "float32"
-    write_json(record, {"where": where, "dtype": dtype, "why": why})
-    return dtype, why
+    decisions[period] = {"dtype": dtype, "why": why}
+    write_json(record, {"where": where, "decisions": decisions})
+    return dtype, f"{why} (decided on {period})"
 
 
 def walk_forward(panel: pd.DataFrame, targets: pd.DataFrame, periods: list[str], fs: FeatureSettings,
@@ -112,7 +119,7 @@ def walk_forward(panel: pd.DataFrame, targets: pd.DataFrame, periods: list[str],
                               layouts.get(previous) if rs.warm_start else None)
             data, layout = fitted.data, fitted.layout
             if dtype is None:
-                dtype, why = choose_precision(fitted.arrays, rs, models_root, seed, log)
+                dtype, why = choose_precision(fitted.arrays, rs, models_root, seed, log, period=period)
             init, started = (warm_start_source(models_root, previous, period, layout) if rs.warm_start
                              else (None, "from scratch: warm start off"))
             fp = fingerprint(*fitted.arrays[:4], config=train_config(rs, period, seed, init, dtype))

@@ -125,3 +125,16 @@ def nested_subsets(labels: np.ndarray, sizes: list[int], seed: int = 0) -> dict[
     order = [idx[i] for i in range(max(len(p) for p in per_class)) for idx in per_class if i < len(idx)]
     order = np.asarray(order)
     return {n: np.sort(order[:min(n, len(order))]) for n in sizes}
+
+
+def budget_split(idx: np.ndarray, labels: np.ndarray, val_share: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+    """A labelled budget ``idx`` split into (training, validation) indices, class by class: about ``val_share`` of
+    each class's images (at least one where the class has two or more) choose the epoch, the rest train. So a
+    learning-curve point of n labelled images uses n labels in all, not n plus a separate validation set."""
+    train, val = [], []
+    for c in np.unique(labels[idx]):
+        members = idx[labels[idx] == c]
+        k = 0 if len(members) < 2 else max(1, int(round(val_share * len(members))))
+        val.append(members[len(members) - k:])
+        train.append(members[:len(members) - k])
+    return np.sort(np.concatenate(train)).astype(int), np.sort(np.concatenate(val)).astype(int)

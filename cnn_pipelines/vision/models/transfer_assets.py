@@ -26,7 +26,7 @@ from cnn_pipelines.vision.models.assets import checkpoint_metadata
 from cnn_pipelines.vision.models.catalog import TransferSpec
 from cnn_pipelines.vision.models.training import (TrainConfig, architecture, fit_in_memory, train_arrays,
                                                   validation_size)
-from cnn_pipelines.vision.models.transfer import (build_backbone, classification_head, extract_features,
+from cnn_pipelines.vision.models.transfer import (budget_split, build_backbone, classification_head, extract_features,
                                                   nested_subsets, preprocess, stacked)
 from cnn_pipelines.vision.settings import VisionSettings
 
@@ -300,25 +300,29 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
                     continue
                 stage, stage_cfg = ("head", head_cfg) if method == "transfer" else ("from_scratch", scratch_cfg)
                 done = current(s, chain, stage)
+                tr, va = budget_split(idx, y)  # the epoch is chosen on labels counted in the point's budget
+                labelled = len(idx)
                 if len(idx) == len(x) and done["config"] == dataclasses.asdict(stage_cfg):
-                    # all images with the stage's own settings: that is the stage asset's model, not trained twice
-                    acc = done["test_accuracy"]
+                    # all images with the stage's own settings: that is the stage asset's model, not trained twice;
+                    # it chose its epoch on the held-out validation tail, so those labels count too
+                    acc, labelled = done["test_accuracy"], len(x) + len(xv)
                     rec = {k: done[k] for k in ("best_epoch", "epochs_run", "seconds", "val_accuracy")}
                 elif method == "transfer":
                     def start():
                         return compile_classifier(classification_head(fx.shape[1], len(data.names)),
                                                   head_cfg.optimizer, head_cfg.learning_rate)
-                    model, rec = fit_in_memory(start, fx[idx], y[idx], fxv, yv, head_cfg, min_steps)
+                    model, rec = fit_in_memory(start, fx[tr], y[tr], fx[va], y[va], head_cfg, min_steps)
                     acc = accuracy(model, f["test_features"], f["test_labels"])[0]
                 else:
                     def start():
                         net = build_backbone(bb, pretrained=False)
                         return compile_classifier(stacked(net, classification_head(net.output_shape[-1], len(data.names)),
                                                           None), scratch_cfg.optimizer, scratch_cfg.learning_rate)
-                    model, rec = fit_in_memory(start, x[idx], y[idx], xv, yv, scratch_cfg, min_steps, to_input)
+                    model, rec = fit_in_memory(start, x[tr], y[tr], x[va], y[va], scratch_cfg, min_steps, to_input)
                     acc = accuracy(model, data.test_x, data.test_y, to_input)[0]
-                points.append({"requested": n, "labelled_images": int(len(idx)), "method": method,
-                               "test_accuracy": acc, **rec})
+                points.append({"requested": n, "labelled_images": int(labelled), "method": method,
+                               "test_accuracy": acc, "validation_images": int(len(xv) if labelled > len(idx) else len(va)),
+                               **rec})
                 lake.write_json(state_path, {"points": points})  # a killed run resumes at the next point
                 context.log.info(f"{chain.name}: {method} with {len(idx):,} labelled images: {acc:.2%} "
                                  f"({rec['seconds']:.0f} s)")

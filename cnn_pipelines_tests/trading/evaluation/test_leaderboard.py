@@ -103,6 +103,36 @@ def test_leaderboard_ranks_models_on_the_same_rows():
     assert quintile_spread(preds[preds["model"] == "oracle"], "fwd_open_1d") > 0
 
 
+def test_every_model_is_scored_on_the_rows_all_models_predict_and_its_coverage_is_shown():
+    """Issue 29: each model was scored on its own non-missing predictions, so a model that skips young names
+    (ar_cnn) was ranked on another sample than the rest. Here 'partial' predicts only the rows where the oracle
+    is least right; scored on its own rows the oracle would keep its IC above 0.9 on all 20 names. Every model
+    must be scored on the identical (date, ticker) set, the backtest too, with each model's coverage."""
+    from cnn_pipelines.trading.evaluation.leaderboard import same_rows
+    from cnn_pipelines.trading.evaluation.metrics import daily_ic, mean_and_se
+
+    preds, prices, sessions = _market()
+    oracle = preds[preds["model"] == "oracle"]
+    kept = oracle["ticker"].isin([f"T{i:02d}" for i in range(0, 20, 2)])   # half the names, every day
+    partial = oracle.loc[kept].assign(model="partial", prediction=lambda f: -f["prediction"])
+    everything = pd.concat([preds, partial, preds.iloc[:0]], ignore_index=True)
+    everything.loc[(everything["model"] == "noise") & (everything["ticker"] == "T00"), "prediction"] = np.nan
+    board = build_leaderboard(everything, prices, "fwd_open_1d", k=2, cost_bps=5, sessions=sessions)
+    t = board.table.set_index("model")
+    shared, coverage = same_rows(everything)
+    keys = {m: set(zip(f["date"], f["ticker"])) for m, f in shared.groupby("model")}
+    assert keys["oracle"] == keys["noise"] == keys["partial"] and len(keys["oracle"]) == 60 * 9  # T02..T18
+    assert (t["rows"] == 60 * 9).all() and (t["days"] == 60).all()
+    assert coverage.round(3).to_dict() == {"noise": 0.95, "oracle": 1.0, "partial": 0.5}
+    assert t["coverage"].round(3).to_dict() == {"noise": 0.95, "oracle": 1.0, "partial": 0.5}
+    on_shared = shared[shared["model"] == "oracle"]
+    expected, _ = mean_and_se(daily_ic(on_shared["date"].to_numpy(), on_shared["prediction"].to_numpy(float),
+                                       on_shared["fwd_open_1d"].to_numpy(float)))
+    assert t.loc["oracle", "mean_ic"] == pytest.approx(expected)
+    assert t.loc["partial", "mean_ic"] == pytest.approx(-expected)
+    assert list(board.table["model"]) == ["oracle", "noise", "partial"]
+
+
 def test_monthly_ic_scores_a_held_prediction_against_the_month_and_skips_unfinished_months():
     days = pd.bdate_range("2021-01-01", "2021-03-15")
     names = [f"T{i}" for i in range(8)]
@@ -112,7 +142,7 @@ def test_monthly_ic_scores_a_held_prediction_against_the_month_and_skips_unfinis
     close[feb] *= 1 + growth * np.linspace(0.1, 1.0, feb.sum())[:, None]
     close[days > "2021-02-28"] = close[feb][-1]
     prices = pd.DataFrame({"date": np.repeat(days.date, len(names)), "ticker": np.tile(names, len(days)),
-                           "close": close.ravel()})
+                           "open": close.ravel(), "close": close.ravel()})
     frame = []
     for period, sign in (("2021-02-01", 1.0), ("2021-03-01", 1.0)):
         in_month = days[(days >= period) & (days < pd.Timestamp(period) + pd.offsets.MonthBegin(1))]
@@ -123,3 +153,38 @@ def test_monthly_ic_scores_a_held_prediction_against_the_month_and_skips_unfinis
     assert list(ic.index) == ["2021-02-01"] and ic.iloc[0] == pytest.approx(1.0)  # March has not ended
     reversed_ = pd.concat(frame, ignore_index=True).assign(prediction=lambda f: -f["prediction"])
     assert monthly_ic(reversed_, prices).iloc[0] == pytest.approx(-1.0)
+
+
+def test_the_monthly_label_is_first_open_to_last_open_and_a_name_delisted_mid_month_counts():
+    """Issue 29: ar_cnn's monthly IC used close(last session of P-1) -> close(last session of P): the signal's own
+    close (an untradable overnight gap, bid-ask bounce), and it dropped names without a bar on a month end. Here
+    the February closes rank the names one way and the opens the other way (T0..T3 jump at the close the signal
+    is formed on, then give it back), and T4 is delisted in mid-February: scored at its last real price."""
+    from cnn_pipelines.trading.evaluation.leaderboard import month_trade_returns
+
+    days = pd.bdate_range("2021-01-25", "2021-03-05")
+    names = ["T0", "T1", "T2", "T3", "T4"]
+    opens = pd.DataFrame(100.0, index=days, columns=names)
+    feb = (days >= "2021-02-01") & (days <= "2021-02-26")
+    trend = np.array([0.10, 0.05, -0.05, -0.10, 0.0])          # what holding February from its first open earns
+    opens.loc[feb] = 100.0 * (1 + np.outer(np.linspace(0, 1, feb.sum()), trend))
+    closes = opens.copy()
+    closes.loc[days[days < "2021-02-01"][-1]] = 100.0 * (1 + 3 * trend)  # the signal's close: overshoots
+    closes.loc[days > "2021-02-26"] = opens.loc[feb].iloc[-1].to_numpy()
+    opens.loc[days > "2021-02-26"] = opens.loc[feb].iloc[-1].to_numpy()
+    long = opens.stack().rename("open").to_frame().join(closes.stack().rename("close"))
+    long.index.names = ["date", "ticker"]
+    prices = long.reset_index()
+    prices["date"] = prices["date"].dt.date
+    gone = (prices["ticker"] == "T4") & (pd.to_datetime(prices["date"]) > pd.Timestamp("2021-02-12"))
+    prices.loc[(prices["ticker"] == "T4") & (pd.to_datetime(prices["date"]) == pd.Timestamp("2021-02-12")), "close"] = 85.0
+    prices = prices.loc[~gone]
+    r = month_trade_returns(prices, pd.Period("2021-02", "M"))
+    first, last = opens.loc[feb].iloc[0], opens.loc[feb].iloc[-1]
+    assert r[["T0", "T1", "T2", "T3"]].to_numpy() == pytest.approx((last / first - 1)[["T0", "T1", "T2", "T3"]].to_numpy())
+    assert r["T4"] == pytest.approx(85.0 / 100.0 - 1)  # delisted: its last real price, not dropped
+    frame = pd.DataFrame({"period": "2021-02-01", "date": days[feb][0].date(), "ticker": names,
+                          "prediction": [4.0, 3.0, 2.0, 1.0, 0.0]})
+    assert monthly_ic(frame, prices).iloc[0] == pytest.approx(1.0)  # close to close: -1 on T0..T3, T4 dropped
+    assert not len(month_trade_returns(prices[pd.to_datetime(prices["date"]) < pd.Timestamp("2021-02-26")],
+                                       pd.Period("2021-02", "M")))  # the month has not ended

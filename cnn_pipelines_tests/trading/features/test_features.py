@@ -156,3 +156,75 @@ def test_fama_french_csv(tmp_path):
     bad.write_text(",Mkt-RF,SMB,HML,RF\n20240102,1,2,3,0.01\n")
     with pytest.raises(ValueError, match=r"RMW.*CMA"):
         read_fama_french_csv(bad)
+
+
+def test_the_universe_window_counts_sessions_not_weekdays():
+    """Issue 29: universe and forward_returns read universe_window + 5 weekdays of prices, which on NYSE holds
+    fewer sessions than the window (247 of 252 in the full preset), so their trailing medians and members
+    differed from indicator_panel's (which reads far more history). Their input window now holds the whole
+    window of sessions wherever it ends: each day's universe from that window equals the one from all history."""
+    from dataclasses import replace
+
+    from cnn_pipelines.trading.prices.calendar import trading_calendar
+
+    s = replace(FeatureSettings(), calendar="XNYS", universe_size=6, universe_window=252, universe_min_obs=240)
+    cal = trading_calendar("XNYS")
+    sessions = cal.sessions("2016-01-04", "2019-12-31")
+    rng = np.random.default_rng(3)
+    names = [f"N{i}" for i in range(12)]
+    close = 20 * np.exp(np.cumsum(rng.normal(0, 0.02, (len(sessions), len(names))), axis=0))
+    volume = rng.lognormal(10, 1.0, (len(sessions), len(names)))
+    prices = pd.DataFrame({"date": np.repeat(sessions.date, len(names)), "ticker": np.tile(names, len(sessions)),
+                           "open": close.ravel(), "high": close.ravel() * 1.01, "low": close.ravel() * 0.99,
+                           "close": close.ravel(), "volume": volume.ravel()})
+    assert s.universe_lookback > cal.weekdays_spanning(253) > s.universe_window + 5  # the old window: 257 weekdays
+    days = cal.sessions("2019-01-02", "2019-12-31")[::15]
+    whole = universe_table(prices, s, days[0].date(), days[-1].date()).set_index(["date", "ticker"])
+    for day in days:
+        first = pd.bdate_range(end=day, periods=s.universe_lookback + 1)[0]  # the partition mapping's start
+        window = prices[(pd.to_datetime(prices["date"]) >= first) & (pd.to_datetime(prices["date"]) <= day)]
+        alone = universe_table(window, s, day.date(), day.date()).set_index(["date", "ticker"])
+        expected = whole.loc[whole.index.get_level_values("date") == day.date()]
+        pd.testing.assert_frame_equal(alone, expected, check_names=False)
+
+
+def _ff_csv(path, days: pd.DatetimeIndex, seed: int = 0) -> None:
+    """A Ken French-style daily factor file (percent values) over ``days``."""
+    rng = np.random.default_rng(seed)
+    lines = ["Made for a test.", "", ",Mkt-RF,SMB,HML,RMW,CMA,RF"]
+    lines += [f"{d:%Y%m%d}," + ",".join(f"{v:.4f}" for v in rng.normal(0, 1, 5)) + ",0.01" for d in days]
+    path.write_text("\n".join(lines) + "\n\nCopyright\n")
+
+
+def test_factor_betas_use_only_factors_published_by_the_day_and_missing_factors_are_refused(prices, tmp_path):
+    """Issue 29: with CNN_FACTORS_CSV, day t's factor row was used at t's close, although the library publishes
+    it weeks later; past the file's last date the betas turned NaN and the images showed zeros the model never
+    trained on. Day t's betas now come from factors through t - factors_lag sessions, and a day whose betas
+    would need factors the file does not have is refused with a message naming the dates and the way out."""
+    from dataclasses import replace
+
+    from cnn_pipelines.trading.features.panel import FactorsMissingError
+
+    csv = tmp_path / "ff.csv"
+    _ff_csv(csv, pd.bdate_range("2015-01-01", "2017-03-31"))
+    lagged = replace(SMALL, factors_csv=str(csv), factors_lag=5)
+    betas = [c for c in feature_columns(lagged) if "BETA" in c]
+    day, start = "2016-06-30", "2016-06-01"
+    panel = indicator_panel_table(prices, lagged, start, day).set_index(["date", "ticker"])[betas]
+    # the same betas computed on prices that end 5 sessions earlier (so with factors only through then)
+    sessions = sorted(set(pd.to_datetime(prices["date"])))
+    cut = sessions[sessions.index(pd.Timestamp(day)) - 5]
+    early = indicator_panel_table(until(prices, cut), replace(lagged, factors_lag=0), start, cut)
+    early = early.set_index(["date", "ticker"])[betas]
+    last = panel.xs(pd.Timestamp(day).date(), level="date")
+    members = last.index.intersection(early.xs(cut.date(), level="date").index)
+    assert len(members) > 3
+    np.testing.assert_allclose(last.loc[members].to_numpy(), early.xs(cut.date(), level="date").loc[members].to_numpy(),
+                               rtol=1e-5, equal_nan=True)
+    unlagged = indicator_panel_table(prices, replace(lagged, factors_lag=0), start, day).set_index(["date", "ticker"])[betas]
+    assert not np.allclose(unlagged.xs(pd.Timestamp(day).date(), level="date").loc[members].to_numpy(),
+                           last.loc[members].to_numpy(), equal_nan=True)
+    short = tmp_path / "short.csv"
+    _ff_csv(short, pd.bdate_range("2015-01-01", "2016-06-15"))
+    with pytest.raises(FactorsMissingError, match=r"ends on 2016-06-15.*2016-06-30.*through 2016-06-23.*CNN_FACTORS_CSV"):
+        indicator_panel_table(prices, replace(lagged, factors_csv=str(short)), start, day)

@@ -72,3 +72,32 @@ def test_rank_signals_flags_top_and_bottom_k():
     assert out["ticker"].tolist() == ["B", "D", "A", "F", "C", "E"]
     assert out["side"].tolist() == ["long", "long", "none", "none", "short", "short"]
     assert (out["trade_date"] == dt.date(2026, 11, 26)).all()
+
+
+def test_the_materialized_signals_trade_on_the_next_session_across_a_holiday(monkeypatch):
+    """Issue 29: nothing read daily_signals itself, so reverting its trade date to BDay(1) passed every test.
+    Materialized for Wednesday 2024-07-03, before the market's 4 July holiday, its signals trade on Friday
+    2024-07-05, in the table and in the metadata."""
+    import cnn_pipelines.trading.production.assets as production
+
+    monkeypatch.setattr("cnn_pipelines.trading.research.cnn.predict_ensemble",
+                        lambda ckpt, ensemble, x: np.linspace(1.0, -1.0, len(x)))
+    monkeypatch.setattr(production, "to_images", lambda rows, layout: np.zeros((len(rows), 15, 15, 1), np.float32))
+    monkeypatch.setattr(production.ImageLayout, "from_json", staticmethod(lambda doc: None))
+    rows = pd.DataFrame({"date": [dt.date(2024, 7, 3)] * 6, "ticker": list("ABCDEF")})
+    upstream = {"production_model": {"checkpoints": "unused", "ensemble": [1]}, "indicator_panel": rows}
+    stored = {}
+
+    class Lake(dg.IOManager):
+        def load_input(self, context):
+            return upstream[context.asset_key.path[-1]]
+
+        def handle_output(self, context, obj):
+            stored[context.asset_key.path[-1]] = obj
+
+    result = dg.materialize([production_model.to_source_asset(), indicator_panel.to_source_asset(), daily_signals],
+                            partition_key="2024-07-03", resources={"lake": Lake()}, selection=[daily_signals])
+    signals = stored["daily_signals"]
+    assert (signals["trade_date"] == dt.date(2024, 7, 5)).all() and sorted(signals["ticker"]) == list("ABCDEF")
+    meta = result.get_asset_materialization_events()[0].materialization.metadata
+    assert meta["trade_date"].value == "2024-07-05"

@@ -1,6 +1,7 @@
 """The research assets in Dagster for one walk-forward period: wiring, lake outputs, metadata, no retraining."""
 
 import dataclasses
+import re
 
 import dagster as dg
 import duckdb
@@ -63,6 +64,11 @@ def test_metadata_has_rankings_pictures_and_ics(research_lake):
     assert "data:image/png;base64," in meta["cnn_images"]["mean_image_by_decile"].value
     assert "data:image/png;base64," in meta["cnn_model"]["val_ic_heatmap"].value
     assert meta["cnn_model"]["trained_epochs_this_run"].value == RS.epochs
+    # trained from scratch: every validation day is one its starting weights were not chosen on
+    assert -1 <= meta["cnn_model"]["val_ic_unseen_by_start"].value <= 1
+    days, first = re.match(r"(\d+) validation days from (\S+):", meta["cnn_model"]["val_days_unseen_by_start"].value).groups()
+    fold = fold_for(PERIOD, RS, CALENDAR)
+    assert int(days) > 20 and fold.val_start <= pd.Timestamp(first).date() < fold.cutoff
     assert meta["oos_predictions"]["rows"].value > 0
 
 
@@ -141,6 +147,25 @@ def test_between_retrains_a_month_is_predicted_by_the_retrain_periods_model(rese
     assert result.output_for_node("image_layout")["families"] == march_layout["families"]
     preds = result.output_for_node("oos_predictions")
     assert len(preds) and preds["period"].astype(str).eq(april).all() and preds["prediction"].std() > 0
+    # Issue 29: ridge, hgb and ar_cnn refit every month while the CNN reused March's model. Now every model
+    # follows the same anchors: April is scored by the models fitted in March, applied to April's rows.
+    import pickle
+
+    import keras
+
+    from cnn_pipelines.trading.research.model_assets import fitted_path
+    from cnn_pipelines.trading.research.periods import images_from_table
+
+    april_images = result.output_for_node("cnn_images")
+    for model in ("ridge", "hgb", "ar_cnn"):
+        assert meta[f"{model}_predictions"]["model_period"].value == PERIOD, model
+        assert meta[f"{model}_predictions"]["retrained"].value is False, model
+        assert not (root / "models" / model / april).exists(), model
+    for model in ("ridge", "hgb"):
+        march_model = pickle.loads(fitted_path(root, model, PERIOD).read_bytes())
+        got = result.output_for_node(f"{model}_predictions")["prediction"].to_numpy()
+        assert got == pytest.approx(march_model.predict(images_from_table(april_images)), abs=1e-6)
+    assert keras.models.load_model(fitted_path(root, "ar_cnn", PERIOD, "model.keras")) is not None
 
 
 def test_several_seeds_average_their_predictions_and_report_the_spread(research_lake, monkeypatch):

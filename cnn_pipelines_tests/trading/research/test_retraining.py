@@ -43,11 +43,14 @@ def _trained(root, period: str, layout: ImageLayout, val_ics=(0.01, 0.05, 0.02))
                                                          enumerate(val_ics, start=1)]}))
 
 
-def test_a_warm_start_reads_the_best_epoch_of_the_earlier_period_and_never_a_later_one(tmp_path):
+def test_a_warm_start_reads_the_last_epoch_of_the_earlier_period_and_never_a_later_one(tmp_path):
+    """Issue 29: the start was the earlier period's best-validation epoch (epoch 2 here), chosen on a validation
+    window that overlaps this period's: epoch choice and early stopping then re-used a holdout. The start is
+    the last finished epoch, which no validation IC picked."""
     _trained(tmp_path, "2016-06-01", _layout())
     _trained(tmp_path, "2016-08-01", _layout(), val_ics=(0.09, 0.2, 0.3))  # later and better: must not be used
     path, why = warm_start_source(tmp_path, "2016-06-01", "2016-07-01", _layout())
-    assert path == epoch_path(tmp_path / "2016-06-01", 2) and "2016-06-01, epoch 2" in why
+    assert path == epoch_path(tmp_path / "2016-06-01", 3) and "2016-06-01, its last epoch 3" in why
     with pytest.raises(ValueError, match="only an earlier period"):
         warm_start_source(tmp_path, "2016-08-01", "2016-07-01", _layout())
     with pytest.raises(ValueError, match="only an earlier period"):
@@ -136,3 +139,32 @@ def test_with_every_lever_on_nothing_fitted_for_a_period_sees_prices_from_its_cu
     _, _, earlier = fitted(perturbed(cutoff - pd.Timedelta(days=7)), "earlier")
     assert earlier["2016-11-01"]["fingerprint"] != states["2016-11-01"]["fingerprint"]
     assert earlier["2016-09-01"]["fingerprint"] == states["2016-09-01"]["fingerprint"]
+
+
+def test_the_precision_choice_for_a_period_never_saw_a_later_period(tmp_path, monkeypatch):
+    """Issue 29: bf16 vs fp32 was decided once per models folder on whichever period ran first, so a backfill
+    that ran June first chose March's precision on June's data. A period now reuses only a decision made on a
+    period at or before it; an earlier period decides on its own fold's arrays."""
+    from types import SimpleNamespace
+
+    import cnn_pipelines.trading.research.cnn as cnn
+    import cnn_pipelines.trading.research.study as study
+    from cnn_pipelines.trading.settings import ResearchSettings
+
+    seen = []
+
+    def fake_train(x_tr, y_tr, x_va, y_va, d_va, rs, folder, fp, log=None, dtype="float32", **kw):
+        seen.append((int(x_tr[0]), dtype))
+        ic = 0.05 if dtype == "float32" else 0.049
+        return SimpleNamespace(epochs=pd.DataFrame({"val_ic": [ic], "val_ic_se": [0.01]}))
+
+    monkeypatch.setattr(study, "bf16_support", lambda: (True, "a CPU with avx512_bf16"))
+    monkeypatch.setattr(cnn, "train_period", fake_train)
+    rs = ResearchSettings(precision="auto")
+    arrays = {p: (np.array([k]), None, None, None, None) for k, p in enumerate(["2020-03-01", "2020-06-01", "2020-07-01"])}
+    june = study.choose_precision(arrays["2020-06-01"], rs, tmp_path, 1, log=lambda m: None, period="2020-06-01")
+    assert seen == [(1, "float32"), (1, "mixed_bfloat16")] and june[0] == "mixed_bfloat16"
+    march = study.choose_precision(arrays["2020-03-01"], rs, tmp_path, 1, log=lambda m: None, period="2020-03-01")
+    assert seen[2:] == [(0, "float32"), (0, "mixed_bfloat16")] and "decided on 2020-03-01" in march[1]
+    july = study.choose_precision(arrays["2020-07-01"], rs, tmp_path, 1, log=lambda m: None, period="2020-07-01")
+    assert len(seen) == 4 and "decided on 2020-06-01" in july[1]  # June's decision: made before July's cutoff
