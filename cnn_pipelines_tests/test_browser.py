@@ -70,12 +70,14 @@ def ui(tmp_path_factory):
     shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
     env = dict(os.environ, DAGSTER_HOME=str(home), CNN_LAKE_ROOT=str(tmp / "lake"), CNN_SYNTHETIC_TICKERS="12",
                CNN_PRICE_SOURCE="synthetic")
-    launch = [sys.executable, "-m", "cnn_pipelines.launch"]
     seeds = [["price_history_job", "--partition-range", "2019-10-01...2021-05-31"],
              ["trading_job", "--partition-range", f"{RANGE[0]}...{RANGE[1]}"]]
-    for args in seeds:  # through the code location, as make run does
-        proc = subprocess.run([*launch, *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, proc.stderr[-3000:]
+    # through the code location, as make run does: both launches in one process (one import of the project)
+    script = ("import sys; from cnn_pipelines.launch import main\n"
+              f"for args in {seeds!r}:\n    code = main(args)\n    if code: sys.exit(code)")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     port = free_port()
     dagster = str(Path(sys.executable).with_name("dagster"))
     server = subprocess.Popen([dagster, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],

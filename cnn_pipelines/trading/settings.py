@@ -115,9 +115,9 @@ class ResearchSettings:
     def __post_init__(self) -> None:
         if not re.fullmatch(r"fwd_(open_)?\d+d", self.target):
             raise ValueError(f"target must be fwd_open_<H>d or fwd_<H>d, got {self.target!r}")
-        if self.retrain_every < 1 or self.patience < 1 or self.seeds < 1:
-            raise ValueError(f"retrain_every, patience and seeds must be >= 1, got {self.retrain_every}, "
-                             f"{self.patience}, {self.seeds}")
+        if self.retrain_every < 1 or self.patience < 1 or self.seeds < 1 or self.epochs < 1:
+            raise ValueError(f"retrain_every, patience, seeds and epochs must be >= 1, got {self.retrain_every}, "
+                             f"{self.patience}, {self.seeds}, {self.epochs}")
         if self.precision not in ("auto", "fp32"):
             raise ValueError(f"precision must be 'auto' or 'fp32', got {self.precision!r}")
 
@@ -144,7 +144,7 @@ RESEARCH_PRESETS = {
 def current_research_settings() -> ResearchSettings:
     """The preset named by $CNN_PRESET; $CNN_TARGET names the label (default fwd_open_1d), $CNN_WARM_START=0
     trains every period from scratch for all epochs (the book's way), $CNN_RETRAIN_EVERY=k retrains every k
-    months."""
+    months, $CNN_SEEDS=k averages k networks, $CNN_EPOCHS=n caps the epochs of a retrain."""
     env = project_env()
     name = env.get("CNN_PRESET", "demo")
     if name not in RESEARCH_PRESETS:
@@ -158,6 +158,8 @@ def current_research_settings() -> ResearchSettings:
         changes["retrain_every"] = int(env["CNN_RETRAIN_EVERY"])
     if env.get("CNN_SEEDS"):
         changes["seeds"] = int(env["CNN_SEEDS"])
+    if env.get("CNN_EPOCHS"):
+        changes["epochs"] = int(env["CNN_EPOCHS"])
     return replace(RESEARCH_PRESETS[name], **changes)
 
 

@@ -36,7 +36,7 @@ def test_vendor_folder_in_three_layouts_runs_the_main_job_end_to_end(tmp_path: P
     shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
     root = tmp_path / "lake"
     env = dict(os.environ, DAGSTER_HOME=str(home), CNN_LAKE_ROOT=str(root), CNN_PRICE_SOURCE="files",
-               CNN_PRICE_FILES=str(files))
+               CNN_PRICE_FILES=str(files), CNN_EPOCHS="3")  # ingestion and planning are tested, not learning
     env.pop("CNN_EXCHANGE", None)
     proc = subprocess.run([sys.executable, "-m", "cnn_pipelines.main", "--end", "2020-07-31", "--days", "300", "--periods", "2",
                            "--no-vision"],

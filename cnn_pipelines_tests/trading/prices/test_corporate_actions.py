@@ -218,3 +218,31 @@ def test_an_action_survives_a_rejected_ex_date_and_cent_rounding_is_not_an_actio
     cents = pd.DataFrame({"date": days[:5], "ticker": "BBB", "close": [10.00, 10.10, 9.95, 10.20, 10.05],
                           "adj_close": [2.49, 2.51, 2.48, 2.54, 2.50]})
     assert (adjustment_ratios(cents)["adjustment"] == 1.0).all()
+
+
+def test_the_universe_ranks_a_split_name_by_the_dollar_volume_it_really_traded():
+    """Issue 29: the earlier test of dollar volume after a split passed on the old code (the same member won
+    either way). Here one slot is contested: AAA trades $100k a day throughout and splits 2:1 on day 25; BBB
+    trades $95k. Adjusted as of day 35, AAA's earlier volumes are doubled as its prices are halved, so AAA
+    wins; adjusting the prices but not the volumes (the bug) would halve 20 of its 30 window days to $50k and
+    hand the slot to BBB."""
+    from cnn_pipelines.trading.features.panel import universe_table
+
+    days = pd.bdate_range("2021-01-04", periods=40)
+    split = 25
+    aaa_close = np.where(np.arange(40) < split, 100.0, 50.0)
+    aaa_volume = np.where(np.arange(40) < split, 1000.0, 2000.0)
+    rows = [pd.DataFrame({"date": days.date, "ticker": "AAA", "open": aaa_close, "high": aaa_close * 1.01,
+                          "low": aaa_close * 0.99, "close": aaa_close, "volume": aaa_volume,
+                          "adjustment": np.where(np.arange(40) == split, 0.5, 1.0)}),
+            pd.DataFrame({"date": days.date, "ticker": "BBB", "open": 50.0, "high": 50.5, "low": 49.5, "close": 50.0,
+                          "volume": 1900.0, "adjustment": 1.0})]
+    prices = pd.concat(rows, ignore_index=True)
+    s = FeatureSettings(universe_size=1, universe_window=30, universe_min_obs=25, warmup=0)
+    day = days[35].date()
+    members = universe_table(adjust_as_of(prices), s, day, day)
+    assert members["ticker"].tolist() == ["AAA"]
+    assert members["median_dollar_volume"].iloc[0] == pytest.approx(100_000.0)
+    wrong = adjust_as_of(prices).drop(columns="volume").merge(prices[["date", "ticker", "volume"]],
+                                                               on=["date", "ticker"])  # volumes as reported
+    assert universe_table(wrong, s, day, day)["ticker"].tolist() == ["BBB"]  # so the data tells the two apart

@@ -24,6 +24,16 @@ PERIOD = "2015-03-01"
 RESEARCH = [feature_selection, image_layout, cnn_images, cnn_model, oos_predictions, *MODEL_PREDICTIONS]
 
 
+def flag_test_month_jumps(root) -> None:
+    """Mark every 7th label of the test month as failing the jump rule (``<label>_ok`` False), as a stored
+    forward_returns partition does for a name that jumps by more than 50 %: training never sees test-month
+    rows, so only evaluation can tell whether they are scored."""
+    days = [k for k in lake.materialized_keys(root, "forward_returns") if k.startswith(PERIOD[:7])]
+    table = lake.read_partitions(root, "forward_returns", days)
+    table.loc[table.index % 7 == 3, [c for c in table.columns if c.endswith("_ok")]] = False
+    lake.write_partitions(root, "forward_returns", table, days)
+
+
 @pytest.fixture(scope="module")
 def research_lake(tmp_path_factory):
     root = tmp_path_factory.mktemp("lake")
@@ -36,6 +46,7 @@ def research_lake(tmp_path_factory):
     assert run_range([raw_prices], price_start, price_end, res).success
     assert run_range([raw_prices.to_source_asset(), universe, indicator_panel, forward_returns], feat_start, feat_end,
                      res, selection=dg.AssetSelection.assets(universe, indicator_panel, forward_returns)).success
+    flag_test_month_jumps(root)
     sources = [indicator_panel.to_source_asset(), forward_returns.to_source_asset(), universe.to_source_asset(),
                raw_prices.to_source_asset()]
     first = dg.materialize([*sources, *RESEARCH], partition_key=PERIOD, resources=res)
@@ -202,3 +213,22 @@ def test_several_seeds_average_their_predictions_and_report_the_spread(research_
     board = dg.materialize([model_leaderboard], resources={"lake": ParquetLakeIOManager(root=str(root))})
     note = board.get_asset_materialization_events()[0].materialization.metadata["note"].value
     assert "cnn_ta averages 2 seeds" in note and "s.e." in note
+
+
+def test_every_realized_label_is_scored_through_the_assets(research_lake):
+    """Issue 29: the jump rule's training filter (``fwd_open_1d_ok``) once also dropped evaluation rows at the
+    call sites, and the test of ``oos_ic`` alone could not see it come back. Through the assets: the test
+    month's flagged rows are in every model's predictions, and each asset's reported IC counts them."""
+    from cnn_pipelines.trading.evaluation.metrics import oos_ic
+
+    _, first, _ = research_lake
+    meta = {e.materialization.asset_key.path[-1]: e.materialization.metadata
+            for e in first.get_asset_materialization_events()}
+    target = RS.target
+    for asset in ("oos_predictions", "ridge_predictions", "hgb_predictions", "ar_cnn_predictions"):
+        table = first.output_for_node(asset).dropna(subset=["prediction"])
+        flagged = table[~table[f"{target}_ok"].astype(bool) & table[target].notna()]
+        assert len(flagged) > 10, asset
+        everything, filtered = oos_ic(table, target), oos_ic(table[table[f"{target}_ok"].astype(bool)], target)
+        assert meta[asset]["mean_daily_ic"].value == pytest.approx(everything[0], abs=1e-4), asset
+        assert everything[0] != pytest.approx(filtered[0], abs=1e-6), asset
