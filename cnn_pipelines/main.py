@@ -23,7 +23,8 @@ from cnn_pipelines.trading.production.assets import TRAIN_WEEKDAYS
 from cnn_pipelines.trading.research.assets import RS, _window, research_partitions, retrain_plan
 from cnn_pipelines.trading.research.model_assets import _months_window
 from cnn_pipelines.trading.partitions import weekday_partitions
-from cnn_pipelines.trading.settings import current_settings
+from cnn_pipelines.trading.evaluation.metrics import oos_ic
+from cnn_pipelines.trading.settings import current_evaluation_settings, current_settings
 from cnn_pipelines.instance import fail_dead_runs
 from cnn_pipelines.instance import prepare as prepare_instance
 from cnn_pipelines.vision.definitions import DEMO_RUN_CONFIG as VISION_DEMO_RUN_CONFIG
@@ -205,17 +206,15 @@ def summary(root: Path) -> str:
         panel_cols = len(con.execute("describe indicator_panel").fetchall()) - 2
         t = RS.target
         targets = con.execute(f"select count({t}), avg({t}_ok::int) from forward_returns").fetchone()
-        oos = con.execute(f"""
-            with daily as (select period, date, corr(rp, ry) as ic from (
-                select period, date, rank() over (partition by date order by prediction) as rp,
-                       rank() over (partition by date order by {t}) as ry from oos_predictions where {t} is not null)
-                group by period, date having count(*) >= 3)
-            select count(distinct period), count(*), avg(ic), stddev(ic) / sqrt(count(*)) from daily""").fetchone()
+        # the same statistic as every asset reports (metrics.oos_ic), not a second definition in SQL
+        preds = con.execute(f"select period, date, prediction, {t} from oos_predictions").df()
+        ic, se, days = oos_ic(preds, t)
+        oos = (preds["period"].nunique(), days, ic, se)
     return (f"raw_prices: {rows:,} rows, {tickers} tickers, {first} .. {last}\n"
             f"indicator_panel: {panel_rows:,} rows x {panel_cols} features\n"
             f"forward_returns: {targets[0]:,} realized {t} labels, {targets[1] or 0:.2%} trainable\n"
-            f"oos_predictions: {oos[0]} walk-forward periods, {oos[1]} days, mean daily rank IC vs {t} "
-            f"{oos[2] or float('nan'):+.4f} (s.e. {oos[3] or float('nan'):.4f})\n"
+            f"oos_predictions (cnn_ta): {oos[0]} walk-forward periods, {oos[1]} days with a realized {t}, mean daily "
+            f"rank IC {oos[2]:+.4f} (s.e. {oos[3]:.4f})\n"
             + evaluation_summary(root) +
             f"lake: {root.resolve()}  (duckdb {root / lake.CATALOG_FILE} -c \"select * from indicator_panel limit 5\")")
 
@@ -228,7 +227,10 @@ def evaluation_summary(root: Path) -> str:
         s = lake.read_json(summary)
         by_label = ", ".join(f"{k} {v['ic_mean']:+.4f}" for k, v in s.get("label_ic", {}).items()
                              if k.endswith("_1d"))
-        lines.append(f"tearsheet: 1D IC {s['ic']['ic_mean']['1D']:+.4f} (t {s['ic']['t_stat']['1D']:.2f}), "
+        sample = s.get("sample", {})
+        lines.append(f"tearsheet (alphalens, {sample.get('days', '?')} days where every horizon up to "
+                     f"{max(current_evaluation_settings().periods)}D is realized, label {RS.target}): 1D IC {s['ic']['ic_mean']['1D']:+.4f} "
+                     f"(t {s['ic']['t_stat']['1D']:.2f}), "
                      f"top-minus-bottom {s['spread']['top_minus_bottom_bps']['1D']:.1f} bps/day; IC by label: "
                      f"{by_label}; report {(root / 'reports' / 'factor_tearsheet' / 'tearsheet.html').resolve()}")
     with duckdb.connect(str(root / lake.CATALOG_FILE), read_only=True) as con:

@@ -101,7 +101,7 @@ def ui(tmp_path_factory):
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
-            server.wait(timeout=30)
+            server.wait(timeout=5)  # a temporary instance: no graceful shutdown to wait 15 s for
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()

@@ -77,7 +77,8 @@ def test_vendor_folder_in_three_layouts_runs_the_main_job_end_to_end(tmp_path: P
     assert (root / "reports" / "factor_tearsheet" / "tearsheet.html").exists()
     ranking = lake.read_partitions(root, "feature_selection", ["2020-07-01"], "period")
     assert ranking["selected"].sum() == 15
-    assert "mean daily rank IC vs fwd_open_1d" in proc.stdout and "tearsheet: 1D IC" in proc.stdout
+    assert "days with a realized fwd_open_1d, mean daily rank IC" in proc.stdout  # each IC says its sample
+    assert "tearsheet (alphalens, " in proc.stdout and "is realized, label fwd_open_1d): 1D IC" in proc.stdout
 
 
 def test_a_family_this_universe_cannot_compute_is_left_out_not_a_crash():

@@ -275,13 +275,13 @@ def leakage_audit(context: dg.AssetExecutionContext):
     """The real pipeline (raw_prices ... oos_predictions, in a lake of its own) on synthetic markets with
     listings, delistings and missing bars: a null market over several seeds and months, a planted signal,
     and a control with the features shifted one day into the future, which the audit must flag."""
-    from cnn_pipelines.trading.evaluation.audit import MAX_SE, run_audit, verdict
+    from cnn_pipelines.trading.evaluation.audit import FULL_AUDIT, MAX_SE, run_audit, verdict
 
-    table = run_audit(log=context.log.info)
+    table = run_audit(FULL_AUDIT, log=context.log.info)
     ok, why = verdict(table)
     context.log.info(f"leakage audit: {why}")
-    meta = {f"{m.split(' (')[0].replace(' ', '_')}_{k}": float(table.loc[m, k])
-            for m in table.index for k in ("ic", "se")}
+    meta = {f"{m.split(' (')[0].replace(' ', '_').replace(':', '')}_{k}": float(table.loc[m, k])
+            for m in table.index if ": " not in m for k in ("ic", "se")}
     yield asset_output(context, table.reset_index(), {
         **meta, "planted_oracle_ic": float(table.loc["planted signal", "oracle_ic"]), "max_null_se": MAX_SE,
         "target": RS.target, "verdict": why, "table": dg.MetadataValue.md(table.round(4).to_markdown()),

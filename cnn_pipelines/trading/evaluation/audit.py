@@ -55,6 +55,15 @@ class AuditPlan:
     n_tickers: int = 60
     inception: str = "2013-06-03"
     missing_rate: float = 0.005
+    models: tuple[str, ...] = ("cnn_ta",)   # also audited on the null market and the leak: ridge, hgb, ar_cnn
+
+
+# What `--audit` (the leakage_audit asset) runs: every comparison model beside CNN-TA, on the same markets and the
+# same leak. make test runs the default plan (CNN-TA alone) to stay inside its time.
+FULL_AUDIT = AuditPlan(models=("cnn_ta", "ridge", "hgb", "ar_cnn"))
+# ar_cnn reads raw prices (monthly returns), not the indicator panel: the planted leak cannot reach it, so only its
+# null market is judged.
+LEAK_BLIND = frozenset({"ar_cnn"})
 
 
 def shift_features_into_future(panel: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
@@ -77,8 +86,9 @@ def run_market(root: Path, strength: float, seed: int, plan: AuditPlan, periods:
                leak_periods: Sequence[str] = (), log: Callable[[str], None] = print) -> dict[str, pd.DataFrame]:
     """Materialize the real trading and research assets on one synthetic market in the lake at ``root``.
 
-    Returns the test months' oos_predictions (key ``real``) and, when ``leak_periods`` are given, those of
-    the same pipeline re-run after shifting the stored indicator_panel one day into the future (``leak``)."""
+    Returns the test months' predictions of each model in ``plan.models`` (key ``real``: model -> table) and,
+    when ``leak_periods`` are given, those of the same pipeline re-run after shifting the stored indicator_panel
+    one day into the future (``leak``)."""
     import dagster as dg
 
     from cnn_pipelines.trading.features.assets import LOOKAHEAD, SETTINGS, forward_returns, indicator_panel, universe
@@ -110,16 +120,20 @@ def run_market(root: Path, strength: float, seed: int, plan: AuditPlan, periods:
     features = [universe, indicator_panel, forward_returns]
     materialize([raw_prices.to_source_asset(), *features], dg.AssetSelection.assets(*features),
                 **rng(r["feat_start"], r["feat_end"]))
-    research = [feature_selection, image_layout, cnn_images, cnn_model, oos_predictions]
-    sources = [indicator_panel.to_source_asset(), forward_returns.to_source_asset()]
+    from cnn_pipelines.trading.research.model_assets import MODEL_PREDICTIONS, PREDICTION_TABLES
+
+    extra = [a for a in MODEL_PREDICTIONS if a.key.path[-1].removesuffix("_predictions") in plan.models]
+    research = [feature_selection, image_layout, cnn_images, cnn_model, oos_predictions, *extra]
+    sources = [indicator_panel.to_source_asset(), forward_returns.to_source_asset(), raw_prices.to_source_asset()]
+    tables = {m: PREDICTION_TABLES[m] for m in plan.models}
 
     def predictions(periods):
         for p in periods:
             log(f"audit market seed {seed}, signal {strength}: test month {p}")
             materialize([*sources, *research], dg.AssetSelection.assets(*research), partition_key=p)
-        return lake.read_partitions(root, "oos_predictions", list(periods), "period")
+        return {m: lake.read_partitions(root, t, list(periods), "period") for m, t in tables.items()}
 
-    out = {"real": predictions(periods) if periods else pd.DataFrame()}
+    out = {"real": predictions(periods) if periods else {}}
     if leak_periods:
         keys = lake.materialized_keys(root, "indicator_panel")
         panel = lake.read_partitions(root, "indicator_panel", keys)
@@ -146,29 +160,35 @@ def oracle_ic(market: SyntheticMarket, rows: pd.DataFrame, target: str) -> pd.Se
 
 def run_audit(plan: AuditPlan = AuditPlan(), workdir: Path | None = None,
               log: Callable[[str], None] = print) -> pd.DataFrame:
-    """The three markets of the audit through the real assets; one row per market (ic, se, days, oracle)."""
+    """The three markets of the audit through the real assets; one row per market (ic, se, days, oracle) for
+    CNN-TA, and a null-market and a leak row per other model of ``plan.models`` ("null market: ridge", ...)."""
     from cnn_pipelines.trading.research.assets import RS
 
-    real_null, leak_null, planted, oracle = [], [], [], []
+    real_null, leak_null, planted, oracle = {}, {}, [], []
     with tempfile.TemporaryDirectory(dir=workdir, prefix="audit-") as tmp:
         for seed in sorted(set(plan.null_seeds) | set(plan.leak_seeds)):
             out = run_market(Path(tmp) / f"null-{seed}", 0.0, seed, plan,
                              plan.periods if seed in plan.null_seeds else (),
                              plan.leak_periods if seed in plan.leak_seeds else (), log)
-            if seed in plan.null_seeds:
-                real_null.append(out["real"])
-            if "leak" in out:
-                leak_null.append(out["leak"])
+            for model, table in out["real"].items():
+                real_null.setdefault(model, []).append(table)
+            for model, table in out.get("leak", {}).items():
+                leak_null.setdefault(model, []).append(table)
         for seed in plan.planted_seeds:
-            out = run_market(Path(tmp) / f"planted-{seed}", plan.planted_strength, seed, plan, plan.planted_periods,
-                             (), log)
-            planted.append(out["real"])
+            out = run_market(Path(tmp) / f"planted-{seed}", plan.planted_strength, seed,
+                             dataclasses.replace(plan, models=("cnn_ta",)), plan.planted_periods, (), log)
+            planted.append(out["real"]["cnn_ta"])
             market = market_for(MarketConfig(seed=seed, n_tickers=plan.n_tickers, inception=plan.inception,
                                              signal_strength=plan.planted_strength, missing_rate=plan.missing_rate))
-            oracle.append(oracle_ic(market, out["real"], RS.target))
-    rows = [summarize(real_null, RS.target, "null market"),
+            oracle.append(oracle_ic(market, planted[-1], RS.target))
+    rows = [summarize(real_null["cnn_ta"], RS.target, "null market"),
             summarize(planted, RS.target, "planted signal", pd.concat(oracle)),
-            summarize(leak_null, RS.target, "planted leak (control)")]
+            summarize(leak_null["cnn_ta"], RS.target, "planted leak (control)")]
+    for model in [m for m in plan.models if m != "cnn_ta"]:
+        rows.append(summarize([t.dropna(subset=["prediction"]) for t in real_null[model]], RS.target,
+                              f"null market: {model}"))
+        if model not in LEAK_BLIND:
+            rows.append(summarize(leak_null[model], RS.target, f"planted leak (control): {model}"))
     return pd.DataFrame(rows).set_index("market")
 
 
@@ -190,14 +210,26 @@ def audit_passes(null: dict, planted: dict, max_se: float = MAX_SE) -> tuple[boo
 
 def verdict(table: pd.DataFrame, max_se: float = MAX_SE) -> tuple[bool, str]:
     """The audit passes the real pipeline AND flags the planted leak: its IC is more than 2 standard errors
-    from zero, the test a look-ahead fails (an audit that cannot see a one-day leak has no power)."""
+    from zero, the test a look-ahead fails (an audit that cannot see a one-day leak has no power). Every other
+    model audited must have a null-market IC within 2 s.e. of zero and see the same leak."""
     real_ok, real_why = audit_passes(table.loc["null market"], table.loc["planted signal"], max_se)
     leak = table.loc["planted leak (control)"]
     flagged = bool(abs(leak["ic"]) >= 2 * leak["se"])
     why = (f"real pipeline: {real_why}; planted leak: "
            + (f"flagged (IC {leak['ic']:+.4f}, {abs(leak['ic']) / leak['se']:.1f} s.e. from zero)" if flagged
               else f"NOT flagged (IC {leak['ic']:+.4f}, s.e. {leak['se']:.4f}): the audit has no power"))
-    return bool(real_ok) and flagged, why
+    ok = bool(real_ok) and flagged
+    for market in [m for m in table.index if ": " in m]:
+        r = table.loc[market]
+        model = market.split(": ", 1)[1]
+        if market.startswith("null market"):
+            fine = bool(abs(r["ic"]) < 2 * r["se"])
+            why += f"; {model} null IC {r['ic']:+.4f} (s.e. {r['se']:.4f})" + ("" if fine else ": look-ahead?")
+        else:
+            fine = bool(abs(r["ic"]) >= 2 * r["se"])
+            why += f"; {model} leak " + ("flagged" if fine else "NOT flagged")
+        ok = ok and fine
+    return ok, why
 
 
 # ------------------------------------------------------------- the miniature pure-function pipeline

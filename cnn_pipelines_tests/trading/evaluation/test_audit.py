@@ -37,3 +37,25 @@ def test_audit_passes_the_real_pipeline_and_flags_the_planted_leak(audit_table):
     # the verdict fails when the control goes unseen, or when the real pipeline's null IC is off zero
     assert not verdict(t.assign(ic=lambda f: f["ic"].where(f.index != "planted leak (control)", 0.0)))[0]
     assert not verdict(t.assign(ic=lambda f: f["ic"].where(f.index != "null market", 3 * null["se"])))[0]
+
+
+def test_every_audited_model_must_pass_the_null_market_and_see_the_leak():
+    """Issue 29: the audit covered CNN-TA alone. With the comparison models audited (``--audit``), each must have
+    a null-market IC within 2 s.e. of zero and flag the planted leak (ar_cnn, which reads raw prices, has no
+    leak row): one model failing fails the verdict and is named."""
+    from cnn_pipelines.trading.evaluation.audit import FULL_AUDIT, LEAK_BLIND
+
+    assert set(FULL_AUDIT.models) == {"cnn_ta", "ridge", "hgb", "ar_cnn"} and LEAK_BLIND == {"ar_cnn"}
+    rows = {"null market": (0.001, 0.01), "planted signal": (0.2, 0.02), "planted leak (control)": (0.6, 0.02),
+            "null market: ridge": (0.005, 0.01), "planted leak (control): ridge": (0.5, 0.02),
+            "null market: ar_cnn": (-0.01, 0.01)}
+    table = pd.DataFrame([{"market": m, "ic": ic, "se": se, "days": 100, "oracle_ic": 0.3} for m, (ic, se) in rows.items()])
+    table = table.set_index("market")
+    ok, why = verdict(table)
+    assert ok and "ridge leak flagged" in why and "ar_cnn null IC -0.0100" in why
+    blind = table.assign(ic=lambda f: f["ic"].where(f.index != "planted leak (control): ridge", 0.01))
+    ok, why = verdict(blind)
+    assert not ok and "ridge leak NOT flagged" in why
+    biased = table.assign(ic=lambda f: f["ic"].where(f.index != "null market: ar_cnn", 0.05))
+    ok, why = verdict(biased)
+    assert not ok and "ar_cnn null IC +0.0500 (s.e. 0.0100): look-ahead?" in why
