@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--end", default=None, help="last day (default: newest complete weekday, or the last "
                                                     "date the prices hold)")
     parser.add_argument("--periods", type=int, default=3, help="walk-forward test months to train and predict")
-    parser.add_argument("--audit", action="store_true", help="also run the leakage audit (about 6 minutes on 2 cores)")
+    parser.add_argument("--audit", action="store_true", help="also run the leakage audit (about 5 minutes on one core)")
     parser.add_argument("--no-vision", action="store_true", help="skip the vision graphs (image datasets and models)")
     args = parser.parse_args(argv)
     from cnn_pipelines.trading.prices.resources import price_source_from_env

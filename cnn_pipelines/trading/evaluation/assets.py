@@ -274,7 +274,8 @@ def seed_note(root: Path, periods: list[str]) -> str:
 def leakage_audit(context: dg.AssetExecutionContext):
     """The real pipeline (raw_prices ... oos_predictions, in a lake of its own) on synthetic markets with
     listings, delistings and missing bars: a null market over several seeds and months, a planted signal,
-    and a control with the features shifted one day into the future, which the audit must flag."""
+    and a control with the features shifted one day into the future, which the audit must flag; ridge, hgb
+    and ar_cnn on the same null markets, ridge and hgb on the same leak."""
     from cnn_pipelines.trading.evaluation.audit import FULL_AUDIT, MAX_SE, run_audit, verdict
 
     table = run_audit(FULL_AUDIT, log=context.log.info)
