@@ -52,15 +52,22 @@ def load_state(ckpt: Path, fp: str) -> dict:
     return {"fingerprint": fp, "epochs": []}
 
 
+def save_keras(model, path: Path) -> Path:
+    """Save a Keras model atomically: written beside ``path`` under a hidden name, then renamed onto it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+    return path
+
+
 def save_epoch(model, ckpt: Path, state: dict, row: dict, started: float | None = None) -> None:
     """Save the epoch's model, then record it in state.json (in that order: state never names a missing file).
 
     With ``started`` (a ``time.perf_counter()`` reading), ``row["seconds"]`` is the epoch's time including the save.
     """
-    ckpt = Path(ckpt)
-    tmp = ckpt / f".epoch_{row['epoch']:02d}.tmp.keras"
-    model.save(tmp)
-    os.replace(tmp, epoch_path(ckpt, row["epoch"]))
+    save_keras(model, epoch_path(Path(ckpt), row["epoch"]))
     if started is not None:
         row["seconds"] = time.perf_counter() - started
     state["epochs"].append(row)

@@ -145,7 +145,6 @@ class LeanEventLogMixin:
         super()._update_asset_check_evaluation(event, event_id)
 
 
-
 class LeanSqliteEventLogStorage(LeanEventLogMixin, ConsolidatedSqliteEventLogStorage):
     """All events in ``<base_dir>/event_log.db`` (default: ``history/events`` under the instance's root
     directory), kept lean."""
@@ -165,10 +164,6 @@ class LeanSqliteEventLogStorage(LeanEventLogMixin, ConsolidatedSqliteEventLogSto
     @classmethod
     def config_type(cls):
         return {"base_dir": Field(StringSource, is_required=False)}
-
-    @classmethod
-    def from_config_value(cls, inst_data, config_value):
-        return cls(inst_data=inst_data, **config_value)
 
 
 class LeanInMemoryEventLogStorage(LeanEventLogMixin, InMemoryEventLogStorage):

@@ -6,6 +6,8 @@ partition mappings provide it) and returns long tables for the requested output 
 
 from __future__ import annotations
 
+import functools
+import os
 from dataclasses import dataclass
 from itertools import chain
 
@@ -80,10 +82,21 @@ def empty_universe() -> pd.DataFrame:
                          "rank": pd.Series([], dtype="int32"), "median_dollar_volume": pd.Series([], dtype="float64")})
 
 
+@functools.lru_cache(maxsize=4)
+def _factor_file(path: str, mtime_ns: int, size: int) -> pd.DataFrame:
+    return read_fama_french_csv(path)
+
+
+def factor_file(path: str) -> pd.DataFrame:
+    """The factor CSV, parsed once per version of the file (the coverage check and the betas both read it)."""
+    st = os.stat(path)
+    return _factor_file(str(path), st.st_mtime_ns, st.st_size)
+
+
 def factor_returns(bars: WideBars, u: Universe, s: FeatureSettings) -> tuple[np.ndarray, np.ndarray]:
     """(T x 5 factor returns, T risk-free rate) aligned to ``bars.dates``."""
     if s.factors_csv:
-        ff = read_fama_french_csv(s.factors_csv).reindex(bars.dates)
+        ff = factor_file(s.factors_csv).reindex(bars.dates)
         return ff[list(FF_FACTORS)].to_numpy(), ff["RF"].fillna(0.0).to_numpy()
     f = universe_factors(bars.close, bars.has_bar, u.member, u.dollar_volume, s.factor_formation)
     return f, np.zeros(len(bars.dates))
@@ -115,7 +128,7 @@ def check_factor_coverage(bars: WideBars, s: FeatureSettings, last_row: int) -> 
     if need_row < 0:
         return
     need = bars.dates[need_row]
-    last = read_fama_french_csv(s.factors_csv).index.max()
+    last = factor_file(s.factors_csv).index.max()
     if last < need:
         raise FactorsMissingError(
             f"{s.factors_csv} ends on {last.date()}, but the features of {bars.dates[last_row].date()} need factors "

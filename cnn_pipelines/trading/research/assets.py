@@ -284,14 +284,14 @@ def cnn_model(context: dg.AssetExecutionContext, image_layout: dict, indicator_p
         result = train_period(x_tr, y_tr, x_va, y_va, d_va, rs, ckpt, fp, log=context.log.info, init=init,
                               patience=RS.patience if init is not None else None, dtype=dtype,
                               state_extra={"layout": layout_signature(lay), "started_from": started})
-        members.append({"seed": seed, "checkpoints": str(ckpt.resolve()), "ensemble": result.ensemble,
+        members.append({"seed": seed, "checkpoints": str(ckpt.resolve()), "ensemble": result.ensemble, "init": init,
                         "best_val_ic": float(result.epochs["val_ic"].max()), "started_from": started,
                         "result": result, "config": config, "fingerprint": fp})
     first = members[0]
     result, config, fp, ckpt, started = (first["result"], first["config"], first["fingerprint"],
                                          Path(first["checkpoints"]), first["started_from"])
-    unseen_ic, unseen_days, unseen_from = unseen_validation_ic(ckpt, result.ensemble, arrays, previous
-                                                               if RS.warm_start and "warm start" in started else None)
+    unseen_ic, unseen_days, unseen_from = unseen_validation_ic(ckpt, result.ensemble, arrays,
+                                                               previous if first["init"] is not None else None)
     summary = {
         "period": period, "checkpoints": str(ckpt.resolve()), "fingerprint": fp, "ensemble": result.ensemble,
         "epochs": result.epochs.to_dict("records"), "config": config, "train_rows": int(len(x_tr)),

@@ -3,9 +3,7 @@
 ``cnn_model``, scoring the same test images as ``oos_predictions``."""
 
 
-import os
 import pickle
-import tempfile
 import time
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from cnn_pipelines.plots import rounded, table_markdown
 from cnn_pipelines.trading.evaluation.metrics import oos_ic
 from cnn_pipelines.trading.models import BASELINES, ModelSpec
 from cnn_pipelines.storage import lake as lake_files
+from cnn_pipelines.storage.checkpoints import save_keras
 from cnn_pipelines.storage.io_manager import ParquetLakeIOManager
 from cnn_pipelines.trading.evaluation.leaderboard import month_trade_returns
 from cnn_pipelines.trading.models.autoregressive import ArSettings, ar_fold, fit_ar, predict_ar
@@ -99,19 +98,6 @@ def _months_window(asset: str) -> dg.AssetIn:
     """``asset`` (weekday partitions) over the months ar_cnn needs: its lags and training months before P."""
     return dg.AssetIn(asset, partition_mapping=dg.TimeWindowPartitionMapping(
         start_offset=-(RS.train_months + AR.lags + 2), end_offset=0, allow_nonexistent_upstream_partitions=True))
-
-
-def save_keras(model, path: Path) -> Path:
-    """A Keras model saved atomically (written beside the target, then renamed)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".keras")
-    os.close(fd)
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
 
 
 @dg.asset(ins={"raw_prices": _months_window("raw_prices")}, **{**RESEARCH_ASSET, "kinds": {"keras", "parquet"}})

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cnn_pipelines.storage.checkpoints import save_keras
 from cnn_pipelines.vision.models.architectures import edge_filters, filter_network
 
 FILTER_LABELS = ["vertical edge, dark to bright", "vertical edge, bright to dark",
@@ -45,10 +46,7 @@ def run_filter_demo(out_dir: Path) -> FilterDemo:
     conv, pooled = (np.asarray(a)[0] for a in model.predict(image[None], verbose=0))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "edge_filters.keras"
-    tmp = out_dir / ".edge_filters.tmp.keras"
-    model.save(tmp)
-    tmp.replace(path)
+    path = save_keras(model, out_dir / "edge_filters.keras")
     tmp_npz = out_dir / ".activations.tmp.npz"
     np.savez_compressed(tmp_npz, image=image, filters=filters, conv=conv, pooled=pooled)
     tmp_npz.replace(out_dir / "activations.npz")

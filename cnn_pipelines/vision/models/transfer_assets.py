@@ -18,7 +18,7 @@ import pandas as pd
 from cnn_pipelines.metadata import asset_result
 from cnn_pipelines.plots import markdown_image
 from cnn_pipelines.storage import lake
-from cnn_pipelines.storage.checkpoints import fingerprint
+from cnn_pipelines.storage.checkpoints import fingerprint, save_keras
 from cnn_pipelines.vision import reports
 from cnn_pipelines.vision.datasets.catalog import DatasetSpec, class_names, load_numpy
 from cnn_pipelines.vision.models.architectures import compile_classifier, keras
@@ -130,11 +130,7 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
         path = out / "backbone.keras"
         if not path.exists():
             src = keras.models.load_model(ckpt / f"epoch_{epoch:02d}.keras") if bb.application is None else None
-            model = build_backbone(bb, src)
-            out.mkdir(parents=True, exist_ok=True)
-            tmp = out / ".backbone.tmp.keras"
-            model.save(tmp)
-            tmp.replace(path)
+            save_keras(build_backbone(bb, src), path)
         model = keras.models.load_model(path)
         names = [la.name for la in model.layers]
         top = names.index(bb.top_block)
