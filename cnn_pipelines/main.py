@@ -240,8 +240,11 @@ def evaluation_summary(root: Path) -> str:
             lines.append(f"backtest: net Sharpe {mean / sd * 252 ** 0.5:.2f} over {days} days "
                          f"(equity curve {(root / 'reports' / 'backtest' / 'equity_curve.png').resolve()})")
         if "model_leaderboard" in views:
-            board = con.execute("""select rank, model, periods, days, mean_ic, ic_t, monthly_ic, top_minus_bottom_bps,
-                                          mean_daily_turnover, net_sharpe from model_leaderboard order by rank""").df()
+            shown = ["rank", "model", "periods", "days", "rows", "coverage", "mean_ic", "ic_t", "monthly_ic",
+                     "top_minus_bottom_bps", "mean_daily_turnover", "net_sharpe"]
+            have = {r[0] for r in con.execute("describe model_leaderboard").fetchall()}  # older lakes: no rows
+            board = con.execute(f"select {', '.join(c for c in shown if c in have)} from model_leaderboard "
+                                "order by rank").df()
             lines.append("model leaderboard (same walk-forward periods and rows; mean daily rank IC vs "
                          f"{RS.target}, long-short top/bottom K after costs):\n"
                          + board.to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep="n/a")
