@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.stats import spearmanr
 
 from cnn_pipelines.trading.evaluation.metrics import MIN_NAMES, daily_ic, mean_and_se, oos_ic, seed_ic_spread
@@ -97,3 +99,33 @@ def test_seed_spread_of_one_member_is_undefined():
     assert out["seeds"] == 1 and out["ic_seed_mean"] == 1.0 and np.isnan(out["ic_seed_spread"])
     none = seed_ic_spread(base.drop(columns="prediction_seed0"), "y")
     assert none["seeds"] == 0 and np.isnan(none["ic_seed_mean"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(3, 300))
+def test_newey_west_without_lags_is_the_iid_standard_error(seed, n):
+    from cnn_pipelines.trading.evaluation.metrics import mean_and_se, newey_west_se
+
+    x = pd.Series(np.random.default_rng(seed).normal(size=n))
+    assert np.isclose(newey_west_se([x], lags=0), mean_and_se(x)[1])
+    halves = [x.iloc[: n // 2], x.iloc[n // 2:]]
+    assert np.isclose(newey_west_se(halves, lags=0), mean_and_se(x)[1])  # blocks pool their days
+
+
+def test_newey_west_widens_for_persistent_ics_and_keeps_markets_apart():
+    """The audit's null-market ICs: adjacent days share a price and a month's model, so the naive s.e. is too
+    small by about sqrt((1 + rho) / (1 - rho)) for AR(1) persistence rho; separate markets (blocks) add no
+    covariance at their seams."""
+    from cnn_pipelines.trading.evaluation.metrics import mean_and_se, newey_west_se
+
+    rng = np.random.default_rng(7)
+    e = rng.normal(size=40_000)
+    x = np.empty_like(e)
+    x[0] = e[0]
+    for t in range(1, len(e)):
+        x[t] = 0.5 * x[t - 1] + e[t]
+    ratio = newey_west_se([pd.Series(x)], lags=40) / mean_and_se(pd.Series(x))[1]
+    assert 1.6 < ratio < 1.8  # sqrt(3) = 1.73
+    a, b = np.r_[np.zeros(50), 5.0], np.r_[5.0, np.zeros(50)]  # a large value on each side of the seam
+    assert newey_west_se([a, b], lags=1) < newey_west_se([np.r_[a, b]], lags=1)
+    assert np.isnan(newey_west_se([np.array([1.0])]))

@@ -275,10 +275,11 @@ def leakage_audit(context: dg.AssetExecutionContext):
     """The real pipeline (raw_prices ... oos_predictions, in a lake of its own) on synthetic markets with
     listings, delistings and missing bars: a null market over several seeds and months, a planted signal,
     and a control with the features shifted one day into the future, which the audit must flag; ridge, hgb
-    and ar_cnn on the same null markets, ridge and hgb on the same leak."""
-    from cnn_pipelines.trading.evaluation.audit import FULL_AUDIT, MAX_SE, run_audit, verdict
+    and ar_cnn on the same null markets, ridge and hgb on the same leak; then every model again under a retrain
+    cadence of two months (models reused for the month after their retrain)."""
+    from cnn_pipelines.trading.evaluation.audit import CADENCE_AUDIT, FULL_AUDIT, MAX_SE, run_audit, verdict
 
-    table = run_audit(FULL_AUDIT, log=context.log.info)
+    table = pd.concat([run_audit(FULL_AUDIT, log=context.log.info), run_audit(CADENCE_AUDIT, log=context.log.info)])
     ok, why = verdict(table)
     context.log.info(f"leakage audit: {why}")
     meta = {f"{m.split(' (')[0].replace(' ', '_').replace(':', '')}_{k}": float(table.loc[m, k])

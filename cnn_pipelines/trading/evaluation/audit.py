@@ -15,6 +15,10 @@ pipeline (``audit_ic``) the research tests use for quick signal checks.
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,7 +31,7 @@ from cnn_pipelines.trading.prices.calendar import trading_calendar
 from cnn_pipelines.trading.research.cnn import daily_ic, fingerprint, predict_ensemble, train_period
 from cnn_pipelines.trading.research.layout import to_images
 from cnn_pipelines.trading.prices.market import MarketConfig, SyntheticMarket, market_for
-from cnn_pipelines.trading.evaluation.metrics import mean_and_se
+from cnn_pipelines.trading.evaluation.metrics import mean_and_se, newey_west_se
 from cnn_pipelines.trading.features.panel import feature_columns, forward_returns_table, indicator_panel_table
 from cnn_pipelines.trading.research.periods import fit_fold
 from cnn_pipelines.trading.settings import FeatureSettings, ResearchSettings
@@ -56,11 +60,27 @@ class AuditPlan:
     inception: str = "2013-06-03"
     missing_rate: float = 0.005
     models: tuple[str, ...] = ("cnn_ta",)   # also audited on the null market and the leak: ridge, hgb, ar_cnn
+    retrain_every: int = 1                  # the retrain cadence the research assets run under (a subprocess
+                                            # with CNN_RETRAIN_EVERY when it is not the settings' own)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> AuditPlan:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(text).items()})
 
 
 # What `--audit` (the leakage_audit asset) runs: every comparison model beside CNN-TA, on the same markets and the
-# same leak. make test runs the default plan (CNN-TA alone) to stay inside its time.
+# same leak, then the same again under a retrain cadence of 2 months. make test runs the default plan (CNN-TA
+# alone, monthly) to stay inside its time.
 FULL_AUDIT = AuditPlan(models=("cnn_ta", "ridge", "hgb", "ar_cnn"))
+# Under the cadence two of the four null months and one of the two leak months are predicted by the model fitted
+# for the month before (the periods are moved so that each run starts on a retrain month): a reused model, its
+# layout and its scaler must not see the later month, and a leak in the retrain month's training must still show
+# in the month it is reused. No planted signal: the leak control already shows the audit's power.
+CADENCE_AUDIT = AuditPlan(models=("cnn_ta", "ridge", "hgb", "ar_cnn"), retrain_every=2, planted_seeds=(),
+                          leak_periods=("2016-05-01", "2016-06-01"))
 # ar_cnn reads raw prices (monthly returns), not the indicator panel: the planted leak cannot reach it, so only its
 # null market is judged.
 LEAK_BLIND = frozenset({"ar_cnn"})
@@ -144,10 +164,13 @@ def run_market(root: Path, strength: float, seed: int, plan: AuditPlan, periods:
 
 
 def summarize(preds: Sequence[pd.DataFrame], target: str, market: str, oracle: pd.Series | None = None) -> dict:
-    """Mean daily rank IC of the predictions against every realized label, its standard error and days."""
-    ic = pd.concat([daily_ic(p["date"].to_numpy(), p["prediction"].to_numpy(), p[target].to_numpy()) for p in preds])
-    mean, se = mean_and_se(ic)
-    return {"market": market, "ic": mean, "se": se, "days": int(len(ic)),
+    """Mean daily rank IC of the predictions against every realized label, its standard error and days. ``se``
+    is Newey-West over each market's days (adjacent labels share a price, a month's model persists); ``se_iid``
+    the naive one, for comparison."""
+    blocks = [daily_ic(p["date"].to_numpy(), p["prediction"].to_numpy(), p[target].to_numpy()) for p in preds]
+    ic = pd.concat(blocks)
+    mean, se_iid = mean_and_se(ic)
+    return {"market": market, "ic": mean, "se": newey_west_se(blocks), "se_iid": se_iid, "days": int(len(ic)),
             "oracle_ic": float(oracle.mean()) if oracle is not None and len(oracle) else 0.0}
 
 
@@ -158,12 +181,34 @@ def oracle_ic(market: SyntheticMarket, rows: pd.DataFrame, target: str) -> pd.Se
     return daily_ic(joined["date"].to_numpy(), joined["expected_return"].to_numpy(), joined[target].to_numpy())
 
 
+def aligned_to_cadence(periods: Sequence[str], first: str, every: int) -> tuple[str, ...]:
+    """``periods`` moved forward by the fewest whole months that make the first a retrain month (counted from
+    research period ``first`` every ``every`` months): a run that starts on a month between retrains would
+    need a model the run never fitted."""
+    if not periods:
+        return ()
+    from cnn_pipelines.trading.research.retraining import months_from
+
+    shift = -months_from(first, periods[0]) % every
+    return tuple(str((pd.Period(pd.Timestamp(p), "M") + shift).start_time.date()) for p in periods)
+
+
 def run_audit(plan: AuditPlan = AuditPlan(), workdir: Path | None = None,
               log: Callable[[str], None] = print) -> pd.DataFrame:
-    """The three markets of the audit through the real assets; one row per market (ic, se, days, oracle) for
-    CNN-TA, and a null-market and a leak row per other model of ``plan.models`` ("null market: ridge", ...)."""
-    from cnn_pipelines.trading.research.assets import RS
+    """The audit's markets through the real assets; one row per market (ic, se, days, oracle). The default plan
+    gives CNN-TA's null market, planted signal and planted leak, and a null-market and a leak row per other model
+    of ``plan.models`` ("null market: ridge", ...). Under a retrain cadence (``plan.retrain_every`` > 1) every
+    model's rows carry it ("null market: cnn_ta, retrain every 2") and the run happens in a subprocess with
+    ``CNN_RETRAIN_EVERY`` set, since the research assets read their settings once, at import."""
+    from cnn_pipelines.trading.research.assets import FIRST_PERIOD, RS
 
+    if plan.retrain_every != RS.retrain_every:
+        return _run_in_subprocess(plan, workdir, log)
+    plan = dataclasses.replace(plan, **{k: aligned_to_cadence(getattr(plan, k), FIRST_PERIOD, plan.retrain_every)
+                                        for k in ("periods", "planted_periods", "leak_periods")})
+    if plan.retrain_every > 1:
+        log(f"audit under retrain_every={plan.retrain_every}: null months {', '.join(plan.periods)}; "
+            f"leak months {', '.join(plan.leak_periods)}")
     real_null, leak_null, planted, oracle = {}, {}, [], []
     with tempfile.TemporaryDirectory(dir=workdir, prefix="audit-") as tmp:
         for seed in sorted(set(plan.null_seeds) | set(plan.leak_seeds)):
@@ -181,26 +226,58 @@ def run_audit(plan: AuditPlan = AuditPlan(), workdir: Path | None = None,
             market = market_for(MarketConfig(seed=seed, n_tickers=plan.n_tickers, inception=plan.inception,
                                              signal_strength=plan.planted_strength, missing_rate=plan.missing_rate))
             oracle.append(oracle_ic(market, planted[-1], RS.target))
-    rows = [summarize(real_null["cnn_ta"], RS.target, "null market"),
-            summarize(planted, RS.target, "planted signal", pd.concat(oracle)),
-            summarize(leak_null["cnn_ta"], RS.target, "planted leak (control)")]
-    for model in [m for m in plan.models if m != "cnn_ta"]:
+    suffix = f", retrain every {plan.retrain_every}" if plan.retrain_every > 1 else ""
+    rows, models = [], list(plan.models)
+    if not suffix:
+        rows = [summarize(real_null["cnn_ta"], RS.target, "null market"),
+                summarize(planted, RS.target, "planted signal", pd.concat(oracle)),
+                summarize(leak_null["cnn_ta"], RS.target, "planted leak (control)")]
+        models.remove("cnn_ta")
+    for model in models:
         rows.append(summarize([t.dropna(subset=["prediction"]) for t in real_null[model]], RS.target,
-                              f"null market: {model}"))
-        if model not in LEAK_BLIND:
-            rows.append(summarize(leak_null[model], RS.target, f"planted leak (control): {model}"))
-    return pd.DataFrame(rows).set_index("market")
+                              f"null market: {model}{suffix}"))
+        if model not in LEAK_BLIND and model in leak_null:
+            rows.append(summarize(leak_null[model], RS.target, f"planted leak (control): {model}{suffix}"))
+    return pd.DataFrame(rows, columns=["market", "ic", "se", "se_iid", "days", "oracle_ic"]).set_index("market")
 
 
-def audit_passes(null: dict, planted: dict, max_se: float = MAX_SE) -> tuple[bool, str]:
-    """Null IC within 2 standard errors of zero with a standard error of at most ``max_se``, and the planted
-    signal above zero by more than 2 standard errors."""
-    null_ok = abs(null["ic"]) < 2 * null["se"]
+def _run_in_subprocess(plan: AuditPlan, workdir: Path | None, log: Callable[[str], None]) -> pd.DataFrame:
+    """``run_audit(plan)`` in a fresh interpreter whose settings carry the plan's retrain cadence."""
+    with tempfile.TemporaryDirectory(dir=workdir, prefix="audit-cadence-") as tmp:
+        out = Path(tmp) / "table.parquet"
+        env = {**os.environ, "CNN_RETRAIN_EVERY": str(plan.retrain_every)}
+        cmd = [sys.executable, "-m", "cnn_pipelines.trading.evaluation.audit", plan.to_json(), str(out), tmp]
+        with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+            tail: list[str] = []
+            for line in proc.stdout:
+                tail = [*tail[-40:], line.rstrip()]
+                if line.startswith("audit "):
+                    log(line.rstrip())
+        if proc.returncode != 0 or not out.exists():
+            raise RuntimeError(f"the audit under retrain_every={plan.retrain_every} failed "
+                               f"(exit {proc.returncode}):\n" + "\n".join(tail))
+        return pd.read_parquet(out)
+
+
+def null_bound(tests: int) -> float:
+    """Standard errors a null-market IC may sit from zero when ``tests`` null markets are judged together: 2 for
+    one (the usual 95 %), Bonferroni beyond (2.5 for 4, 2.7 for 8), so a pipeline without look-ahead fails the
+    audit by chance at most 5 % of the time however many models it judges, instead of 1 - 0.95^k."""
+    from scipy.stats import norm
+
+    return 2.0 if tests <= 1 else max(2.0, float(norm.ppf(1 - 0.025 / tests)))
+
+
+def audit_passes(null: dict, planted: dict, max_se: float = MAX_SE, bound: float = 2.0) -> tuple[bool, str]:
+    """Null IC within ``bound`` (2) standard errors of zero with a standard error of at most ``max_se``, and the
+    planted signal above zero by more than 2 standard errors."""
+    null_ok = abs(null["ic"]) < bound * null["se"]
     se_ok = null["se"] <= max_se
     planted_ok = planted["ic"] > 2 * planted["se"]
     why = []
     if not null_ok:
-        why.append(f"null-market IC {null['ic']:+.4f} is more than 2 s.e. ({null['se']:.4f}) from zero: look-ahead?")
+        why.append(f"null-market IC {null['ic']:+.4f} is more than {bound:.2f} s.e. ({null['se']:.4f}) from zero: "
+                   "look-ahead?")
     if not se_ok:
         why.append(f"null-market s.e. {null['se']:.4f} above {max_se}: too few test days to tell")
     if not planted_ok:
@@ -211,19 +288,24 @@ def audit_passes(null: dict, planted: dict, max_se: float = MAX_SE) -> tuple[boo
 def verdict(table: pd.DataFrame, max_se: float = MAX_SE) -> tuple[bool, str]:
     """The audit passes the real pipeline AND flags the planted leak: its IC is more than 2 standard errors
     from zero, the test a look-ahead fails (an audit that cannot see a one-day leak has no power). Every other
-    model audited must have a null-market IC within 2 s.e. of zero and see the same leak."""
-    real_ok, real_why = audit_passes(table.loc["null market"], table.loc["planted signal"], max_se)
+    model (and cadence) audited must have a null-market IC near zero and see the same leak. With k null markets
+    judged, "near" is ``null_bound(k)`` standard errors (2 for CNN-TA alone, 2.73 for --audit's eight)."""
+    nulls = [m for m in table.index if m.startswith("null market")]
+    bound = null_bound(len(nulls))
+    real_ok, real_why = audit_passes(table.loc["null market"], table.loc["planted signal"], max_se, bound)
     leak = table.loc["planted leak (control)"]
     flagged = bool(abs(leak["ic"]) >= 2 * leak["se"])
     why = (f"real pipeline: {real_why}; planted leak: "
            + (f"flagged (IC {leak['ic']:+.4f}, {abs(leak['ic']) / leak['se']:.1f} s.e. from zero)" if flagged
               else f"NOT flagged (IC {leak['ic']:+.4f}, s.e. {leak['se']:.4f}): the audit has no power"))
     ok = bool(real_ok) and flagged
+    if len(nulls) > 1:
+        why += f"; {len(nulls)} null markets judged together: each within {bound:.2f} s.e. of zero (Bonferroni)"
     for market in [m for m in table.index if ": " in m]:
         r = table.loc[market]
         model = market.split(": ", 1)[1]
         if market.startswith("null market"):
-            fine = bool(abs(r["ic"]) < 2 * r["se"])
+            fine = bool(abs(r["ic"]) < bound * r["se"])
             why += f"; {model} null IC {r['ic']:+.4f} (s.e. {r['se']:.4f})" + ("" if fine else ": look-ahead?")
         else:
             fine = bool(abs(r["ic"]) >= 2 * r["se"])
@@ -270,3 +352,13 @@ def audit_ic(strength: float, seed: int = 2, periods=AUDIT_PERIODS, fs: FeatureS
     return {"signal_strength": strength, "ic": mean, "se": se, "days": int(len(ic)),
             "oracle_ic": float(pd.concat(oracle).mean()) if strength > 0 else 0.0}
 
+
+
+if __name__ == "__main__":  # the audit under another retrain cadence: python -m ... PLAN_JSON OUT.parquet WORKDIR
+    from cnn_pipelines.trading.research.assets import RS as _RS
+
+    _plan = AuditPlan.from_json(sys.argv[1])
+    if _plan.retrain_every != _RS.retrain_every:  # a settings file that overrides the environment: never recurse
+        sys.exit(f"the research settings run retrain_every={_RS.retrain_every}, the plan {_plan.retrain_every}")
+    _table = run_audit(_plan, Path(sys.argv[3]), log=lambda m: print(m, flush=True))
+    _table.to_parquet(sys.argv[2])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -26,6 +28,26 @@ def mean_and_se(ic: pd.Series) -> tuple[float, float]:
     mean = float(ic.mean()) if len(ic) else float("nan")
     se = float(ic.std() / np.sqrt(len(ic))) if len(ic) > 1 else float("nan")
     return mean, se
+
+
+def newey_west_se(blocks: Sequence[pd.Series], lags: int | None = None) -> float:
+    """Standard error of the pooled mean of daily IC series that may be autocorrelated within each block
+    (Newey-West, Bartlett weights; no covariance across blocks, e.g. separate markets). Adjacent days' labels
+    share prices (an open-to-open label's exit is the next label's entry) and a month's model and slow features
+    persist, so the i.i.d. ``mean_and_se`` understates the spread. ``lags`` defaults to 4 (N/100)^(2/9)."""
+    xs = [np.asarray(b, dtype=float) for b in blocks]
+    xs = [x[np.isfinite(x)] for x in xs]
+    n = sum(len(x) for x in xs)
+    if n < 2:
+        return float("nan")
+    mean = sum(x.sum() for x in xs) / n
+    xs = [x - mean for x in xs]
+    lags = int(4 * (n / 100) ** (2 / 9)) if lags is None else lags
+    var = sum(float(x @ x) for x in xs)
+    for lag in range(1, lags + 1):
+        weight = 1 - lag / (lags + 1)
+        var += 2 * weight * sum(float(x[lag:] @ x[:-lag]) for x in xs if len(x) > lag)
+    return float(np.sqrt(max(var, 0.0) * n / (n - 1)) / n)
 
 
 def oos_ic(predictions: pd.DataFrame, label: str) -> tuple[float, float, int]:
