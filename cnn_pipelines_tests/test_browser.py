@@ -124,12 +124,15 @@ def _open(page, url: str, path: str) -> None:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     page.goto(url + path, wait_until="networkidle")
+    if getattr(page, "_cnn_dialog_done", False):
+        return  # dismissed once: Dagster remembers it for this browser, so no 4 s wait on every page
     skip = page.get_by_role("button", name="Skip")  # the first visit's community dialog opens a moment late
     try:
         skip.first.wait_for(state="visible", timeout=4000)
         skip.first.click()
+        page._cnn_dialog_done = True
     except PlaywrightTimeout:
-        pass  # already dismissed in this browser
+        pass  # not shown (yet): look again on the next page
 
 
 def test_dagster_dev_serves_the_ui_and_lists_the_assets(ui):
