@@ -20,10 +20,12 @@ setup(
     packages=find_packages(exclude=["cnn_pipelines_tests", "benchmarks"]),
     python_requires=">=3.11,<3.13",
     install_requires=[
-        # 1.13: cnn_pipelines/storage/events.py overrides two private hooks of Dagster's SQL event storage
-        # (test_history_size.py fails if they stop being called)
-        "dagster>=1.13,<1.14",
-        "dagster-webserver>=1.13,<1.14",
+        # cnn_pipelines/storage/events.py overrides two private hooks of Dagster's SQL event storage
+        # (test_history_size.py fails if they stop being called). Exact pins: every Dagster integration of a
+        # release (dagster-postgres and dagster-celery 0.29.27 here) requires one exact dagster version.
+        "dagster==1.13.27",
+        "dagster-webserver==1.13.27",
+        "dagster-postgres==0.29.27",  # the cluster instance (deploy/cluster/dagster.yaml); brings psycopg2-binary
         tensorflow_requirement(),
         "pandas>=2.2,<3",  # alphalens-reloaded and ta are not yet validated on pandas 3
         "numpy>=1.26,<2.3",
