@@ -46,7 +46,11 @@ setup(
         "exchange_calendars>=4.5",  # real exchange sessions (holidays, early closes) for real price sources
     ],
     extras_require={
+        # Runs on Celery workers through a Redis broker (deploy/cluster/dagster.yaml); Redis itself is
+        # Debian's redis-server.
+        "cluster": ["dagster-celery[redis]==0.29.27"],
         "dev": [
+            "dagster-celery[redis]==0.29.27",  # the cluster test (test_cluster.py)
             "pytest>=8",
             "pytest-timeout>=2.3",
             "pytest-xdist>=3.5",  # make test: two workers, one test module per worker at a time

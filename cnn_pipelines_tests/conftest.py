@@ -109,3 +109,65 @@ def pytest_collection_modifyitems(config, items):
         if module(item) in FAST_MODULES or module(item).startswith("core/"):
             item.add_marker(pytest.mark.fast)
     items.sort(key=lambda item: rank.get(module(item), len(rank)))  # stable: file order kept within each rank
+
+
+# ------------------------------------------------------------------------------ cluster servers (issue 30)
+
+def need_servers(*names: str) -> None:
+    """Skip unless the named cluster servers ("postgres", "redis", "celery") can start here; under CI, where
+    .ci/run installs them, fail instead."""
+    import shutil as sh
+
+    from cnn_pipelines.cluster.servers import ServerError, postgres_bin
+
+    missing = []
+    for name in names:
+        try:
+            if name == "postgres":
+                import dagster_postgres  # noqa: F401
+                postgres_bin()
+            elif name == "redis" and sh.which("redis-server") is None:
+                missing.append("redis-server (apt-get install redis-server)")
+            elif name == "celery":
+                import dagster_celery  # noqa: F401
+                import redis  # noqa: F401
+        except (ImportError, ServerError) as err:
+            missing.append(str(err))
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"needs {'; '.join(missing)}; .ci/run installs it")
+        pytest.skip(f"needs {'; '.join(missing)}")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_dir(prefix: str) -> Path:
+    """A folder under /tmp that the postgres user may enter (pytest's own folders are closed to other users)."""
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A PostgreSQL server on 127.0.0.1 started by the project's own script, for one test module: its URL."""
+    import shutil as sh
+
+    from cnn_pipelines.cluster.servers import start_postgres, stop_postgres
+
+    need_servers("postgres")
+    data = server_dir("cnn-pg-") / "data"
+    url = start_postgres(data, free_port())
+    try:
+        yield url
+    finally:
+        stop_postgres(data)
+        sh.rmtree(data.parent, ignore_errors=True)

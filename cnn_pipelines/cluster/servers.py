@@ -1,10 +1,14 @@
-"""Start and stop the servers of a cluster deployment on this machine: PostgreSQL (the instance's database).
+"""Start and stop the servers of a cluster deployment on this machine: PostgreSQL (the instance's database),
+Redis (the Celery broker) and Celery workers (which execute the runs).
 
-    python -m cnn_pipelines.cluster.servers postgres start DIR [--port 5433]   # prints the instance's URL
-    python -m cnn_pipelines.cluster.servers postgres stop DIR
+    python -m cnn_pipelines.cluster.servers postgres start DIR [--port 5433]   # prints CNN_POSTGRES_URL
+    python -m cnn_pipelines.cluster.servers redis start DIR [--port 6380]      # prints CNN_CELERY_BROKER
+    python -m cnn_pipelines.cluster.servers worker start DIR [--name w1]       # DAGSTER_HOME etc. from the env
+    python -m cnn_pipelines.cluster.servers {postgres,redis,worker} stop DIR [--name w1]
 
-PostgreSQL comes from Debian (``apt-get install postgresql``; binaries under /usr/lib/postgresql/*/bin).
-``initdb`` refuses to run as root, so as root the cluster is created and run as the ``postgres`` user.
+PostgreSQL and Redis come from Debian (``apt-get install postgresql redis-server``). ``initdb`` refuses to run
+as root, so as root the database cluster is created and run as the ``postgres`` user. Every server listens on
+127.0.0.1 unless its own configuration says otherwise.
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ import argparse
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 DATABASE = "dagster"
@@ -86,19 +92,98 @@ def stop_postgres(data_dir: Path) -> None:
          "pg_ctl stop")
 
 
+def redis_url(port: int) -> str:
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def start_redis(data_dir: Path, port: int = 6380) -> str:
+    """Start redis-server on 127.0.0.1:``port`` in the background (no snapshots: the broker's queue is
+    transient; a lost run is requeued by the run monitor); returns the broker URL."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise ServerError("Redis is not installed: apt-get install redis-server")
+    data_dir = Path(data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    _run([exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir), "--save", "",
+          "--appendonly", "no", "--daemonize", "yes", "--pidfile", str(data_dir / "redis.pid"),
+          "--logfile", str(data_dir / "redis.log")], "redis-server")
+    for _ in range(100):
+        if subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True).stdout.strip() \
+                == "PONG":
+            return redis_url(port)
+        time.sleep(0.05)
+    raise ServerError(f"redis-server did not answer on port {port} (log: {data_dir / 'redis.log'})")
+
+
+def stop_redis(data_dir: Path) -> None:
+    _stop_pidfile(Path(data_dir).resolve() / "redis.pid", "redis-server")
+
+
+def start_worker(data_dir: Path, name: str = "worker1") -> int:
+    """Start a Celery worker of the project's app (``cnn_pipelines.cluster.celery_app``) in the background: one
+    run at a time, on the queue the run launcher sends to. It reads DAGSTER_HOME, CNN_CELERY_BROKER,
+    CNN_POSTGRES_URL and CNN_LAKE_ROOT from the environment. Returns its pid (also in DIR/NAME.pid)."""
+    data_dir = Path(data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for var in ("DAGSTER_HOME", "CNN_CELERY_BROKER"):
+        if not os.environ.get(var):
+            raise ServerError(f"a worker needs {var} in its environment")
+    log = open(data_dir / f"{name}.log", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "cnn_pipelines.cluster.celery_app", "worker",
+                             "--pool", "solo", "-Q", "dagster", "-n", f"{name}@%h", "--loglevel", "INFO"],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    (data_dir / f"{name}.pid").write_text(str(proc.pid))
+    return proc.pid
+
+
+def stop_worker(data_dir: Path, name: str = "worker1") -> None:
+    """Warm shutdown: the worker finishes its current run first (SIGTERM), killed after 60 s."""
+    _stop_pidfile(Path(data_dir).resolve() / f"{name}.pid", f"worker {name}", grace=60)
+
+
+def _stop_pidfile(pidfile: Path, what: str, grace: float = 10) -> None:
+    if not pidfile.exists():
+        raise ServerError(f"{what} is not running here ({pidfile} is missing)")
+    pid = int(pidfile.read_text().strip())
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pidfile.unlink(missing_ok=True)
+        return
+    deadline = time.time() + grace
+    while time.time() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        try:
+            os.waitpid(pid, os.WNOHANG)  # our own child: reap it
+        except ChildProcessError:
+            pass
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+    pidfile.unlink(missing_ok=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cnn_pipelines.cluster.servers", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("server", choices=["postgres"])
+    parser.add_argument("server", choices=["postgres", "redis", "worker"])
     parser.add_argument("action", choices=["start", "stop"])
     parser.add_argument("dir", type=Path, help="the server's data folder")
-    parser.add_argument("--port", type=int, default=5433)
+    parser.add_argument("--port", type=int, help="postgres: 5433, redis: 6380")
+    parser.add_argument("--name", default="worker1", help="a worker's name")
     args = parser.parse_args(argv)
     try:
-        if args.action == "start":
-            print(start_postgres(args.dir, args.port))
+        if args.server == "postgres":
+            print(start_postgres(args.dir, args.port or 5433)) if args.action == "start" else stop_postgres(args.dir)
+        elif args.server == "redis":
+            print(start_redis(args.dir, args.port or 6380)) if args.action == "start" else stop_redis(args.dir)
+        elif args.action == "start":
+            print(start_worker(args.dir, args.name))
         else:
-            stop_postgres(args.dir)
+            stop_worker(args.dir, args.name)
     except ServerError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from cnn_pipelines.cluster import TRAINS
 from cnn_pipelines.storage import lake
 from cnn_pipelines.trading.evaluation.assets import backtest, factor_tearsheet, leakage_audit, model_leaderboard
 from cnn_pipelines.trading.research.model_assets import MODEL_PREDICTIONS
@@ -31,6 +32,7 @@ research_job = dg.define_asset_job(
     "research_job",
     selection=dg.AssetSelection.groups("research"),
     partitions_def=research_partitions,
+    tags=TRAINS,
     description="One walk-forward period: selection, layout, images, CNN training, out-of-sample predictions.",
 )
 
@@ -43,6 +45,7 @@ evaluation_job = dg.define_asset_job(
 audit_job = dg.define_asset_job(
     "audit_job",
     selection=dg.AssetSelection.assets(leakage_audit),
+    tags=TRAINS,
     description="The leakage audit: the real pipeline on null, planted-signal and planted-leak markets (minutes).",
 )
 

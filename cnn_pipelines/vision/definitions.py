@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dagster as dg
 
+from cnn_pipelines.cluster import TRAINS
+
 from cnn_pipelines.vision.datasets.assets import dataset_asset
 from cnn_pipelines.vision.datasets.catalog import available_datasets
 from cnn_pipelines.vision.models.assets import filters_asset, model_asset
@@ -28,6 +30,7 @@ vision_job = dg.define_asset_job(
     # One process, one step at a time: each training uses every core, two at once only fight over them, and
     # TensorFlow is imported once instead of once per step.
     executor_def=dg.in_process_executor,
+    tags=TRAINS,
 )
 
 # What `make run` trains: demo sizes (about a minute on 2 cores). The assets' defaults use all the data.

@@ -86,42 +86,6 @@ def test_range_runs_are_planned_once_and_answer_per_partition_as_dagster_does(tm
     assert len(plans) == 5 and copies == 0  # one plan per run, whatever its partitions; no copied materialization
 
 
-def _postgres_or_skip():
-    import os
-
-    from cnn_pipelines.cluster.servers import ServerError, postgres_bin
-
-    try:
-        import dagster_postgres  # noqa: F401
-        postgres_bin()
-    except (ImportError, ServerError) as missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"the Postgres instance test needs {missing}; .ci/run installs it")
-        pytest.skip(str(missing))
-
-
-@pytest.fixture(scope="module")
-def postgres(tmp_path_factory):
-    """A PostgreSQL server on 127.0.0.1, started by the project's own script, for this module."""
-    _postgres_or_skip()
-    import socket
-
-    from cnn_pipelines.cluster.servers import start_postgres, stop_postgres
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    import tempfile
-
-    data = Path(tempfile.mkdtemp(prefix="cnn-pg-"))  # under /tmp: pytest's own folders are closed to other users
-    url = start_postgres(data, port)
-    try:
-        yield url
-    finally:
-        stop_postgres(data)
-        shutil.rmtree(data, ignore_errors=True)
-
-
 def test_the_cluster_instance_on_postgres_is_lean_and_answers_as_dagster_does(tmp_path, postgres, monkeypatch):
     """Issue 30: deploy/cluster/dagster.yaml puts runs, events and schedules in PostgreSQL with the project's
     lean event storage. The same scenario gives Dagster's own answers (its stock SQLite storage as reference),
@@ -135,6 +99,7 @@ def test_the_cluster_instance_on_postgres_is_lean_and_answers_as_dagster_does(tm
     home.mkdir()
     shutil.copy(REPO_ROOT / "deploy" / "cluster" / "dagster.yaml", home / "dagster.yaml")
     monkeypatch.setenv("CNN_POSTGRES_URL", postgres)
+    monkeypatch.setenv("CNN_CELERY_BROKER", "redis://127.0.0.1:9/0")  # the launcher is not used in-process
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert type(instance.event_log_storage) is LeanPostgresEventLogStorage
         assert type(instance.run_storage).__module__.startswith("dagster_postgres")

@@ -5,6 +5,8 @@ import dataclasses
 import datetime as dt
 
 import dagster as dg
+
+from cnn_pipelines.cluster import TRAINS
 import pandas as pd
 
 from cnn_pipelines.metadata import asset_output
@@ -89,6 +91,7 @@ nightly_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets("raw_prices", "price_adjustments", "universe", "indicator_panel", "forward_returns",
                                        production_model, daily_signals),
     partitions_def=weekday_partitions,
+    tags=TRAINS,
     description="The newest weekday partition: prices, features, production model, next-day signals.",
 )
 
