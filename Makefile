@@ -12,7 +12,7 @@ DEMO_DAYS ?= 520
 # this user can; otherwise the vision graph leaves it out and its models fall back to MNIST digits (and say so).
 FASHION_MNIST_DIR ?= /usr/share/datasets/fashion-mnist
 
-.PHONY: install install-dev run test test-fast mutation dev clean-lake image-datasets
+.PHONY: install install-dev run test test-fast mutation dev clean-lake image-datasets cluster cluster-stop
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,19 @@ mutation: $(DEV_STAMP)
 
 dev: install
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+# A local cluster on 127.0.0.1 (docs/operations.md): PostgreSQL instance, Redis broker, two Celery workers, the
+# daemon and the web UI on port 3000, state under CLUSTER_DIR; `make cluster-stop` stops exactly those.
+CLUSTER_DIR ?= $(CURDIR)/.cluster
+cluster: install
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v redis-server >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && (apt-get install -y -qq postgresql redis-server || (apt-get update -qq && apt-get install -y -qq postgresql redis-server)) >/dev/null; } || \
+	  { echo "the cluster needs PostgreSQL and Redis: sudo apt-get install postgresql redis-server"; exit 1; }
+	$(BIN)/pip install -q -e ".[cluster]"
+	$(BIN)/python -m cnn_pipelines.cluster.servers cluster start $(CLUSTER_DIR)
+
+cluster-stop:
+	$(BIN)/python -m cnn_pipelines.cluster.servers cluster stop $(CLUSTER_DIR)
 
 clean-lake:
 	rm -rf data_lake/*/ data_lake/lake.duckdb data_lake/.lake.duckdb.lock

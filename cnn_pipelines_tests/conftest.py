@@ -84,7 +84,8 @@ FAST_MODULES = {
 }
 # The longest modules (measured on 2 cores), started first so that `-n 2 --dist loadfile` does not end on one of them.
 SLOW_FIRST = [
-    "trading/evaluation/test_audit.py", "test_browser.py", "trading/test_own_prices.py", "test_benchmarks.py",
+    "trading/evaluation/test_audit.py", "test_browser.py", "test_cluster.py", "trading/test_own_prices.py",
+    "test_benchmarks.py",
     "trading/research/test_research_assets.py", "vision/test_vision_assets.py", "trading/evaluation/test_leaderboard.py",
     "trading/research/test_ar_cnn.py", "test_cli.py", "trading/research/test_research.py",
     "trading/research/test_retraining.py", "test_plan.py",

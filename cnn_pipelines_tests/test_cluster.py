@@ -24,45 +24,34 @@ KEYS = ["2021-06-14", "2021-06-15", "2021-06-16", "2021-06-17"]
 
 
 @pytest.fixture(scope="module")
-def cluster(postgres):
-    """Redis, two workers and the daemon around the module's Postgres; yields (env, worker pids, folder)."""
+def cluster():
+    """`make cluster`'s servers (Postgres, Redis, two workers, the daemon, the web UI) on free ports, stopped by
+    `make cluster-stop`'s code; yields (env, worker pids, folder, UI port)."""
     from cnn_pipelines.cluster import servers
 
-    need_servers("redis", "celery")
+    need_servers("postgres", "redis", "celery")
     base = server_dir("cnn-cluster-")
-    home = base / "home"
-    home.mkdir()
-    shutil.copy(REPO_ROOT / "deploy" / "cluster" / "dagster.yaml", home / "dagster.yaml")
-    broker = servers.start_redis(base / "redis", free_port())
-    env = {**os.environ, "DAGSTER_HOME": str(home), "CNN_POSTGRES_URL": postgres, "CNN_CELERY_BROKER": broker,
-           "CNN_LAKE_ROOT": str(base / "lake"), "CNN_PRICE_SOURCE": "synthetic", "CNN_SYNTHETIC_TICKERS": "8"}
+    ports = {"postgres": free_port(), "redis": free_port(), "ui": free_port()}
     saved = dict(os.environ)
-    os.environ.update(env)  # the workers inherit it, and DagsterInstance.get() below reads DAGSTER_HOME
-    workers = {}
-    daemon = None
+    os.environ.update({"CNN_LAKE_ROOT": str(base / "lake"), "CNN_PRICE_SOURCE": "synthetic",
+                       "CNN_SYNTHETIC_TICKERS": "8"})
     try:
-        workers = {name: servers.start_worker(base / "workers", name) for name in ("w1", "w2")}
-        daemon = subprocess.Popen([str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w",
-                                   "workspace.yaml"], cwd=REPO_ROOT, env=env, stdout=open(base / "daemon.log", "wb"),
-                                  stderr=subprocess.STDOUT, start_new_session=True)
-        yield env, workers, base
+        env = {**os.environ, **servers.up(base, REPO_ROOT, ports)}
+        workers = {name: int((base / "workers" / f"{name}.pid").read_text()) for name in servers.WORKERS}
+        yield env, workers, base, ports["ui"]
     finally:
-        if daemon is not None:
-            os.killpg(daemon.pid, signal.SIGTERM)
-            daemon.wait(timeout=30)
-        for name in workers:
-            servers.stop_worker(base / "workers", name)
-        servers.stop_redis(base / "redis")
+        stopped = servers.down(base)
         os.environ.clear()
         os.environ.update(saved)
         shutil.rmtree(base, ignore_errors=True)
+    assert stopped == ["ui", "daemon", *servers.WORKERS, "redis", "postgres"]
 
 
 def test_a_backfill_runs_one_run_per_partition_on_whichever_worker_is_free(cluster):
     """`dagster job backfill` of four weekday partitions: the daemon's queued run coordinator hands each run to
     the Celery run launcher, the runs execute inside the two worker processes (not in the daemon), each worker
     imported TensorFlow and the project once however many runs it took, and the shared lake holds every day."""
-    env, workers, base = cluster
+    env, workers, base, _ = cluster
     dagster = str(Path(sys.executable).with_name("dagster"))
     out = subprocess.run([dagster, "job", "backfill", "-w", "workspace.yaml", "-j", "price_history_job",
                           "--partitions", ",".join(KEYS), "--noprompt"], cwd=REPO_ROOT, env=env,
@@ -104,3 +93,62 @@ def test_training_runs_are_limited_per_cluster_by_their_tag(cluster):
     for job in ("research_job", "nightly_job", "audit_job", "vision_job"):
         assert defs.resolve_job_def(job).tags.get(key) == value, job
     assert key not in defs.resolve_job_def("price_history_job").tags
+
+
+def test_the_cluster_serves_the_ui_on_localhost_only(cluster):
+    import requests
+
+    env, _, base, port = cluster
+    deadline = time.time() + 120
+    while True:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/server_info", timeout=5).status_code == 200:
+                break
+        except requests.ConnectionError:
+            pass
+        assert time.time() < deadline, (base / "ui.log").read_text()[-2000:]
+        time.sleep(1)
+    listening = subprocess.run(["ss", "-ltn"], capture_output=True, text=True).stdout
+    for p in (port, int(env["CNN_CELERY_BROKER"].split(":")[2].split("/")[0]),
+              int(env["CNN_POSTGRES_URL"].rsplit(":", 1)[1].split("/")[0])):
+        bound = {line.split()[3] for line in listening.splitlines()[1:] if line.split()[3].endswith(f":{p}")}
+        assert bound == {f"127.0.0.1:{p}"}, (p, bound)
+
+
+def test_bad_configuration_fails_at_start_naming_the_setting_and_the_server(tmp_path):
+    """A worker pointed at a broker that is not there, a database that is down and a lake it cannot write stops
+    at start with one message naming each setting, not with a traceback inside its first run."""
+    from cnn_pipelines.cluster.servers import ServerError, check_cluster_env, start_worker
+
+    need_servers("celery")
+    closed = free_port()
+    (tmp_path / "a-file").write_text("")
+    bad = {"CNN_POSTGRES_URL": f"postgresql+psycopg2://dagster:secret@127.0.0.1:{closed}/dagster",
+           "CNN_CELERY_BROKER": f"redis://127.0.0.1:{closed}/0", "CNN_LAKE_ROOT": str(tmp_path / "a-file" / "lake"),
+           "DAGSTER_HOME": str(tmp_path)}
+    with pytest.raises(ServerError) as err:
+        check_cluster_env(bad, timeout_s=2)
+    text = str(err.value)
+    assert f"CNN_POSTGRES_URL: cannot reach the database at postgresql+psycopg2://dagster:***@127.0.0.1:{closed}" in text
+    assert "secret" not in text
+    assert f"CNN_CELERY_BROKER: cannot reach the broker at redis://127.0.0.1:{closed}/0" in text
+    assert f"CNN_LAKE_ROOT: {tmp_path / 'a-file' / 'lake'} is not writable here" in text
+    saved = dict(os.environ)
+    os.environ.update(bad)
+    try:
+        pid = start_worker(tmp_path / "workers", "bad")
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.2)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        pytest.fail("a worker with a wrong broker kept running")
+    assert os.waitstatus_to_exitcode(status) != 0
+    log = (tmp_path / "workers" / "bad.log").read_text()
+    assert "CNN_CELERY_BROKER: cannot reach the broker" in log and "the cluster configuration does not work" in log

@@ -25,6 +25,11 @@ def broker_url() -> str:
     return url
 
 
+if os.environ.get("CNN_WORKER_CHECK", "1") != "0":
+    from cnn_pipelines.cluster.servers import check_cluster_env
+
+    check_cluster_env()  # a worker with a wrong broker, database or lake stops here, saying which
+
 app = make_app({"broker": broker_url(), "backend": broker_url(), "include": [], "config_source": {
     "worker_prefetch_multiplier": 1,   # a free worker takes the next run; a busy one holds none back
     "task_acks_late": True,            # a run whose worker died goes back to the queue

@@ -5,6 +5,8 @@ Redis (the Celery broker) and Celery workers (which execute the runs).
     python -m cnn_pipelines.cluster.servers redis start DIR [--port 6380]      # prints CNN_CELERY_BROKER
     python -m cnn_pipelines.cluster.servers worker start DIR [--name w1]       # DAGSTER_HOME etc. from the env
     python -m cnn_pipelines.cluster.servers {postgres,redis,worker} stop DIR [--name w1]
+    python -m cnn_pipelines.cluster.servers cluster start|stop DIR             # make cluster / cluster-stop
+    python -m cnn_pipelines.cluster.servers cluster check DIR                  # the env's servers reachable?
 
 PostgreSQL and Redis come from Debian (``apt-get install postgresql redis-server``). ``initdb`` refuses to run
 as root, so as root the database cluster is created and run as the ``postgres`` user. Every server listens on
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -141,12 +144,12 @@ def stop_worker(data_dir: Path, name: str = "worker1") -> None:
     _stop_pidfile(Path(data_dir).resolve() / f"{name}.pid", f"worker {name}", grace=60)
 
 
-def _stop_pidfile(pidfile: Path, what: str, grace: float = 10) -> None:
+def _stop_pidfile(pidfile: Path, what: str, grace: float = 10, group: bool = False) -> None:
     if not pidfile.exists():
         raise ServerError(f"{what} is not running here ({pidfile} is missing)")
     pid = int(pidfile.read_text().strip())
     try:
-        os.kill(pid, signal.SIGTERM)
+        os.killpg(pid, signal.SIGTERM) if group else os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         pidfile.unlink(missing_ok=True)
         return
@@ -162,21 +165,138 @@ def _stop_pidfile(pidfile: Path, what: str, grace: float = 10) -> None:
             pass
         time.sleep(0.1)
     else:
-        os.kill(pid, signal.SIGKILL)
+        os.killpg(pid, signal.SIGKILL) if group else os.kill(pid, signal.SIGKILL)
     pidfile.unlink(missing_ok=True)
+
+
+def check_cluster_env(env: dict[str, str] | None = None, timeout_s: float = 5.0) -> None:
+    """Fail at start, with the setting and the server named, when the cluster's configuration cannot work:
+    the instance database (CNN_POSTGRES_URL), the broker (CNN_CELERY_BROKER) and the lake (CNN_LAKE_ROOT).
+    Without this a wrong URL surfaces as a traceback deep inside the first run."""
+    env = dict(os.environ if env is None else env)
+    problems = []
+    url = env.get("CNN_POSTGRES_URL", "")
+    if not url:
+        problems.append("CNN_POSTGRES_URL is not set (the instance database, e.g. postgresql+psycopg2://...)")
+    else:
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(url, connect_args={"connect_timeout": int(max(1, timeout_s))})
+        try:
+            with engine.connect() as con:
+                con.execute(sa.text("select 1"))
+        except Exception as err:  # noqa: BLE001 - any driver error is the same message to the user
+            problems.append(f"CNN_POSTGRES_URL: cannot reach the database at {_safe(url)}: "
+                            f"{str(err).splitlines()[0]}")
+        finally:
+            engine.dispose()
+    broker = env.get("CNN_CELERY_BROKER", "")
+    if not broker:
+        problems.append("CNN_CELERY_BROKER is not set (the Redis broker, e.g. redis://127.0.0.1:6380/0)")
+    else:
+        import redis
+
+        try:
+            redis.Redis.from_url(broker, socket_connect_timeout=timeout_s, socket_timeout=timeout_s).ping()
+        except Exception as err:  # noqa: BLE001
+            problems.append(f"CNN_CELERY_BROKER: cannot reach the broker at {_safe(broker)}: {err}")
+    lake = env.get("CNN_LAKE_ROOT", "")
+    if not lake:
+        problems.append("CNN_LAKE_ROOT is not set (the lake every worker shares)")
+    else:
+        probe = Path(lake)
+        while not probe.exists():
+            probe = probe.parent   # the lake folder is created on first write: its nearest existing ancestor
+        if not probe.is_dir() or not os.access(probe, os.W_OK):
+            problems.append(f"CNN_LAKE_ROOT: {lake} is not writable here ({probe} is not a writable folder)")
+    if problems:
+        raise ServerError("the cluster configuration does not work:\n  " + "\n  ".join(problems))
+
+
+def _safe(url: str) -> str:
+    """A URL without its password, for messages."""
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
+CLUSTER_PORTS = {"postgres": 5433, "redis": 6380, "ui": 3000}
+WORKERS = ("worker1", "worker2")
+
+
+def cluster_env(base: Path, ports: dict[str, int] | None = None) -> dict[str, str]:
+    """The environment of a local cluster in ``base`` (what ``up`` writes to BASE/env)."""
+    base, ports = Path(base).resolve(), {**CLUSTER_PORTS, **(ports or {})}
+    return {"DAGSTER_HOME": str(base / "home"), "CNN_POSTGRES_URL": postgres_url(ports["postgres"]),
+            "CNN_CELERY_BROKER": redis_url(ports["redis"]),
+            "CNN_LAKE_ROOT": os.environ.get("CNN_LAKE_ROOT") or str(base / "lake")}
+
+
+def up(base: Path, repo: Path, ports: dict[str, int] | None = None) -> dict[str, str]:
+    """``make cluster``: Postgres, Redis, two workers, the daemon and the web UI on 127.0.0.1, state in ``base``
+    (pid files, logs, the instance's dagster.yaml, ``env`` to source). Returns the cluster's environment."""
+    base, ports = Path(base).resolve(), {**CLUSTER_PORTS, **(ports or {})}
+    base.mkdir(parents=True, exist_ok=True)
+    env = cluster_env(base, ports)
+    (base / "home").mkdir(exist_ok=True)
+    shutil.copy(Path(repo) / "deploy" / "cluster" / "dagster.yaml", base / "home" / "dagster.yaml")
+    start_postgres(base / "postgres", ports["postgres"])
+    start_redis(base / "redis", ports["redis"])
+    os.environ.update(env)
+    check_cluster_env(env)
+    for name in WORKERS:
+        start_worker(base / "workers", name)
+    bin_dir = Path(sys.executable).parent
+    for name, cmd in (("daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", "workspace.yaml"]),
+                      ("ui", [str(bin_dir / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1",
+                              "-p", str(ports["ui"])])):
+        log = open(base / f"{name}.log", "ab")
+        proc = subprocess.Popen(cmd, cwd=repo, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        (base / f"{name}.pid").write_text(str(proc.pid))
+    (base / "env").write_text("".join(f"export {k}={v}\n" for k, v in env.items()))
+    return env
+
+
+def down(base: Path) -> list[str]:
+    """``make cluster-stop``: stop exactly what ``up`` started in ``base`` (by its pid files), newest first."""
+    base = Path(base).resolve()
+    stopped = []
+    for name in ("ui", "daemon"):
+        if (base / f"{name}.pid").exists():
+            _stop_pidfile(base / f"{name}.pid", name, grace=30, group=True)
+            stopped.append(name)
+    for name in WORKERS:
+        if (base / "workers" / f"{name}.pid").exists():
+            stop_worker(base / "workers", name)
+            stopped.append(name)
+    if (base / "redis" / "redis.pid").exists():
+        stop_redis(base / "redis")
+        stopped.append("redis")
+    if (base / "postgres" / "postmaster.pid").exists():
+        stop_postgres(base / "postgres")
+        stopped.append("postgres")
+    return stopped
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cnn_pipelines.cluster.servers", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("server", choices=["postgres", "redis", "worker"])
-    parser.add_argument("action", choices=["start", "stop"])
+    parser.add_argument("server", choices=["postgres", "redis", "worker", "cluster"])
+    parser.add_argument("action", choices=["start", "stop", "check"])
     parser.add_argument("dir", type=Path, help="the server's data folder")
     parser.add_argument("--port", type=int, help="postgres: 5433, redis: 6380")
     parser.add_argument("--name", default="worker1", help="a worker's name")
     args = parser.parse_args(argv)
     try:
-        if args.server == "postgres":
+        if args.action == "check":
+            check_cluster_env()
+            print("cluster configuration works: database, broker and lake reachable")
+        elif args.server == "cluster" and args.action == "start":
+            env = up(args.dir, Path(__file__).resolve().parents[2])
+            print(f"cluster up: web UI http://127.0.0.1:{CLUSTER_PORTS['ui']}, workers {', '.join(WORKERS)}; "
+                  f"source {Path(args.dir).resolve() / 'env'} to use it ({', '.join(env)})")
+        elif args.server == "cluster":
+            print("stopped: " + (", ".join(down(args.dir)) or "nothing was running"))
+        elif args.server == "postgres":
             print(start_postgres(args.dir, args.port or 5433)) if args.action == "start" else stop_postgres(args.dir)
         elif args.server == "redis":
             print(start_redis(args.dir, args.port or 6380)) if args.action == "start" else stop_redis(args.dir)
