@@ -179,15 +179,31 @@ def unmet_models(periods: list[str], root: Path) -> list[str]:
     return out
 
 
-def run_job(name: str, start: str, end: str, instance: dg.DagsterInstance) -> DagsterRun:
+def run_job(name: str, start: str, end: str, instance: dg.DagsterInstance, console: str = "WARNING") -> DagsterRun:
     """Run job ``name`` of the code location as ONE run recorded in ``instance`` (so the UI lists it under its
-    job): unpartitioned (no start), one partition (start == end) or the partition range [start, end]."""
-    config = VISION_DEMO_RUN_CONFIG if name == "vision_job" else None  # demo sizes; the defaults use all data
+    job): unpartitioned (no start), one partition (start == end) or the partition range [start, end]. The
+    terminal shows the run's events from level ``console`` up; every event is in the run's log either way."""
+    config = {**(VISION_DEMO_RUN_CONFIG if name == "vision_job" else {}),  # demo sizes; the defaults use all data
+              "loggers": {"console": {"config": {"log_level": console}}}}
     if not start:
         return launch(instance, name, run_config=config)
     if start == end:
         return launch(instance, name, partition=start, run_config=config)
     return launch(instance, name, partition_range=(start, end), run_config=config)
+
+
+def failure_lines(instance: dg.DagsterInstance, run_id: str, limit: int = 3) -> list[str]:
+    """What failed in a run, one line per failed step (its error's first line), for a terminal that does not
+    print the run's events."""
+    records = instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+    out = []
+    for entry in records[:limit]:
+        error = entry.dagster_event.step_failure_data.error
+        while error is not None and error.cause is not None:  # Dagster wraps the user's error: show the user's
+            error = error.cause
+        message = (error.message if error else "no error recorded").strip().splitlines()
+        out.append(f"  {entry.dagster_event.step_key}: {message[0] if message else ''}")
+    return out
 
 
 def research_periods(end: str, count: int) -> list[str]:
@@ -288,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--periods", type=int, default=3, help="walk-forward test months to train and predict")
     parser.add_argument("--audit", action="store_true", help="also run the leakage audit (about 5 minutes on one core)")
     parser.add_argument("--no-vision", action="store_true", help="skip the vision graphs (image datasets and models)")
+    parser.add_argument("--verbose", action="store_true", help="print every Dagster event of every run (by default "
+                                                               "the terminal shows warnings and errors; the UI has all)")
     args = parser.parse_args(argv)
     from cnn_pipelines.trading.prices.resources import price_source_from_env
 
@@ -326,9 +344,12 @@ def main(argv: list[str] | None = None) -> int:
     for name, lo, hi in the_plan.runs():
         print(f"materializing {name}" + (f" for {lo}...{hi}" if lo else "") + " as one run", flush=True)
         t0 = time.time()
-        run = run_job(name, lo, hi, instance)
+        run = run_job(name, lo, hi, instance, "DEBUG" if args.verbose else "WARNING")
         if run.status != dg.DagsterRunStatus.SUCCESS:
-            print(f"run {run.run_id} of {name} failed; see `make dev` -> Runs", file=sys.stderr)
+            for line in failure_lines(instance, run.run_id):
+                print(line, file=sys.stderr)
+            print(f"run {run.run_id} of {name} failed; see `make dev` -> Runs (or rerun with --verbose)",
+                  file=sys.stderr)
             return 1
         print(f"run {run.run_id} succeeded in {time.time() - t0:.1f}s", flush=True)
     print(summary(lake.default_root()))

@@ -137,3 +137,22 @@ def test_a_retrain_cadence_widens_the_periods_back_to_the_retrain_month(monkeypa
     assert len(p.periods) > 2 and any("retrain_every=3" in n for n in p.notes)
     assert main.unmet_models(p.periods, Path("/nonexistent-lake")) == []
     assert "neither the lake nor the plan" in main.unmet_models([between], Path("/nonexistent-lake"))[0]
+
+
+def test_a_failed_run_names_its_failed_steps_on_the_quiet_terminal():
+    """Issue 31: make run no longer prints Dagster's events, so a failed run must say what failed by itself."""
+    import dagster as dg
+
+    from cnn_pipelines.main import failure_lines
+    from cnn_pipelines.storage.events import ephemeral_instance
+
+    @dg.asset
+    def prices_file():
+        raise ValueError("vendor file prices.csv: 3 rows with a negative close (AAA 2024-01-02, ...)\nmore")
+
+    instance = ephemeral_instance()
+    result = dg.materialize([prices_file], instance=instance, raise_on_error=False)
+    assert not result.success
+    lines = failure_lines(instance, result.run_id)
+    assert lines == ["  prices_file: ValueError: vendor file prices.csv: 3 rows with a negative close "
+                     "(AAA 2024-01-02, ...)"]

@@ -42,6 +42,9 @@ def test_vendor_folder_in_three_layouts_runs_the_main_job_end_to_end(tmp_path: P
                            "--no-vision"],
                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    # issue 31: the terminal shows the plan, one line per run and the summary; Dagster's events stay in the runs'
+    # logs (--verbose prints them)
+    assert " - DEBUG - " not in proc.stdout + proc.stderr and len(proc.stdout.splitlines()) < 80, proc.stdout[-3000:]
 
     # the broken file's bad day is quarantined (named with its rule), its other days and the five good tickers
     # land; the weekend and Thanksgiving rows that repeat the previous bar are dropped
