@@ -48,16 +48,20 @@ def cluster():
 
 
 def test_a_backfill_runs_one_run_per_partition_on_whichever_worker_is_free(cluster):
-    """`dagster job backfill` of four weekday partitions: the daemon's queued run coordinator hands each run to
-    the Celery run launcher, the runs execute inside the two worker processes (not in the daemon), each worker
-    imported TensorFlow and the project once however many runs it took, and the shared lake holds every day."""
+    """A backfill of four weekday partitions, one run per partition submitted to the instance as `dagster job
+    backfill` does (here from this process, sparing a CLI that imports the project again): the daemon's queued
+    run coordinator hands each run to the Celery run launcher, the runs execute inside the two worker processes
+    (not in the daemon), each worker imported TensorFlow and the project once however many runs it took, and
+    the shared lake holds every day."""
+    from cnn_pipelines.launch import create_run
+
     env, workers, base, _ = cluster
-    dagster = str(Path(sys.executable).with_name("dagster"))
-    out = subprocess.run([dagster, "job", "backfill", "-w", "workspace.yaml", "-j", "price_history_job",
-                          "--partitions", ",".join(KEYS), "--noprompt"], cwd=REPO_ROOT, env=env,
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-3000:]
     with dg.DagsterInstance.get() as instance:
+        for key in KEYS:
+            run = create_run(instance, "price_history_job", {"dagster/partition": key})
+            instance.submit_run(run.run_id, workspace=None)
+        assert {r.status for r in instance.get_runs()} <= {dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING,
+                                                          dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.SUCCESS}
         deadline = time.time() + 180
         while True:
             runs = instance.get_runs()
@@ -93,6 +97,18 @@ def test_training_runs_are_limited_per_cluster_by_their_tag(cluster):
     for job in ("research_job", "nightly_job", "audit_job", "vision_job"):
         assert defs.resolve_job_def(job).tags.get(key) == value, job
     assert key not in defs.resolve_job_def("price_history_job").tags
+
+
+def test_the_workers_app_registers_dagsters_run_tasks_on_the_configured_broker(cluster):
+    """What a worker imports: the run tasks the launcher sends (execute_job, resume_job) on the broker of
+    CNN_CELERY_BROKER, one task at a time per worker, a task acknowledged only once its run is done."""
+    import importlib
+
+    env, *_ = cluster
+    app = importlib.import_module("cnn_pipelines.cluster.celery_app").app
+    assert {"execute_job", "resume_job"} <= set(app.tasks)
+    assert app.conf.broker_url == env["CNN_CELERY_BROKER"] and app.conf.worker_prefetch_multiplier == 1
+    assert app.conf.task_acks_late is True
 
 
 def test_the_cluster_serves_the_ui_on_localhost_only(cluster):
@@ -152,3 +168,19 @@ def test_bad_configuration_fails_at_start_naming_the_setting_and_the_server(tmp_
     assert os.waitstatus_to_exitcode(status) != 0
     log = (tmp_path / "workers" / "bad.log").read_text()
     assert "CNN_CELERY_BROKER: cannot reach the broker" in log and "the cluster configuration does not work" in log
+
+
+def test_the_servers_command_line_says_what_is_wrong_and_exits_non_zero(tmp_path, capsys, monkeypatch):
+    from cnn_pipelines.cluster.servers import main
+
+    need_servers("celery")
+    monkeypatch.setenv("CNN_CELERY_BROKER", f"redis://127.0.0.1:{free_port()}/0")
+    monkeypatch.delenv("CNN_POSTGRES_URL", raising=False)
+    monkeypatch.setenv("CNN_LAKE_ROOT", str(tmp_path / "lake"))
+    assert main(["cluster", "check", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "CNN_POSTGRES_URL is not set" in err and "CNN_CELERY_BROKER: cannot reach the broker" in err
+    assert main(["redis", "stop", str(tmp_path / "redis")]) == 1
+    assert f"redis-server is not running here ({tmp_path / 'redis' / 'redis.pid'} is missing)" in capsys.readouterr().err
+    assert main(["cluster", "stop", str(tmp_path / "none")]) == 0
+    assert "stopped: nothing was running" in capsys.readouterr().out

@@ -145,28 +145,41 @@ def stop_worker(data_dir: Path, name: str = "worker1") -> None:
 
 
 def _stop_pidfile(pidfile: Path, what: str, grace: float = 10, group: bool = False) -> None:
-    if not pidfile.exists():
-        raise ServerError(f"{what} is not running here ({pidfile} is missing)")
-    pid = int(pidfile.read_text().strip())
-    try:
-        os.killpg(pid, signal.SIGTERM) if group else os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pidfile.unlink(missing_ok=True)
-        return
-    deadline = time.time() + grace
-    while time.time() < deadline:
+    _stop_pidfiles([(pidfile, what, grace, group)])
+
+
+def _stop_pidfiles(items: list[tuple[Path, str, float, bool]]) -> None:
+    """SIGTERM every (pid file, name, grace seconds, whole process group) at once, then wait for each; what
+    outlives its grace is killed. Stopping together: two workers' warm shutdowns take 3 s, not 6."""
+    waiting = []
+    for pidfile, what, grace, group in items:
+        if not pidfile.exists():
+            raise ServerError(f"{what} is not running here ({pidfile} is missing)")
+        pid = int(pidfile.read_text().strip())
         try:
-            os.kill(pid, 0)
+            os.killpg(pid, signal.SIGTERM) if group else os.kill(pid, signal.SIGTERM)
+            waiting.append((pid, time.time() + grace, group))
         except ProcessLookupError:
-            break
-        try:
-            os.waitpid(pid, os.WNOHANG)  # our own child: reap it
-        except ChildProcessError:
             pass
-        time.sleep(0.1)
-    else:
-        os.killpg(pid, signal.SIGKILL) if group else os.kill(pid, signal.SIGKILL)
-    pidfile.unlink(missing_ok=True)
+        pidfile.unlink(missing_ok=True)
+    while waiting:
+        still = []
+        for pid, deadline, group in waiting:
+            try:
+                os.waitpid(pid, os.WNOHANG)  # our own child: reap it, or kill(pid, 0) would find the zombie
+            except ChildProcessError:
+                pass
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                continue
+            if time.time() > deadline:
+                os.killpg(pid, signal.SIGKILL) if group else os.kill(pid, signal.SIGKILL)
+            else:
+                still.append((pid, deadline, group))
+        waiting = still
+        if waiting:
+            time.sleep(0.05)
 
 
 def check_cluster_env(env: dict[str, str] | None = None, timeout_s: float = 5.0) -> None:
@@ -257,17 +270,14 @@ def up(base: Path, repo: Path, ports: dict[str, int] | None = None) -> dict[str,
 
 
 def down(base: Path) -> list[str]:
-    """``make cluster-stop``: stop exactly what ``up`` started in ``base`` (by its pid files), newest first."""
+    """``make cluster-stop``: stop exactly what ``up`` started in ``base`` (by its pid files): the UI, the daemon
+    and the workers together, then the broker and the database."""
     base = Path(base).resolve()
-    stopped = []
-    for name in ("ui", "daemon"):
-        if (base / f"{name}.pid").exists():
-            _stop_pidfile(base / f"{name}.pid", name, grace=30, group=True)
-            stopped.append(name)
-    for name in WORKERS:
-        if (base / "workers" / f"{name}.pid").exists():
-            stop_worker(base / "workers", name)
-            stopped.append(name)
+    first = [(base / f"{name}.pid", name, 30.0, True) for name in ("ui", "daemon")]
+    first += [(base / "workers" / f"{name}.pid", name, 60.0, False) for name in WORKERS]
+    first = [item for item in first if item[0].exists()]
+    _stop_pidfiles(first)
+    stopped = [what for _, what, _, _ in first]
     if (base / "redis" / "redis.pid").exists():
         stop_redis(base / "redis")
         stopped.append("redis")

@@ -234,8 +234,9 @@ def run_audit(plan: AuditPlan = AuditPlan(), workdir: Path | None = None,
                 summarize(leak_null["cnn_ta"], RS.target, "planted leak (control)")]
         models.remove("cnn_ta")
     for model in models:
-        rows.append(summarize([t.dropna(subset=["prediction"]) for t in real_null[model]], RS.target,
-                              f"null market: {model}{suffix}"))
+        if model in real_null:
+            rows.append(summarize([t.dropna(subset=["prediction"]) for t in real_null[model]], RS.target,
+                                  f"null market: {model}{suffix}"))
         if model not in LEAK_BLIND and model in leak_null:
             rows.append(summarize(leak_null[model], RS.target, f"planted leak (control): {model}{suffix}"))
     return pd.DataFrame(rows, columns=["market", "ic", "se", "se_iid", "days", "oracle_ic"]).set_index("market")

@@ -135,3 +135,19 @@ def test_judging_more_null_markets_widens_each_bound_so_the_false_alarm_rate_sta
     ok, why = verdict(frame(eight))                # 2.5 s.e. as one of eight: chance
     assert ok and "8 null markets judged together: each within 2.73 s.e." in why
     assert not verdict(frame({**eight, "null market": (0.028, 0.01)}))[0]
+
+
+def test_under_its_cadence_the_audit_moves_its_months_and_names_every_row_with_it(monkeypatch):
+    """The cadence audit as its subprocess runs it (the research settings already at retrain_every=3): the months
+    move to a retrain month, and a plan with no markets returns no rows rather than failing."""
+    from cnn_pipelines.trading.evaluation.audit import CADENCE_AUDIT, aligned_to_cadence
+    from cnn_pipelines.trading.research import assets as research
+
+    monkeypatch.setattr(research, "RS", dataclasses.replace(research.RS, retrain_every=3))
+    plan = dataclasses.replace(CADENCE_AUDIT, null_seeds=(), leak_seeds=(), models=("cnn_ta",), retrain_every=3)
+    lines: list[str] = []
+    table = run_audit(plan, log=lines.append)
+    assert table.empty
+    assert lines == [f"audit under retrain_every=3: null months "
+                     f"{', '.join(aligned_to_cadence(plan.periods, research.FIRST_PERIOD, 3))}; leak months "
+                     f"{', '.join(aligned_to_cadence(plan.leak_periods, research.FIRST_PERIOD, 3))}"]
