@@ -21,6 +21,8 @@ EQUIVALENT = [
     (r"errstate\(", "numpy's warning filter: changes which warnings print, not any value"),
     (r'datetime64\((None|"nat"|"NAT")\)|np\.full\(len\(d\), None', "another spelling of NaT"),
     (r'float\("NAN"\)', "float('NAN') is the same NaN"),
+    (r"for lag in range\(1, lags \+ 2\)", "Newey-West: the Bartlett weight of lag L + 1 is zero"),
+    (r"if len\(x\) >= lag\)", "Newey-West: a block exactly `lag` long has an empty lag product either way"),
     (r'"(RIGHT|LEFT)"\)|freq="b"', "an option string that numpy/pandas read regardless of case"),
     (r'groupby\((key|"ticker"), (sort=(None|True))?\)',
      "groupby's sort flag where only group membership or the order within a group is used"),

@@ -129,3 +129,27 @@ def test_newey_west_widens_for_persistent_ics_and_keeps_markets_apart():
     a, b = np.r_[np.zeros(50), 5.0], np.r_[5.0, np.zeros(50)]  # a large value on each side of the seam
     assert newey_west_se([a, b], lags=1) < newey_west_se([np.r_[a, b]], lags=1)
     assert np.isnan(newey_west_se([np.array([1.0])]))
+
+
+def test_newey_west_on_a_hand_computed_series():
+    """x = 1, 2, 4, 3: deviations -1.5, -0.5, 1.5, 0.5; gamma0 = 5, gamma1 = 0.75, gamma2 = -2.5. Bartlett
+    weights 1 - l / (L + 1); var = (gamma0 + 2 sum w gamma_l) n / (n - 1) / n^2."""
+    from cnn_pipelines.trading.evaluation.metrics import newey_west_se
+
+    x = [np.array([1, 2, 4, 3])]
+    assert newey_west_se(x, lags=1) == pytest.approx(np.sqrt((5 + 2 * 0.5 * 0.75) * 4 / 3) / 4)
+    assert newey_west_se(x, lags=2) == pytest.approx(np.sqrt((5 + 2 * (2 / 3) * 0.75 + 2 * (1 / 3) * -2.5) * 4 / 3) / 4)
+    assert newey_west_se([np.array([1.0, 3.0])], lags=0) == pytest.approx(1.0)          # two days are enough
+    assert newey_west_se([pd.Series([1.0, None, 3.0], dtype=object)], lags=0) == pytest.approx(1.0)  # gaps drop
+
+
+def test_newey_west_default_lags_follow_the_rule_of_thumb():
+    """4 (n / 100)^(2/9) lags, rounded down: 9 for 3,850 days (the rule gives 9.003 there)."""
+    from cnn_pipelines.trading.evaluation.metrics import newey_west_se
+
+    rng = np.random.default_rng(3)
+    x = np.convolve(rng.normal(size=3850 + 11), np.ones(12) / 12, mode="valid")  # autocorrelated to lag 11
+    assert len(x) == 3850 and int(4 * (3850 / 100) ** (2 / 9)) == 9
+    chosen = newey_west_se([x])
+    assert chosen == newey_west_se([x], lags=9)
+    assert chosen != newey_west_se([x], lags=8) and chosen != newey_west_se([x], lags=10)
