@@ -153,3 +153,4 @@ def test_newey_west_default_lags_follow_the_rule_of_thumb():
     chosen = newey_west_se([x])
     assert chosen == newey_west_se([x], lags=9)
     assert chosen != newey_west_se([x], lags=8) and chosen != newey_west_se([x], lags=10)
+

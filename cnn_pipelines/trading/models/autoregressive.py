@@ -150,8 +150,10 @@ def fit_ar(train, s: ArSettings, seed: int):
 
 def predict_ar(model, inputs) -> np.ndarray:
     """Predictions for ``inputs`` (x, month)."""
+    from cnn_pipelines.inference import predict_batches
+
     px, pm = inputs
-    return model.predict([px, pm], verbose=0, batch_size=1024).ravel().astype(np.float32) if len(px) else np.zeros(0, np.float32)
+    return predict_batches(model, [px, pm]).ravel().astype(np.float32) if len(px) else np.zeros(0, np.float32)
 
 
 def fit_predict(train, predict_inputs, s: ArSettings, seed: int) -> np.ndarray:

@@ -24,6 +24,8 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import keras  # noqa: E402
 
+from cnn_pipelines.inference import predict_batches  # noqa: E402
+
 from cnn_pipelines.trading.evaluation.metrics import daily_ic  # noqa: E402,F401  (re-exported: training picks epochs by it)
 from cnn_pipelines.storage.checkpoints import choose_ensemble, epoch_path, fingerprint, load_state, save_epoch  # noqa: E402,F401
 from cnn_pipelines.trading.settings import ResearchSettings  # noqa: E402
@@ -127,14 +129,10 @@ def epoch_fitter(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: i
 
 
 def predict(model: keras.Model, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """One prediction per image, by calling the network on batches of 1,024. Not ``model.predict``: that traces
-    a new graph function for every model it sees (0.2 s, four times the prediction itself for a month of
-    images), and a walk-forward run predicts with a freshly loaded checkpoint each time."""
+    """One prediction per image, batches of 1,024 (``inference.predict_batches``: no graph traced per model)."""
     if not len(x):
         return np.zeros(0, np.float32)
-    out = [keras.ops.convert_to_numpy(model(x[i:i + batch_size], training=False))[:, 0]
-           for i in range(0, len(x), batch_size)]
-    return np.concatenate(out).astype(np.float32, copy=False)
+    return predict_batches(model, x, batch_size)[:, 0].astype(np.float32, copy=False)
 
 
 def train_epochs(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,

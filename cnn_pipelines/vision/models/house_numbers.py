@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnn_pipelines.inference import predict_batches
 from cnn_pipelines.vision.datasets.house_numbers import BLANK, MAX_DIGITS
 from cnn_pipelines.vision.models.architectures import BN_MOMENTUM, keras, layers
 
@@ -57,7 +58,7 @@ def targets_dict(y: np.ndarray) -> dict[str, np.ndarray]:
 
 def predict_numbers(model: keras.Model, images: np.ndarray, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
     """Predicted targets (n, 6) and the probability of each whole prediction (product of the used outputs')."""
-    probs = model.predict(images, batch_size=batch_size, verbose=0)
+    probs = predict_batches(model, images, batch_size)
     probs = dict(zip(model.output_names, probs)) if isinstance(probs, list) else probs
     pred = np.stack([probs[k].argmax(axis=1) for k in OUTPUTS], axis=1)
     conf = probs["length"].max(axis=1)
