@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from cnn_pipelines_tests.conftest import REPO_ROOT
+from cnn_pipelines_tests.conftest import REPO_ROOT, free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = REPO_ROOT / "artifacts" / "screenshots"
@@ -30,12 +29,6 @@ RANGE = ("2021-06-01", "2021-06-30")  # the seeded trading range; UI-launched pa
 LAUNCHED = "2021-07-01"
 
 pytestmark = pytest.mark.timeout(900)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _need_browser():

@@ -30,7 +30,8 @@ if os.environ.get("CNN_WORKER_CHECK", "1") != "0":
 
     check_cluster_env()  # a worker with a wrong broker, database or lake stops here, saying which
 
-app = make_app({"broker": broker_url(), "backend": broker_url(), "include": [], "config_source": {
+BROKER = broker_url()
+app = make_app({"broker": BROKER, "backend": BROKER, "include": [], "config_source": {
     "worker_prefetch_multiplier": 1,   # a free worker takes the next run; a busy one holds none back
     "task_acks_late": True,            # a run whose worker died goes back to the queue
     "broker_connection_retry_on_startup": True,

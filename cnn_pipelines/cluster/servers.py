@@ -44,6 +44,11 @@ def postgres_bin() -> Path:
     raise ServerError("PostgreSQL is not installed: apt-get install postgresql (initdb and pg_ctl are needed)")
 
 
+def _pg_owner() -> str | None:
+    """The user that runs PostgreSQL here: ``postgres`` when we are root (initdb refuses root), else us."""
+    return "postgres" if os.geteuid() == 0 else None
+
+
 def _as_owner(cmd: list[str], owner: str | None) -> list[str]:
     return ["runuser", "-u", owner, "--", *cmd] if owner else cmd
 
@@ -65,7 +70,7 @@ def start_postgres(data_dir: Path, port: int = 5433) -> str:
     ``dagster`` database; returns its URL. Starting a running cluster is an error that names its log."""
     data_dir = Path(data_dir).resolve()
     bin_dir = postgres_bin()
-    owner = "postgres" if os.geteuid() == 0 else None
+    owner = _pg_owner()
     data_dir.mkdir(parents=True, exist_ok=True)
     if owner:
         shutil.chown(data_dir, owner, owner)
@@ -90,7 +95,7 @@ def start_postgres(data_dir: Path, port: int = 5433) -> str:
 def stop_postgres(data_dir: Path) -> None:
     """Stop the cluster in ``data_dir`` (fast shutdown: open connections are closed)."""
     data_dir = Path(data_dir).resolve()
-    owner = "postgres" if os.geteuid() == 0 else None
+    owner = _pg_owner()
     _run(_as_owner([str(postgres_bin() / "pg_ctl"), "-D", str(data_dir), "-m", "fast", "-w", "stop"], owner),
          "pg_ctl stop")
 

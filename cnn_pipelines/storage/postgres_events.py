@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dagster_postgres.event_log import PostgresEventLogStorage
-from dagster_postgres.utils import pg_url_from_config
+from dagster_postgres.utils import get_token_provider_from_config, pg_url_from_config
 
 from cnn_pipelines.storage.events import LeanEventLogMixin
 
@@ -24,8 +24,6 @@ class LeanPostgresEventLogStorage(LeanEventLogMixin, PostgresEventLogStorage):
     def from_config_value(cls, inst_data, config_value: Mapping[str, Any]) -> LeanPostgresEventLogStorage:
         # PostgresEventLogStorage.from_config_value builds its own class by name: without this, dagster.yaml
         # would silently get the stock storage.
-        from dagster_postgres.utils import get_token_provider_from_config
-
         return cls(inst_data=inst_data, postgres_url=pg_url_from_config(config_value),
                    should_autocreate_tables=config_value.get("should_autocreate_tables", True),
                    token_provider=get_token_provider_from_config(config_value))

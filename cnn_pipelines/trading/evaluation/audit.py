@@ -354,7 +354,6 @@ def audit_ic(strength: float, seed: int = 2, periods=AUDIT_PERIODS, fs: FeatureS
             "oracle_ic": float(pd.concat(oracle).mean()) if strength > 0 else 0.0}
 
 
-
 if __name__ == "__main__":  # the audit under another retrain cadence: python -m ... PLAN_JSON OUT.parquet WORKDIR
     from cnn_pipelines.trading.research.assets import RS as _RS
 

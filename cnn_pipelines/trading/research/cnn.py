@@ -8,7 +8,6 @@ the last completed epoch (or does nothing when all are done); a different finger
 from __future__ import annotations
 
 import functools
-
 import json
 import os
 import time
