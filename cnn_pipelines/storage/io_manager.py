@@ -9,6 +9,7 @@ import dagster as dg
 import pandas as pd
 
 from cnn_pipelines.storage import lake
+from cnn_pipelines.storage.spool import SpooledTable
 from cnn_pipelines.trading.prices.adjustments import adjust_as_of
 
 WEEKDAY_CRON = "0 0 * * 1-5"
@@ -45,7 +46,7 @@ def _cached_window(root: Path, table: str, keys: list[str], column: str, lookahe
 
 
 class ParquetLakeIOManager(dg.ConfigurableIOManager):
-    """Stores DataFrames as ``<root>/<asset>/month=YYYY-MM/data.parquet`` (weekday partitions, one file a month),
+    """Stores DataFrames (or tables spooled in pieces, ``SpooledTable``) as ``<root>/<asset>/month=YYYY-MM/data.parquet`` (weekday partitions, one file a month),
     ``<root>/<asset>/period=YYYY-MM-DD/data.parquet`` (monthly research periods) or ``<root>/<asset>/data.parquet``;
     dicts (layouts, model summaries) as ``data.json`` in the same places. Nothing is pickled.
 
@@ -74,8 +75,17 @@ class ParquetLakeIOManager(dg.ConfigurableIOManager):
             lake.write_json(path, obj)
             context.add_output_metadata({"lake_path": dg.MetadataValue.path(str(path.resolve()))})
             return
+        if isinstance(obj, SpooledTable):
+            if column != "date":
+                raise ValueError(f"{table}: a spooled table is written to weekday partitions, not {column or 'one file'}")
+            try:
+                lake.write_spooled(self._root, table, obj, keys)
+            finally:
+                obj.close()
+            lake.ensure_views(self._root, [table])
+            return
         if not isinstance(obj, pd.DataFrame):
-            raise TypeError(f"{table}: the lake stores DataFrames and dicts, got {type(obj).__name__}")
+            raise TypeError(f"{table}: the lake stores DataFrames, spooled tables and dicts, got {type(obj).__name__}")
         if column == "date":
             # Rows per partition are the asset's metadata; no path here: it would be copied onto every partition
             # of a range run (a few hundred bytes of event history each), and the catalog names the table.

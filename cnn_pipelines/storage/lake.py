@@ -29,6 +29,8 @@ import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.parquet as pq
 
+from cnn_pipelines.storage.spool import SpooledTable
+
 DATA_FILE = "data.parquet"
 CATALOG_FILE = "lake.duckdb"
 _TMP_PREFIX = ".tmp-"
@@ -155,21 +157,35 @@ def write_partitions(root: Path, table: str, df: pd.DataFrame, keys: Sequence[st
         raise ValueError(f"{table}: a date-partitioned table needs a 'date' column; got {list(df.columns)}")
     arrow = _without_days_meta(to_arrow(df))
     date_str = pd.to_datetime(df["date"]).dt.strftime("%Y-%m-%d").to_numpy() if len(df) else np.array([], dtype=object)
-    stray = sorted(set(date_str) - set(keys))
+    rows = dict(zip(*np.unique(date_str, return_counts=True))) if len(df) else {}
+
+    def new_rows(month: str, days: list[str]) -> pa.Table:
+        return arrow.filter(pa.array(np.isin(date_str, days))) if len(df) else arrow
+
+    return _write_months(root, table, keys, rows, new_rows)
+
+
+def write_spooled(root: Path, table: str, spool: SpooledTable, keys: Sequence[str]) -> dict[str, int]:
+    """``write_partitions`` for a table staged in pieces (``SpooledTable``): the same checks, the same atomic
+    commit of every month together, with one month's rows in memory at a time."""
+    return _write_months(root, table, keys, spool.day_rows, lambda month, days: spool.month(month))
+
+
+def _write_months(root: Path, table: str, keys: Sequence[str], rows: dict[str, int], new_rows) -> dict[str, int]:
+    """Merge the new rows of each month the ``keys`` touch (``new_rows(month, days)``) with the days the month
+    file keeps, and commit all months at once; ``rows``: new rows per day, to check and count."""
+    stray = sorted(set(map(str, rows)) - set(keys))
     if stray:
         raise ValueError(f"{table}: rows dated {stray[:10]} fall outside the partitions being written ({len(keys)} keys)")
-    counts = {k: 0 for k in keys}
-    for d, n in zip(*np.unique(date_str, return_counts=True)) if len(df) else []:
-        counts[str(d)] = int(n)
+    counts = {k: int(rows.get(k, 0)) for k in keys}
     months: dict[str, list[str]] = {}
     for k in keys:
         months.setdefault(k[:7], []).append(k)
-    with _table_lock(root, table):
-        items = []
+
+    def merged_months():
         for month, new_days in sorted(months.items()):
             path = month_path(root, table, month)
-            mask = np.isin(date_str, new_days)
-            parts = [arrow.filter(pa.array(mask)) if len(df) else arrow]
+            parts = [new_rows(month, new_days)]
             days = set(new_days)
             if path.exists():
                 old = pq.read_table(path)
@@ -185,8 +201,10 @@ def write_partitions(root: Path, table: str, df: pd.DataFrame, keys: Sequence[st
             merged = merged.sort_by(sort)
             meta = dict(merged.schema.metadata or {})
             meta[DAYS_META] = json.dumps(sorted(days)).encode()
-            items.append((path, merged.replace_schema_metadata(meta)))
-        write_tables_atomically(items)
+            yield path, merged.replace_schema_metadata(meta)
+
+    with _table_lock(root, table):
+        write_tables_atomically(merged_months())  # staged one month at a time
     cleanup_stale_tmp(table_dir(root, table))
     return counts
 

@@ -28,6 +28,8 @@ class FeatureSettings:
                                         # library posts each month's daily factors within about a month)
     calendar: str = "synthetic"         # trading calendar: "synthetic", or an exchange code (XNYS, XLON, ...)
     non_tradables: tuple[str, ...] = ()  # never in the universe (besides every ^-prefixed index such as ^GSPC)
+    shard_tickers: int = 200            # the panel's per-ticker features are computed (and stored) this many
+                                        # tickers at a time: memory grows with the shard, not the universe
 
     def weekdays_for_sessions(self, n: int) -> int:
         """Weekday partitions that hold ``n`` sessions of this calendar wherever they end (windows count sessions,
@@ -75,8 +77,11 @@ def current_settings() -> FeatureSettings:
     lag = env.get("CNN_FACTORS_LAG", "").strip()
     if lag and (not lag.isdigit()):
         raise ValueError(f"CNN_FACTORS_LAG must be a whole number of sessions, got {lag!r}")
+    shard = env.get("CNN_PANEL_SHARD", "").strip()
+    if shard and (not shard.isdigit() or int(shard) < 1):
+        raise ValueError(f"CNN_PANEL_SHARD must be a whole number of tickers >= 1, got {shard!r}")
     return replace(PRESETS[name], factors_csv=env.get("CNN_FACTORS_CSV") or None, calendar=calendar_from_env(env),
-                   **({"factors_lag": int(lag)} if lag else {}),
+                   **({"factors_lag": int(lag)} if lag else {}), **({"shard_tickers": int(shard)} if shard else {}),
                    non_tradables=non_tradables)
 
 

@@ -217,3 +217,55 @@ def test_window_cache_reads_a_rewritten_partition_again(tmp_path):
     assert list(_cached_window(tmp_path, "t", keys, "date", 0).columns) == ["date", "ticker", "x"]
     lake.write_partitions(tmp_path, "t", df.assign(x=[1.0, 5.0]), keys)
     assert _cached_window(tmp_path, "t", keys, "date", 0)["x"].tolist() == [1.0, 5.0]
+
+
+def _spooled(df: pd.DataFrame, pieces: int) -> "SpooledTable":
+    from cnn_pipelines.storage.spool import SpooledTable
+
+    spool = SpooledTable(df.iloc[:0])
+    tickers = sorted(df["ticker"].unique())
+    for i in range(pieces):
+        spool.add(df[df["ticker"].isin(tickers[i::pieces])])
+    return spool
+
+
+@pytest.mark.parametrize("pieces", [1, 4])
+def test_a_table_spooled_in_ticker_pieces_is_stored_as_if_written_whole(lake_root, prices, pieces):
+    """Issue 30: the indicator panel of a large universe is written shard by shard through a spool, one month in
+    memory at a time. The lake must hold exactly what one write of the whole table holds: same month files, same
+    days (holidays as empty days), and the days of a month outside the run kept."""
+    other = lake_root / "other"
+    lake.write_partitions(lake_root, "raw_prices", subset(prices, KEYS[:3]), KEYS[:3])
+    lake.write_partitions(other, "raw_prices", subset(prices, KEYS[:3]), KEYS[:3])
+    keys = KEYS[2:]
+    spool = _spooled(subset(prices, keys), pieces)
+    counts = lake.write_spooled(lake_root, "raw_prices", spool, keys)
+    assert counts == lake.write_partitions(other, "raw_prices", subset(prices, keys), keys)
+    for k in KEYS:
+        a = pq.read_table(lake.partition_path(lake_root, "raw_prices", k))
+        b = pq.read_table(lake.partition_path(other, "raw_prices", k))
+        assert a.equals(b) and a.schema.metadata[lake.DAYS_META] == b.schema.metadata[lake.DAYS_META]
+    spool.close()
+    assert not spool.dir.exists()
+
+
+def test_a_spooled_write_that_fails_or_strays_keeps_every_stored_month(lake_root, prices, monkeypatch):
+    lake.write_partitions(lake_root, "raw_prices", prices, KEYS)
+    old = {k: pq.read_table(lake.partition_path(lake_root, "raw_prices", k)) for k in KEYS}
+    with pytest.raises(ValueError, match="2021-01-08"):
+        lake.write_spooled(lake_root, "raw_prices", _spooled(prices.assign(close=2.0), 3), KEYS[:-1])
+    real, calls = pq.write_table, {"n": 0}
+
+    def failing(table, where, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second month's file
+            raise OSError("disk full")
+        return real(table, where, **kw)
+
+    spool = _spooled(prices.assign(close=1.0), 2)
+    monkeypatch.setattr(lake.pq, "write_table", failing)
+    with pytest.raises(OSError, match="disk full"):
+        lake.write_spooled(lake_root, "raw_prices", spool, KEYS)
+    for k in KEYS:
+        assert pq.read_table(lake.partition_path(lake_root, "raw_prices", k)).equals(old[k])
+    assert not list(lake_root.rglob(".tmp-*"))

@@ -7,9 +7,12 @@ import dagster as dg
 import pandas as pd
 
 from cnn_pipelines.metadata import asset_output
+from cnn_pipelines.storage.spool import SpooledTable
 from cnn_pipelines.trading.prices.assets import partition_dates
-from cnn_pipelines.trading.features.reports import family_correlation, nan_share_by_family, universe_turnover
-from cnn_pipelines.trading.features.panel import forward_returns_table, indicator_panel_table, target_columns, universe_table
+from cnn_pipelines.trading.features.reports import PanelSummary, universe_turnover
+from cnn_pipelines.trading.features.panel import (
+    empty_panel, feature_columns, forward_returns_table, iter_panel_shards, target_columns, universe_table,
+)
 from cnn_pipelines.trading.partitions import weekday_partitions
 from cnn_pipelines.trading.partition_metadata import report
 from cnn_pipelines.plots import heatmap, line_plot, markdown_image
@@ -63,17 +66,23 @@ def indicator_panel(context: dg.AssetExecutionContext, raw_prices: pd.DataFrame)
     """15 technical families x 15 look-backs + 5 factor betas x 15 windows (300 float32 columns) for each
     universe member with a bar on the date; past data only."""
     start, end, _ = partition_dates(context)
-    panel = indicator_panel_table(raw_prices, SETTINGS, start, end)
-    meta = {"feature_columns": panel.shape[1] - 2}
-    nan_share = nan_share_by_family(panel)
+    # Shard by shard (SETTINGS.shard_tickers names at a time) into a spool the lake commits month by month:
+    # memory grows with the shard, not the universe.
+    spool, summary = SpooledTable(empty_panel(feature_columns(SETTINGS))), PanelSummary()
+    for shard in iter_panel_shards(raw_prices, SETTINGS, start, end):
+        spool.add(shard)
+        summary.add(shard)
+    meta = {"feature_columns": len(feature_columns(SETTINGS)), "shards": f"{summary.shards} of up to "
+            f"{SETTINGS.shard_tickers} tickers (CNN_PANEL_SHARD)"}
+    nan_share = summary.nan_share()
     if len(nan_share):
         meta["nan_share_by_family"] = dg.MetadataValue.md(
             nan_share.rename("nan_share").to_frame().round(4).to_markdown())
-    corr = family_correlation(panel)
+    corr = summary.correlation()
     if not corr.empty:
         meta["family_correlation"] = dg.MetadataValue.md(markdown_image(
             heatmap(corr, "Average cross-sectional rank correlation between families"), "family correlation"))
-    return asset_output(context, panel, report(context, panel, meta))
+    return asset_output(context, spool, report(context, spool, meta))
 
 
 # Look-ahead: the open-to-open label needs h + 1 sessions after its date; 3 weekdays spare for holidays.

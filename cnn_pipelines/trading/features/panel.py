@@ -102,11 +102,13 @@ def factor_returns(bars: WideBars, u: Universe, s: FeatureSettings) -> tuple[np.
     return f, np.zeros(len(bars.dates))
 
 
-def iter_beta_features(bars: WideBars, u: Universe, s: FeatureSettings):
+def iter_beta_features(bars: WideBars, u: Universe | None, s: FeatureSettings,
+                       factors: tuple[np.ndarray, np.ndarray] | None = None):
     """Yield (name, T x N array) for the 5 factor betas x 15 windows, one window at a time. With a factor CSV,
     the betas of day t are those estimated through day t - ``factors_lag`` sessions: the last factor rows a
-    reader could have had on t (built factors are known on their own day)."""
-    f, rf = factor_returns(bars, u, s)
+    reader could have had on t (built factors are known on their own day). ``factors``: the (factor returns,
+    risk-free rate) of all names, when a caller computes betas for a shard of the tickers in ``bars``."""
+    f, rf = factors if factors is not None else factor_returns(bars, u, s)
     y = daily_returns(bars.close, bars.has_bar) - rf[:, None]
     fams = beta_families(s)
     lag = s.factors_lag if s.factors_csv else 0
@@ -140,27 +142,82 @@ def beta_features(bars: WideBars, u: Universe, s: FeatureSettings) -> dict[str, 
     return dict(iter_beta_features(bars, u, s))
 
 
-def indicator_panel_table(prices: pd.DataFrame, s: FeatureSettings, start, end) -> pd.DataFrame:
-    """The 300 float32 features for every universe member with a bar on each date in [start, end]."""
-    cols = feature_columns(s)
-    if prices.empty:
-        return empty_panel(cols)
+def shard_bars(bars: WideBars, columns: np.ndarray) -> WideBars:
+    """The bars of a subset of tickers (every date kept: indicators need each ticker's whole history)."""
+    return WideBars(bars.dates, bars.tickers[columns], *(getattr(bars, f)[:, columns] for f in
+                                                          ("open", "high", "low", "close", "volume", "has_bar")))
+
+
+@dataclass
+class PanelPlan:
+    """The cross-sectional part of the panel, computed once from close and volume of all names: the universe,
+    the output cells (member with a bar on a requested date), the factor returns, and the shards of tickers that
+    have output cells. Everything per ticker is computed shard by shard from it (``shard_matrix``)."""
+
+    bars: WideBars
+    mask: np.ndarray
+    factors: tuple[np.ndarray, np.ndarray]
+    shards: list[np.ndarray]
+
+
+def plan_panel(prices: pd.DataFrame, s: FeatureSettings, start, end) -> PanelPlan:
     bars = to_wide(prices)
     u = compute_universe(bars, s)
     mask = u.member & bars.has_bar & _out_rows(bars, start, end)[:, None]
-    rows, tick = np.nonzero(mask)
+    rows = np.nonzero(mask.any(axis=1))[0]
     check_factor_coverage(bars, s, int(rows.max()) if len(rows) else -1)
+    needed = np.nonzero(mask.any(axis=0))[0]
+    shards = [needed[i:i + s.shard_tickers] for i in range(0, len(needed), s.shard_tickers)]
+    return PanelPlan(bars, mask, factor_returns(bars, u, s), shards)
+
+
+def shard_matrix(plan: PanelPlan, columns: np.ndarray, s: FeatureSettings) -> np.ndarray:
+    """The 300 float32 features of one shard's output cells, in (date, ticker) order. Every indicator and beta
+    of a ticker depends on its own bars and the shared factor returns only, so a shard's values are exactly
+    those of the whole panel; peak memory grows with the shard, not the universe."""
+    cols = feature_columns(s)
+    bars, mask = shard_bars(plan.bars, columns), plan.mask[:, columns]
     # Each feature is copied into its float32 column as soon as it is computed, then released. Column-major,
-    # so every copy is contiguous and the DataFrame wraps the matrix without another copy.
-    matrix = np.empty((len(rows), len(cols)), dtype=np.float32, order="F")
+    # so every copy is contiguous and a DataFrame wraps the matrix without another copy.
+    matrix = np.empty((int(mask.sum()), len(cols)), dtype=np.float32, order="F")
     position = {c: j for j, c in enumerate(cols)}
     for name, arr in chain(iter_technical_features(bars.high, bars.low, bars.close, bars.volume, s.periods),
-                           iter_beta_features(bars, u, s)):
+                           iter_beta_features(bars, None, s, plan.factors)):
         matrix[:, position[name]] = arr[mask]
+    return matrix
+
+
+def _long(matrix: np.ndarray, rows: np.ndarray, tick: np.ndarray, bars: WideBars, cols: list[str]) -> pd.DataFrame:
     out = pd.DataFrame(matrix, columns=cols, copy=False)
     out.insert(0, "ticker", pd.array(np.asarray(bars.tickers)[tick], dtype="string"))
     out.insert(0, "date", bars.dates[rows].date)
     return out
+
+
+def iter_panel_shards(prices: pd.DataFrame, s: FeatureSettings, start, end):
+    """Yield the panel of ``indicator_panel_table`` as one long table per shard of ``s.shard_tickers`` tickers
+    (each in (date, ticker) order), for a writer that stores each and lets it go."""
+    if prices.empty:
+        return
+    plan = plan_panel(prices, s, start, end)
+    cols = feature_columns(s)
+    for columns in plan.shards:
+        rows, tick = np.nonzero(plan.mask[:, columns])
+        yield _long(shard_matrix(plan, columns, s), rows, columns[tick], plan.bars, cols)
+
+
+def indicator_panel_table(prices: pd.DataFrame, s: FeatureSettings, start, end) -> pd.DataFrame:
+    """The 300 float32 features for every universe member with a bar on each date in [start, end], in one
+    table (computed shard by shard, see ``shard_matrix``)."""
+    cols = feature_columns(s)
+    if prices.empty:
+        return empty_panel(cols)
+    plan = plan_panel(prices, s, start, end)
+    rows, tick = np.nonzero(plan.mask)
+    matrix = np.empty((len(rows), len(cols)), dtype=np.float32, order="F")
+    for columns in plan.shards:
+        matrix[np.isin(tick, columns)] = shard_matrix(plan, columns, s)
+    return _long(matrix, rows, tick, plan.bars, cols)
 
 
 def empty_panel(cols: list[str]) -> pd.DataFrame:

@@ -10,15 +10,6 @@ import pandas as pd
 from cnn_pipelines.trading.features.panel import family_of
 
 
-def nan_share_by_family(panel: pd.DataFrame) -> pd.Series:
-    """Share of missing values per feature family (over all its look-back columns)."""
-    feats = panel.drop(columns=["date", "ticker"])
-    if feats.empty or len(feats) == 0:
-        return pd.Series(dtype=float)
-    share = feats.isna().mean()
-    return share.groupby(family_of, sort=False).mean()
-
-
 def family_correlation(panel: pd.DataFrame, max_dates: int = 60) -> pd.DataFrame:
     """Average cross-sectional Spearman correlation between families (each represented by its middle
     look-back column), over up to ``max_dates`` evenly spaced dates."""
@@ -43,6 +34,41 @@ def family_correlation(panel: pd.DataFrame, max_dates: int = 60) -> pd.DataFrame
         warnings.simplefilter("ignore", RuntimeWarning)
         avg = np.nanmean(np.stack(mats), axis=0)
     return pd.DataFrame(avg, index=list(reps), columns=list(reps))
+
+
+class PanelSummary:
+    """NaN shares per family and the average cross-sectional family correlation of a panel that is seen one
+    ticker shard at a time (each shard's correlations weighted by its names)."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.shards = 0
+        self._nan: pd.Series | None = None
+        self._corr: list[tuple[int, pd.DataFrame]] = []
+
+    def add(self, shard: pd.DataFrame) -> None:
+        nan = shard.drop(columns=["date", "ticker"]).isna().sum()
+        self._nan = nan if self._nan is None else self._nan + nan
+        self.rows += len(shard)
+        self.shards += 1
+        corr = family_correlation(shard)
+        if not corr.empty:
+            self._corr.append((int(shard["ticker"].nunique()), corr))
+
+    def nan_share(self) -> pd.Series:
+        if self._nan is None or not self.rows:
+            return pd.Series(dtype=float)
+        return (self._nan / self.rows).groupby(family_of, sort=False).mean()
+
+    def correlation(self) -> pd.DataFrame:
+        if not self._corr:
+            return pd.DataFrame()
+        first = self._corr[0][1]
+        mats = np.stack([c.to_numpy() for _, c in self._corr])
+        w = np.array([n for n, _ in self._corr], dtype=float)[:, None, None] * np.isfinite(mats)
+        with np.errstate(invalid="ignore"):
+            avg = np.nansum(mats * w, axis=0) / w.sum(axis=0)
+        return pd.DataFrame(avg, index=first.index, columns=first.columns)
 
 
 def universe_turnover(universe: pd.DataFrame) -> pd.Series:

@@ -1,12 +1,17 @@
 """The feature assets in Dagster: one range run over look-back windows, queryable through DuckDB."""
 
+from dataclasses import replace
+
 import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
 
 from cnn_pipelines.storage import lake
+from cnn_pipelines.trading.features import assets as feature_assets
 from cnn_pipelines.trading.features.assets import SETTINGS, forward_returns, indicator_panel, universe
+from cnn_pipelines.trading.features.panel import indicator_panel_table
+from cnn_pipelines.trading.prices.adjustments import adjust_as_of
 from cnn_pipelines.trading.prices.assets import raw_prices
 from cnn_pipelines.trading.prices.resources import SyntheticPriceSource
 
@@ -20,9 +25,11 @@ def lake_with_features(tmp_path_factory):
     first = pd.bdate_range(end="2014-03-03", periods=SETTINGS.price_lookback + 1)[0].strftime("%Y-%m-%d")
     assert run_range([raw_prices], first, "2014-04-04", res).success
     instance = dg.DagsterInstance.ephemeral()
-    result = run_range([raw_prices.to_source_asset(), universe, indicator_panel, forward_returns],
-                       "2014-03-03", "2014-03-21", res, instance,
-                       selection=dg.AssetSelection.assets(universe, indicator_panel, forward_returns))
+    with pytest.MonkeyPatch.context() as mp:  # the panel of these 12 names is computed in shards of 5
+        mp.setattr(feature_assets, "SETTINGS", replace(SETTINGS, shard_tickers=5))
+        result = run_range([raw_prices.to_source_asset(), universe, indicator_panel, forward_returns],
+                           "2014-03-03", "2014-03-21", res, instance,
+                           selection=dg.AssetSelection.assets(universe, indicator_panel, forward_returns))
     return root, result, instance
 
 
@@ -91,3 +98,19 @@ def test_labels_past_the_lake_are_unrealized_and_fill_in_when_their_bars_land(tm
                      selection=dg.AssetSelection.assets(forward_returns)).success
     filled = lake.read_partitions(root, "forward_returns", [end])
     assert filled["fwd_1d"].notna().all() and filled["fwd_open_1d"].isna().all()  # open of 03-25 not in yet
+
+
+def test_the_panel_stored_shard_by_shard_is_the_whole_panel(lake_with_features):
+    """Issue 30: the asset writes its panel shard by shard through a spool; the lake holds exactly the panel
+    computed on all names at once from the same price window, and the UI says how it was sharded."""
+    root, result, _ = lake_with_features
+    keys = pd.bdate_range(end="2014-03-21", periods=SETTINGS.price_lookback + 15).strftime("%Y-%m-%d").tolist()
+    window = adjust_as_of(lake.read_partitions(root, "raw_prices", keys))
+    whole = indicator_panel_table(window, SETTINGS, "2014-03-03", "2014-03-21")
+    stored = lake.read_partitions(root, "indicator_panel", keys[-15:])
+    names = whole["ticker"].nunique()
+    assert names > 5  # so more than one shard
+    pd.testing.assert_frame_equal(stored.astype({"ticker": "string"}), whole, check_exact=True)
+    meta = [m.metadata for m in (e.materialization for e in result.get_asset_materialization_events())
+            if m.partition == "2014-03-21" and m.asset_key.path[-1] == "indicator_panel"][0]
+    assert meta["shards"].value.startswith(f"{-(-names // 5)} of up to 5 tickers")

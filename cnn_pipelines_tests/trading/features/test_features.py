@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cnn_pipelines.trading.features.factors import read_fama_french_csv
 from cnn_pipelines.trading.prices.market import MarketConfig, SyntheticMarket
@@ -228,3 +230,51 @@ def test_factor_betas_use_only_factors_published_by_the_day_and_missing_factors_
     _ff_csv(short, pd.bdate_range("2015-01-01", "2016-06-15"))
     with pytest.raises(FactorsMissingError, match=r"ends on 2016-06-15.*2016-06-30.*through 2016-06-23.*CNN_FACTORS_CSV"):
         indicator_panel_table(prices, replace(lagged, factors_csv=str(short)), start, day)
+
+
+def _whole_panel(prices: pd.DataFrame, s: FeatureSettings, start, end) -> pd.DataFrame:
+    """The panel computed the way it was before shards: every feature on the whole (date x ticker) arrays."""
+    from cnn_pipelines.trading.features.indicators import technical_features
+    from cnn_pipelines.trading.features.panel import beta_features, compute_universe
+    from cnn_pipelines.trading.features.wide import to_wide
+
+    bars = to_wide(prices)
+    u = compute_universe(bars, s)
+    d = bars.dates
+    mask = u.member & bars.has_bar & ((d >= pd.Timestamp(start)) & (d <= pd.Timestamp(end)))[:, None]
+    feats = {**technical_features(bars.high, bars.low, bars.close, bars.volume, s.periods), **beta_features(bars, u, s)}
+    rows, cols = np.nonzero(mask)
+    out = pd.DataFrame({c: feats[c][mask].astype("float32") for c in feature_columns(s)})
+    out.insert(0, "ticker", pd.array(np.asarray(bars.tickers)[cols], dtype="string"))
+    out.insert(0, "date", d[rows].date)
+    return out
+
+
+@pytest.fixture(scope="module")
+def factor_csv(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("ff") / "ff.csv"
+    _ff_csv(path, pd.bdate_range("2015-01-01", "2017-03-31"), seed=3)
+    return str(path)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(shard=st.integers(1, 17), with_csv=st.booleans(), first=st.sampled_from(["2016-01-04", "2016-11-15"]))
+def test_a_panel_built_in_ticker_shards_is_the_whole_panel(prices, factor_csv, shard, with_csv, first):
+    """Issue 30: the per-ticker features are computed a shard of tickers at a time (memory bounded by the shard,
+    not the universe). Every value must be exactly the one computed on all names at once, with built or
+    published factors, whatever the shard size; each shard is in (date, ticker) order and shards never overlap."""
+    from dataclasses import replace
+
+    from cnn_pipelines.trading.features.panel import iter_panel_shards
+
+    s = replace(SMALL, shard_tickers=shard, **({"factors_csv": factor_csv, "factors_lag": 3} if with_csv else {}))
+    whole = _whole_panel(prices, s, first, "2017-01-31")
+    pieces = list(iter_panel_shards(prices, s, first, "2017-01-31"))
+    assert all(len(set(p["ticker"])) <= shard for p in pieces)
+    seen = [set(p["ticker"]) for p in pieces]
+    assert sum(map(len, seen)) == len(set().union(*seen)) == whole["ticker"].nunique()
+    for p in pieces:
+        assert p.equals(p.sort_values(["date", "ticker"], kind="stable"))
+    joined = pd.concat(pieces, ignore_index=True).sort_values(["date", "ticker"], ignore_index=True)
+    pd.testing.assert_frame_equal(joined, whole, check_exact=True)
+    pd.testing.assert_frame_equal(indicator_panel_table(prices, s, first, "2017-01-31"), whole, check_exact=True)
