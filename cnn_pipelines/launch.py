@@ -73,9 +73,10 @@ def create_run(instance: dg.DagsterInstance, job_name: str, tags: Mapping[str, s
 
 
 def launch(instance: dg.DagsterInstance, job_name: str, *, partition: str | None = None,
-           partition_range: tuple[str, str] | None = None, run_config: Mapping | None = None) -> DagsterRun:
+           partition_range: tuple[str, str] | None = None, run_config: Mapping | None = None,
+           tags: Mapping[str, str] | None = None) -> DagsterRun:
     """Create a run of the code location's ``job_name`` and execute it here, synchronously; the finished run."""
-    run = create_run(instance, job_name, partition_tags(partition, partition_range), run_config)
+    run = create_run(instance, job_name, {**partition_tags(partition, partition_range), **(tags or {})}, run_config)
     recon = ReconstructableJob(ReconstructableRepository.for_module(MODULE, ATTRIBUTE, working_directory=os.getcwd()),
                                job_name)
     execute_run(recon, run, instance)

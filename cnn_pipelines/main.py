@@ -20,7 +20,7 @@ from cnn_pipelines.launch import launch
 from cnn_pipelines.plan_inputs import unmet_inputs
 from cnn_pipelines.trading.features.assets import LOOKAHEAD
 from cnn_pipelines.trading.production.assets import TRAIN_WEEKDAYS
-from cnn_pipelines.trading.research.assets import RS, _window, research_partitions, retrain_plan
+from cnn_pipelines.trading.research.assets import CHAIN_START_TAG, RS, _window, research_partitions, retrain_plan
 from cnn_pipelines.trading.research.model_assets import _months_window
 from cnn_pipelines.trading.partitions import weekday_partitions
 from cnn_pipelines.trading.evaluation.metrics import oos_ic
@@ -179,17 +179,18 @@ def unmet_models(periods: list[str], root: Path) -> list[str]:
     return out
 
 
-def run_job(name: str, start: str, end: str, instance: dg.DagsterInstance, console: str = "WARNING") -> DagsterRun:
+def run_job(name: str, start: str, end: str, instance: dg.DagsterInstance, console: str = "WARNING",
+            tags: dict[str, str] | None = None) -> DagsterRun:
     """Run job ``name`` of the code location as ONE run recorded in ``instance`` (so the UI lists it under its
     job): unpartitioned (no start), one partition (start == end) or the partition range [start, end]. The
     terminal shows the run's events from level ``console`` up; every event is in the run's log either way."""
     config = {**(VISION_DEMO_RUN_CONFIG if name == "vision_job" else {}),  # demo sizes; the defaults use all data
               "loggers": {"console": {"config": {"log_level": console}}}}
     if not start:
-        return launch(instance, name, run_config=config)
+        return launch(instance, name, run_config=config, tags=tags)
     if start == end:
-        return launch(instance, name, partition=start, run_config=config)
-    return launch(instance, name, partition_range=(start, end), run_config=config)
+        return launch(instance, name, partition=start, run_config=config, tags=tags)
+    return launch(instance, name, partition_range=(start, end), run_config=config, tags=tags)
 
 
 def failure_lines(instance: dg.DagsterInstance, run_id: str, limit: int = 3) -> list[str]:
@@ -344,7 +345,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, lo, hi in the_plan.runs():
         print(f"materializing {name}" + (f" for {lo}...{hi}" if lo else "") + " as one run", flush=True)
         t0 = time.time()
-        run = run_job(name, lo, hi, instance, "DEBUG" if args.verbose else "WARNING")
+        # the study's warm-start chains begin at its first test month, whatever the lake holds before it
+        tags = {CHAIN_START_TAG: the_plan.periods[0]} if name == "research_job" else None
+        run = run_job(name, lo, hi, instance, "DEBUG" if args.verbose else "WARNING", tags)
         if run.status != dg.DagsterRunStatus.SUCCESS:
             for line in failure_lines(instance, run.run_id):
                 print(line, file=sys.stderr)

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 
 class SpooledTable:
@@ -36,7 +35,7 @@ class SpooledTable:
         self.tickers: set[str] = set()
 
     def add(self, piece: pd.DataFrame) -> None:
-        """Stage one piece (its rows may span many months)."""
+        """Stage one piece (its rows may span many months): sorted by date, each month is a zero-copy slice."""
         from cnn_pipelines.storage.lake import to_arrow
 
         if piece.empty:
@@ -45,17 +44,25 @@ class SpooledTable:
         if table.schema.names != self.schema.names:
             raise ValueError(f"spooled piece has columns {table.schema.names[:5]}..., expected {self.schema.names[:5]}...")
         table = table.cast(self.schema)
-        days = pd.to_datetime(piece["date"]).dt.strftime("%Y-%m-%d").to_numpy()
-        for day, group in piece.groupby(days, sort=False)["ticker"]:
-            self.day_rows[day] += len(group)
-            self.day_tickers[day] += group.nunique()
-        self.tickers.update(piece["ticker"].astype(str).unique())
-        months = np.array([d[:7] for d in days])
-        for month in np.unique(months):
-            part = self.dir / f"month={month}" / f"{sum(map(len, self._pieces.values())):06d}.parquet"
+        days = table.column("date").to_numpy().astype("datetime64[D]")
+        if len(days) > 1 and (days[1:] < days[:-1]).any():
+            order = np.argsort(days, kind="stable")
+            table, days = table.take(pa.array(order)), days[order]
+        frame = pd.DataFrame({"day": days, "ticker": table.column("ticker").to_numpy(zero_copy_only=False)})
+        per_day = frame.groupby("day")["ticker"].agg(["size", "nunique"])
+        for day, (size, unique) in zip(per_day.index.strftime("%Y-%m-%d"), per_day.to_numpy()):
+            self.day_rows[day] += int(size)
+            self.day_tickers[day] += int(unique)
+        self.tickers.update(frame["ticker"].unique())
+        months = days.astype("datetime64[M]")
+        starts = np.flatnonzero(np.r_[True, months[1:] != months[:-1]])
+        for lo, hi in zip(starts, np.r_[starts[1:], len(months)]):
+            month = str(months[lo])
+            part = self.dir / f"month={month}" / f"{sum(map(len, self._pieces.values())):06d}.arrow"
             part.parent.mkdir(exist_ok=True)
-            pq.write_table(table.filter(pa.array(months == month)), part, compression="lz4")
-            self._pieces.setdefault(str(month), []).append(part)
+            with pa.OSFile(str(part), "wb") as sink, pa.ipc.new_file(sink, self.schema) as writer:
+                writer.write_table(table.slice(lo, hi - lo))  # Arrow IPC, uncompressed: written at disk speed
+            self._pieces.setdefault(month, []).append(part)
 
     @property
     def days(self) -> list[str]:
@@ -71,7 +78,7 @@ class SpooledTable:
         parts = self._pieces.get(month)
         if not parts:
             return self.schema.empty_table()
-        table = pa.concat_tables([pq.read_table(p) for p in parts])
+        table = pa.concat_tables([pa.ipc.open_file(pa.memory_map(str(p))).read_all() for p in parts])
         return table.sort_by([("date", "ascending"), ("ticker", "ascending")])
 
     def close(self) -> None:

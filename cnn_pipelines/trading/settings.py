@@ -114,15 +114,17 @@ class ResearchSettings:
     retrain_every: int = 1              # retrain every k months; the months between use the last model fitted
     precision: str = "auto"             # "auto": bf16 mixed precision where the CPU has it (kept only if validation
                                         # IC holds), else fp32; "fp32" always
+    warm_chains: int = 1                # warm-start chains: a retrain starts from the one this many retrains before
+                                        # (C chains train side by side on a cluster; 1 = each from the previous)
     seeds: int = 1                      # CNNs per retrain, each from its own seed (own checkpoints and warm-start
                                         # chain); predictions are their mean, and their spread is reported
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"fwd_(open_)?\d+d", self.target):
             raise ValueError(f"target must be fwd_open_<H>d or fwd_<H>d, got {self.target!r}")
-        if self.retrain_every < 1 or self.patience < 1 or self.seeds < 1 or self.epochs < 1:
-            raise ValueError(f"retrain_every, patience, seeds and epochs must be >= 1, got {self.retrain_every}, "
-                             f"{self.patience}, {self.seeds}, {self.epochs}")
+        if min(self.retrain_every, self.patience, self.seeds, self.epochs, self.warm_chains) < 1:
+            raise ValueError(f"retrain_every, patience, seeds, epochs and warm_chains must be >= 1, got "
+                             f"{self.retrain_every}, {self.patience}, {self.seeds}, {self.epochs}, {self.warm_chains}")
         if self.precision not in ("auto", "fp32"):
             raise ValueError(f"precision must be 'auto' or 'fp32', got {self.precision!r}")
 
@@ -149,7 +151,8 @@ RESEARCH_PRESETS = {
 def current_research_settings() -> ResearchSettings:
     """The preset named by $CNN_PRESET; $CNN_TARGET names the label (default fwd_open_1d), $CNN_WARM_START=0
     trains every period from scratch for all epochs (the book's way), $CNN_RETRAIN_EVERY=k retrains every k
-    months, $CNN_SEEDS=k averages k networks, $CNN_EPOCHS=n caps the epochs of a retrain."""
+    months, $CNN_SEEDS=k averages k networks, $CNN_EPOCHS=n caps the epochs of a retrain, $CNN_WARM_CHAINS=c
+    warm-starts each retrain from the one c retrains before."""
     env = project_env()
     name = env.get("CNN_PRESET", "demo")
     if name not in RESEARCH_PRESETS:
@@ -165,6 +168,8 @@ def current_research_settings() -> ResearchSettings:
         changes["seeds"] = int(env["CNN_SEEDS"])
     if env.get("CNN_EPOCHS"):
         changes["epochs"] = int(env["CNN_EPOCHS"])
+    if env.get("CNN_WARM_CHAINS"):
+        changes["warm_chains"] = int(env["CNN_WARM_CHAINS"])
     return replace(RESEARCH_PRESETS[name], **changes)
 
 

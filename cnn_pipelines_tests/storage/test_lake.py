@@ -225,7 +225,7 @@ def _spooled(df: pd.DataFrame, pieces: int) -> "SpooledTable":
     spool = SpooledTable(df.iloc[:0])
     tickers = sorted(df["ticker"].unique())
     for i in range(pieces):
-        spool.add(df[df["ticker"].isin(tickers[i::pieces])])
+        spool.add(df[df["ticker"].isin(tickers[i::pieces])].sample(frac=1.0, random_state=i))  # any row order
     return spool
 
 

@@ -114,7 +114,7 @@ def run_market(root: Path, strength: float, seed: int, plan: AuditPlan, periods:
     from cnn_pipelines.trading.features.assets import LOOKAHEAD, SETTINGS, forward_returns, indicator_panel, universe
     from cnn_pipelines.trading.prices.assets import raw_prices
     from cnn_pipelines.trading.research.assets import (
-        RS, cnn_images, cnn_model, feature_selection, image_layout, oos_predictions,
+        CHAIN_START_TAG, RS, cnn_images, cnn_model, feature_selection, image_layout, oos_predictions,
     )
     from cnn_pipelines.storage.io_manager import ParquetLakeIOManager
     from cnn_pipelines.trading.prices.resources import SyntheticPriceSource
@@ -148,9 +148,10 @@ def run_market(root: Path, strength: float, seed: int, plan: AuditPlan, periods:
     tables = {m: PREDICTION_TABLES[m] for m in plan.models}
 
     def predictions(periods):
-        for p in periods:
+        for p in periods:  # each market's months are one warm-start chain from its first month
             log(f"audit market seed {seed}, signal {strength}: test month {p}")
-            materialize([*sources, *research], dg.AssetSelection.assets(*research), partition_key=p)
+            materialize([*sources, *research], dg.AssetSelection.assets(*research), partition_key=p,
+                        tags={CHAIN_START_TAG: periods[0]})
         return {m: lake.read_partitions(root, t, list(periods), "period") for m, t in tables.items()}
 
     out = {"real": predictions(periods) if periods else {}}

@@ -30,7 +30,7 @@ from cnn_pipelines.trading.settings import current_research_settings
 from cnn_pipelines.trading.partitions import PARTITIONS_START, first_research_period
 from cnn_pipelines.trading.research.walkforward import fold_for
 from cnn_pipelines.trading.research.retraining import (
-    layout_signature, previous_retrain, retrain_period, warm_start_source,
+    WarmStartNotReadyError, layout_signature, previous_retrain, retrain_period, warm_start_source,
 )
 
 RS = current_research_settings()
@@ -103,10 +103,26 @@ def period_arrays(context, data, layout: dict):
     return _cached(key, lambda: training_arrays(data, lay, RS))
 
 
-def retrain_plan(period: str) -> tuple[str, str | None]:
-    """(the retrain period whose model predicts ``period``, the retrain before it)."""
+CHAIN_START_TAG = "cnn/chain_start"
+
+
+def chain_start(context: dg.AssetExecutionContext) -> str | None:
+    """The study's first test month, from the run's ``cnn/chain_start`` tag: warm-start chains begin there
+    (``make run`` tags its research runs; without the tag they begin at the first research period)."""
+    value = context.run.tags.get(CHAIN_START_TAG) if context.run else None
+    if value is None:
+        return None
+    stamp = pd.Timestamp(value)
+    if stamp != stamp.to_period("M").start_time:
+        raise ValueError(f"run tag {CHAIN_START_TAG}={value!r} must be a research period (the first day of a month)")
+    return str(stamp.date())
+
+
+def retrain_plan(period: str, start: str | None = None) -> tuple[str, str | None]:
+    """(the retrain period whose model predicts ``period``, the retrain its training warm-starts from; None
+    where a warm-start chain begins, see ``previous_retrain``)."""
     return (retrain_period(period, FIRST_PERIOD, RS.retrain_every),
-            previous_retrain(period, FIRST_PERIOD, RS.retrain_every))
+            previous_retrain(period, FIRST_PERIOD, RS.retrain_every, RS.warm_chains, start))
 
 
 def period_doc(root, table: str, period: str, why: str) -> dict:
@@ -124,12 +140,15 @@ def lake_table(root, table: str, period: str) -> pd.DataFrame:
     return lake.read_partitions(Path(root), table, [period], "period")
 
 
-def previous_layout(root, previous: str | None) -> ImageLayout | None:
-    """The previous retrain's layout when warm starts are on and it is in the lake (else None: fit afresh)."""
+def previous_layout(root, previous: str | None, period: str) -> ImageLayout | None:
+    """The layout of the retrain ``period`` warm-starts from (None: warm starts off, or a chain begins here);
+    raises ``WarmStartNotReadyError`` while that retrain is not in the lake (the month waits for it)."""
     if not RS.warm_start or previous is None:
         return None
     path = lake.partition_path(Path(root), "image_layout", previous, "period", "data.json")
-    return ImageLayout.from_json(lake.read_json(path)) if path.exists() else None
+    if not path.exists():
+        raise WarmStartNotReadyError(period, previous)
+    return ImageLayout.from_json(lake.read_json(path))
 
 
 @dg.asset(ins={"indicator_panel": _window("indicator_panel"), "forward_returns": _window("forward_returns")},
@@ -140,7 +159,7 @@ def feature_selection(context: dg.AssetExecutionContext, indicator_panel: pd.Dat
     averaged per family; the best 15 families are kept (with warm starts, a family selected by the previous
     retrain stays while it ranks within 15 + the buffer). Between retrains, the retrain period's selection."""
     period, fold, data = _load(context, indicator_panel, forward_returns)
-    anchor, previous = retrain_plan(period)
+    anchor, previous = retrain_plan(period, chain_start(context))
     if anchor != period:
         ranking = lake_table(lake.root, "feature_selection", anchor)
         ranking["period"] = pd.Timestamp(period).date()
@@ -148,7 +167,7 @@ def feature_selection(context: dg.AssetExecutionContext, indicator_panel: pd.Dat
             "period": period, "model_period": anchor, "retrain_every_months": RS.retrain_every,
             "selected": dg.MetadataValue.json(ranking.loc[ranking["selected"], "family"].tolist()),
             "note": f"not a retrain month: the selection of {anchor}, whose model predicts {period}"})
-    before = previous_layout(lake.root, previous)
+    before = previous_layout(lake.root, previous, period)
     ranking = select_families(data, feature_columns(SETTINGS), RS, period_seed(period),
                               before.families if before else None)
     ranking.insert(0, "period", pd.Timestamp(period).date())
@@ -166,7 +185,7 @@ def feature_selection(context: dg.AssetExecutionContext, indicator_panel: pd.Dat
         "period": period, "cutoff": str(fold.cutoff), "train_start": str(fold.train_start), "target": RS.target,
         "sample_rows": ranking.attrs.get("sample_rows", 0), "model_period": period,
         "previous_selection": (f"{previous}: families kept while within {RS.n_families} + {RS.selection_buffer}"
-                               if before else "none (first retrain, or warm starts off)"),
+                               if before else "none (a warm-start chain begins here, or warm starts are off)"),
         "selected": dg.MetadataValue.json(ranking.loc[ranking["selected"], "family"].tolist()),
         "families_left_out": dg.MetadataValue.json(
             {r.family: f"coverage {r.coverage:.1%} of training rows" for r in left_out.itertuples()}),
@@ -183,14 +202,14 @@ def image_layout(context: dg.AssetExecutionContext, feature_selection: pd.DataFr
     fitted on the training window. With warm starts and the previous retrain's families, its grid order is
     kept (same image, so its model can go on training). Between retrains, the retrain period's layout."""
     period, fold, data = _load(context, indicator_panel, forward_returns)
-    anchor, previous = retrain_plan(period)
+    anchor, previous = retrain_plan(period, chain_start(context))
     if anchor != period:
         doc = period_doc(lake.root, "image_layout", anchor, "its layout is used until the next retrain")
         return asset_output(context, doc | {"period": period, "model_period": anchor}, {
             "period": period, "model_period": anchor, "families": dg.MetadataValue.json(doc["families"]),
             "note": f"not a retrain month (every {RS.retrain_every}): the layout of {anchor}"})
     families = feature_selection.loc[feature_selection["selected"], "family"].tolist()
-    before = previous_layout(lake.root, previous)
+    before = previous_layout(lake.root, previous, period)
     layout, z_cols, z_rows = fit_image_layout(data, families, SETTINGS, RS, period_seed(period), before)
     out = layout.to_json() | {"period": period, "cutoff": str(fold.cutoff), "model_period": period}
     meta = {"period": period, "families": dg.MetadataValue.json(layout.families),
@@ -256,7 +275,7 @@ def cnn_model(context: dg.AssetExecutionContext, image_layout: dict, indicator_p
     from cnn_pipelines.trading.research.study import choose_precision, train_config
 
     period, fold, data = _load(context, indicator_panel, forward_returns)
-    anchor, previous = retrain_plan(period)
+    anchor, previous = retrain_plan(period, chain_start(context))
     if anchor != period:
         doc = period_doc(lake.root, "cnn_model", anchor, "its model predicts this month")
         reused = doc | {"period": period, "model_period": anchor, "trained_epochs_this_run": 0}

@@ -33,12 +33,33 @@ def retrain_period(period: str, first: str, every: int) -> str:
     return str(start.start_time.date())
 
 
-def previous_retrain(period: str, first: str, every: int) -> str | None:
-    """The retrain period before the one that predicts ``period`` (None for the first)."""
+def previous_retrain(period: str, first: str, every: int, chains: int = 1, chain_start: str | None = None) -> str | None:
+    """The retrain period whose model the retrain that predicts ``period`` warm-starts from: ``chains`` retrains
+    before it (with C chains, C interleaved sequences of retrains train side by side). None where a chain
+    starts: that retrain would be before ``first`` or before ``chain_start`` (a study's first test month).
+
+    A function of the month and the study's settings only, never of what happens to be in the lake, so a month
+    trains the same way on one machine and on a cluster that runs months in any order."""
     anchor = retrain_period(period, first, every)
-    if months_from(first, anchor) < every:
+    step = every * chains
+    if months_from(first, anchor) < step:
         return None
-    return str((pd.Period(pd.Timestamp(anchor), "M") - every).start_time.date())
+    previous = str((pd.Period(pd.Timestamp(anchor), "M") - step).start_time.date())
+    if chain_start is not None and pd.Timestamp(previous) < pd.Timestamp(chain_start):
+        return None
+    return previous
+
+
+class WarmStartNotReadyError(RuntimeError):
+    """A retrain's warm-start source has not been trained yet: the month waits for it rather than training
+    from scratch (which would make its result depend on the order months happen to run in)."""
+
+    def __init__(self, period: str, previous: str) -> None:
+        super().__init__(
+            f"{period} warm-starts from the model of {previous}, which is not in this lake yet. Materialize "
+            f"research_job for {previous} first (a backfill runs the months of a chain in order), or start a new "
+            f"chain at {period}: tag the run cnn/chain_start={period}, or set CNN_WARM_START=0")
+        self.period, self.previous = period, previous
 
 
 def layout_signature(layout: ImageLayout) -> dict:
@@ -50,17 +71,17 @@ def layout_signature(layout: ImageLayout) -> dict:
 def warm_start_source(models_root: Path, previous: str | None, period: str,
                       layout: ImageLayout) -> tuple[Path | None, str]:
     """(checkpoint to start ``period``'s training from, why): the last finished epoch of the ``previous`` retrain
-    when its layout is the same grid; else (None, the reason training starts from scratch). Not its best
+    when its layout is the same grid; else (None, the reason training starts from scratch). A ``previous`` not
+    trained yet raises ``WarmStartNotReadyError`` (the month waits for its source). Not its best
     validation-IC epoch: the previous validation window overlaps this period's (42 % of the sessions in demo,
     91 % in full), so starting from the epoch chosen on it would re-use a holdout and flatter ``best_val_ic``."""
     if previous is None:
-        return None, "from scratch: the first retrain period, nothing earlier to start from"
+        return None, "from scratch: a warm-start chain begins here (the first research period, or the study's first month)"
     if pd.Timestamp(previous) >= pd.Timestamp(period):
         raise ValueError(f"warm start of {period} from {previous}: only an earlier period's model may be used")
     state_path = Path(models_root) / previous / "state.json"
     if not state_path.exists():
-        return None, (f"from scratch: no model trained for {previous}, the previous retrain period, in this lake "
-                      f"(materializing {previous} first lets the next run start from it)")
+        raise WarmStartNotReadyError(period, previous)
     state = json.loads(state_path.read_text())
     epochs = [e for e in state.get("epochs", []) if np.isfinite(e.get("val_ic", np.nan))]
     if not epochs:

@@ -114,7 +114,7 @@ def walk_forward(panel: pd.DataFrame, targets: pd.DataFrame, periods: list[str],
         anchor = retrain_period(period, first, rs.retrain_every)
         started, trained, stopped, ensemble = "", 0, False, []
         if anchor == period:
-            previous = previous_retrain(period, first, rs.retrain_every)
+            previous = previous_retrain(period, first, rs.retrain_every, rs.warm_chains)
             fitted = fit_fold(panel, targets, fold, fs, rs, seed, f"period {period}",
                               layouts.get(previous) if rs.warm_start else None)
             data, layout = fitted.data, fitted.layout

@@ -11,7 +11,7 @@ import pytest
 from cnn_pipelines.storage import lake
 from cnn_pipelines.trading.features.assets import SETTINGS, forward_returns, indicator_panel, universe
 from cnn_pipelines.trading.prices.assets import raw_prices
-from cnn_pipelines.trading.research.assets import CALENDAR, RS, cnn_images, cnn_model, feature_selection, image_layout, oos_predictions
+from cnn_pipelines.trading.research.assets import CALENDAR, CHAIN_START_TAG, RS, cnn_images, cnn_model, feature_selection, image_layout, oos_predictions
 from cnn_pipelines.trading.prices.resources import SyntheticPriceSource
 from cnn_pipelines.trading.research.walkforward import fold_for
 from cnn_pipelines.trading.research.model_assets import MODEL_PREDICTIONS
@@ -21,6 +21,7 @@ from cnn_pipelines.storage.io_manager import ParquetLakeIOManager
 from cnn_pipelines_tests.conftest import lake_resources, run_range
 
 PERIOD = "2015-03-01"
+CHAIN = {CHAIN_START_TAG: PERIOD}  # the study's warm-start chain begins here (nothing trained before it)
 RESEARCH = [feature_selection, image_layout, cnn_images, cnn_model, oos_predictions, *MODEL_PREDICTIONS]
 
 
@@ -49,8 +50,8 @@ def research_lake(tmp_path_factory):
     flag_test_month_jumps(root)
     sources = [indicator_panel.to_source_asset(), forward_returns.to_source_asset(), universe.to_source_asset(),
                raw_prices.to_source_asset()]
-    first = dg.materialize([*sources, *RESEARCH], partition_key=PERIOD, resources=res)
-    again = dg.materialize([*sources, *RESEARCH], partition_key=PERIOD, resources=res)
+    first = dg.materialize([*sources, *RESEARCH], partition_key=PERIOD, resources=res, tags=CHAIN)
+    again = dg.materialize([*sources, *RESEARCH], partition_key=PERIOD, resources=res, tags=CHAIN)
     return root, first, again  # checkpoints follow the IO manager's root (no CNN_LAKE_ROOT needed)
 
 
@@ -192,7 +193,7 @@ def test_several_seeds_average_their_predictions_and_report_the_spread(research_
     sources = [indicator_panel.to_source_asset(), forward_returns.to_source_asset(), universe.to_source_asset(),
                raw_prices.to_source_asset(), feature_selection.to_source_asset(), image_layout.to_source_asset(),
                cnn_images.to_source_asset()]
-    result = dg.materialize([*sources, cnn_model, oos_predictions], partition_key=PERIOD, resources=res)
+    result = dg.materialize([*sources, cnn_model, oos_predictions], partition_key=PERIOD, resources=res, tags=CHAIN)
     assert result.success
     meta = {e.materialization.asset_key.path[-1]: e.materialization.metadata
             for e in result.get_asset_materialization_events()}
@@ -232,3 +233,25 @@ def test_every_realized_label_is_scored_through_the_assets(research_lake):
         everything, filtered = oos_ic(table, target), oos_ic(table[table[f"{target}_ok"].astype(bool)], target)
         assert meta[asset]["mean_daily_ic"].value == pytest.approx(everything[0], abs=1e-4), asset
         assert everything[0] != pytest.approx(filtered[0], abs=1e-6), asset
+
+
+def test_a_month_waits_for_its_warm_start_source_instead_of_training_from_scratch(research_lake):
+    """Issue 30: a month whose warm-start source was not in the lake trained from scratch, so its model depended
+    on which run finished first (on a cluster, on the order of a backfill). The source is now a function of
+    the month: without a chain start at PERIOD, PERIOD starts from February's model, which is not there, and
+    the run fails naming it and the two ways on; a chain start that is not a month is refused."""
+    root, _, _ = research_lake
+    res = lake_resources(root, SyntheticPriceSource(n_tickers=25, seed=8, signal_strength=0.3))
+    sources = [indicator_panel.to_source_asset(), forward_returns.to_source_asset(), universe.to_source_asset(),
+               raw_prices.to_source_asset()]
+    for tags, message in (({}, r"2015-03-01 warm-starts from the model of 2015-02-01, which is not in this lake"
+                                r".*cnn/chain_start=2015-03-01"),
+                          ({CHAIN_START_TAG: "2015-03-15"}, r"cnn/chain_start='2015-03-15' must be a research period")):
+        result = dg.materialize([*sources, feature_selection], partition_key=PERIOD, resources=res, tags=tags,
+                                raise_on_error=False)
+        assert not result.success
+        failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+        error = failure.step_failure_data.error
+        while error.cause is not None:
+            error = error.cause
+        assert re.search(message, error.message), error.message

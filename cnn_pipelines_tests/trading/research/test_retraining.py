@@ -10,6 +10,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cnn_pipelines.storage.checkpoints import epoch_path
 from cnn_pipelines.trading.evaluation.audit import AUDIT_FEATURES, AUDIT_RESEARCH
@@ -19,7 +21,7 @@ from cnn_pipelines.trading.prices.market import MarketConfig, SyntheticMarket
 from cnn_pipelines.trading.research.layout import ImageLayout
 from cnn_pipelines.trading.research.precision import bf16_support, keep_bf16
 from cnn_pipelines.trading.research.retraining import (
-    layout_signature, previous_retrain, retrain_period, warm_start_source,
+    WarmStartNotReadyError, layout_signature, previous_retrain, retrain_period, warm_start_source,
 )
 from cnn_pipelines.trading.research.walkforward import fold_for
 
@@ -69,8 +71,8 @@ def test_a_layout_change_forces_a_fresh_start_and_says_why(tmp_path):
     assert path is None and "selected families changed (out: WILLR; in: CCI)" in why
     path, why = warm_start_source(tmp_path, "2016-06-01", "2016-07-01", _layout(rows=(0, 1, 2)))
     assert path is None and "look-back order changed" in why
-    path, why = warm_start_source(tmp_path, "2016-05-01", "2016-07-01", _layout())
-    assert path is None and "no model trained for 2016-05-01" in why
+    with pytest.raises(WarmStartNotReadyError, match="2016-07-01 warm-starts from the model of 2016-05-01"):
+        warm_start_source(tmp_path, "2016-05-01", "2016-07-01", _layout())
     assert warm_start_source(tmp_path, None, "2016-07-01", _layout())[0] is None
     # the scaler is refitted on every window and does not change the grid: still a warm start
     rescaled = dataclasses.replace(_layout(), lo=[[-5.0] * 3] * 3)
@@ -168,3 +170,25 @@ def test_the_precision_choice_for_a_period_never_saw_a_later_period(tmp_path, mo
     assert seen[2:] == [(0, "float32"), (0, "mixed_bfloat16")] and "decided on 2020-03-01" in march[1]
     july = study.choose_precision(arrays["2020-07-01"], rs, tmp_path, 1, log=lambda m: None, period="2020-07-01")
     assert len(seen) == 4 and "decided on 2020-06-01" in july[1]  # June's decision: made before July's cutoff
+
+
+@settings(max_examples=60, deadline=None)
+@given(every=st.integers(1, 4), chains=st.integers(1, 5), offset=st.integers(0, 40), start=st.integers(0, 30))
+def test_a_retrains_warm_start_source_is_a_function_of_the_month_and_the_studys_settings(every, chains, offset, start):
+    """Issue 30: with C chains a retrain starts from the retrain C cadence steps before it, never from one before
+    the first research period or the study's first month (where chains begin, from scratch), and never from a
+    later or the same month: the first C retrains of a study start from scratch, every later one from its
+    chain's previous retrain."""
+    first = "2016-01-01"
+    month = (pd.Period(first, "M") + offset).start_time.strftime("%Y-%m-%d")
+    chain_start = (pd.Period(first, "M") + start).start_time.strftime("%Y-%m-%d")
+    anchor = retrain_period(month, first, every)
+    prev = previous_retrain(month, first, every, chains, chain_start)
+    if prev is None:  # the retrain C steps back would be before the first period or the chain's start
+        back = pd.Period(anchor, "M") - every * chains
+        assert back < pd.Period(first, "M") or back < pd.Period(chain_start, "M")
+    else:
+        assert (pd.Period(anchor, "M") - pd.Period(prev, "M")).n == every * chains
+        assert first <= chain_start <= prev < anchor <= month
+        assert retrain_period(prev, first, every) == prev
+    assert previous_retrain(month, first, every, chains, None) == previous_retrain(month, first, every, chains, first)

@@ -1,0 +1,243 @@
+"""Scale benchmark: the indicator panel of a large universe within a bounded memory, and how long a ten-year
+walk-forward takes on 1, 4 and 16 workers.
+
+Panel (each measurement in a fresh process, peak RSS from ``getrusage``): a synthetic market of ``--tickers``
+names over ``--days`` output days plus the ``full`` preset's look-back is written to a temporary lake as
+``raw_prices``; then the ``indicator_panel`` asset's work is done as the asset does it: read the look-back window
+from the lake, compute the 300 features shard by shard (``--shard`` names at a time) and commit them to the lake
+month by month through a spool. The reference is today's whole-universe computation (one shard of every name,
+the table held in memory and written at once), measured in the same run at two smaller universes and
+extrapolated linearly to ``--tickers``; at the larger of the two, the sharded and whole lakes are compared value
+by value (``identical``).
+
+Walk-forward projection: one full-size research month (the ``full`` preset: 500 names, 60-month windows) is
+fitted and trained for one epoch here (or the JSON line of ``benchmarks/full_month.py`` is read with
+``--month-json``); a month costs its fitting plus its epochs: all ``--epochs`` from scratch, ``--steady-epochs``
+when warm-started (4.0, measured by ``benchmarks/walkforward.py``). Warm starts make retrain months a chain: a
+month waits for the model it starts from. With C chains (``CNN_WARM_CHAINS``) month m starts from month m - C,
+so C chains run side by side; the wall time on W workers is ceil(C / W) chains one after another.
+
+    .venv/bin/python benchmarks/scale.py                      # about 15 minutes on 2 cores
+
+Last line: JSON with tickers, days, peak_rss_gb (sharded), reference_peak_rss_gb (extrapolated), ratio,
+identical, workers and the projected hours of a 120-month walk-forward by chains and workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import multiprocessing as mp
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from walkforward import cpu_name  # noqa: E402
+
+
+def settings(tickers: int, shard: int):
+    from cnn_pipelines.trading.settings import PRESETS
+
+    return dataclasses.replace(PRESETS["full"], universe_size=tickers, shard_tickers=shard)
+
+
+def day_keys(days: int, lookback: int) -> tuple[list[str], list[str]]:
+    """(every weekday partition of prices, the output days): ``days`` output weekdays after ``lookback``."""
+    keys = pd.bdate_range("2012-01-02", periods=lookback + days).strftime("%Y-%m-%d").tolist()
+    return keys, keys[lookback:]
+
+
+def _make_lake(root: str, tickers: int, days: int) -> None:
+    """raw_prices of a synthetic market, written a year at a time (so this process stays small too)."""
+    from cnn_pipelines.storage import lake
+    from cnn_pipelines.trading.prices.market import MarketConfig, SyntheticMarket
+
+    keys, _ = day_keys(days, settings(tickers, 1).price_lookback)
+    market = SyntheticMarket(MarketConfig(seed=3, n_tickers=tickers, inception=keys[0], listing_spread_days=2 * days))
+    for year in sorted({k[:4] for k in keys}):
+        part = [k for k in keys if k.startswith(year)]
+        lake.write_partitions(Path(root), "raw_prices", market.prices(part[0], part[-1]), part)
+
+
+def _panel(root: str, out: str, tickers: int, days: int, shard: int, whole: bool, queue) -> None:
+    """The indicator_panel asset's work in this process: sharded through a spool, or (``whole``) today's way."""
+    from cnn_pipelines.storage import lake
+    from cnn_pipelines.storage.spool import SpooledTable
+    from cnn_pipelines.trading.features.panel import empty_panel, feature_columns, indicator_panel_table, iter_panel_shards
+    from cnn_pipelines.trading.prices.adjustments import adjust_as_of
+
+    s = settings(tickers, tickers if whole else shard)
+    keys, out_keys = day_keys(days, s.price_lookback)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    prices = adjust_as_of(lake.read_partitions(Path(root), "raw_prices", keys))
+    if whole:
+        panel = indicator_panel_table(prices, s, out_keys[0], out_keys[-1])
+        rows = len(panel)
+        lake.write_partitions(Path(out), "indicator_panel", panel, out_keys)
+    else:
+        spool = SpooledTable(empty_panel(feature_columns(s)))
+        for piece in iter_panel_shards(prices, s, out_keys[0], out_keys[-1]):
+            spool.add(piece)
+        rows = spool.rows
+        lake.write_spooled(Path(out), "indicator_panel", spool, out_keys)
+        spool.close()
+    queue.put({"seconds": time.perf_counter() - t0, "rows": rows, "input_rows": len(prices),
+               "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, "start_rss_gb": base / 1e6})
+
+
+def in_child(target, *args):
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=target, args=(*args, q))
+    p.start()
+    out = q.get()
+    p.join()
+    if p.exitcode:
+        raise SystemExit(f"{target.__name__} failed (exit code {p.exitcode})")
+    return out
+
+
+def _make_lake_child(root: str, tickers: int, days: int, queue) -> None:
+    _make_lake(root, tickers, days)
+    queue.put(None)
+
+
+def panel_run(tmp: Path, tickers: int, days: int, shard: int, whole: bool) -> dict:
+    src, out = tmp / f"prices{tickers}", tmp / f"{'whole' if whole else 'sharded'}{tickers}"
+    if not src.exists():
+        t0 = time.perf_counter()
+        in_child(_make_lake_child, str(src), tickers, days)
+        print(f"  {tickers} names: prices written in {time.perf_counter() - t0:.0f}s", flush=True)
+    res = in_child(_panel, str(src), str(out), tickers, days, shard, whole)
+    res["lake"] = str(out)
+    print(f"  {tickers} names, {'whole (today)' if whole else f'shards of {shard}'}: {res['seconds']:.0f}s, "
+          f"{res['rows']:,} rows, peak RSS {res['peak_rss_gb']:.2f} GB", flush=True)
+    return res
+
+
+def same_lake(a: str, b: str) -> bool:
+    """Every month file of two indicator_panel lakes holds the same rows, values and days."""
+    import pyarrow.parquet as pq
+
+    fa = sorted(Path(a, "indicator_panel").glob("month=*/data.parquet"))
+    fb = sorted(Path(b, "indicator_panel").glob("month=*/data.parquet"))
+    if [f.parent.name for f in fa] != [f.parent.name for f in fb]:
+        return False
+    return all(pq.read_table(x).equals(pq.read_table(y)) for x, y in zip(fa, fb))
+
+
+def month_costs(args) -> dict:
+    """Seconds of fitting and of one epoch of one full-size research month (measured here, or read)."""
+    if args.month_json:
+        line = [ln for ln in Path(args.month_json).read_text().splitlines() if ln.startswith("{")][-1]
+        m = json.loads(line)
+        return {"fit_seconds": m["fit_seconds"], "epoch_seconds": m["ours_seconds_per_epoch"],
+                "source": args.month_json, "training_images": m.get("training_images")}
+    import warnings
+
+    warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+    from cnn_pipelines.trading.prices.calendar import trading_calendar
+    from cnn_pipelines.trading.research.cnn import train_period
+    from cnn_pipelines.trading.research.periods import fit_fold
+    from cnn_pipelines.trading.research.walkforward import fold_for
+    from cnn_pipelines.trading.settings import RESEARCH_PRESETS
+    from walkforward import market
+
+    rs = RESEARCH_PRESETS["full"]
+    rs = dataclasses.replace(rs, train_months=args.month_train_months,
+                             val_months=min(rs.val_months, args.month_train_months // 3))
+    fs, panel, targets = market(args.month_names, "2019-01-01", 1, rs.train_months, 0.15, seed=12)
+    t0 = time.perf_counter()
+    fitted = fit_fold(panel, targets, fold_for("2019-01-01", rs, trading_calendar(fs.calendar)), fs, rs, 1, "p")
+    fit_s = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as tmp:
+        res = train_period(*fitted.arrays, dataclasses.replace(rs, epochs=2), Path(tmp) / "m", "fp")
+    epoch_s = float(res.epochs["seconds"].iloc[-1])  # the second epoch: the first also builds the graph
+    print(f"  one research month ({args.month_names} names, {rs.train_months}-month window, "
+          f"{len(fitted.arrays[0]):,} training images): fitting {fit_s:.0f}s, an epoch {epoch_s:.0f}s", flush=True)
+    return {"fit_seconds": round(fit_s, 1), "epoch_seconds": round(epoch_s, 1), "source": "measured in this run",
+            "training_images": len(fitted.arrays[0])}
+
+
+def projection(costs: dict, months: int, retrain_every: int, epochs: int, steady: float,
+               chains: list[int], workers: list[int]) -> dict:
+    """Hours of a ``months``-month walk-forward by warm-start chains and workers (retrain months only: the
+    months between reuse a model and cost a prediction)."""
+    first = costs["fit_seconds"] + epochs * costs["epoch_seconds"]
+    warm = costs["fit_seconds"] + steady * costs["epoch_seconds"]
+    retrains = math.ceil(months / retrain_every)
+    out = {}
+    for c in chains:
+        length = math.ceil(retrains / c)  # the longest chain
+        chain_s = first + (length - 1) * warm
+        out[f"chains_{c}"] = {str(w): round(math.ceil(c / w) * chain_s / 3600, 2) for w in workers}
+    out["from_scratch"] = {str(w): round(math.ceil(retrains / w) * first / 3600, 2) for w in workers}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tickers", type=int, default=3000)
+    ap.add_argument("--days", type=int, default=2520)
+    ap.add_argument("--shard", type=int, default=200)
+    ap.add_argument("--reference-tickers", default="150,300", help="two universes for today's whole-panel way")
+    ap.add_argument("--months", type=int, default=120)
+    ap.add_argument("--retrain-every", type=int, default=1)
+    ap.add_argument("--epochs", type=int, default=30, help="a from-scratch month (the full preset)")
+    ap.add_argument("--steady-epochs", type=float, default=4.0, help="a warm-started month (walkforward.py)")
+    ap.add_argument("--workers", default="1,4,16")
+    ap.add_argument("--chains", default="1,4,16")
+    ap.add_argument("--month-json", default=None, help="the JSON line of benchmarks/full_month.py instead of measuring")
+    ap.add_argument("--month-names", type=int, default=500)
+    ap.add_argument("--month-train-months", type=int, default=60)
+    ap.add_argument("--skip-month", action="store_true", help="panel only")
+    args = ap.parse_args()
+    refs = [int(x) for x in args.reference_tickers.split(",")]
+    workers = [int(x) for x in args.workers.split(",")]
+    tmp = Path(tempfile.mkdtemp(prefix="cnn-scale-"))
+    try:
+        print(f"panel: {args.tickers} names x {args.days} days, shards of {args.shard}", flush=True)
+        big = panel_run(tmp, args.tickers, args.days, args.shard, whole=False)
+        ref = {n: panel_run(tmp, n, args.days, args.shard, whole=True) for n in refs}
+        small = panel_run(tmp, refs[-1], args.days, args.shard, whole=False)
+        identical = same_lake(small["lake"], ref[refs[-1]]["lake"])
+        slope = (ref[refs[1]]["peak_rss_gb"] - ref[refs[0]]["peak_rss_gb"]) / (refs[1] - refs[0])
+        ref_big = ref[refs[1]]["peak_rss_gb"] + slope * (args.tickers - refs[1])
+        print(f"  today's way needs {slope * 1000:.1f} MB per name: {ref_big:.1f} GB at {args.tickers} names "
+              f"(extrapolated); sharded {big['peak_rss_gb']:.2f} GB measured; sharded == whole at {refs[-1]} names: "
+              f"{identical}", flush=True)
+        proj, costs = None, None
+        if not args.skip_month:
+            costs = month_costs(args)
+            proj = projection(costs, args.months, args.retrain_every, args.epochs, args.steady_epochs,
+                              [int(x) for x in args.chains.split(",")], workers)
+            for k, v in proj.items():
+                print(f"  {args.months}-month walk-forward, {k.replace('_', ' ')}: " +
+                      ", ".join(f"{h:.1f} h on {w}" for w, h in v.items()), flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(json.dumps({
+        "cpu": f"{cpu_name()}, {os.cpu_count()} cores", "tickers": args.tickers, "days": args.days,
+        "shard": args.shard, "panel_rows": big["rows"], "panel_seconds": round(big["seconds"], 1),
+        "peak_rss_gb": round(big["peak_rss_gb"], 2), "reference_peak_rss_gb": round(ref_big, 1),
+        "reference_measured": {str(n): round(r["peak_rss_gb"], 2) for n, r in ref.items()},
+        "ratio": round(ref_big / big["peak_rss_gb"], 1),
+        "identical": identical, "identical_scope": f"sharded vs whole panel, {refs[-1]} names, every stored value",
+        "workers": workers, "month_costs": costs, "months": args.months, "retrain_every": args.retrain_every,
+        "projected_hours": proj,
+    }))
+
+
+if __name__ == "__main__":
+    main()
