@@ -186,6 +186,26 @@ def projection(costs: dict, months: int, retrain_every: int, epochs: int, steady
     return out
 
 
+def panel_part(tmp: Path, args, refs: list[int]) -> dict:
+    print(f"panel: {args.tickers} names x {args.days} days, shards of {args.shard}", flush=True)
+    big = panel_run(tmp, args.tickers, args.days, args.shard, whole=False)
+    ref = {n: panel_run(tmp, n, args.days, args.shard, whole=True) for n in refs}
+    small = panel_run(tmp, refs[-1], args.days, args.shard, whole=False)
+    identical = same_lake(small["lake"], ref[refs[-1]]["lake"])
+    slope = (ref[refs[1]]["peak_rss_gb"] - ref[refs[0]]["peak_rss_gb"]) / (refs[1] - refs[0])
+    ref_big = ref[refs[1]]["peak_rss_gb"] + slope * (args.tickers - refs[1])
+    sharded_slope = (big["peak_rss_gb"] - small["peak_rss_gb"]) / (args.tickers - refs[-1])
+    print(f"  today's way needs {slope * 1000:.1f} MB per name: {ref_big:.1f} GB at {args.tickers} names "
+          f"(extrapolated); sharded {big['peak_rss_gb']:.2f} GB measured ({sharded_slope * 1000:.2f} MB per name "
+          f"beyond {refs[-1]}: the price window); sharded == whole at {refs[-1]} names: {identical}", flush=True)
+    return {"shard": args.shard, "panel_rows": big["rows"], "panel_seconds": round(big["seconds"], 1),
+            "peak_rss_gb": round(big["peak_rss_gb"], 2), "reference_peak_rss_gb": round(ref_big, 1),
+            "reference_measured": {str(n): round(r["peak_rss_gb"], 2) for n, r in ref.items()},
+            "ratio": round(ref_big / big["peak_rss_gb"], 1), "mb_per_name_sharded": round(sharded_slope * 1000, 2),
+            "mb_per_name_whole": round(slope * 1000, 2), "identical": identical,
+            "identical_scope": f"sharded vs whole panel, {refs[-1]} names, every stored value"}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tickers", type=int, default=3000)
@@ -202,21 +222,15 @@ def main() -> None:
     ap.add_argument("--month-names", type=int, default=500)
     ap.add_argument("--month-train-months", type=int, default=60)
     ap.add_argument("--skip-month", action="store_true", help="panel only")
+    ap.add_argument("--skip-panel", action="store_true", help="walk-forward projection only")
     args = ap.parse_args()
     refs = [int(x) for x in args.reference_tickers.split(",")]
     workers = [int(x) for x in args.workers.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="cnn-scale-"))
+    panel: dict = {}
     try:
-        print(f"panel: {args.tickers} names x {args.days} days, shards of {args.shard}", flush=True)
-        big = panel_run(tmp, args.tickers, args.days, args.shard, whole=False)
-        ref = {n: panel_run(tmp, n, args.days, args.shard, whole=True) for n in refs}
-        small = panel_run(tmp, refs[-1], args.days, args.shard, whole=False)
-        identical = same_lake(small["lake"], ref[refs[-1]]["lake"])
-        slope = (ref[refs[1]]["peak_rss_gb"] - ref[refs[0]]["peak_rss_gb"]) / (refs[1] - refs[0])
-        ref_big = ref[refs[1]]["peak_rss_gb"] + slope * (args.tickers - refs[1])
-        print(f"  today's way needs {slope * 1000:.1f} MB per name: {ref_big:.1f} GB at {args.tickers} names "
-              f"(extrapolated); sharded {big['peak_rss_gb']:.2f} GB measured; sharded == whole at {refs[-1]} names: "
-              f"{identical}", flush=True)
+        if not args.skip_panel:
+            panel = panel_part(tmp, args, refs)
         proj, costs = None, None
         if not args.skip_month:
             costs = month_costs(args)
@@ -228,12 +242,7 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps({
-        "cpu": f"{cpu_name()}, {os.cpu_count()} cores", "tickers": args.tickers, "days": args.days,
-        "shard": args.shard, "panel_rows": big["rows"], "panel_seconds": round(big["seconds"], 1),
-        "peak_rss_gb": round(big["peak_rss_gb"], 2), "reference_peak_rss_gb": round(ref_big, 1),
-        "reference_measured": {str(n): round(r["peak_rss_gb"], 2) for n, r in ref.items()},
-        "ratio": round(ref_big / big["peak_rss_gb"], 1),
-        "identical": identical, "identical_scope": f"sharded vs whole panel, {refs[-1]} names, every stored value",
+        "cpu": f"{cpu_name()}, {os.cpu_count()} cores", "tickers": args.tickers, "days": args.days, **panel,
         "workers": workers, "month_costs": costs, "months": args.months, "retrain_every": args.retrain_every,
         "projected_hours": proj,
     }))

@@ -23,7 +23,7 @@ from cnn_pipelines_tests.conftest import REPO_ROOT
 
 # Scripts that measure the process itself (peak memory) run in a process of their own; the others run in the test
 # process, as `python benchmarks/<script>` would run them, without importing TensorFlow again for each (5-8 s each).
-OWN_PROCESS = {"features.py"}
+OWN_PROCESS = {"features.py", "scale.py"}
 
 
 def run_benchmark(script: str, *args: str) -> dict:
@@ -117,3 +117,22 @@ def test_full_month_benchmark_reports_before_and_after_per_month() -> None:
     assert positive(r["book_seconds_per_epoch"]) and positive(r["ours_seconds_per_epoch"]) and r["training_images"] > 0
     assert r["before_seconds_per_month"] == pytest.approx(r["fit_seconds"] + 3 * r["book_seconds_per_epoch"], abs=1)
     assert r["after_steady_month_seconds"] <= r["after_first_month_seconds"]
+
+
+@pytest.mark.timeout(300)
+def test_scale_benchmark_reports_the_sharded_panels_memory_and_a_walk_forward_projection(tmp_path) -> None:
+    """Issue 30: peak memory of the sharded panel against today's whole-universe way, the stored values of both
+    compared, and the projection of a 120-month study from a month's measured costs and the warm-start chains
+    (here read from a full_month.py line: 30 s fitting, 100 s an epoch)."""
+    month = tmp_path / "full_month.json"
+    month.write_text('month measured\n{"fit_seconds": 30.0, "ours_seconds_per_epoch": 100.0, "training_images": 9}\n')
+    r = run_benchmark("scale.py", "--tickers", "60", "--days", "120", "--shard", "25", "--reference-tickers", "20,40",
+                      "--month-json", str(month), "--workers", "1,4,16", "--chains", "1,4")
+    assert r["tickers"] == 60 and r["identical"] is True and r["panel_rows"] > 0
+    assert positive(r["peak_rss_gb"]) and positive(r["reference_peak_rss_gb"]) and set(r["reference_measured"]) == {"20", "40"}
+    first, warm = 30 + 30 * 100, 30 + 4 * 100  # a month from scratch (30 epochs), a warm-started one (4)
+    hours = r["projected_hours"]
+    assert hours["chains_1"] == {w: round((first + 119 * warm) / 3600, 2) for w in ("1", "4", "16")}  # one chain
+    assert hours["chains_4"]["4"] == hours["chains_4"]["16"] == round((first + 29 * warm) / 3600, 2)
+    assert hours["chains_4"]["1"] == round(4 * (first + 29 * warm) / 3600, 2)
+    assert hours["from_scratch"]["16"] == round(8 * first / 3600, 2)
