@@ -11,6 +11,7 @@ import pandas as pd
 
 from cnn_pipelines.storage.checkpoints import save_keras
 from cnn_pipelines.vision.models.architectures import edge_filters, filter_network
+from cnn_pipelines.inference import predict_batches
 
 FILTER_LABELS = ["vertical edge, dark to bright", "vertical edge, bright to dark",
                  "horizontal edge, dark to bright", "horizontal edge, bright to dark"]
@@ -43,7 +44,7 @@ def run_filter_demo(out_dir: Path) -> FilterDemo:
     image, source = sample_photo()
     filters = edge_filters()
     model = filter_network(filters)
-    conv, pooled = (np.asarray(a)[0] for a in model.predict(image[None], verbose=0))
+    conv, pooled = (np.asarray(a)[0] for a in predict_batches(model, image[None]))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = save_keras(model, out_dir / "edge_filters.keras")

@@ -27,6 +27,8 @@ from cnn_pipelines.vision.settings import VisionSettings
 import keras  # noqa: E402  (after architectures, which sets the backend)
 import tensorflow as tf  # noqa: E402
 
+from cnn_pipelines.inference import predict_batches  # noqa: E402
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -207,7 +209,7 @@ def evaluate_on_test(result: TrainedClassifier, spec: DatasetSpec, s: VisionSett
                              channels=cfg.channels)
     probs, labels = [], []
     for x, y in ds:
-        probs.append(model.predict_on_batch(x))
+        probs.append(predict_batches(model, x.numpy()))
         labels.append(y.numpy())
     p, y = np.concatenate(probs), np.concatenate(labels).astype(int)
     pred = p.argmax(axis=1)

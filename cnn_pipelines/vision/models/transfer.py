@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cnn_pipelines.vision.models.architectures import keras, layers
+from cnn_pipelines.inference import predict_batches
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def preprocess(images, kind: str):
 
 def extract_features(backbone: keras.Model, images: np.ndarray, kind: str, batch_size: int = 256) -> np.ndarray:
     """Bottleneck features (n, d) float32 of uint8 images, in batches (never all images as floats at once)."""
-    out = [backbone.predict_on_batch(preprocess(images[i:i + batch_size], kind))
+    out = [predict_batches(backbone, preprocess(images[i:i + batch_size], kind), batch_size)
            for i in range(0, len(images), batch_size)]
     return np.concatenate([np.asarray(o) for o in out]).astype(np.float32) if out else np.zeros((0, backbone.output_shape[-1]), np.float32)
 

@@ -29,6 +29,7 @@ from cnn_pipelines.vision.models.training import (TrainConfig, architecture, fit
 from cnn_pipelines.vision.models.transfer import (budget_split, build_backbone, classification_head, extract_features,
                                                   nested_subsets, preprocess, stacked)
 from cnn_pipelines.vision.settings import VisionSettings
+from cnn_pipelines.inference import predict_batches
 
 
 class StageConfig(dg.Config):
@@ -96,7 +97,7 @@ def load_features(info: dict) -> dict[str, np.ndarray]:
 
 def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray, transform=None) -> tuple[float, np.ndarray, np.ndarray]:
     """Test accuracy, predicted classes and their probabilities."""
-    probs = np.concatenate([model.predict_on_batch(x[i:i + 512] if transform is None else transform(x[i:i + 512]))
+    probs = np.concatenate([predict_batches(model, x[i:i + 512] if transform is None else transform(x[i:i + 512]), 512)
                             for i in range(0, len(x), 512)])
     pred = probs.argmax(axis=1)
     return float((pred == y).mean()), pred, probs.max(axis=1)
