@@ -7,6 +7,7 @@ import dagster as dg
 from cnn_pipelines.cluster import TRAINS
 from cnn_pipelines.storage import lake
 from cnn_pipelines.trading.evaluation.assets import backtest, factor_tearsheet, leakage_audit, model_leaderboard
+from cnn_pipelines.trading.evaluation.study_assets import study_report
 from cnn_pipelines.trading.research.model_assets import MODEL_PREDICTIONS
 from cnn_pipelines.trading.features.assets import forward_returns, indicator_panel, labels_fill_in_sensor, universe
 from cnn_pipelines.trading.prices.assets import price_adjustments, raw_prices
@@ -59,7 +60,7 @@ price_history_job = dg.define_asset_job(
 defs = dg.Definitions(
     assets=[raw_prices, price_adjustments, universe, indicator_panel, forward_returns,
             feature_selection, image_layout, cnn_images, cnn_model, oos_predictions, *MODEL_PREDICTIONS,
-            factor_tearsheet, backtest, model_leaderboard, leakage_audit, production_model, daily_signals],
+            factor_tearsheet, backtest, model_leaderboard, study_report, leakage_audit, production_model, daily_signals],
     schedules=[nightly_schedule],
     sensors=[labels_fill_in_sensor],
     asset_checks=[make_freshness_check(LAKE_ROOT, weekday_partitions)],

@@ -89,10 +89,11 @@ def daily_signals(context: dg.AssetExecutionContext, production_model: dict, ind
 nightly_job = dg.define_asset_job(
     "nightly_job",
     selection=dg.AssetSelection.assets("raw_prices", "price_adjustments", "universe", "indicator_panel", "forward_returns",
-                                       production_model, daily_signals),
+                                       production_model, daily_signals, "study_report"),
     partitions_def=weekday_partitions,
     tags=TRAINS,
-    description="The newest weekday partition: prices, features, production model, next-day signals.",
+    description="The newest weekday partition: prices, features, production model, next-day signals; then the "
+                "study report (unpartitioned) shows the new signals beside the study.",
 )
 
 # 02:00 UTC Monday-Friday: the previous weekday's partition is complete (a weekday partition's window ends

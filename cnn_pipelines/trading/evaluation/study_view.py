@@ -1,0 +1,155 @@
+"""The study at a glance: what the lake holds about the whole study, read through the DuckDB catalog, rounded
+to what each number means and with its unit, for the ``study_report`` asset and anyone reading the lake."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from cnn_pipelines.storage import lake
+from cnn_pipelines.trading.evaluation.metrics import daily_ic, mean_and_se, newey_west_se
+
+# Below this many test days an IC's standard error is too wide to rank models or to trust a Sharpe ratio.
+SHORT_SAMPLE_DAYS = 250
+
+
+@dataclass
+class StudyView:
+    """Headline numbers (plottable floats and short strings), tables, and reasons for what is missing."""
+
+    numbers: dict[str, float | int | str] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)
+    verdict: str = ""
+
+
+def _views(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {r[0] for r in con.execute("select view_name from duckdb_views() where not internal").fetchall()}
+
+
+def pct(x: float, digits: int = 1) -> str:
+    return f"{x * 100:.{digits}f} %" if math.isfinite(x) else "n/a"
+
+
+def backtest_figures(daily: pd.DataFrame) -> dict[str, float]:
+    """Net Sharpe (annualized, 252 days), annual return and max drawdown (fractions), mean daily turnover."""
+    net = daily["net"].to_numpy(float)
+    sd = net.std(ddof=1) if len(net) > 1 else float("nan")
+    equity = np.cumprod(1 + net)
+    years = len(net) / 252
+    return {"net_sharpe": float(net.mean() / sd * math.sqrt(252)) if sd > 0 else float("nan"),
+            "net_annual_return": float(equity[-1] ** (1 / years) - 1) if len(net) else float("nan"),
+            "max_drawdown": float((equity / np.maximum.accumulate(equity) - 1).min()) if len(net) else float("nan"),
+            "mean_daily_turnover": float(daily["turnover"].mean()) if len(daily) else float("nan")}
+
+
+def leaderboard_display(board: pd.DataFrame) -> pd.DataFrame:
+    """The leaderboard as a user reads it: IC 4 decimals, bps 1, Sharpe 2, shares and returns as %."""
+    out = pd.DataFrame({
+        "rank": board["rank"].astype(int), "model": board["model"].astype(str),
+        "days": board["days"].astype(int),
+        "mean IC": board["mean_ic"].round(4), "IC s.e.": board["ic_se"].round(4), "IC t": board["ic_t"].round(2),
+        "top-bottom (bps/day)": board["top_minus_bottom_bps"].round(1),
+        "turnover (%/day)": (board["mean_daily_turnover"] * 100).round(1),
+        "net Sharpe": board["net_sharpe"].round(2),
+        "net annual return (%)": (board["net_annual_return"] * 100).round(1),
+        "coverage (%)": (board["coverage"] * 100).round(1),
+    })
+    return out
+
+
+def study_view(root: Path, target: str, oracle=None) -> StudyView:
+    """Everything the study report shows, from the lake at ``root``. ``oracle``: a callable giving the daily IC
+    of the market's true expected returns on given (date, ticker, target) rows (the synthetic source's), or None."""
+    view = StudyView()
+    n = view.numbers
+    catalog = Path(root) / lake.CATALOG_FILE
+    if not catalog.exists():
+        view.missing["lake"] = f"no catalog at {catalog}: materialize the trading job first"
+        view.verdict = "nothing to show yet"
+        return view
+    with duckdb.connect(str(catalog), read_only=True) as con:
+        views = _views(con)
+        if "raw_prices" in views:
+            rows, first, last, tickers = con.execute(
+                "select count(*), min(date), max(date), count(distinct ticker) from raw_prices").fetchone()
+            n.update({"price_rows": int(rows), "price_tickers": int(tickers),
+                      "price_range": f"{first} .. {last}" if rows else "no rows"})
+        else:
+            view.missing["prices"] = "raw_prices is not in the lake: run price_history_job or trading_job"
+        if "universe" in views:
+            days, members, first, last = con.execute(
+                "select count(distinct date), count(*) / nullif(count(distinct date), 0), min(date), max(date) "
+                "from universe").fetchone()
+            n.update({"feature_days": int(days), "feature_range": f"{first} .. {last}" if days else "no rows",
+                      "universe_members_per_day": round(float(members or 0), 1)})
+        if "oos_predictions" in views:
+            preds = con.execute(f"select period, date, ticker, prediction, {target} from oos_predictions").df()
+            blocks = [daily_ic(p["date"].to_numpy(), p["prediction"].to_numpy(), p[target].to_numpy(float))
+                      for _, p in preds.groupby("period")]
+            ic = pd.concat(blocks) if blocks else pd.Series(dtype=float)
+            mean, _ = mean_and_se(ic)
+            periods = sorted(str(p)[:10] for p in preds["period"].unique())
+            n.update({"periods": len(periods), "period_range": f"{periods[0][:7]} .. {periods[-1][:7]}" if periods
+                      else "none", "oos_ic": round(mean, 4), "oos_ic_se": round(newey_west_se(blocks), 4),
+                      "oos_days": int(len(ic)), "target": target})
+            if oracle is not None and len(preds):
+                o = oracle(preds[["date", "ticker", target]])
+                n["oracle_ic"] = round(float(o.mean()), 4) if len(o) else "n/a (no rows)"
+        else:
+            view.missing["predictions"] = "no out-of-sample predictions: run research_job for some months"
+        if "model_leaderboard" in views:
+            board = con.execute("select * from model_leaderboard order by rank").df()
+            view.tables["leaderboard"] = leaderboard_display(board)
+            if len(board):
+                n["leader"] = str(board["model"].iloc[0])
+        else:
+            view.missing["leaderboard"] = "not built: run evaluation_job"
+        if "backtest" in views:
+            daily = con.execute("select * from backtest order by date").df()
+            b = backtest_figures(daily)
+            n.update({"backtest_days": len(daily), "net_sharpe": round(b["net_sharpe"], 2),
+                      "net_annual_return_pct": round(b["net_annual_return"] * 100, 1),
+                      "max_drawdown_pct": round(b["max_drawdown"] * 100, 1),
+                      "turnover_pct_per_day": round(b["mean_daily_turnover"] * 100, 1)})
+        else:
+            view.missing["backtest"] = "not built: run evaluation_job"
+        if "daily_signals" in views:
+            signals = con.execute("""select date, trade_date, ticker, side, rank, prediction from daily_signals
+                                     where date = (select max(date) from daily_signals) and side in ('long', 'short')
+                                     order by side, rank""").df()
+            view.tables["signals"] = signals.assign(prediction=signals["prediction"].round(4))
+            if len(signals):
+                n["signals_for"] = str(signals["trade_date"].iloc[0])[:10]
+        else:
+            view.missing["signals"] = "no signals yet: run nightly_job"
+    summary = Path(root) / "reports" / "factor_tearsheet" / "summary.json"
+    if summary.exists():
+        s = lake.read_json(summary)
+        n.update({"tearsheet_ic_1d": round(s["ic"]["ic_mean"]["1D"], 4),
+                  "tearsheet_days": int(s.get("sample", {}).get("days", 0)),
+                  "tearsheet_top_minus_bottom_bps": round(s["spread"]["top_minus_bottom_bps"]["1D"], 1)})
+    else:
+        view.missing["tearsheet"] = "not built: run evaluation_job"
+    view.verdict = verdict(n)
+    return view
+
+
+def verdict(n: dict) -> str:
+    """One sentence on what the OOS IC can and cannot say."""
+    if "oos_ic" not in n:
+        return "no out-of-sample predictions yet"
+    days, ic, se = n["oos_days"], n["oos_ic"], n["oos_ic_se"]
+    z = ic / se if se and se > 0 else float("nan")
+    text = f"OOS IC {ic:+.4f} (Newey-West s.e. {se:.4f}, z {z:.1f}) over {days} test days"
+    if isinstance(n.get("oracle_ic"), float):
+        text += f"; the market's own expected returns score {n['oracle_ic']:+.4f} on the same rows"
+    if days < SHORT_SAMPLE_DAYS:
+        text += (f". {days} days is too short to judge a strategy (a year is about 250): read the IC and its s.e., "
+                 f"not the Sharpe ratio")
+    return text
