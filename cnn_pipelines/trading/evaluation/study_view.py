@@ -99,7 +99,7 @@ def study_view(root: Path, target: str, oracle=None) -> StudyView:
                       else "none", "oos_ic": round(mean, 4), "oos_ic_se": round(newey_west_se(blocks), 4),
                       "oos_days": int(len(ic)), "target": target})
             if oracle is not None and len(preds):
-                o = oracle(preds[["date", "ticker", target]])
+                o = oracle(preds[["date", "ticker", target]].assign(date=pd.to_datetime(preds["date"]).dt.date))
                 n["oracle_ic"] = round(float(o.mean()), 4) if len(o) else "n/a (no rows)"
         else:
             view.missing["predictions"] = "no out-of-sample predictions: run research_job for some months"
