@@ -66,8 +66,15 @@ def ui(tmp_path_factory):
     seeds = [["price_history_job", "--partition-range", "2019-10-01...2021-05-31"],
              ["trading_job", "--partition-range", f"{RANGE[0]}...{RANGE[1]}"]]
     # through the code location, as make run does: both launches in one process (one import of the project)
+    # and the study report over what the lake holds then (prices and features; nothing trained yet)
     script = ("import sys; from cnn_pipelines.launch import main\n"
-              f"for args in {seeds!r}:\n    code = main(args)\n    if code: sys.exit(code)")
+              f"for args in {seeds!r}:\n    code = main(args)\n    if code: sys.exit(code)\n"
+              "import dagster as dg\n"
+              "from cnn_pipelines.trading.evaluation.study_assets import study_report\n"
+              "from cnn_pipelines.trading.prices.resources import price_source_from_env\n"
+              "with dg.DagsterInstance.get() as instance:\n"
+              "    ok = dg.materialize([study_report], instance=instance, resources={'prices': price_source_from_env()})\n"
+              "sys.exit(0 if ok.success else 1)")
     proc = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -172,6 +179,18 @@ def test_picture_in_asset_metadata(ui, page):
     page.wait_for_timeout(500)
     page.screenshot(path=SHOTS / "04_universe_turnover_plot.png")
     assert img.evaluate("i => i.naturalWidth") >= 800  # readable on a 1600 px screen
+
+
+def test_the_study_view_shows_the_study_inline_and_says_what_is_not_built(ui, page):
+    """Issue 31: one place shows the study as it stands; its numbers are metadata values shown inline (rounded,
+    never nan), and what is missing says which job builds it, without a click."""
+    _open(page, ui, "/assets/study_report")
+    page.get_by_text("price_range", exact=True).first.wait_for()
+    page.wait_for_timeout(1000)
+    page.screenshot(path=SHOTS / "04b_study_report.png", full_page=True)
+    body = page.locator("body").inner_text()
+    assert "no out-of-sample predictions yet" in body and "run research_job" in body and "run evaluation_job" in body
+    assert "universe_members_per_day" in body and " nan" not in body.lower() and "None" not in body
 
 
 def test_launch_one_partition_from_the_ui(ui, page):

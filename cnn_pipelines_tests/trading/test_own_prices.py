@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from cnn_pipelines.storage import lake
+from cnn_pipelines.trading.evaluation.metrics import oos_ic
 from cnn_pipelines.trading.research.selection import rank_families
 
 from cnn_pipelines_tests.conftest import REPO_ROOT
@@ -66,6 +67,19 @@ def test_vendor_folder_in_three_layouts_runs_the_main_job_end_to_end(tmp_path: P
         assert failed and all(c.severity == dg.AssetCheckSeverity.ERROR for c in failed)
         assert "BRK" in str(failed[0].metadata["quarantined"].value)
         assert "non-positive price" in failed[0].metadata["by_ticker"].value
+        # issue 31: the study at a glance, refreshed by the evaluation and the nightly runs
+        reports = instance.fetch_materializations(dg.AssetKey("study_report"), limit=10).records
+        assert len(reports) == 2  # evaluation_job, then nightly_job
+        study = reports[0].asset_materialization.metadata
+    preds = lake.read_partitions(root, "oos_predictions", ["2020-06-01", "2020-07-01"], "period")
+    ic, _, days = oos_ic(preds, "fwd_open_1d")
+    assert study["oos_ic"].value == round(ic, 4) and study["oos_days"].value == days and study["periods"].value == 2
+    assert "oracle_ic" not in study  # only a synthetic market knows its expected returns
+    board = study["leaderboard"].value
+    assert [r.data["model"] for r in board.records][0] in {"cnn_ta", "ridge", "hgb", "ar_cnn"} and len(board.records) == 4
+    assert {"mean IC", "net Sharpe", "top-bottom (bps/day)"} <= {c.name for c in board.schema.columns}
+    assert study["signals_for"].value > "2020-07-30" and len(study["signals"].value.records) > 0
+    assert "too short to judge" in study["verdict"].value and "not_built_yet" not in study
 
     # labels after the historical end are realized (the look-ahead partitions were materialized)
     with duckdb.connect(str(root / "lake.duckdb"), read_only=True) as con:

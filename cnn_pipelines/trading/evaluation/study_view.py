@@ -123,7 +123,7 @@ def study_view(root: Path, target: str, oracle=None) -> StudyView:
             signals = con.execute("""select date, trade_date, ticker, side, rank, prediction from daily_signals
                                      where date = (select max(date) from daily_signals) and side in ('long', 'short')
                                      order by side, rank""").df()
-            view.tables["signals"] = signals.assign(prediction=signals["prediction"].round(4))
+            view.tables["signals"] = signals.assign(prediction=signals["prediction"].astype(float).round(4))
             if len(signals):
                 n["signals_for"] = str(signals["trade_date"].iloc[0])[:10]
         else:

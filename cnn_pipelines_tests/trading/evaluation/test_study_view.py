@@ -1,0 +1,70 @@
+"""The study view: headline numbers rounded to what they mean, tables without nan, reasons for what is missing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cnn_pipelines.storage import lake
+from cnn_pipelines.trading.evaluation.metrics import oos_ic
+from cnn_pipelines.trading.evaluation.study_assets import table_value
+from cnn_pipelines.trading.evaluation.study_view import backtest_figures, leaderboard_display, study_view, verdict
+
+
+def test_an_empty_lake_says_what_to_run_instead_of_showing_zeros(tmp_path):
+    view = study_view(tmp_path, "fwd_open_1d")
+    assert view.numbers == {} and "materialize the trading job" in view.missing["lake"]
+    lake.write_partitions(tmp_path, "raw_prices", pd.DataFrame({"date": pd.to_datetime(["2024-01-02"]).date,
+                                                               "ticker": ["A"], "close": [1.0]}), ["2024-01-02"])
+    lake.ensure_views(tmp_path, ["raw_prices"])
+    view = study_view(tmp_path, "fwd_open_1d")
+    assert view.numbers["price_range"] == "2024-01-02 .. 2024-01-02"
+    assert {"predictions", "leaderboard", "backtest", "signals", "tearsheet"} <= set(view.missing)
+    assert "evaluation_job" in view.missing["backtest"] and "research_job" in view.missing["predictions"]
+
+
+def test_the_oos_ic_is_the_studys_one_statistic_and_the_verdict_says_when_the_sample_is_short(tmp_path):
+    rng = np.random.default_rng(0)
+    days = pd.bdate_range("2024-01-02", periods=40)
+    frame = pd.DataFrame([(d, f"T{i}") for d in days for i in range(12)], columns=["date", "ticker"])
+    frame["fwd_open_1d"] = rng.normal(size=len(frame)).astype("float32")
+    frame["prediction"] = (frame["fwd_open_1d"] + rng.normal(size=len(frame))).astype("float32")
+    frame["date"] = frame["date"].dt.date
+    for period, part in frame.groupby(pd.to_datetime(frame["date"]).dt.strftime("%Y-%m-01")):
+        lake.write_table(tmp_path, "oos_predictions", part.assign(period=pd.Timestamp(period).date()), period, "period")
+    lake.ensure_views(tmp_path, ["oos_predictions"])
+    view = study_view(tmp_path, "fwd_open_1d", oracle=lambda rows: pd.Series([0.5, 0.7]))
+    ic, _, n = oos_ic(frame, "fwd_open_1d")
+    assert view.numbers["oos_ic"] == round(ic, 4) and view.numbers["oos_days"] == n == 40
+    assert view.numbers["periods"] == 2 and view.numbers["period_range"] == "2024-01 .. 2024-02"
+    assert view.numbers["oracle_ic"] == 0.6 and "expected returns score +0.6000" in view.verdict
+    assert "40 days is too short to judge" in view.verdict
+    long = verdict({"oos_ic": 0.05, "oos_ic_se": 0.01, "oos_days": 500})
+    assert "z 5.0" in long and "too short" not in long
+
+
+def test_leaderboard_and_tables_follow_the_formatting_rules():
+    board = pd.DataFrame({"rank": [1, 2], "model": ["cnn_ta", "ar_cnn"], "days": [65, 65], "coverage": [1.0, 0.99384],
+                          "mean_ic": [0.0895113, 0.0101], "ic_se": [0.020852, 0.02], "ic_t": [4.29269, 0.5],
+                          "top_minus_bottom_bps": [79.5748, 7.18], "mean_daily_turnover": [1.544615, 0.16],
+                          "net_sharpe": [6.722524, np.nan], "net_annual_return": [8.008437, 0.1682]})
+    shown = leaderboard_display(board)
+    row = shown.iloc[0]
+    assert row["mean IC"] == 0.0895 and row["IC t"] == 4.29 and row["top-bottom (bps/day)"] == 79.6
+    assert row["turnover (%/day)"] == 154.5 and row["net annual return (%)"] == 800.8 and row["net Sharpe"] == 6.72
+    assert shown.iloc[1]["coverage (%)"] == 99.4
+    table = table_value(shown)
+    sharpe = [r.data["net Sharpe"] for r in table.records]
+    assert sharpe == ["6.72", "n/a"]  # a gap reads n/a, never nan or None
+    kinds = {c.name: c.type for c in table.schema.columns}
+    assert kinds["mean IC"] == "float" and kinds["rank"] == "int" and kinds["model"] == "string"
+
+
+def test_backtest_figures_are_annualized_from_daily_net_returns():
+    daily = pd.DataFrame({"net": [0.01, -0.005] * 126, "turnover": [0.5] * 252})
+    b = backtest_figures(daily)
+    net = daily["net"]
+    assert b["net_sharpe"] == pytest.approx(net.mean() / net.std() * np.sqrt(252))
+    assert b["net_annual_return"] == pytest.approx(np.prod(1 + net) - 1)  # one year of days
+    assert b["max_drawdown"] == pytest.approx(-0.005) and b["mean_daily_turnover"] == 0.5
