@@ -77,7 +77,7 @@ def test_vendor_folder_in_three_layouts_runs_the_main_job_end_to_end(tmp_path: P
     assert "oracle_ic" not in study  # only a synthetic market knows its expected returns
     board = study["leaderboard"].value
     assert [r.data["model"] for r in board.records][0] in {"cnn_ta", "ridge", "hgb", "ar_cnn"} and len(board.records) == 4
-    assert {"mean IC", "net Sharpe", "top-bottom (bps/day)"} <= {c.name for c in board.schema.columns}
+    assert {"IC", "s.e.", "net Sharpe", "bps/day"} <= {c.name for c in board.schema.columns}
     assert study["signals_for"].value > "2020-07-30" and len(study["signals"].value.records) > 0
     assert "too short to judge" in study["verdict"].value and "not_built_yet" not in study
 

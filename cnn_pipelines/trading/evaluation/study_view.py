@@ -49,18 +49,13 @@ def backtest_figures(daily: pd.DataFrame) -> dict[str, float]:
 
 
 def leaderboard_display(board: pd.DataFrame) -> pd.DataFrame:
-    """The leaderboard as a user reads it: IC 4 decimals, bps 1, Sharpe 2, shares and returns as %."""
-    out = pd.DataFrame({
+    """The leaderboard's columns a reader ranks models by, narrow enough to show whole: IC 4 decimals, its t 2,
+    the top-minus-bottom spread in bps 1, net Sharpe 2 (turnover, returns and coverage are on model_leaderboard)."""
+    return pd.DataFrame({
         "rank": board["rank"].astype(int), "model": board["model"].astype(str),
-        "days": board["days"].astype(int),
-        "mean IC": board["mean_ic"].round(4), "IC s.e.": board["ic_se"].round(4), "IC t": board["ic_t"].round(2),
-        "top-bottom (bps/day)": board["top_minus_bottom_bps"].round(1),
-        "turnover (%/day)": (board["mean_daily_turnover"] * 100).round(1),
-        "net Sharpe": board["net_sharpe"].round(2),
-        "net annual return (%)": (board["net_annual_return"] * 100).round(1),
-        "coverage (%)": (board["coverage"] * 100).round(1),
+        "IC": board["mean_ic"].round(4), "s.e.": board["ic_se"].round(4), "t": board["ic_t"].round(2),
+        "bps/day": board["top_minus_bottom_bps"].round(1), "net Sharpe": board["net_sharpe"].round(2),
     })
-    return out
 
 
 def study_view(root: Path, target: str, oracle=None) -> StudyView:
@@ -120,12 +115,13 @@ def study_view(root: Path, target: str, oracle=None) -> StudyView:
         else:
             view.missing["backtest"] = "not built: run evaluation_job"
         if "daily_signals" in views:
-            signals = con.execute("""select date, trade_date, ticker, side, rank, prediction from daily_signals
+            signals = con.execute("""select trade_date, ticker, side, rank, prediction from daily_signals
                                      where date = (select max(date) from daily_signals) and side in ('long', 'short')
                                      order by side, rank""").df()
-            view.tables["signals"] = signals.assign(prediction=signals["prediction"].astype(float).round(4))
             if len(signals):
                 n["signals_for"] = str(signals["trade_date"].iloc[0])[:10]
+            view.tables["signals"] = signals.drop(columns="trade_date").assign(
+                prediction=signals["prediction"].astype(float).round(4))
         else:
             view.missing["signals"] = "no signals yet: run nightly_job"
     summary = Path(root) / "reports" / "factor_tearsheet" / "summary.json"
