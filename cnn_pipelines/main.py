@@ -356,6 +356,12 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"run {run.run_id} succeeded in {time.time() - t0:.1f}s", flush=True)
     print(summary(lake.default_root()))
+    if the_plan.periods:  # the one sentence that says how far the numbers above can be trusted
+        from cnn_pipelines.trading.evaluation.study_assets import oracle_for
+        from cnn_pipelines.trading.evaluation.study_view import study_view
+        from cnn_pipelines.trading.prices.resources import price_source_from_env
+
+        print(f"study: {study_view(lake.default_root(), RS.target, oracle_for(price_source_from_env())).verdict}")
     return 0
 
 
