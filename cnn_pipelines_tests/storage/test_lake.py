@@ -219,7 +219,7 @@ def test_window_cache_reads_a_rewritten_partition_again(tmp_path):
     assert _cached_window(tmp_path, "t", keys, "date", 0)["x"].tolist() == [1.0, 5.0]
 
 
-def _spooled(df: pd.DataFrame, pieces: int) -> "SpooledTable":
+def _spooled(df: pd.DataFrame, pieces: int):
     from cnn_pipelines.storage.spool import SpooledTable
 
     spool = SpooledTable(df.iloc[:0])

@@ -6,7 +6,6 @@ materialization."""
 
 import shutil
 import sqlite3
-from pathlib import Path
 
 import dagster as dg
 import pytest
