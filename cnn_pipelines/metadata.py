@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
+import pandas as pd
 
 
 def asset_output(context: dg.AssetExecutionContext, value: Any, metadata: Mapping[str, Any] | None) -> dg.Output:
@@ -22,3 +23,27 @@ def asset_result(context: dg.AssetExecutionContext, metadata: Mapping[str, Any])
     """A materialization whose ``metadata`` is stored once (see ``asset_output``)."""
     context.add_asset_metadata(dict(metadata))
     return dg.MaterializeResult()
+
+
+def table_value(frame: pd.DataFrame) -> dg.TableMetadataValue:
+    """A DataFrame as a table the UI renders inline; a column with gaps reads "n/a" there, never nan."""
+    columns, records = [], []
+    shown = frame.copy()
+    for c in frame.columns:
+        kind = ("int" if pd.api.types.is_integer_dtype(frame[c]) else
+                "float" if pd.api.types.is_float_dtype(frame[c]) else "string")
+        if kind == "float" and frame[c].isna().any():
+            shown[c] = frame[c].map(lambda v: "n/a" if pd.isna(v) else f"{v:g}")
+            kind = "string"
+        elif kind == "string":
+            shown[c] = frame[c].astype(str)
+        columns.append(dg.TableColumn(str(c), kind))
+    for row in shown.itertuples(index=False):
+        records.append(dg.TableRecord({str(c): (v.item() if hasattr(v, "item") else v)
+                                       for c, v in zip(frame.columns, row)}))
+    return dg.MetadataValue.table(records, dg.TableSchema(columns))
+
+
+def settings_table(settings: Mapping[str, Any]) -> dg.TableMetadataValue:
+    """A model's settings as a two-column table shown inline (not a JSON blob of a dozen keys)."""
+    return table_value(pd.DataFrame({"setting": list(settings), "value": [str(v) for v in settings.values()]}))

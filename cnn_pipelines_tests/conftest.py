@@ -172,3 +172,28 @@ def postgres():
     finally:
         stop_postgres(data)
         sh.rmtree(data.parent, ignore_errors=True)
+
+
+def metadata_offenders(metadata_by_asset: dict) -> list[str]:
+    """Metadata values that break the UI's formatting rules (issue 31): floats not rounded to 4 decimals, NaN or
+    infinity, "nan"/"None" in text, long unrounded decimals in a table, inline JSON lists of more than 10 items."""
+    import math
+    import re
+
+    out = []
+    for asset, metadata in metadata_by_asset.items():
+        for key, entry in metadata.items():
+            value = entry.value
+            if isinstance(value, float) and (not math.isfinite(value) or round(value, 4) != value):
+                out.append(f"{asset}.{key}: {value!r}")
+            elif isinstance(value, str) and not value.startswith("!["):
+                if re.search(r"\bnan\b|\bNone\b", value) or re.search(r"\d\.\d{6,}", value):
+                    out.append(f"{asset}.{key}: {value[:80]!r}")
+            elif isinstance(value, (list, dict)) and len(value) > 10:
+                out.append(f"{asset}.{key}: inline JSON of {len(value)} items")
+            elif hasattr(value, "records"):  # a table
+                for record in value.records:
+                    for v in record.data.values():
+                        if isinstance(v, float) and (not math.isfinite(v) or round(v, 4) != v):
+                            out.append(f"{asset}.{key}: table value {v!r}")
+    return out

@@ -51,11 +51,27 @@ def run_meta(summary: TableSummary, keys: list[str]) -> dict:
             "run_last_date": days[-1] if days else "n/a (no rows)"}
 
 
+def lake_coverage(context: dg.AssetExecutionContext, keys: list[str]) -> dict:
+    """What the lake holds of this table once the run's partitions land, so a one-day nightly run does not hide
+    the range materialized before it (an asset's overview shows its latest event only)."""
+    root = getattr(getattr(context.resources, "lake", None), "root", None)
+    if root is None:
+        return {}
+    from pathlib import Path
+
+    from cnn_pipelines.storage import lake
+
+    days = sorted(set(lake.materialized_keys(Path(root), context.asset_key.path[-1])) | set(keys))
+    return {"lake_covers": f"{days[0]} .. {days[-1]} ({len(days)} weekday partitions)"}
+
+
 def report(context: dg.AssetExecutionContext, table: pd.DataFrame | SpooledTable, per_run: dict) -> dict:
-    """Attach per-partition metadata to each partition of this run and ``per_run`` (plus the run's totals) to
-    the newest one; returns what ``dg.Output`` should carry (everything, for a one-partition run)."""
+    """Attach per-partition metadata to each partition of this run and ``per_run`` (plus the run's totals and
+    what the lake covers) to the newest one; returns what ``dg.Output`` should carry (everything, for a
+    one-partition run)."""
     keys = list(context.partition_keys)
     summary = TableSummary.of(table)
+    per_run = {**lake_coverage(context, keys), **per_run}
     if len(keys) == 1:
         return {**partition_meta(summary, keys[0]), **run_meta(summary, keys), **per_run}
     for key in keys:

@@ -19,7 +19,7 @@ from cnn_pipelines.storage import lake
 from cnn_pipelines.trading.evaluation.metrics import oos_ic
 from cnn_pipelines.trading.research.selection import rank_families
 
-from cnn_pipelines_tests.conftest import REPO_ROOT
+from cnn_pipelines_tests.conftest import REPO_ROOT, metadata_offenders
 from cnn_pipelines_tests.trading.prices.vendor_files import vendor_folder
 
 
@@ -71,6 +71,13 @@ def test_vendor_folder_in_three_layouts_runs_the_main_job_end_to_end(tmp_path: P
         reports = instance.fetch_materializations(dg.AssetKey("study_report"), limit=10).records
         assert len(reports) == 2  # evaluation_job, then nightly_job
         study = reports[0].asset_materialization.metadata
+        # issue 31: every asset's metadata follows the formatting rules
+        latest = {}
+        for key in instance.get_asset_keys():
+            event = instance.get_latest_materialization_event(key)
+            if event is not None:
+                latest[key.to_user_string()] = event.asset_materialization.metadata
+        assert len(latest) > 10 and not metadata_offenders(latest), metadata_offenders(latest)
     preds = lake.read_partitions(root, "oos_predictions", ["2020-06-01", "2020-07-01"], "period")
     ic, _, days = oos_ic(preds, "fwd_open_1d")
     assert study["oos_ic"].value == round(ic, 4) and study["oos_days"].value == days and study["periods"].value == 2

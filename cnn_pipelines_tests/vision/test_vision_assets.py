@@ -15,6 +15,7 @@ from cnn_pipelines.vision.datasets.assets import dataset_asset
 from cnn_pipelines.vision.datasets.catalog import available_datasets
 from cnn_pipelines.vision.models.assets import filters_asset, model_asset
 from cnn_pipelines.vision.models.catalog import model_specs
+from cnn_pipelines_tests.conftest import metadata_offenders
 from cnn_pipelines_tests.vision.conftest import refuse_downloads
 from cnn_pipelines_tests.vision.image_files import mnist5k_csv, mnist_mirror
 
@@ -96,6 +97,8 @@ def test_vision_graph_materializes_with_pictures_and_results_in_the_lake(graph):
         assert "reduced settings" in m["summary"].value  # demo-size runs do not claim the targets
     assert "not CIFAR-10" in meta["cifar_cnn"]["summary"].value
     assert "data:image/webp;base64," in meta["conv_filters"]["activation_maps"].value
+    assert not metadata_offenders(meta), metadata_offenders(meta)  # issue 31: rounded, no nan, no long JSON
+    assert {"setting", "value"} == {c.name for c in meta["lenet5_mnist"]["config"].value.schema.columns}
 
     with duckdb.connect(str(vision_lake.lake_root / lake.CATALOG_FILE), read_only=True) as con:
         rows = con.execute("select model, dataset, n_test, default_config from vision_results "

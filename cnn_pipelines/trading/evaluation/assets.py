@@ -270,7 +270,9 @@ def seed_note(root: Path, periods: list[str]) -> str:
 @dg.asset(group_name="evaluation", io_manager_key="lake", kinds={"keras"}, deps=[oos_predictions],
           check_specs=[dg.AssetCheckSpec("no_leakage", asset="leakage_audit",
                                          description="null-market IC ~ 0 (s.e. <= 0.015), planted signal recovered, "
-                                                     "and the planted one-day leak flagged")])
+                                                     "and the planted one-day leak flagged. Not evaluated until "
+                                                     "the audit runs: make run --audit, or launch audit_job "
+                                                     "(minutes)")])
 def leakage_audit(context: dg.AssetExecutionContext):
     """The real pipeline (raw_prices ... oos_predictions, in a lake of its own) on synthetic markets with
     listings, delistings and missing bars: a null market over several seeds and months, a planted signal,

@@ -3,9 +3,8 @@ the nightly job). Its headline numbers are plain metadata floats (the asset's Pl
 its tables render inline, and what is missing says which job builds it."""
 
 import dagster as dg
-import pandas as pd
 
-from cnn_pipelines.metadata import asset_result
+from cnn_pipelines.metadata import asset_result, table_value
 from cnn_pipelines.plots import markdown_image
 from cnn_pipelines.storage import lake
 from cnn_pipelines.trading.evaluation.assets import backtest, factor_tearsheet, model_leaderboard
@@ -16,25 +15,6 @@ from cnn_pipelines.trading.research.assets import RS
 # per-partition assets a reader goes on to, in the order of the graph
 LINKED = ("raw_prices", "universe", "indicator_panel", "forward_returns", "cnn_model", "oos_predictions",
           "model_leaderboard", "factor_tearsheet", "backtest", "daily_signals")
-
-
-def table_value(frame: pd.DataFrame) -> dg.TableMetadataValue:
-    """A DataFrame as a table the UI renders inline; a column with gaps reads "n/a" there, never nan."""
-    columns, records = [], []
-    shown = frame.copy()
-    for c in frame.columns:
-        kind = ("int" if pd.api.types.is_integer_dtype(frame[c]) else
-                "float" if pd.api.types.is_float_dtype(frame[c]) else "string")
-        if kind == "float" and frame[c].isna().any():
-            shown[c] = frame[c].map(lambda v: "n/a" if pd.isna(v) else f"{v:g}")
-            kind = "string"
-        elif kind == "string":
-            shown[c] = frame[c].astype(str)
-        columns.append(dg.TableColumn(str(c), kind))
-    for row in shown.itertuples(index=False):
-        records.append(dg.TableRecord({str(c): (v.item() if hasattr(v, "item") else v)
-                                       for c, v in zip(frame.columns, row)}))
-    return dg.MetadataValue.table(records, dg.TableSchema(columns))
 
 
 def oracle_for(prices):

@@ -15,7 +15,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from cnn_pipelines.metadata import asset_output, asset_result
+from cnn_pipelines.metadata import asset_output, asset_result, table_value
 from cnn_pipelines.settings_file import project_env
 from cnn_pipelines.storage import lake
 from cnn_pipelines.trading.prices.calendar import to_date, trading_calendar
@@ -52,14 +52,21 @@ def partition_dates(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date
     return to_date(keys[0]), to_date(keys[-1]), keys
 
 
-def _preview(df: pd.DataFrame, n: int = 8) -> str:
-    """The run's first rows as a table: prices to 4 decimals, volumes as whole numbers with separators."""
+def _preview(df: pd.DataFrame, n: int = 8):
+    """The first rows of the run's newest day, the partition this metadata sits on (a range run's first rows
+    were of another day): prices to 4 decimals, volumes as whole numbers with separators."""
     if not len(df):
-        return "_empty (holiday or no data)_"
-    head = df.head(n).copy()
+        return "empty (holiday or no data)"
+    dates = pd.to_datetime(df["date"])
+    head = df[dates == dates.max()].head(n).copy()
+    head["date"] = pd.to_datetime(head["date"]).dt.strftime("%Y-%m-%d")
+    for col in ("open", "high", "low", "close"):
+        if col in head:
+            head[col] = head[col].astype(float).round(4)
     if "volume" in head:
         head["volume"] = head["volume"].map(lambda v: f"{v:,.0f}" if v == v else "n/a")
-    return head.to_markdown(index=False, floatfmt=".4f")
+    return table_value(head[[c for c in head.columns if c in ("date", "ticker", "open", "high", "low", "close",
+                                                               "volume")]])
 
 
 def _actions(table: pd.DataFrame) -> dg.MetadataValue:
@@ -145,7 +152,7 @@ def raw_prices(context: dg.AssetExecutionContext, config: RawPricesConfig, price
             "stored_rows_kept": len(kept),
             "corporate_actions": _actions(clean),
             "tickers_without_data": dg.MetadataValue.json(missing),
-            "preview": dg.MetadataValue.md(_preview(clean)),
+            "preview": _preview(clean),
         }),
     )
     yield from price_check_results(clean)

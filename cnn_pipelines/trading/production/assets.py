@@ -9,7 +9,8 @@ import dagster as dg
 from cnn_pipelines.cluster import TRAINS
 import pandas as pd
 
-from cnn_pipelines.metadata import asset_output
+from cnn_pipelines.metadata import asset_output, table_value
+from cnn_pipelines.plots import rounded
 from cnn_pipelines.storage import lake
 from cnn_pipelines.trading.features.assets import SETTINGS
 from cnn_pipelines.trading.research.assets import CALENDAR, RS, period_seed
@@ -55,8 +56,9 @@ def production_model(context: dg.AssetExecutionContext, indicator_panel: pd.Data
                               "last_label_date": str(max(data.frame.loc[data.train | data.val, "date"]))}
     return asset_output(context, out, {
         "day": day, "train_rows": len(x_tr), "val_rows": len(x_va), "ensemble": dg.MetadataValue.json(result.ensemble),
-        "best_val_ic": float(result.epochs["val_ic"].max()), "last_label_date": out["last_label_date"],
-        "epochs": dg.MetadataValue.md(result.epochs.round(5).to_markdown(index=False)),
+        "best_val_ic": rounded(float(result.epochs["val_ic"].max()), 4, "n/a (no validation IC)"),
+        "last_label_date": out["last_label_date"],
+        "epochs": table_value(result.epochs.round(4)),
     })
 
 
@@ -82,7 +84,7 @@ def daily_signals(context: dg.AssetExecutionContext, production_model: dict, ind
         "names": len(signals), "trade_date": str(next_day),
         "long": dg.MetadataValue.json(signals.loc[signals["side"] == "long", "ticker"].tolist()),
         "short": dg.MetadataValue.json(signals.loc[signals["side"] == "short", "ticker"].tolist()),
-        "preview": dg.MetadataValue.md(signals.head(10).to_markdown(index=False)),
+        "preview": table_value(signals.head(10).assign(prediction=signals["prediction"].head(10).astype(float).round(4))),
     })
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy.cluster.hierarchy import dendrogram
 
-from cnn_pipelines.metadata import asset_output
+from cnn_pipelines.metadata import asset_output, table_value
 from cnn_pipelines.storage import lake
 from cnn_pipelines.storage.io_manager import ParquetLakeIOManager
 from cnn_pipelines.trading.features.assets import SETTINGS
@@ -118,6 +118,12 @@ def chain_start(context: dg.AssetExecutionContext) -> str | None:
     return str(stamp.date())
 
 
+def family_list(families) -> str:
+    """Feature families as one line of text ("15: RSI, WILLR, ..."), not an inline JSON list."""
+    names = [str(f) for f in families]
+    return f"{len(names)}: {', '.join(names)}"
+
+
 def retrain_plan(period: str, start: str | None = None) -> tuple[str, str | None]:
     """(the retrain period whose model predicts ``period``, the retrain its training warm-starts from; None
     where a warm-start chain begins, see ``previous_retrain``)."""
@@ -140,6 +146,28 @@ def lake_table(root, table: str, period: str) -> pd.DataFrame:
     return lake.read_partitions(Path(root), table, [period], "period")
 
 
+def _own_source(asset: str) -> list[dg.AssetDep]:
+    """With warm starts, the asset's own partition ``retrain_every * warm_chains`` months earlier: the month its
+    retrain starts from. A backfill of months then runs each chain in order (the daemon waits for a month's
+    source) instead of failing months whose source is still training."""
+    if not RS.warm_start:
+        return []
+    step = RS.retrain_every * RS.warm_chains
+    return [dg.AssetDep(asset, partition_mapping=dg.TimeWindowPartitionMapping(
+        start_offset=-step, end_offset=-step, allow_nonexistent_upstream_partitions=True))]
+
+
+def previous_selection(root, previous: str | None, period: str) -> list[str] | None:
+    """The families selected by the retrain ``period`` warm-starts from (None: warm starts off, or a chain begins
+    here); raises ``WarmStartNotReadyError`` while that selection is not in the lake."""
+    if not RS.warm_start or previous is None:
+        return None
+    if not lake.partition_path(Path(root), "feature_selection", previous, "period").exists():
+        raise WarmStartNotReadyError(period, previous)
+    ranking = lake.read_partitions(Path(root), "feature_selection", [previous], "period")
+    return ranking.loc[ranking["selected"], "family"].astype(str).tolist()
+
+
 def previous_layout(root, previous: str | None, period: str) -> ImageLayout | None:
     """The layout of the retrain ``period`` warm-starts from (None: warm starts off, or a chain begins here);
     raises ``WarmStartNotReadyError`` while that retrain is not in the lake (the month waits for it)."""
@@ -152,7 +180,7 @@ def previous_layout(root, previous: str | None, period: str) -> ImageLayout | No
 
 
 @dg.asset(ins={"indicator_panel": _window("indicator_panel"), "forward_returns": _window("forward_returns")},
-          **RESEARCH_ASSET)
+          deps=_own_source("feature_selection"), **RESEARCH_ASSET)
 def feature_selection(context: dg.AssetExecutionContext, indicator_panel: pd.DataFrame, forward_returns: pd.DataFrame,
                       lake: dg.ResourceParam[ParquetLakeIOManager]):
     """Mutual information of every feature with the 1-day forward return on a sample of the training window,
@@ -165,11 +193,10 @@ def feature_selection(context: dg.AssetExecutionContext, indicator_panel: pd.Dat
         ranking["period"] = pd.Timestamp(period).date()
         return asset_output(context, ranking, {
             "period": period, "model_period": anchor, "retrain_every_months": RS.retrain_every,
-            "selected": dg.MetadataValue.json(ranking.loc[ranking["selected"], "family"].tolist()),
+            "selected": family_list(ranking.loc[ranking["selected"], "family"]),
             "note": f"not a retrain month: the selection of {anchor}, whose model predicts {period}"})
-    before = previous_layout(lake.root, previous, period)
-    ranking = select_families(data, feature_columns(SETTINGS), RS, period_seed(period),
-                              before.families if before else None)
+    before = previous_selection(lake.root, previous, period)
+    ranking = select_families(data, feature_columns(SETTINGS), RS, period_seed(period), before)
     ranking.insert(0, "period", pd.Timestamp(period).date())
     left_out = ranking.loc[~ranking["available"], ["family", "coverage"]]
     if len(left_out):
@@ -186,16 +213,16 @@ def feature_selection(context: dg.AssetExecutionContext, indicator_panel: pd.Dat
         "sample_rows": ranking.attrs.get("sample_rows", 0), "model_period": period,
         "previous_selection": (f"{previous}: families kept while within {RS.n_families} + {RS.selection_buffer}"
                                if before else "none (a warm-start chain begins here, or warm starts are off)"),
-        "selected": dg.MetadataValue.json(ranking.loc[ranking["selected"], "family"].tolist()),
+        "selected": family_list(ranking.loc[ranking["selected"], "family"]),
         "families_left_out": dg.MetadataValue.json(
             {r.family: f"coverage {r.coverage:.1%} of training rows" for r in left_out.itertuples()}),
-        "ranking": dg.MetadataValue.md(ranking.drop(columns="period").round(6).to_markdown(index=False)),
+        "ranking": table_value(ranking.drop(columns="period").round(4)),
         "mutual_information": dg.MetadataValue.md(markdown_image(png_bytes(fig), "mutual information")),
     })
 
 
 @dg.asset(ins={"indicator_panel": _window("indicator_panel"), "forward_returns": _window("forward_returns")},
-          **RESEARCH_ASSET)
+          deps=_own_source("image_layout"), **RESEARCH_ASSET)
 def image_layout(context: dg.AssetExecutionContext, feature_selection: pd.DataFrame, indicator_panel: pd.DataFrame,
                  forward_returns: pd.DataFrame, lake: dg.ResourceParam[ParquetLakeIOManager]) -> dg.Output[dict]:
     """Ward clustering of the selected families (columns) and look-backs (rows) and a [-1, 1] scaler, all
@@ -206,14 +233,14 @@ def image_layout(context: dg.AssetExecutionContext, feature_selection: pd.DataFr
     if anchor != period:
         doc = period_doc(lake.root, "image_layout", anchor, "its layout is used until the next retrain")
         return asset_output(context, doc | {"period": period, "model_period": anchor}, {
-            "period": period, "model_period": anchor, "families": dg.MetadataValue.json(doc["families"]),
+            "period": period, "model_period": anchor, "families": family_list(doc["families"]),
             "note": f"not a retrain month (every {RS.retrain_every}): the layout of {anchor}"})
     families = feature_selection.loc[feature_selection["selected"], "family"].tolist()
     before = previous_layout(lake.root, previous, period)
     layout, z_cols, z_rows = fit_image_layout(data, families, SETTINGS, RS, period_seed(period), before)
     out = layout.to_json() | {"period": period, "cutoff": str(fold.cutoff), "model_period": period}
-    meta = {"period": period, "families": dg.MetadataValue.json(layout.families),
-            "rows": dg.MetadataValue.json(layout.period_index), "model_period": period}
+    meta = {"period": period, "families": family_list(layout.families),
+            "rows": ", ".join(str(int(i)) for i in layout.period_index), "model_period": period}
     if z_cols is None:
         meta["grid_order"] = f"kept from {previous} (same families); scaler refitted on this window"
         return asset_output(context, out, meta)
@@ -264,7 +291,7 @@ def _ic_heatmap(directory: Path) -> str | None:
 
 
 @dg.asset(ins={"indicator_panel": _window("indicator_panel"), "forward_returns": _window("forward_returns")},
-          **RESEARCH_ASSET)
+          deps=_own_source("cnn_model"), **RESEARCH_ASSET)
 def cnn_model(context: dg.AssetExecutionContext, image_layout: dict, indicator_panel: pd.DataFrame,
               forward_returns: pd.DataFrame, lake: dg.ResourceParam[ParquetLakeIOManager]) -> dg.Output[dict]:
     """CNN-TA trained on the period's training window through tf.data, a checkpoint per epoch; the top-k
@@ -383,7 +410,8 @@ def oos_predictions(context: dg.AssetExecutionContext, cnn_model: dict, cnn_imag
         **by_seed,
         "period": period, "rows": len(out), "dates": int(out["date"].nunique()) if len(out) else 0,
         "target": RS.target, "realized_labels": int(out[RS.target].notna().sum()),
-        "mean_daily_ic": ic, "ic_standard_error": se, "ic_days": days,
+        "mean_daily_ic": rounded(ic, 4, "n/a (no realized labels yet)"),
+        "ic_standard_error": rounded(se, 4, "n/a (fewer than two days)"), "ic_days": days,
         "ensemble_epochs": dg.MetadataValue.json(cnn_model["ensemble"]),
         "model_period": cnn_model.get("model_period", period),
     })

@@ -8,7 +8,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from cnn_pipelines.metadata import asset_result
+from cnn_pipelines.metadata import asset_result, settings_table
 from cnn_pipelines.plots import markdown_image
 from cnn_pipelines.storage import lake
 from cnn_pipelines.vision.datasets.catalog import DatasetSpec, load_numpy
@@ -102,7 +102,7 @@ def checkpoint_metadata(title: str, ep: pd.DataFrame, best: int, n_train: int, c
         "train_images": dg.MetadataValue.int(n_train),
         "images_per_s": dg.MetadataValue.float(round(float(ep["images_per_s"].median()), 1)),
         "wall_seconds": dg.MetadataValue.float(round(wall, 1)),
-        "config": dg.MetadataValue.json(dataclasses.asdict(cfg)),
+        "config": settings_table(dataclasses.asdict(cfg)),
         "checkpoint": dg.MetadataValue.path(str(ckpt)),
         "learning_curves": dg.MetadataValue.md(markdown_image(
             reports.learning_curves(ep, best, f"{title}: loss and accuracy per epoch"), "curves")),

@@ -9,7 +9,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from cnn_pipelines.metadata import asset_result
+from cnn_pipelines.metadata import asset_result, settings_table
 from cnn_pipelines.plots import markdown_image
 from cnn_pipelines.storage import lake
 from cnn_pipelines.storage.checkpoints import epoch_path, fingerprint, load_state
@@ -117,7 +117,7 @@ def reader_asset(spec: HouseNumberSpec, s: VisionSettings) -> dg.AssetsDefinitio
             "chosen_epoch": dg.MetadataValue.int(best),
             "images_per_s": dg.MetadataValue.float(round(result["images_per_s"], 1)),
             "wall_seconds": dg.MetadataValue.float(round(wall, 1)),
-            "config": dg.MetadataValue.json(dataclasses.asdict(cfg)),
+            "config": settings_table(dataclasses.asdict(cfg)),
             "checkpoint": dg.MetadataValue.path(str(ckpt)),
             "learning_curves": dg.MetadataValue.md(markdown_image(reports.learning_curves(
                 ep, best, "house_number_reader: loss and share of numbers fully right per epoch"), "curves")),

@@ -48,6 +48,7 @@ def test_metadata_reports_coverage_correlations_and_turnover(lake_with_features)
             (e.materialization for e in result.get_asset_materialization_events()) if m.partition == "2014-03-21"}
     panel = meta["indicator_panel"]
     assert panel["feature_columns"].value == 300 and panel["run_rows"].value > panel["rows"].value > 0
+    assert panel["lake_covers"].value == "2014-03-03 .. 2014-03-21 (15 weekday partitions)"
     assert "RSI" in panel["nan_share_by_family"].value
     assert "data:image/png;base64," in panel["family_correlation"].value
     assert meta["universe"]["mean_daily_turnover"].value >= 0
@@ -114,3 +115,16 @@ def test_the_panel_stored_shard_by_shard_is_the_whole_panel(lake_with_features):
     meta = [m.metadata for m in (e.materialization for e in result.get_asset_materialization_events())
             if m.partition == "2014-03-21" and m.asset_key.path[-1] == "indicator_panel"][0]
     assert meta["shards"].value.startswith(f"{-(-names // 5)} of up to 5 tickers")
+
+
+def test_a_one_day_run_still_says_which_range_the_lake_covers(lake_with_features):
+    """Issue 31: after make run, the nightly run re-materialized the newest day, and the asset's overview
+    showed that one day (52 rows, a turnover of 0): the range built before was reachable only through Events.
+    Every run now names what the lake holds of the table, its own partitions included."""
+    root, _, _ = lake_with_features
+    res = lake_resources(root, SyntheticPriceSource(n_tickers=12, seed=5))
+    result = dg.materialize([raw_prices.to_source_asset(), universe], partition_key="2014-03-24", resources=res,
+                            selection=[universe])
+    meta = result.asset_materializations_for_node("universe")[0].metadata
+    assert meta["lake_covers"].value == "2014-03-03 .. 2014-03-24 (16 weekday partitions)"
+    assert meta["rows"].value > 0

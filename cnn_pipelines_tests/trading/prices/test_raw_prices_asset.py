@@ -30,7 +30,10 @@ def test_range_run_writes_every_partition_and_reports(lake_root, tiny_source):
     last = by_key[keys[-1]]
     assert last["run_rows"].value == sum(by_key[k]["rows"].value for k in keys)
     assert last["run_first_date"].value == "2019-12-23" and last["run_last_date"].value == "2020-01-10"
-    assert "|" in last["preview"].value  # markdown table
+    # issue 31: the preview on partition 2020-01-10 shows rows of 2020-01-10 (a range run's first rows were another
+    # day's), as a table shown inline
+    preview = last["preview"].value.records
+    assert preview and {r.data["date"] for r in preview} == {"2020-01-10"}
     assert all("preview" not in by_key[k] and "run_rows" not in by_key[k] for k in keys[:-1])
     checks = result.get_asset_check_evaluations()
     assert {c.check_name for c in checks} == {"schema", "unique_date_ticker", "price_sanity", "no_quarantined_tickers"}

@@ -15,10 +15,12 @@ from cnn_pipelines.trading.research.assets import CALENDAR, CHAIN_START_TAG, RS,
 from cnn_pipelines.trading.prices.resources import SyntheticPriceSource
 from cnn_pipelines.trading.research.walkforward import fold_for
 from cnn_pipelines.trading.research.model_assets import MODEL_PREDICTIONS
-from cnn_pipelines.trading.evaluation.assets import model_leaderboard
+from cnn_pipelines.trading.evaluation.assets import backtest, factor_tearsheet, model_leaderboard
+from cnn_pipelines.trading.evaluation.metrics import oos_ic
+from cnn_pipelines.trading.evaluation.study_assets import study_report
 from cnn_pipelines.storage.io_manager import ParquetLakeIOManager
 
-from cnn_pipelines_tests.conftest import lake_resources, run_range
+from cnn_pipelines_tests.conftest import lake_resources, metadata_offenders, run_range
 
 PERIOD = "2015-03-01"
 CHAIN = {CHAIN_START_TAG: PERIOD}  # the study's warm-start chain begins here (nothing trained before it)
@@ -70,7 +72,8 @@ def test_metadata_has_rankings_pictures_and_ics(research_lake):
     _, first, _ = research_lake
     meta = {e.materialization.asset_key.path[-1]: e.materialization.metadata
             for e in first.get_asset_materialization_events()}
-    assert len(meta["feature_selection"]["selected"].value) == 15
+    assert meta["feature_selection"]["selected"].value.startswith("15: ")
+    assert not metadata_offenders(meta)  # issue 31: rounded, no nan, no long inline lists
     assert "data:image/png;base64," in meta["feature_selection"]["mutual_information"].value
     assert "data:image/png;base64," in meta["image_layout"]["dendrograms"].value
     assert "data:image/png;base64," in meta["cnn_images"]["mean_image_by_decile"].value
@@ -111,9 +114,13 @@ def test_comparison_models_predict_the_same_rows_and_the_leaderboard_scores_them
         assert table["prediction"].notna().mean() > (0.8 if model == "ar_cnn" else 0.999)
         assert table["prediction"].std() > 0
     monkeypatch.setenv("CNN_LAKE_ROOT", str(root))  # the evaluation assets read the lake at its root
-    result = dg.materialize([model_leaderboard], resources={"lake": ParquetLakeIOManager(root=str(root))})
+    prices = SyntheticPriceSource(n_tickers=25, seed=8, signal_strength=0.3)
+    result = dg.materialize([model_leaderboard, backtest, factor_tearsheet, study_report],
+                            resources={"lake": ParquetLakeIOManager(root=str(root)), "prices": prices})
     assert result.success
-    meta = result.get_asset_materialization_events()[0].materialization.metadata
+    by_asset = {e.materialization.asset_key.path[-1]: e.materialization.metadata
+                for e in result.get_asset_materialization_events()}
+    meta = by_asset["model_leaderboard"]
     assert sorted(meta["models"].value) == ["ar_cnn", "cnn_ta", "hgb", "ridge"]  # ranked by mean IC
     assert "data:image/png;base64," in meta["ic_by_period"].value and "net_sharpe" in meta["leaderboard"].value
     with duckdb.connect(str(root / lake.CATALOG_FILE), read_only=True) as con:
@@ -128,6 +135,17 @@ def test_comparison_models_predict_the_same_rows_and_the_leaderboard_scores_them
     for model in ("ar_cnn", "cnn_ta", "hgb", "ridge"):  # a tearsheet per model, from the same tearsheet code
         report = meta[f"tearsheet_{model}"].value
         assert report.endswith(f"{model}/tearsheet.html") and "data:image/png;base64," in open(report).read()
+    # issue 31: the study at a glance, over the same lake
+    study = by_asset["study_report"]
+    preds = lake.read_partitions(root, "oos_predictions", [PERIOD], "period")
+    ic, _, days = oos_ic(preds, RS.target)
+    assert study["oos_ic"].value == round(ic, 4) and study["oos_days"].value == days and study["periods"].value == 1
+    assert isinstance(study["oracle_ic"].value, float) and -1 <= study["oracle_ic"].value <= 1  # a synthetic market
+    assert len(study["leaderboard"].value.records) == 4 and study["backtest_days"].value == days
+    assert isinstance(study["net_sharpe"].value, float) and isinstance(study["tearsheet_ic_1d"].value, float)
+    assert "signals" in study["not_built_yet"].value and "nightly_job" in study["not_built_yet"].value
+    assert "too short to judge" in study["verdict"].value
+    assert not metadata_offenders(by_asset), metadata_offenders(by_asset)
 
 
 def test_between_retrains_a_month_is_predicted_by_the_retrain_periods_model(research_lake, monkeypatch):
@@ -255,3 +273,26 @@ def test_a_month_waits_for_its_warm_start_source_instead_of_training_from_scratc
         while error.cause is not None:
             error = error.cause
         assert re.search(message, error.message), error.message
+
+
+def test_a_backfill_of_months_waits_for_each_months_warm_start_source():
+    """Issue 30: a month's warm-start source is its own asset C * k months earlier (one chain, monthly: the month
+    before), declared as a dependency so that a backfill through the daemon (on a cluster, months side by side)
+    runs each chain in order; the first research month depends on nothing before it."""
+    from dagster._core.definitions.events import AssetKeyPartitionKey
+
+    from cnn_pipelines.trading.research.assets import FIRST_PERIOD
+
+    sources = [indicator_panel.to_source_asset(), forward_returns.to_source_asset(), universe.to_source_asset(),
+               raw_prices.to_source_asset()]
+    graph = dg.Definitions(assets=[*sources, *RESEARCH],
+                           resources={"lake": ParquetLakeIOManager(root="unused")}).resolve_asset_graph()
+    month = (pd.Timestamp(FIRST_PERIOD) + pd.DateOffset(months=5)).strftime("%Y-%m-%d")
+    before = (pd.Timestamp(month) - pd.DateOffset(months=RS.retrain_every * RS.warm_chains)).strftime("%Y-%m-%d")
+    for name in ("feature_selection", "image_layout", "cnn_model"):
+        key = dg.AssetKey(name)
+        assert AssetKeyPartitionKey(key, before) in graph.get_parents_partitions(key, month).parent_partitions, name
+        first = graph.get_parents_partitions(key, FIRST_PERIOD)
+        assert not [p for p in first.parent_partitions if p.asset_key == key] and not first.required_but_nonexistent_parents_partitions
+    assert not [p for p in graph.get_parents_partitions(dg.AssetKey("cnn_images"), month).parent_partitions
+                if p.asset_key == dg.AssetKey("cnn_images")]  # only what a warm start reads
