@@ -30,6 +30,8 @@ def unmet_inputs(runs: list[tuple[str, str, str]], defs: dg.Definitions,
         for asset in assets:
             node = graph.get(asset)
             for parent in sorted(node.parent_keys, key=lambda k: k.to_user_string()):
+                if parent == asset:
+                    continue  # a research month's warm-start source: the plan's chain begins at its first month
                 parent_def = graph.get(parent).partitions_def
                 if parent_def is None or node.partitions_def is None:
                     continue

@@ -15,7 +15,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from cnn_pipelines.metadata import asset_result
+from cnn_pipelines.metadata import asset_result, table_value
 from cnn_pipelines.plots import markdown_image
 from cnn_pipelines.storage import lake
 from cnn_pipelines.storage.checkpoints import fingerprint, save_keras
@@ -344,8 +344,7 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
             "head_accuracy": dg.MetadataValue.float(round(finals["head"], 4)),
             "fine_tuned_accuracy": dg.MetadataValue.float(round(finals["fine_tuned"], 4)),
             "scratch_accuracy": dg.MetadataValue.float(round(finals["from_scratch"], 4)),
-            "curve": dg.MetadataValue.md((table * 100).round(2).rename(columns=lambda c: f"{c} (%)")
-                                         .reset_index().to_markdown(index=False)),
+            "curve": table_value((table * 100).round(1).rename(columns=lambda c: f"{c} (%)").reset_index()),
             "learning_curve": dg.MetadataValue.md(markdown_image(reports.transfer_curve(
                 table, finals, n_all, f"{chain.name}: test accuracy by number of labelled target images"), "curve")),
             "seconds": dg.MetadataValue.float(round(time.perf_counter() - t0, 1)),
