@@ -65,11 +65,6 @@ class SpooledTable:
             self._pieces.setdefault(month, []).append(part)
 
     @property
-    def days(self) -> list[str]:
-        """The days that have rows, sorted."""
-        return sorted(self.day_rows)
-
-    @property
     def rows(self) -> int:
         return int(sum(self.day_rows.values()))
 

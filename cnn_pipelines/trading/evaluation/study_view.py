@@ -3,15 +3,14 @@ to what each number means and with its unit, for the ``study_report`` asset and 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pandas as pd
 
 from cnn_pipelines.storage import lake
+from cnn_pipelines.trading.evaluation.backtest import performance
 from cnn_pipelines.trading.evaluation.metrics import daily_ic, mean_and_se, newey_west_se
 
 # Below this many test days an IC's standard error is too wide to rank models or to trust a Sharpe ratio.
@@ -28,23 +27,12 @@ class StudyView:
     verdict: str = ""
 
 
-def _views(con: duckdb.DuckDBPyConnection) -> set[str]:
-    return {r[0] for r in con.execute("select view_name from duckdb_views() where not internal").fetchall()}
-
-
-def pct(x: float, digits: int = 1) -> str:
-    return f"{x * 100:.{digits}f} %" if math.isfinite(x) else "n/a"
-
-
 def backtest_figures(daily: pd.DataFrame) -> dict[str, float]:
-    """Net Sharpe (annualized, 252 days), annual return and max drawdown (fractions), mean daily turnover."""
-    net = daily["net"].to_numpy(float)
-    sd = net.std(ddof=1) if len(net) > 1 else float("nan")
-    equity = np.cumprod(1 + net)
-    years = len(net) / 252
-    return {"net_sharpe": float(net.mean() / sd * math.sqrt(252)) if sd > 0 else float("nan"),
-            "net_annual_return": float(equity[-1] ** (1 / years) - 1) if len(net) else float("nan"),
-            "max_drawdown": float((equity / np.maximum.accumulate(equity) - 1).min()) if len(net) else float("nan"),
+    """Net Sharpe (annualized, 252 days), annual return and max drawdown (fractions), mean daily turnover: the
+    backtest's own ``performance`` of its stored daily net returns."""
+    net = performance(daily["net"].astype(float))
+    return {"net_sharpe": net["sharpe"], "net_annual_return": net["annual_return"],
+            "max_drawdown": net["max_drawdown"],
             "mean_daily_turnover": float(daily["turnover"].mean()) if len(daily) else float("nan")}
 
 
@@ -64,12 +52,13 @@ def study_view(root: Path, target: str, oracle=None) -> StudyView:
     view = StudyView()
     n = view.numbers
     catalog = Path(root) / lake.CATALOG_FILE
-    if not catalog.exists():
-        view.missing["lake"] = f"no catalog at {catalog}: materialize the trading job first"
+    views = lake.catalog_views(root)
+    if not views:
+        view.missing["lake"] = (f"no catalog at {catalog}: materialize the trading job first" if views is not None
+                                else f"the catalog {catalog} cannot be read: rebuild it (lake.rebuild_catalog)")
         view.verdict = "nothing to show yet"
         return view
     with duckdb.connect(str(catalog), read_only=True) as con:
-        views = _views(con)
         if "raw_prices" in views:
             rows, first, last, tickers = con.execute(
                 "select count(*), min(date), max(date), count(distinct ticker) from raw_prices").fetchone()
