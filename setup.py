@@ -48,9 +48,13 @@ setup(
     extras_require={
         # Runs on Celery workers through a Redis broker (deploy/cluster/dagster.yaml); Redis itself is
         # Debian's redis-server.
-        "cluster": ["dagster-celery[redis]==0.29.27"],
+        # s3fs: the lake on object storage (storage/objects.py); moto[server]: the local S3-API server of
+        # `make cluster` and the tests.
+        "cluster": ["dagster-celery[redis]==0.29.27", "s3fs>=2024.12", "moto[server]>=5.0.20"],
         "dev": [
             "dagster-celery[redis]==0.29.27",  # the cluster test (test_cluster.py)
+            "s3fs>=2024.12",  # the lake on S3 (test_s3_lake.py), against moto's server
+            "moto[server]>=5.0.20",
             "pytest>=8",
             "pytest-timeout>=2.3",
             "pytest-xdist>=3.5",  # make test: two workers, one test module per worker at a time

@@ -115,7 +115,7 @@ def pytest_collection_modifyitems(config, items):
 # ------------------------------------------------------------------------------ cluster servers (issue 30)
 
 def need_servers(*names: str) -> None:
-    """Skip unless the named cluster servers ("postgres", "redis", "celery") can start here; under CI, where
+    """Skip unless the named cluster servers ("postgres", "redis", "celery", "s3") can start here; under CI, where
     .ci/run installs them, fail instead."""
     import shutil as sh
 
@@ -129,6 +129,9 @@ def need_servers(*names: str) -> None:
                 postgres_bin()
             elif name == "redis" and sh.which("redis-server") is None:
                 missing.append("redis-server (apt-get install redis-server)")
+            elif name == "s3":
+                import moto  # noqa: F401
+                import s3fs  # noqa: F401
             elif name == "celery":
                 import dagster_celery  # noqa: F401
                 import redis  # noqa: F401
@@ -197,3 +200,35 @@ def metadata_offenders(metadata_by_asset: dict) -> list[str]:
                         if isinstance(v, float) and (not math.isfinite(v) or round(v, 4) != v):
                             out.append(f"{asset}.{key}: table value {v!r}")
     return out
+
+
+@pytest.fixture(scope="module")
+def s3_server():
+    """moto's S3-API server on 127.0.0.1, started by the project's own script, for one test module, with this
+    process's S3 client pointed at it; yields the bucket's lake root (``s3://cnn-lake/lake``)."""
+    import shutil as sh
+
+    from cnn_pipelines.cluster.servers import s3_env, start_s3, stop_s3
+    from cnn_pipelines.storage import objects
+
+    need_servers("s3")
+    data, port = server_dir("cnn-s3-"), free_port()
+    saved = dict(os.environ)
+    os.environ.update(s3_env(port))
+    objects._filesystem.cache_clear()
+    try:
+        yield start_s3(data, port)
+    finally:
+        stop_s3(data)
+        os.environ.clear()
+        os.environ.update(saved)
+        objects._filesystem.cache_clear()
+        sh.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture
+def s3_root(s3_server) -> str:
+    """A fresh, empty lake root in the test bucket for one test."""
+    import uuid
+
+    return f"{s3_server.rsplit('/', 1)[0]}/{uuid.uuid4().hex[:12]}"

@@ -144,6 +144,51 @@ def start_worker(data_dir: Path, name: str = "worker1") -> int:
     return proc.pid
 
 
+S3_BUCKET = "cnn-lake"
+# A local S3-API server takes any key; these are not secrets and never reach AWS (the endpoint is 127.0.0.1).
+S3_LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local-moto", "AWS_SECRET_ACCESS_KEY": "local-moto",
+                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
+
+
+def s3_env(port: int) -> dict[str, str]:
+    """The environment that points the lake's S3 client at the local S3-API server on ``port``."""
+    return {"CNN_S3_ENDPOINT": f"http://127.0.0.1:{port}", **S3_LOCAL_CREDENTIALS}
+
+
+def start_s3(data_dir: Path, port: int = 9300, bucket: str = S3_BUCKET) -> str:
+    """Start moto's S3-API server on 127.0.0.1:``port`` in the background (state in memory: a lake for tests and
+    a local cluster, gone when it stops) and create ``bucket``; returns the lake root ``s3://bucket/lake``."""
+    exe = Path(sys.executable).parent / "moto_server"
+    if not exe.exists():
+        raise ServerError("moto's S3 server is not installed: pip install -e '.[cluster]' (moto[server])")
+    data_dir = Path(data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **s3_env(port)}
+    log = open(data_dir / "s3.log", "ab")
+    proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    (data_dir / "s3.pid").write_text(str(proc.pid))
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                          aws_access_key_id="local-moto", aws_secret_access_key="local-moto")
+    for _ in range(200):
+        try:
+            client.create_bucket(Bucket=bucket)
+            return f"s3://{bucket}/lake"
+        except client.exceptions.BucketAlreadyOwnedByYou:
+            return f"s3://{bucket}/lake"
+        except Exception:  # noqa: BLE001 - not listening yet
+            if proc.poll() is not None:
+                break
+            time.sleep(0.05)
+    raise ServerError(f"the S3 server did not answer on port {port} (log: {data_dir / 's3.log'})")
+
+
+def stop_s3(data_dir: Path) -> None:
+    _stop_pidfile(Path(data_dir).resolve() / "s3.pid", "S3 server", group=True)
+
+
 def stop_worker(data_dir: Path, name: str = "worker1") -> None:
     """Warm shutdown: the worker finishes its current run first (SIGTERM), killed after 60 s."""
     _stop_pidfile(Path(data_dir).resolve() / f"{name}.pid", f"worker {name}", grace=60)
@@ -221,6 +266,20 @@ def check_cluster_env(env: dict[str, str] | None = None, timeout_s: float = 5.0)
     lake = env.get("CNN_LAKE_ROOT", "")
     if not lake:
         problems.append("CNN_LAKE_ROOT is not set (the lake every worker shares)")
+    elif lake.startswith("s3://"):
+        from cnn_pipelines.storage import objects
+
+        saved = dict(os.environ)
+        os.environ.update(env)
+        try:
+            objects._filesystem.cache_clear()
+            why = objects.check_bucket(lake)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+            objects._filesystem.cache_clear()
+        if why:
+            problems.append(f"CNN_LAKE_ROOT: {lake}: {why}")
     else:
         probe = Path(lake)
         while not probe.exists():
@@ -236,7 +295,7 @@ def _safe(url: str) -> str:
     return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
 
 
-CLUSTER_PORTS = {"postgres": 5433, "redis": 6380, "ui": 3000}
+CLUSTER_PORTS = {"postgres": 5433, "redis": 6380, "s3": 9300, "ui": 3000}
 WORKERS = ("worker1", "worker2")
 
 
@@ -244,8 +303,8 @@ def cluster_env(base: Path, ports: dict[str, int] | None = None) -> dict[str, st
     """The environment of a local cluster in ``base`` (what ``up`` writes to BASE/env)."""
     base, ports = Path(base).resolve(), {**CLUSTER_PORTS, **(ports or {})}
     return {"DAGSTER_HOME": str(base / "home"), "CNN_POSTGRES_URL": postgres_url(ports["postgres"]),
-            "CNN_CELERY_BROKER": redis_url(ports["redis"]),
-            "CNN_LAKE_ROOT": os.environ.get("CNN_LAKE_ROOT") or str(base / "lake")}
+            "CNN_CELERY_BROKER": redis_url(ports["redis"]), **s3_env(ports["s3"]),
+            "CNN_LAKE_ROOT": os.environ.get("CNN_LAKE_ROOT") or f"s3://{S3_BUCKET}/lake"}
 
 
 def up(base: Path, repo: Path, ports: dict[str, int] | None = None) -> dict[str, str]:
@@ -258,6 +317,7 @@ def up(base: Path, repo: Path, ports: dict[str, int] | None = None) -> dict[str,
     shutil.copy(Path(repo) / "deploy" / "cluster" / "dagster.yaml", base / "home" / "dagster.yaml")
     start_postgres(base / "postgres", ports["postgres"])
     start_redis(base / "redis", ports["redis"])
+    start_s3(base / "s3", ports["s3"])
     os.environ.update(env)
     check_cluster_env(env)
     for name in WORKERS:
@@ -283,6 +343,9 @@ def down(base: Path) -> list[str]:
     first = [item for item in first if item[0].exists()]
     _stop_pidfiles(first)
     stopped = [what for _, what, _, _ in first]
+    if (base / "s3" / "s3.pid").exists():
+        stop_s3(base / "s3")
+        stopped.append("s3")
     if (base / "redis" / "redis.pid").exists():
         stop_redis(base / "redis")
         stopped.append("redis")

@@ -33,8 +33,8 @@ def _cached_window(root: Path, table: str, keys: list[str], column: str, lookahe
     tables one after another in a run; reading 12 months of one-file-per-day partitions costs seconds
     each time. The key holds every file's size and mtime, so a rewritten partition is read again."""
     paths = list(dict.fromkeys(lake.partition_path(root, table, k, column) for k in keys))  # month files
-    stamp = tuple((p.stat().st_mtime_ns, p.stat().st_size) if p.exists() else None for p in paths)
-    key = (str(Path(root).resolve()), table, tuple(keys), column, lookahead, stamp)
+    stamp = tuple(lake.stamp(p) for p in paths)
+    key = (lake.location(lake.as_root(root)), table, tuple(keys), column, lookahead, stamp)
     if key not in _WINDOW_CACHE:
         frame = lake.read_partitions(root, table, keys, column, optional_tail=lookahead)
         # what this frame is, for caches downstream (the research assets join it once per period)
@@ -59,7 +59,7 @@ class ParquetLakeIOManager(dg.ConfigurableIOManager):
 
     @property
     def _root(self) -> Path:
-        return Path(self.root)
+        return lake.as_root(self.root)
 
     def handle_output(self, context: dg.OutputContext, obj) -> None:
         if obj is None:
@@ -73,7 +73,7 @@ class ParquetLakeIOManager(dg.ConfigurableIOManager):
             path = (lake.partition_path(self._root, table, keys[0], column, JSON_FILE) if keys[0]
                     else lake.table_dir(self._root, table) / JSON_FILE)
             lake.write_json(path, obj)
-            context.add_output_metadata({"lake_path": dg.MetadataValue.path(str(path.resolve()))})
+            context.add_output_metadata({"lake_path": dg.MetadataValue.path(lake.location(path))})
             return
         if isinstance(obj, SpooledTable):
             if column != "date":
@@ -94,7 +94,7 @@ class ParquetLakeIOManager(dg.ConfigurableIOManager):
             if len(keys) != 1:
                 raise ValueError(f"{table}: period tables are written one partition per run, got {len(keys)}")
             path = lake.write_table(self._root, table, obj, keys[0], column or "period")
-            context.add_output_metadata({"lake_path": dg.MetadataValue.path(str(path.resolve()))})
+            context.add_output_metadata({"lake_path": dg.MetadataValue.path(lake.location(path))})
         lake.ensure_views(self._root, [table])
 
     def load_input(self, context: dg.InputContext):

@@ -8,12 +8,17 @@ each other's days. Whole-table and date-filtered queries open 12 files a year in
 row groups by their date statistics). Monthly research tables are ``<root>/<asset>/period=YYYY-MM-DD/data.parquet``
 and the rest ``<root>/<asset>/data.parquet``. Every write goes to a hidden temporary file in the target
 directory and is renamed into place (atomic on POSIX), so readers and crashes never see half a file.
+
+The root may be ``s3://bucket/prefix`` (``storage/objects.py``): the same layout and the same functions, with
+one PUT per file instead of temp-and-rename and conditional writes on the ETag instead of the file lock. The
+DuckDB catalog then lives on local disk (views over the bucket; ``catalog_path``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import json
 import os
 import re
@@ -29,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.parquet as pq
 
+from cnn_pipelines.storage import objects
 from cnn_pipelines.storage.spool import SpooledTable
 
 DATA_FILE = "data.parquet"
@@ -48,16 +54,40 @@ class MissingPartitionsError(FileNotFoundError):
 
 
 def default_root() -> Path:
-    """Lake root: $CNN_LAKE_ROOT, else ./data_lake."""
+    """Lake root: $CNN_LAKE_ROOT (a folder or ``s3://bucket/prefix``), else ./data_lake."""
     from cnn_pipelines.settings_file import project_env
 
-    return Path(project_env().get("CNN_LAKE_ROOT") or "data_lake")
+    return as_root(project_env().get("CNN_LAKE_ROOT") or "data_lake")
+
+
+def as_root(root: str | os.PathLike) -> Path:
+    """A root or a path in the lake as a path object (local ``Path``, or the S3 one for ``s3://`` roots)."""
+    return objects.lake_path(root)
 
 
 def table_dir(root: Path, table: str) -> Path:
     if not _IDENT.match(table):
         raise ValueError(f"table name {table!r} is not a plain identifier")
-    return Path(root) / table
+    return as_root(root) / table
+
+
+def location(path: Path) -> str:
+    """Where a file of the lake is, as a user would look for it (absolute path, or its ``s3://`` URL)."""
+    return str(path) if objects.is_remote(path) else str(Path(path).resolve())
+
+
+def stamp(path: Path) -> object:
+    """What changes when the file is rewritten (size and mtime, or the object's ETag); None if absent."""
+    if objects.is_remote(path):
+        return objects.etag(path)
+    with contextlib.suppress(FileNotFoundError):
+        st = Path(path).stat()
+        return st.st_mtime_ns, st.st_size
+    return None
+
+
+def _read_parquet(path: Path) -> pa.Table:
+    return objects.read_parquet(path) if objects.is_remote(path) else pq.read_table(path)
 
 
 def partition_path(root: Path, table: str, key: str, column: str = "date", name: str = DATA_FILE) -> Path:
@@ -76,10 +106,11 @@ def month_path(root: Path, table: str, month: str) -> Path:
 
 def month_days(path: Path) -> set[str]:
     """The days a month file holds (empty ones included); empty set if there is no file."""
-    if not path.exists():
+    try:
+        schema = objects.read_schema(path) if objects.is_remote(path) else pq.read_schema(path)
+    except FileNotFoundError:
         return set()
-    meta = pq.read_schema(path).metadata or {}
-    return set(json.loads(meta.get(DAYS_META, b"[]")))
+    return set(json.loads((schema.metadata or {}).get(DAYS_META, b"[]")))
 
 
 @contextlib.contextmanager
@@ -119,8 +150,15 @@ def write_tables_atomically(items: Iterable[tuple[Path, pa.Table]]) -> list[Path
     """Write every table to a temp file first, then rename all into place.
 
     A failure while writing leaves every existing file untouched (temp files are removed); renames happen
-    only once all temp files are complete and fsynced.
+    only once all temp files are complete and fsynced. On object storage every file is serialized first, then
+    each is one PUT (an object appears whole or not at all).
     """
+    items = list(items)
+    if any(objects.is_remote(target) for target, _ in items):
+        blobs = [(target, objects.parquet_bytes(table)) for target, table in items]
+        for target, blob in blobs:
+            objects.put(target, blob)
+        return [t for t, _ in blobs]
     staged: list[tuple[Path, Path]] = []
     try:
         for target, table in items:
@@ -181,32 +219,60 @@ def _write_months(root: Path, table: str, keys: Sequence[str], rows: dict[str, i
     months: dict[str, list[str]] = {}
     for k in keys:
         months.setdefault(k[:7], []).append(k)
+    if objects.is_remote(as_root(root)):
+        for month, new_days in sorted(months.items()):
+            _put_month(month_path(root, table, month), new_rows(month, new_days), new_days)
+        return counts
 
     def merged_months():
         for month, new_days in sorted(months.items()):
             path = month_path(root, table, month)
-            parts = [new_rows(month, new_days)]
-            days = set(new_days)
-            if path.exists():
-                old = pq.read_table(path)
-                days |= month_days(path)
-                keep = ~np.isin(pa.compute.strftime(old.column("date"), "%Y-%m-%d").to_numpy(zero_copy_only=False),
-                                new_days)
-                old = _without_days_meta(old.filter(pa.array(keep)))
-                if old.num_rows:
-                    parts.insert(0, old)
-            # the new rows' schema wins; kept rows of a file written before a column existed get it as nulls
-            merged = _concat(parts[::-1]).select(parts[-1].schema.names) if len(parts) > 1 else parts[0]
-            sort = [("date", "ascending")] + ([("ticker", "ascending")] if "ticker" in merged.column_names else [])
-            merged = merged.sort_by(sort)
-            meta = dict(merged.schema.metadata or {})
-            meta[DAYS_META] = json.dumps(sorted(days)).encode()
-            yield path, merged.replace_schema_metadata(meta)
+            old = pq.read_table(path) if path.exists() else None
+            yield path, _merged_month(old, new_rows(month, new_days), new_days)
 
     with _table_lock(root, table):
         write_tables_atomically(merged_months())  # staged one month at a time
     cleanup_stale_tmp(table_dir(root, table))
     return counts
+
+
+def _merged_month(old: pa.Table | None, new: pa.Table, new_days: list[str]) -> pa.Table:
+    """A month file's rows with ``new_days`` replaced by ``new`` and its other days kept; the days it holds in
+    its metadata."""
+    parts, days = [new], set(new_days)
+    if old is not None:
+        days |= set(json.loads((old.schema.metadata or {}).get(DAYS_META, b"[]")))
+        keep = ~np.isin(pa.compute.strftime(old.column("date"), "%Y-%m-%d").to_numpy(zero_copy_only=False),
+                        new_days)
+        old = _without_days_meta(old.filter(pa.array(keep)))
+        if old.num_rows:
+            parts.insert(0, old)
+    # the new rows' schema wins; kept rows of a file written before a column existed get it as nulls
+    merged = _concat(parts[::-1]).select(parts[-1].schema.names) if len(parts) > 1 else parts[0]
+    sort = [("date", "ascending")] + ([("ticker", "ascending")] if "ticker" in merged.column_names else [])
+    merged = merged.sort_by(sort)
+    meta = dict(merged.schema.metadata or {})
+    meta[DAYS_META] = json.dumps(sorted(days)).encode()
+    return merged.replace_schema_metadata(meta)
+
+
+def _put_month(path: Path, new: pa.Table, new_days: list[str], attempts: int = 20) -> None:
+    """Merge and PUT one month file on object storage, conditional on the ETag that was read (or on there being
+    no object): a writer that lost the race to another writer of the month reads it again and re-merges, so
+    neither loses the other's days."""
+    for attempt in range(attempts):
+        try:
+            data, tag = objects.read_object(path)
+            old = pq.read_table(pa.BufferReader(data))
+        except FileNotFoundError:
+            tag, old = None, None
+        blob = objects.parquet_bytes(_merged_month(old, new, new_days))
+        try:
+            objects.put(path, blob, if_match=tag, if_absent=tag is None)
+            return
+        except objects.ConflictError:
+            time.sleep(0.05 * (attempt + 1))
+    raise objects.ConflictError(f"{path}: still contended after {attempts} conditional writes")
 
 
 def write_table(root: Path, table: str, df: pd.DataFrame, key: str | None = None, column: str = "period") -> Path:
@@ -227,7 +293,11 @@ def _removed_on_error(tmp: Path):
 
 
 def write_json(path: Path, obj: dict) -> Path:
-    """Write a JSON document atomically (temp file, fsync, rename)."""
+    """Write a JSON document atomically (temp file, fsync, rename; one PUT on object storage)."""
+    path = as_root(path)
+    if objects.is_remote(path):
+        objects.put(path, json.dumps(obj, indent=1, default=str).encode())
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}.json"
     with _removed_on_error(tmp):
@@ -240,7 +310,11 @@ def write_json(path: Path, obj: dict) -> Path:
 
 
 def write_bytes(path: Path, data: bytes) -> Path:
-    """Write ``data`` atomically (temp file, fsync, rename): a fitted model, say."""
+    """Write ``data`` atomically (temp file, fsync, rename; one PUT on object storage): a fitted model, say."""
+    path = as_root(path)
+    if objects.is_remote(path):
+        objects.put(path, data)
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}{path.suffix}"
     with _removed_on_error(tmp):
@@ -254,6 +328,12 @@ def write_bytes(path: Path, data: bytes) -> Path:
 
 def write_npy(path: Path, array: np.ndarray) -> Path:
     """Write a NumPy array atomically as ``.npy`` (no pickles: object arrays are refused)."""
+    path = as_root(path)
+    if objects.is_remote(path):
+        buf = io.BytesIO()
+        np.save(buf, array, allow_pickle=False)
+        objects.put(path, buf.getvalue())
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}.npy"
     with _removed_on_error(tmp):
@@ -263,7 +343,7 @@ def write_npy(path: Path, array: np.ndarray) -> Path:
 
 
 def read_json(path: Path) -> dict:
-    return json.loads(Path(path).read_text())
+    return json.loads(as_root(path).read_text())
 
 
 def read_partitions(root: Path, table: str, keys: Sequence[str], column: str = "date",
@@ -283,7 +363,7 @@ def read_partitions(root: Path, table: str, keys: Sequence[str], column: str = "
     paths = [p for p, ok in zip(paths, present) if ok]
     if not paths:
         raise MissingPartitionsError(table, [])
-    tables = [pq.read_table(p) for p in paths]
+    tables = [_read_parquet(p) for p in paths]
     return _concat(tables).to_pandas()
 
 
@@ -308,7 +388,7 @@ def _read_days(root: Path, table: str, keys: list[str], optional_tail: int) -> p
         want = sorted(k for k in keys if k[:7] == m and k in held[m])
         if not want:
             continue
-        t = pq.read_table(month_path(root, table, m))
+        t = _read_parquet(month_path(root, table, m))
         if set(want) != held[m]:  # only some days of the month
             days = pa.compute.strftime(t.column("date"), "%Y-%m-%d")
             t = t.filter(pa.compute.is_in(days, value_set=pa.array(want)))
@@ -322,7 +402,7 @@ def read_table(root: Path, table: str) -> pd.DataFrame:
     path = unpartitioned_path(root, table)
     if not path.exists():
         raise MissingPartitionsError(table, ["(unpartitioned)"])
-    return pq.read_table(path).to_pandas()
+    return _read_parquet(path).to_pandas()
 
 
 def materialized_keys(root: Path, table: str, column: str = "date") -> list[str]:
@@ -340,8 +420,8 @@ def migrate_day_files(root: Path) -> dict[str, int]:
     files, a month at a time; each day file is removed only after its month file is in place, so an interrupted
     migration resumes where it stopped. Returns the days moved per table."""
     moved: dict[str, int] = {}
-    root = Path(root)
-    if not root.exists():
+    root = as_root(root)
+    if objects.is_remote(root) or not root.exists():  # object storage was never written the old way
         return moved
     for d in sorted(p for p in root.iterdir() if p.is_dir() and _IDENT.match(p.name)):
         files = sorted(d.glob(f"date=*/{DATA_FILE}"))
@@ -373,6 +453,8 @@ def held_keys(root: Path, table: str, keys: Sequence[str]) -> list[str]:
 def cleanup_stale_tmp(directory: Path, older_than_s: float = 3600.0) -> int:
     """Remove temp files left by crashed writers (older than an hour, so live writers are untouched)."""
     now, removed = time.time(), 0
+    if objects.is_remote(directory):  # no temp objects there: each file is one PUT
+        return 0
     for tmp in Path(directory).rglob(f"{_TMP_PREFIX}*"):
         with contextlib.suppress(FileNotFoundError):
             if now - tmp.stat().st_mtime > older_than_s:
@@ -384,8 +466,31 @@ def cleanup_stale_tmp(directory: Path, older_than_s: float = 3600.0) -> int:
 # ------------------------------------------------------------------------------------------ DuckDB catalog
 
 
+def catalog_path(root: Path) -> Path:
+    """The DuckDB catalog: ``<root>/lake.duckdb`` for a local lake; for a lake on object storage a local file
+    (``$CNN_LAKE_CATALOG_DIR``, else ``$DAGSTER_HOME/.lake-catalogs``) named after the bucket and prefix, since
+    DuckDB writes its database on local disk. It holds only views, so each machine may keep its own."""
+    root = as_root(root)
+    if not objects.is_remote(root):
+        return root / CATALOG_FILE
+    base = os.environ.get("CNN_LAKE_CATALOG_DIR") or os.path.join(os.environ.get("DAGSTER_HOME") or ".", ".lake-catalogs")
+    return Path(base) / (re.sub(r"[^A-Za-z0-9_.-]", "_", objects.key(root)) + ".duckdb")
+
+
+@contextlib.contextmanager
+def connect(root: Path, read_only: bool = True):
+    """A DuckDB connection to the lake's catalog; for a lake on object storage with the bucket's filesystem
+    registered, so its views read the objects."""
+    root = as_root(root)
+    with duckdb.connect(str(catalog_path(root)), read_only=read_only) as con:
+        if objects.is_remote(root):
+            con.register_filesystem(objects.filesystem())
+        yield con
+
+
 def _view_sql(root: Path, table: str) -> str:
-    d = table_dir(root, table).resolve()
+    d = table_dir(root, table)
+    d = d if objects.is_remote(d) else d.resolve()
     parts = sorted({p.parent.name.split("=")[0] for p in d.glob(f"*=*/{DATA_FILE}")})
     if parts == ["month"]:  # the rows hold their date; no month column in the view (row groups prune by date)
         pattern = str(d / "month=*" / DATA_FILE).replace("'", "''")
@@ -401,7 +506,8 @@ def _view_sql(root: Path, table: str) -> str:
 
 @contextlib.contextmanager
 def _catalog_lock(root: Path):
-    lock_path = Path(root) / ".lake.duckdb.lock"
+    catalog = catalog_path(root)
+    lock_path = catalog.parent / f".{catalog.name}.lock"
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -418,12 +524,12 @@ def _is_lock_conflict(exc: Exception) -> bool:
 def catalog_views(root: Path) -> set[str] | None:
     """Names of the views in the catalog; empty if it does not exist, None if it cannot be read
     (written by an incompatible DuckDB version, or damaged) and must be rebuilt."""
-    path = Path(root) / CATALOG_FILE
+    path = catalog_path(root)
     if not path.exists():
         return set()
     for attempt in range(50):
         try:
-            with duckdb.connect(str(path), read_only=True) as con:
+            with connect(root, read_only=True) as con:
                 return {r[0] for r in con.execute("select view_name from duckdb_views() where not internal").fetchall()}
         except duckdb.Error as exc:
             if not _is_lock_conflict(exc):
@@ -434,11 +540,12 @@ def catalog_views(root: Path) -> set[str] | None:
 
 def rebuild_catalog(root: Path) -> list[str]:
     """Recreate the catalog from scratch: it holds only views, so the Parquet files lose nothing."""
-    root = Path(root)
+    root = as_root(root)
+    catalog = catalog_path(root)
     with _catalog_lock(root):
         for suffix in ("", ".wal"):
             with contextlib.suppress(FileNotFoundError):
-                (root / f"{CATALOG_FILE}{suffix}").unlink()
+                catalog.with_name(catalog.name + suffix).unlink()
     return refresh_catalog(root)
 
 
@@ -449,7 +556,7 @@ def refresh_catalog(root: Path, tables: Iterable[str] | None = None) -> list[str
     only when a table first appears. Writers serialize on a file lock and hold the database only for the DDL,
     so readers are blocked for milliseconds at most.
     """
-    root = Path(root)
+    root = as_root(root)
     if tables is None:
         tables = sorted(p.name for p in root.iterdir() if p.is_dir() and _IDENT.match(p.name) and any(p.rglob(DATA_FILE)))
     tables = [t for t in tables if any(table_dir(root, t).rglob(DATA_FILE))]
@@ -461,10 +568,11 @@ def refresh_catalog(root: Path, tables: Iterable[str] | None = None) -> list[str
 
 def _execute_ddl(root: Path, statements: list[str]) -> None:
     """Run view DDL on the catalog under the writers' file lock, retrying while a reader holds the file."""
+    catalog_path(root).parent.mkdir(parents=True, exist_ok=True)
     with _catalog_lock(root):
         for attempt in range(50):
             try:
-                with duckdb.connect(str(root / CATALOG_FILE)) as con:
+                with connect(root, read_only=False) as con:
                     for sql in statements:
                         con.execute(sql)
                 return
@@ -472,7 +580,7 @@ def _execute_ddl(root: Path, statements: list[str]) -> None:
                 if not _is_lock_conflict(exc):
                     raise
                 time.sleep(0.1 * (attempt + 1))
-    raise TimeoutError(f"could not open {root / CATALOG_FILE} for writing")
+    raise TimeoutError(f"could not open {catalog_path(root)} for writing")
 
 
 def define_view(root: Path, name: str, select_sql: str) -> None:
@@ -480,7 +588,7 @@ def define_view(root: Path, name: str, select_sql: str) -> None:
     Parquet. A rebuilt catalog loses it until its owner defines it again."""
     if not _IDENT.match(name):
         raise ValueError(f"view name {name!r} is not a plain identifier")
-    _execute_ddl(Path(root), [f"CREATE OR REPLACE VIEW {name} AS {select_sql}"])
+    _execute_ddl(as_root(root), [f"CREATE OR REPLACE VIEW {name} AS {select_sql}"])
 
 
 def ensure_views(root: Path, tables: Iterable[str]) -> list[str]:

@@ -10,7 +10,6 @@ partition only, labelled with the range they describe.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -59,7 +58,7 @@ def lake_coverage(context: dg.AssetExecutionContext, keys: list[str]) -> dict:
     root = getattr(getattr(context.resources, "lake", None), "root", None)
     if root is None:
         return {}
-    days = sorted(set(lake.materialized_keys(Path(root), context.asset_key.path[-1])) | set(keys))
+    days = sorted(set(lake.materialized_keys(lake.as_root(root), context.asset_key.path[-1])) | set(keys))
     return {"lake_covers": f"{days[0]} .. {days[-1]} ({len(days)} weekday partitions)"}
 
 

@@ -72,7 +72,7 @@ def make_freshness_check(root: str, partitions_def: dg.TimeWindowPartitionsDefin
     @dg.asset_check(asset="raw_prices", description="Newest materialized partition is at most one weekday behind the newest partition", blocking=False)
     def raw_prices_freshness(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         last = partitions_def.get_last_partition_key()
-        passed, meta = freshness(Path(root), "raw_prices", last)
+        passed, meta = freshness(lake.as_root(root), "raw_prices", last)
         return dg.AssetCheckResult(passed=passed, severity=dg.AssetCheckSeverity.WARN, metadata={k: dg.MetadataValue.text(str(v)) for k, v in meta.items()})
 
     return raw_prices_freshness

@@ -133,7 +133,7 @@ def retrain_plan(period: str, start: str | None = None) -> tuple[str, str | None
 
 def period_doc(root, table: str, period: str, why: str) -> dict:
     """A research asset's JSON output for another (earlier) period, or a clear error saying what to run."""
-    path = lake.partition_path(Path(root), table, period, "period", "data.json")
+    path = lake.partition_path(lake.as_root(root), table, period, "period", "data.json")
     if not path.exists():
         raise lake.MissingPartitionsError(table, [f"{period} ({why}); materialize research_job for {period} first"])
     return lake.read_json(path)
@@ -141,9 +141,9 @@ def period_doc(root, table: str, period: str, why: str) -> dict:
 
 def lake_table(root, table: str, period: str) -> pd.DataFrame:
     """A research table's partition for another (earlier) period, or a clear error saying what to run."""
-    if not lake.partition_path(Path(root), table, period, "period").exists():
+    if not lake.partition_path(lake.as_root(root), table, period, "period").exists():
         raise lake.MissingPartitionsError(table, [f"{period}; materialize research_job for {period} first"])
-    return lake.read_partitions(Path(root), table, [period], "period")
+    return lake.read_partitions(lake.as_root(root), table, [period], "period")
 
 
 def _own_source(asset: str) -> list[dg.AssetDep]:
@@ -162,9 +162,9 @@ def previous_selection(root, previous: str | None, period: str) -> list[str] | N
     here); raises ``WarmStartNotReadyError`` while that selection is not in the lake."""
     if not RS.warm_start or previous is None:
         return None
-    if not lake.partition_path(Path(root), "feature_selection", previous, "period").exists():
+    if not lake.partition_path(lake.as_root(root), "feature_selection", previous, "period").exists():
         raise WarmStartNotReadyError(period, previous)
-    ranking = lake.read_partitions(Path(root), "feature_selection", [previous], "period")
+    ranking = lake.read_partitions(lake.as_root(root), "feature_selection", [previous], "period")
     return ranking.loc[ranking["selected"], "family"].astype(str).tolist()
 
 
@@ -173,7 +173,7 @@ def previous_layout(root, previous: str | None, period: str) -> ImageLayout | No
     raises ``WarmStartNotReadyError`` while that retrain is not in the lake (the month waits for it)."""
     if not RS.warm_start or previous is None:
         return None
-    path = lake.partition_path(Path(root), "image_layout", previous, "period", "data.json")
+    path = lake.partition_path(lake.as_root(root), "image_layout", previous, "period", "data.json")
     if not path.exists():
         raise WarmStartNotReadyError(period, previous)
     return ImageLayout.from_json(lake.read_json(path))

@@ -1,0 +1,162 @@
+"""The lake on object storage: ``s3://bucket/prefix`` roots, reached through fsspec's S3 filesystem (s3fs).
+
+s3fs rather than ``pyarrow.fs.S3FileSystem``: one client serves listing, reads, conditional writes
+(``If-Match`` / ``If-None-Match``, which ``pyarrow.fs`` cannot send) and DuckDB (``register_filesystem``
+takes an fsspec filesystem, so the catalog queries the bucket without the ``httpfs`` extension, which cannot
+be downloaded offline). Arrow reads go through the same client (``pyarrow.fs.FSSpecHandler``).
+
+Where the server is: ``CNN_S3_ENDPOINT`` (e.g. ``http://127.0.0.1:9000`` for a local S3-API server; unset:
+AWS). Credentials come from the usual AWS chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, or
+``AWS_SHARED_CREDENTIALS_FILE``), never from a committed file.
+
+Atomicity without rename: every object is written by one PUT (readers see the old object or the new one,
+never half), and read-modify-write of a month file is a conditional PUT on the ETag that was read, retried
+on conflict, instead of a file lock.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from pathlib import Path, PurePath
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SCHEME = "s3://"
+ENDPOINT_ENV = "CNN_S3_ENDPOINT"
+
+
+class ConflictError(RuntimeError):
+    """A conditional write lost: the object changed (or appeared) since it was read."""
+
+
+def is_remote(path: Any) -> bool:
+    """True for a path on object storage (an ``s3://`` string or a path object made by ``lake_path``)."""
+    return str(path).startswith(SCHEME) or getattr(path, "protocol", "") == "s3"
+
+
+@functools.lru_cache(maxsize=4)
+def _filesystem(endpoint: str | None):
+    import s3fs
+
+    kwargs: dict[str, Any] = {"endpoint_url": endpoint} if endpoint else {}
+    return s3fs.S3FileSystem(**kwargs, config_kwargs={"retries": {"max_attempts": 3}})
+
+
+def filesystem():
+    """The S3 filesystem for this process's settings (one client per endpoint)."""
+    return _filesystem(os.environ.get(ENDPOINT_ENV) or None)
+
+
+def lake_path(root: str | os.PathLike) -> Path:
+    """A lake root as a path object: a local ``Path``, or for ``s3://bucket/prefix`` a universal path with the
+    same operations (``/``, ``exists``, ``glob``, ``read_bytes``...) over ``filesystem()``."""
+    if isinstance(root, PurePath) or (not isinstance(root, str) and is_remote(root)):
+        return root  # type: ignore[return-value]
+    text = os.fspath(root) if not isinstance(root, str) else root
+    if not text.startswith(SCHEME):
+        return Path(text)
+    from upath import UPath
+
+    bucket = text[len(SCHEME):].split("/", 1)[0]
+    if not bucket:
+        raise ValueError(f"lake root {text!r}: an S3 root is s3://bucket/prefix")
+    endpoint = os.environ.get(ENDPOINT_ENV) or None
+    return UPath(text.rstrip("/"), **({"endpoint_url": endpoint} if endpoint else {}))
+
+
+def key(path) -> str:
+    """``bucket/key`` of a remote path (what s3fs calls take)."""
+    return str(path)[len(SCHEME):] if str(path).startswith(SCHEME) else path.path
+
+
+def etag(path) -> str | None:
+    """The object's ETag, or None when there is no object."""
+    fs = filesystem()
+    try:
+        return fs.info(key(path), refresh=True)["ETag"]
+    except FileNotFoundError:
+        return None
+
+
+def put(path, data: bytes, *, if_match: str | None = None, if_absent: bool = False) -> None:
+    """One PUT of ``data``; with ``if_match`` (an ETag) or ``if_absent`` it is conditional and a lost race raises
+    ConflictError instead of overwriting what another writer committed."""
+    fs = filesystem()
+    cond: dict[str, Any] = {"IfMatch": if_match} if if_match else {}
+    try:
+        if if_absent:
+            fs.pipe_file(key(path), data, mode="create")
+        else:
+            fs.pipe_file(key(path), data, **cond)
+    except FileExistsError as exc:
+        raise ConflictError(f"{path} appeared while it was being written") from exc
+    except OSError as exc:
+        if "pre-condition" in str(exc).lower() or "precondition" in str(exc).lower():
+            raise ConflictError(f"{path} changed while it was being rewritten") from exc
+        raise
+    fs.invalidate_cache(key(path))
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    buf = pa.BufferOutputStream()
+    pq.write_table(table, buf, compression="zstd")
+    return buf.getvalue().to_pybytes()
+
+
+def read_object(path, attempts: int = 5) -> tuple[bytes, str]:
+    """The whole object and its ETag, from one version: every ranged GET carries ``If-Match`` on the ETag seen at
+    open, so an object replaced mid-read is read again rather than spliced from two versions."""
+    from s3fs.utils import FileExpired
+
+    fs = filesystem()
+    for attempt in range(attempts):
+        try:
+            with fs.open(key(path), "rb", cache_type="none") as fh:
+                tag = fh.details["ETag"]
+                return fh.read(), tag
+        except FileExpired:
+            fs.invalidate_cache(key(path))
+            time.sleep(0.02 * (attempt + 1))
+    raise ConflictError(f"{path} kept changing while it was read ({attempts} tries)")
+
+
+def read_parquet(path) -> pa.Table:
+    return pq.read_table(pa.BufferReader(read_object(path)[0]))
+
+
+def read_schema(path, attempts: int = 5) -> pa.Schema:
+    """The Parquet schema from the object's footer (ranged reads pinned to one version, not the whole file)."""
+    from s3fs.utils import FileExpired
+
+    fs = filesystem()
+    for attempt in range(attempts):
+        try:
+            with fs.open(key(path), "rb", cache_type="none") as fh:
+                return pq.read_schema(fh)
+        except FileExpired:
+            fs.invalidate_cache(key(path))
+            time.sleep(0.02 * (attempt + 1))
+    raise ConflictError(f"{path} kept changing while its footer was read ({attempts} tries)")
+
+
+def check_bucket(root: str) -> str | None:
+    """Why the lake root ``s3://bucket/prefix`` cannot be used (server unreachable, bucket missing, no write
+    permission), or None when a test object can be written and removed."""
+    fs = filesystem()
+    endpoint = os.environ.get(ENDPOINT_ENV) or "AWS"
+    bucket = root[len(SCHEME):].split("/", 1)[0]
+    probe = f"{root[len(SCHEME):].rstrip('/')}/.cnn-write-probe"
+    try:
+        if not fs.exists(bucket):
+            return f"bucket {bucket!r} does not exist at {endpoint} ({ENDPOINT_ENV})"
+        fs.pipe_file(probe, b"")
+        fs.rm_file(probe)
+    except FileNotFoundError:
+        return f"bucket {bucket!r} does not exist at {endpoint} ({ENDPOINT_ENV})"
+    except Exception as exc:  # noqa: BLE001 - any failure here is the reason to report
+        return f"cannot write to {root} at {endpoint} ({ENDPOINT_ENV}): {type(exc).__name__}: {exc}"
+    return None
