@@ -11,11 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pandas as pd
 from dagster._core.storage.dagster_run import DagsterRun
 
-from cnn_pipelines.storage import lake
+from cnn_pipelines.storage import lake, objects
 from cnn_pipelines.launch import launch
 from cnn_pipelines.plan_inputs import unmet_inputs
 from cnn_pipelines.trading.features.assets import LOOKAHEAD
@@ -216,7 +215,7 @@ def research_periods(end: str, count: int) -> list[str]:
 
 def summary(root: Path) -> str:
     """What the run left in the lake, read back through the DuckDB catalog."""
-    with duckdb.connect(str(root / lake.CATALOG_FILE), read_only=True) as con:
+    with lake.connect(root) as con:
         rows, first, last, tickers = con.execute(
             "select count(*), min(date), max(date), count(distinct ticker) from raw_prices").fetchone()
         panel_rows = con.execute("select count(*) from indicator_panel").fetchone()[0]
@@ -233,13 +232,15 @@ def summary(root: Path) -> str:
             f"oos_predictions (cnn_ta): {oos[0]} walk-forward periods, {oos[1]} days with a realized {t}, mean daily "
             f"rank IC {oos[2]:+.4f} (s.e. {oos[3]:.4f})\n"
             + evaluation_summary(root) +
-            f"lake: {root.resolve()}  (duckdb {root / lake.CATALOG_FILE} -c \"select * from indicator_panel limit 5\")")
+            f"lake: {lake.location(root)}  (duckdb {lake.catalog_path(root)} -c \"select * from indicator_panel limit 5\")")
 
 
 def evaluation_summary(root: Path) -> str:
     """Tearsheet, backtest, audit and tomorrow's signals, from the lake and the reports folder."""
     lines = []
-    summary = root / "reports" / "factor_tearsheet" / "summary.json"
+    reports = lake.artifact_dir(root, "reports")
+    objects.pull(reports / "factor_tearsheet" / "summary.json")
+    summary = reports / "factor_tearsheet" / "summary.json"
     if summary.exists():
         s = lake.read_json(summary)
         by_label = ", ".join(f"{k} {v['ic_mean']:+.4f}" for k, v in s.get("label_ic", {}).items()
@@ -249,13 +250,13 @@ def evaluation_summary(root: Path) -> str:
                      f"{max(current_evaluation_settings().periods)}D is realized, label {RS.target}): 1D IC {s['ic']['ic_mean']['1D']:+.4f} "
                      f"(t {s['ic']['t_stat']['1D']:.2f}), "
                      f"top-minus-bottom {s['spread']['top_minus_bottom_bps']['1D']:.1f} bps/day; IC by label: "
-                     f"{by_label}; report {(root / 'reports' / 'factor_tearsheet' / 'tearsheet.html').resolve()}")
-    with duckdb.connect(str(root / lake.CATALOG_FILE), read_only=True) as con:
+                     f"{by_label}; report {(reports / 'factor_tearsheet' / 'tearsheet.html').resolve()}")
+    with lake.connect(root) as con:
         views = {r[0] for r in con.execute("select view_name from duckdb_views() where not internal").fetchall()}
         if "backtest" in views:
             mean, sd, days = con.execute("select avg(net), stddev(net), count(*) from backtest").fetchone()
             lines.append(f"backtest: net Sharpe {mean / sd * 252 ** 0.5:.2f} over {days} days "
-                         f"(equity curve {(root / 'reports' / 'backtest' / 'equity_curve.png').resolve()})")
+                         f"(equity curve {(reports / 'backtest' / 'equity_curve.png').resolve()})")
         if "model_leaderboard" in views:
             shown = ["rank", "model", "periods", "days", "rows", "coverage", "mean_ic", "ic_t", "monthly_ic",
                      "top_minus_bottom_bps", "mean_daily_turnover", "net_sharpe"]
@@ -266,7 +267,7 @@ def evaluation_summary(root: Path) -> str:
                          f"{RS.target}, long-short top/bottom K after costs):\n"
                          + board.to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep="n/a")
                          + "\n(monthly_ic: monthly models only; per-model tearsheets in "
-                         + f"{(root / 'reports' / 'model_leaderboard').resolve()}/<model>/tearsheet.html)")
+                         + f"{(reports / 'model_leaderboard').resolve()}/<model>/tearsheet.html)")
         if "leakage_audit" in views:
             for market, ic, se, oracle in con.execute("select market, ic, se, oracle_ic from leakage_audit").fetchall():
                 lines.append(f"leakage audit, {market}: IC {ic:+.4f} (s.e. {se:.4f}), oracle {oracle:+.4f}")

@@ -3,7 +3,9 @@
 A checkpoint directory holds ``epoch_NN.keras`` after every epoch and ``state.json`` with the fingerprint of
 the inputs and config plus one row per finished epoch. A re-run with the same fingerprint resumes after the
 last completed epoch (or does nothing when all are done); a different fingerprint starts over. Every file is
-written to a temporary name and renamed into place, so a kill never leaves half a checkpoint behind.
+written to a temporary name and renamed into place, so a kill never leaves half a checkpoint behind. For a
+lake on object storage the directory is a local mirror: each file is uploaded once written (the epoch before
+state.json), and a machine resuming another's training downloads the directory first.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cnn_pipelines.storage import objects
 from cnn_pipelines.storage.lake import write_json
 
 
@@ -42,12 +45,14 @@ def epoch_path(ckpt: Path, epoch: int) -> Path:
 def load_state(ckpt: Path, fp: str) -> dict:
     """The directory's state if it was written for this fingerprint; otherwise a fresh, emptied directory."""
     ckpt = Path(ckpt)
+    objects.pull(ckpt)  # a lake on object storage: what another machine trained so far
     state_path = ckpt / "state.json"
     if state_path.exists():
         state = json.loads(state_path.read_text())
         if state.get("fingerprint") == fp and all(epoch_path(ckpt, e["epoch"]).exists() for e in state["epochs"]):
             return state
         shutil.rmtree(ckpt)  # inputs or config changed: the old checkpoints describe another model
+        objects.remove(ckpt)
     ckpt.mkdir(parents=True, exist_ok=True)
     return {"fingerprint": fp, "epochs": []}
 
@@ -59,6 +64,7 @@ def save_keras(model, path: Path) -> Path:
     tmp = path.with_name(f".{path.stem}.tmp.keras")
     model.save(tmp)
     os.replace(tmp, path)
+    objects.push(path)
     return path
 
 

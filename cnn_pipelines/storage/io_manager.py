@@ -58,7 +58,8 @@ class ParquetLakeIOManager(dg.ConfigurableIOManager):
     root: str = "data_lake"
 
     @property
-    def _root(self) -> Path:
+    def root_path(self) -> Path:
+        """The lake root as a path object (local folder, or the bucket for an s3:// root)."""
         return lake.as_root(self.root)
 
     def handle_output(self, context: dg.OutputContext, obj) -> None:
@@ -70,8 +71,8 @@ class ParquetLakeIOManager(dg.ConfigurableIOManager):
         if isinstance(obj, dict):
             if len(keys) != 1:
                 raise ValueError(f"{table}: a JSON output covers one partition, got {len(keys)}")
-            path = (lake.partition_path(self._root, table, keys[0], column, JSON_FILE) if keys[0]
-                    else lake.table_dir(self._root, table) / JSON_FILE)
+            path = (lake.partition_path(self.root_path, table, keys[0], column, JSON_FILE) if keys[0]
+                    else lake.table_dir(self.root_path, table) / JSON_FILE)
             lake.write_json(path, obj)
             context.add_output_metadata({"lake_path": dg.MetadataValue.path(lake.location(path))})
             return
@@ -79,23 +80,23 @@ class ParquetLakeIOManager(dg.ConfigurableIOManager):
             if column != "date":
                 raise ValueError(f"{table}: a spooled table is written to weekday partitions, not {column or 'one file'}")
             try:
-                lake.write_spooled(self._root, table, obj, keys)
+                lake.write_spooled(self.root_path, table, obj, keys)
             finally:
                 obj.close()
-            lake.ensure_views(self._root, [table])
+            lake.ensure_views(self.root_path, [table])
             return
         if not isinstance(obj, pd.DataFrame):
             raise TypeError(f"{table}: the lake stores DataFrames, spooled tables and dicts, got {type(obj).__name__}")
         if column == "date":
             # Rows per partition are the asset's metadata; no path here: it would be copied onto every partition
             # of a range run (a few hundred bytes of event history each), and the catalog names the table.
-            lake.write_partitions(self._root, table, obj, keys)
+            lake.write_partitions(self.root_path, table, obj, keys)
         else:
             if len(keys) != 1:
                 raise ValueError(f"{table}: period tables are written one partition per run, got {len(keys)}")
-            path = lake.write_table(self._root, table, obj, keys[0], column or "period")
+            path = lake.write_table(self.root_path, table, obj, keys[0], column or "period")
             context.add_output_metadata({"lake_path": dg.MetadataValue.path(lake.location(path))})
-        lake.ensure_views(self._root, [table])
+        lake.ensure_views(self.root_path, [table])
 
     def load_input(self, context: dg.InputContext):
         upstream = context.upstream_output
@@ -103,18 +104,18 @@ class ParquetLakeIOManager(dg.ConfigurableIOManager):
         if context.has_asset_partitions:
             keys = list(context.asset_partition_keys)
             column = partition_column(context.asset_partitions_def)
-            json_paths = [lake.partition_path(self._root, table, k, column, JSON_FILE) for k in keys]
+            json_paths = [lake.partition_path(self.root_path, table, k, column, JSON_FILE) for k in keys]
             if len(keys) == 1 and json_paths[0].exists():
                 return lake.read_json(json_paths[0])
             lookahead = int((context.definition_metadata or {}).get("lookahead", 0))
             if len(keys) == 1:  # one partition: cheap, and caching it would evict the windows
-                frame = lake.read_partitions(self._root, table, keys, column, optional_tail=lookahead)
+                frame = lake.read_partitions(self.root_path, table, keys, column, optional_tail=lookahead)
             else:
-                frame = _cached_window(self._root, table, keys, column, lookahead)
+                frame = _cached_window(self.root_path, table, keys, column, lookahead)
             # prices are stored as reported with each bar's adjustment: a reader sees them adjusted as of the
             # last day it reads (no later action can reach into its window)
             return adjust_as_of(frame)
-        json_path = lake.table_dir(self._root, table) / JSON_FILE
+        json_path = lake.table_dir(self.root_path, table) / JSON_FILE
         if json_path.exists():
             return lake.read_json(json_path)
-        return lake.read_table(self._root, table)
+        return lake.read_table(self.root_path, table)

@@ -71,6 +71,14 @@ def table_dir(root: Path, table: str) -> Path:
     return as_root(root) / table
 
 
+def artifact_dir(root: Path, *parts: str) -> Path:
+    """A local folder for files that libraries write (checkpoints, reports): ``<root>/<parts>`` for a local lake;
+    for a lake on object storage its local mirror, whose files are uploaded when written (``objects.push``)."""
+    root = as_root(root)
+    path = root.joinpath(*parts)
+    return objects.local_mirror(path) if objects.is_remote(path) else path
+
+
 def location(path: Path) -> str:
     """Where a file of the lake is, as a user would look for it (absolute path, or its ``s3://`` URL)."""
     return str(path) if objects.is_remote(path) else str(Path(path).resolve())
@@ -306,6 +314,7 @@ def write_json(path: Path, obj: dict) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
     os.replace(tmp, path)
+    objects.push(path)  # a mirrored artifact of a lake on object storage: uploaded
     return path
 
 
@@ -323,6 +332,7 @@ def write_bytes(path: Path, data: bytes) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
     os.replace(tmp, path)
+    objects.push(path)
     return path
 
 
@@ -339,6 +349,7 @@ def write_npy(path: Path, array: np.ndarray) -> Path:
     with _removed_on_error(tmp):
         np.save(tmp, array, allow_pickle=False)
     os.replace(tmp, path)
+    objects.push(path)
     return path
 
 

@@ -160,3 +160,71 @@ def check_bucket(root: str) -> str | None:
     except Exception as exc:  # noqa: BLE001 - any failure here is the reason to report
         return f"cannot write to {root} at {endpoint} ({ENDPOINT_ENV}): {type(exc).__name__}: {exc}"
     return None
+
+
+# ------------------------------------------------------------------------------ artifacts: local, then uploaded
+# Keras checkpoints, reports and fitted models are written by libraries that want a local file. For a lake on
+# object storage they live in a local mirror of the bucket (``cache_root()/bucket/prefix/...``): written there,
+# then uploaded (``push``); a machine that did not write them downloads what it lacks first (``pull``).
+
+
+def cache_root() -> Path:
+    """The local mirror of lake artifacts: $CNN_LAKE_CACHE, else $DAGSTER_HOME/.lake-cache."""
+    return Path(os.environ.get("CNN_LAKE_CACHE")
+                or os.path.join(os.environ.get("DAGSTER_HOME") or ".", ".lake-cache")).absolute()
+
+
+def local_mirror(path) -> Path:
+    """Where the artifact at the remote ``path`` is kept on this machine."""
+    return cache_root() / key(path)
+
+
+def remote_of(local: os.PathLike) -> str | None:
+    """The object a local mirror file or folder stands for; None for a file of a local lake."""
+    try:
+        rel = Path(local).absolute().relative_to(cache_root())
+    except ValueError:
+        return None
+    return SCHEME + rel.as_posix()
+
+
+def push(local: os.PathLike) -> None:
+    """Upload a mirrored file (one PUT); nothing for a file of a local lake."""
+    remote = remote_of(local)
+    if remote is not None:
+        put(remote, Path(local).read_bytes())
+
+
+def pull(local: os.PathLike, name: str | None = None) -> None:
+    """Download into the mirror what the bucket holds under ``local`` (a file, or a folder's files, only those
+    called ``name`` if given) and this machine lacks or holds in another size; nothing for a local lake."""
+    remote = remote_of(local)
+    if remote is None:
+        return
+    fs = filesystem()
+    prefix = key(remote)
+    try:
+        found = fs.find(prefix, detail=True, refresh=True)
+    except FileNotFoundError:
+        return
+    for obj_key, info in found.items():
+        if name is not None and obj_key.rsplit("/", 1)[-1] != name:
+            continue
+        target = cache_root() / obj_key
+        if target.exists() and target.stat().st_size == info["size"]:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.part")
+        tmp.write_bytes(read_object(SCHEME + obj_key)[0])
+        os.replace(tmp, target)
+
+
+def remove(local: os.PathLike) -> None:
+    """Delete the bucket's objects under a mirrored folder (stale checkpoints); nothing for a local lake."""
+    remote = remote_of(local)
+    if remote is not None:
+        fs = filesystem()
+        keys = list(fs.find(key(remote), refresh=True))
+        if keys:
+            fs.rm(keys)
+        fs.invalidate_cache(key(remote))

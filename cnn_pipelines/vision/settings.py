@@ -24,15 +24,15 @@ class VisionSettings:
     @property
     def data_dir(self) -> Path:
         """tfds ``data_dir``: every dataset in tfds's own format (``<name>/<version>/``)."""
-        return self.lake_root / "datasets"
+        return lake.artifact_dir(self.lake_root, "datasets")  # local (a mirror when the lake is on S3)
 
     @property
     def download_dir(self) -> Path:
-        return self.lake_root / "datasets" / "downloads"
+        return self.data_dir / "downloads"
 
     @property
     def models_dir(self) -> Path:
-        return self.lake_root / "vision_models"
+        return lake.artifact_dir(self.lake_root, "vision_models")
 
 
 def vision_settings(env: dict[str, str] | None = None) -> VisionSettings:
@@ -40,6 +40,6 @@ def vision_settings(env: dict[str, str] | None = None) -> VisionSettings:
     env = project_env(env)
     return VisionSettings(
         online=env.get("CNN_PRESET", "demo") == "full",
-        lake_root=Path(env.get("CNN_LAKE_ROOT") or lake.default_root()),
+        lake_root=lake.as_root(env.get("CNN_LAKE_ROOT") or lake.default_root()),
         fashion_mnist_dir=Path(env.get("CNN_FASHION_MNIST_DIR") or DEBIAN_FASHION_MNIST),
     )

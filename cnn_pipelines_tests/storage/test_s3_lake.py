@@ -169,3 +169,78 @@ def test_a_wrong_bucket_or_server_is_named_at_start(s3_server):
     env = {**os.environ, "CNN_LAKE_ROOT": "s3://no-such-bucket/lake", "CNN_POSTGRES_URL": "", "CNN_CELERY_BROKER": ""}
     with pytest.raises(ServerError, match=r"CNN_LAKE_ROOT: s3://no-such-bucket/lake: bucket 'no-such-bucket'"):
         check_cluster_env(env, timeout_s=2)
+
+
+def test_the_trading_features_built_on_s3_equal_those_built_locally(s3_root, tmp_path, monkeypatch):
+    """The price and feature assets, unchanged, through the lake's IO manager: a bucket and a local folder end
+    with the same tables, value for value."""
+    import dagster as dg
+
+    from cnn_pipelines.trading.features.assets import SETTINGS, forward_returns, indicator_panel, universe
+    from cnn_pipelines.trading.prices.assets import raw_prices
+    from cnn_pipelines.trading.prices.resources import SyntheticPriceSource
+
+    from cnn_pipelines_tests.conftest import lake_resources, run_range
+
+    monkeypatch.setenv("CNN_LAKE_CATALOG_DIR", str(tmp_path / "catalogs"))
+    first = pd.bdate_range(end="2014-03-03", periods=SETTINGS.price_lookback + 1)[0].strftime("%Y-%m-%d")
+    roots = {"s3": lake.as_root(s3_root), "local": tmp_path / "lake"}
+    features = [universe, indicator_panel, forward_returns]
+    for root in roots.values():
+        res = lake_resources(root, SyntheticPriceSource(n_tickers=6, seed=5))
+        assert run_range([raw_prices], first, "2014-03-14", res).success
+        assert run_range([raw_prices.to_source_asset(), *features], "2014-03-03", "2014-03-14", res,
+                         selection=dg.AssetSelection.assets(*features)).success
+    for table in ("raw_prices", "universe", "indicator_panel", "forward_returns"):
+        keys = lake.materialized_keys(roots["local"], table)
+        assert keys and lake.materialized_keys(roots["s3"], table) == keys, table
+        pd.testing.assert_frame_equal(lake.read_partitions(roots["s3"], table, keys),
+                                      lake.read_partitions(roots["local"], table, keys))
+    with lake.connect(roots["s3"]) as con:
+        assert con.execute("select count(*) from indicator_panel").fetchone()[0] == len(
+            lake.read_partitions(roots["local"], "indicator_panel", lake.materialized_keys(roots["local"], "indicator_panel")))
+
+
+def test_a_research_month_trained_on_s3_equals_one_trained_locally(s3_root, tmp_path, monkeypatch):
+    """A walk-forward month (selection, layout, images, the CNN with its checkpoints, predictions) on the bucket:
+    checkpoints are written to the local mirror and uploaded, and every number equals the local lake's."""
+    import dagster as dg
+
+    from cnn_pipelines.storage import objects
+    from cnn_pipelines.trading.features.assets import SETTINGS, forward_returns, indicator_panel, universe
+    from cnn_pipelines.trading.prices.assets import raw_prices
+    from cnn_pipelines.trading.prices.resources import SyntheticPriceSource
+    from cnn_pipelines.trading.research.assets import (CALENDAR, CHAIN_START_TAG, RS, cnn_images, cnn_model,
+                                                       feature_selection, image_layout, oos_predictions)
+    from cnn_pipelines.trading.research.walkforward import fold_for
+
+    from cnn_pipelines_tests.conftest import lake_resources, run_range
+
+    monkeypatch.setenv("CNN_LAKE_CATALOG_DIR", str(tmp_path / "catalogs"))
+    monkeypatch.setenv("CNN_LAKE_CACHE", str(tmp_path / "mirror"))
+    period = "2015-03-01"
+    fold = fold_for(period, RS, CALENDAR)
+    feat_start = pd.bdate_range(end=fold.train_start, periods=2)[0].strftime("%Y-%m-%d")
+    feat_end = (pd.Timestamp(period) + pd.offsets.MonthEnd(0)).strftime("%Y-%m-%d")
+    price_start = pd.bdate_range(end=feat_start, periods=SETTINGS.price_lookback + 1)[0].strftime("%Y-%m-%d")
+    price_end = (pd.Timestamp(feat_end) + pd.offsets.BDay(10)).strftime("%Y-%m-%d")
+    research = [feature_selection, image_layout, cnn_images, cnn_model, oos_predictions]
+    features = [universe, indicator_panel, forward_returns]
+    roots = {"s3": lake.as_root(s3_root), "local": tmp_path / "lake"}
+    for root in roots.values():
+        res = lake_resources(root, SyntheticPriceSource(n_tickers=10, seed=8, signal_strength=0.3))
+        assert run_range([raw_prices], price_start, price_end, res).success
+        assert run_range([raw_prices.to_source_asset(), *features], feat_start, feat_end, res,
+                         selection=dg.AssetSelection.assets(*features)).success
+        sources = [a.to_source_asset() for a in (raw_prices, *features)]
+        assert dg.materialize([*sources, *research], partition_key=period, resources=res,
+                              tags={CHAIN_START_TAG: period}).success
+    mirror = objects.local_mirror(roots["s3"] / "models" / "cnn" / period)
+    uploaded = sorted(p.rsplit("/", 1)[-1] for p in objects.filesystem().find(objects.key(roots["s3"] / "models" / "cnn" / period)))
+    assert uploaded == sorted(p.name for p in mirror.iterdir()) and "state.json" in uploaded
+    for table in ("feature_selection", "cnn_images", "oos_predictions"):
+        a = lake.read_partitions(roots["s3"], table, [period], "period")
+        b = lake.read_partitions(roots["local"], table, [period], "period")
+        pd.testing.assert_frame_equal(a, b, rtol=1e-6, atol=1e-6)
+    docs = [lake.read_json(lake.partition_path(r, "cnn_model", period, "period", "data.json")) for r in roots.values()]
+    assert docs[0]["ensemble"] == docs[1]["ensemble"]

@@ -35,7 +35,7 @@ class BacktestConfig(dg.Config):
 
 
 def reports_dir(name: str) -> Path:
-    d = lake.default_root() / "reports" / name
+    d = lake.artifact_dir(lake.default_root(), "reports", name)  # a local mirror for a lake on object storage
     d.mkdir(parents=True, exist_ok=True)
     return d
 
@@ -59,9 +59,7 @@ def load_prices_after(root: Path, first: str) -> tuple[pd.DataFrame, pd.Datetime
 
 
 def _save_png(path: Path, png: bytes) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(png)
-    tmp.replace(path)
+    lake.write_bytes(path, png)  # atomic, and uploaded when the lake is on object storage
 
 
 def write_report(sheet, out: Path, title: str) -> Path:
@@ -73,9 +71,7 @@ def write_report(sheet, out: Path, title: str) -> Path:
                                            "spread": sheet.spread.to_dict(), "target": RS.target,
                                            "label_ic": sheet.label_ic.to_dict(orient="index")})
     html = out / "tearsheet.html"
-    tmp = html.with_suffix(".tmp")
-    tmp.write_text(to_html(sheet, title))
-    tmp.replace(html)
+    lake.write_bytes(html, to_html(sheet, title).encode())
     return html
 
 

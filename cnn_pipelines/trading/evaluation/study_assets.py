@@ -6,7 +6,7 @@ import dagster as dg
 
 from cnn_pipelines.metadata import asset_result, table_value
 from cnn_pipelines.plots import markdown_image
-from cnn_pipelines.storage import lake
+from cnn_pipelines.storage import lake, objects
 from cnn_pipelines.trading.evaluation.assets import backtest, factor_tearsheet, model_leaderboard
 from cnn_pipelines.trading.evaluation.study_view import study_view
 from cnn_pipelines.trading.production.assets import daily_signals
@@ -43,7 +43,8 @@ def study_report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         meta[name] = table_value(frame)
     if view.missing:
         meta["not_built_yet"] = dg.MetadataValue.md("\n".join(f"- **{k}**: {v}" for k, v in view.missing.items()))
-    curve = root / "reports" / "backtest" / "equity_curve.png"
+    curve = lake.artifact_dir(root, "reports", "backtest") / "equity_curve.png"
+    objects.pull(curve)  # drawn on another machine of a cluster
     if curve.exists():
         meta["equity_curve"] = dg.MetadataValue.md(markdown_image(curve.read_bytes(), "backtest equity curve"))
     meta["per_partition_assets"] = dg.MetadataValue.md(" · ".join(f"[{a}](/assets/{a})" for a in LINKED))

@@ -6,10 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 
-from cnn_pipelines.storage import lake
+from cnn_pipelines.storage import lake, objects
 from cnn_pipelines.trading.evaluation.backtest import performance
 from cnn_pipelines.trading.evaluation.metrics import daily_ic, mean_and_se, newey_west_se
 
@@ -51,14 +50,14 @@ def study_view(root: Path, target: str, oracle=None) -> StudyView:
     of the market's true expected returns on given (date, ticker, target) rows (the synthetic source's), or None."""
     view = StudyView()
     n = view.numbers
-    catalog = Path(root) / lake.CATALOG_FILE
+    catalog = lake.catalog_path(root)
     views = lake.catalog_views(root)
     if not views:
         view.missing["lake"] = (f"no catalog at {catalog}: materialize the trading job first" if views is not None
                                 else f"the catalog {catalog} cannot be read: rebuild it (lake.rebuild_catalog)")
         view.verdict = "nothing to show yet"
         return view
-    with duckdb.connect(str(catalog), read_only=True) as con:
+    with lake.connect(root) as con:
         if "raw_prices" in views:
             rows, first, last, tickers = con.execute(
                 "select count(*), min(date), max(date), count(distinct ticker) from raw_prices").fetchone()
@@ -113,7 +112,8 @@ def study_view(root: Path, target: str, oracle=None) -> StudyView:
                 prediction=signals["prediction"].astype(float).round(4))
         else:
             view.missing["signals"] = "no signals yet: run nightly_job"
-    summary = Path(root) / "reports" / "factor_tearsheet" / "summary.json"
+    summary = lake.artifact_dir(root, "reports", "factor_tearsheet") / "summary.json"
+    objects.pull(summary)  # written on another machine of a cluster
     if summary.exists():
         s = lake.read_json(summary)
         n.update({"tearsheet_ic_1d": round(s["ic"]["ic_mean"]["1D"], 4),

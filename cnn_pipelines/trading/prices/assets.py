@@ -129,7 +129,7 @@ def raw_prices(context: dg.AssetExecutionContext, config: RawPricesConfig, price
     if file_errors and config.strict:
         raise PriceSchemaError("strict ingestion: unreadable price files, nothing was written:\n"
                                + "\n".join(file_errors.values()))
-    done = ingest(fetched, stored_rows(Path(lake.root), keys), start, end, trading_calendar(CALENDAR_NAME),
+    done = ingest(fetched, stored_rows(lake.root_path, keys), start, end, trading_calendar(CALENDAR_NAME),
                   strict=config.strict, source=prices.description, file_errors=file_errors)
     clean, report, kept, quarantine, held = done.table, done.report, done.kept, done.quarantine, done.held
     if held:
@@ -191,7 +191,7 @@ def price_adjustments(context: dg.AssetExecutionContext, lake: dg.ResourceParam[
     """Splits and dividends per ex-date: the factors stored beside each bar in raw_prices (one atomic write, so a
     bar and its factor never drift apart), served as the DuckDB view ``price_adjustments`` with no second copy.
     Every reader adjusts raw_prices as of its own last day with these factors."""
-    root = Path(lake.root)
+    root = lake.root_path
     events = stored_actions(root, list(context.partition_keys))
     define_adjustments_view(root)
     yield asset_result(context, partition_report(context, events, {

@@ -47,7 +47,7 @@ def production_model(context: dg.AssetExecutionContext, indicator_panel: pd.Data
     data, ranking, layout = fitted.data, fitted.ranking, fitted.layout
     x_tr, y_tr, x_va, y_va, d_va = fitted.arrays
     config = RS.__dict__ | {"production_day": day, "seed": seed}
-    ckpt = lake.default_root() / "models" / "production" / day
+    ckpt = lake.artifact_dir(lake.default_root(), "models", "production", day)
     rs = dataclasses.replace(RS, seed=seed)
     result = train_period(x_tr, y_tr, x_va, y_va, d_va, rs, ckpt, fingerprint(x_tr, y_tr, x_va, y_va, config=config),
                           log=context.log.info)

@@ -14,7 +14,7 @@ import pandas as pd
 from scipy.cluster.hierarchy import dendrogram
 
 from cnn_pipelines.metadata import asset_output, table_value
-from cnn_pipelines.storage import lake
+from cnn_pipelines.storage import lake, objects
 from cnn_pipelines.storage.io_manager import ParquetLakeIOManager
 from cnn_pipelines.trading.features.assets import SETTINGS
 from cnn_pipelines.trading.prices.calendar import trading_calendar
@@ -57,7 +57,7 @@ def period_seed(period: str) -> int:
 def models_dir(root: str | Path | None = None, member: int = 0) -> Path:
     """Checkpoints of the research CNN, under the lake root (the IO manager's, else $CNN_LAKE_ROOT); with
     ``seeds`` > 1, member k > 0 keeps its own folder (and so its own warm-start chain)."""
-    base = Path(root if root is not None else lake.default_root()) / "models"
+    base = lake.artifact_dir(root if root is not None else lake.default_root(), "models")
     return base / "cnn" if member == 0 else base / f"cnn_seed{member}"
 
 
@@ -280,6 +280,7 @@ def cnn_images(context: dg.AssetExecutionContext, image_layout: dict, indicator_
 def _ic_heatmap(directory: Path) -> str | None:
     """Validation IC by epoch x period over every trained period (from the checkpoint states)."""
     rows = {}
+    objects.pull(directory, "state.json")  # months trained on other machines of a cluster
     for state in sorted(directory.glob("*/state.json")):
         epochs = lake.read_json(state)["epochs"]
         rows[state.parent.name] = {e["epoch"]: e["val_ic"] for e in epochs}

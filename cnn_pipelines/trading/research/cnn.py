@@ -26,6 +26,7 @@ import keras  # noqa: E402
 from cnn_pipelines.inference import predict_batches  # noqa: E402
 
 from cnn_pipelines.trading.evaluation.metrics import daily_ic  # noqa: E402,F401  (re-exported: training picks epochs by it)
+from cnn_pipelines.storage import objects  # noqa: E402
 from cnn_pipelines.storage.checkpoints import choose_ensemble, epoch_path, fingerprint, load_state, save_epoch  # noqa: E402,F401
 from cnn_pipelines.trading.settings import ResearchSettings  # noqa: E402
 
@@ -209,6 +210,7 @@ def _loaded(path: str, mtime_ns: int, size: int) -> keras.Model:
 def load_checkpoint(path: Path) -> keras.Model:
     """A saved epoch's network, loaded once per process while its file is unchanged: a month's ensemble is read
     by cnn_model (the unseen-days validation IC) and again by oos_predictions in the same run."""
+    objects.pull(path)  # saved by another machine of a cluster
     st = Path(path).stat()
     return _loaded(str(path), st.st_mtime_ns, st.st_size)
 

@@ -16,6 +16,7 @@ from cnn_pipelines.plots import rounded, table_markdown
 from cnn_pipelines.trading.evaluation.metrics import oos_ic
 from cnn_pipelines.trading.models import BASELINES, ModelSpec
 from cnn_pipelines.storage import lake as lake_files
+from cnn_pipelines.storage import objects
 from cnn_pipelines.storage.checkpoints import save_keras
 from cnn_pipelines.storage.io_manager import ParquetLakeIOManager
 from cnn_pipelines.trading.evaluation.leaderboard import month_trade_returns
@@ -41,7 +42,7 @@ def predictions_table(images: pd.DataFrame, scores: np.ndarray) -> pd.DataFrame:
 
 def fitted_path(root, model: str, period: str, name: str = "fitted.pkl") -> Path:
     """Where a comparison model fitted for retrain month ``period`` is kept (under the lake's models folder)."""
-    return Path(root) / "models" / model / period / name
+    return lake_files.artifact_dir(root, "models", model, period) / name
 
 
 def anchor_model_missing(model: str, anchor: str) -> lake_files.MissingPartitionsError:
@@ -69,6 +70,7 @@ def model_predictions_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             train_rows = int(len(arrays.x_train))
         else:
             path = fitted_path(lake.root, spec.name, anchor)
+            objects.pull(path)  # fitted on another machine of a cluster
             if not path.exists():
                 raise anchor_model_missing(spec.name, anchor)
             fitted: Fitted = pickle.loads(path.read_bytes())
@@ -124,11 +126,12 @@ def ar_cnn_predictions(context: dg.AssetExecutionContext, cnn_images: pd.DataFra
     if anchor == period:
         model = fit_ar(train, AR, period_seed(period))
         save_keras(model, path)
-    elif not path.exists():
-        raise anchor_model_missing("ar_cnn", anchor)
     else:
         import keras
 
+        objects.pull(path)  # fitted on another machine of a cluster
+        if not path.exists():
+            raise anchor_model_missing("ar_cnn", anchor)
         model = keras.models.load_model(path)
     pred = predict_ar(model, f.inputs)
     by_ticker = pd.Series(pred, index=f.tickers, dtype="float32")

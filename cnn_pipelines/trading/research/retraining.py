@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cnn_pipelines.storage import objects
 from cnn_pipelines.storage.checkpoints import epoch_path
 from cnn_pipelines.trading.research.layout import ImageLayout
 
@@ -79,6 +80,7 @@ def warm_start_source(models_root: Path, previous: str | None, period: str,
         return None, "from scratch: a warm-start chain begins here (the first research period, or the study's first month)"
     if pd.Timestamp(previous) >= pd.Timestamp(period):
         raise ValueError(f"warm start of {period} from {previous}: only an earlier period's model may be used")
+    objects.pull(Path(models_root) / previous)  # trained on another machine of a cluster
     state_path = Path(models_root) / previous / "state.json"
     if not state_path.exists():
         raise WarmStartNotReadyError(period, previous)
