@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
 
 from cnn_pipelines.storage import lake
@@ -28,12 +29,15 @@ def cluster():
     `make cluster-stop`'s code; yields (env, worker pids, folder, UI port)."""
     from cnn_pipelines.cluster import servers
 
-    need_servers("postgres", "redis", "celery")
+    from cnn_pipelines.storage import objects
+
+    need_servers("postgres", "redis", "celery", "s3")
     base = server_dir("cnn-cluster-")
-    ports = {"postgres": free_port(), "redis": free_port(), "ui": free_port()}
+    ports = {"postgres": free_port(), "redis": free_port(), "s3": free_port(), "ui": free_port()}
     saved = dict(os.environ)
-    os.environ.update({"CNN_LAKE_ROOT": str(base / "lake"), "CNN_PRICE_SOURCE": "synthetic",
-                       "CNN_SYNTHETIC_TICKERS": "8"})
+    os.environ.pop("CNN_LAKE_ROOT", None)  # the cluster's lake: its S3 server's bucket
+    os.environ.update({"CNN_PRICE_SOURCE": "synthetic", "CNN_SYNTHETIC_TICKERS": "14",  # ar_cnn: >= 50 samples
+                       "CNN_LAKE_CATALOG_DIR": str(base / "catalogs"), "CNN_LAKE_CACHE": ""})
     try:
         env = {**os.environ, **servers.up(base, REPO_ROOT, ports)}
         workers = {name: int((base / "workers" / f"{name}.pid").read_text()) for name in servers.WORKERS}
@@ -42,8 +46,9 @@ def cluster():
         stopped = servers.down(base)
         os.environ.clear()
         os.environ.update(saved)
+        objects._filesystem.cache_clear()
         shutil.rmtree(base, ignore_errors=True)
-    assert stopped == ["ui", "daemon", *servers.WORKERS, "redis", "postgres"]
+    assert stopped == ["ui", "daemon", *servers.WORKERS, "s3", "redis", "postgres"]
 
 
 def test_a_backfill_runs_one_run_per_partition_on_whichever_worker_is_free(cluster):
@@ -80,7 +85,8 @@ def test_a_backfill_runs_one_run_per_partition_on_whichever_worker_is_free(clust
         ran = len(re.findall(r"Task execute_job\[.*\] succeeded", text))
         imports = len(re.findall(r"cnn worker \d+: TensorFlow and the project's definitions imported", text))
         assert imports == 1 and ran >= 1, (name, ran, imports)   # both took runs; one import each
-    assert lake.materialized_keys(Path(env["CNN_LAKE_ROOT"]), "raw_prices") == KEYS
+    assert env["CNN_LAKE_ROOT"].startswith("s3://")  # the shared lake is the S3 server's bucket
+    assert lake.materialized_keys(lake.as_root(env["CNN_LAKE_ROOT"]), "raw_prices") == KEYS
 
 
 def test_training_runs_are_limited_per_cluster_by_their_tag(cluster):
@@ -183,3 +189,88 @@ def test_the_servers_command_line_says_what_is_wrong_and_exits_non_zero(tmp_path
     assert f"redis-server is not running here ({tmp_path / 'redis' / 'redis.pid'} is missing)" in capsys.readouterr().err
     assert main(["cluster", "stop", str(tmp_path / "none")]) == 0
     assert "stopped: nothing was running" in capsys.readouterr().out
+
+
+DRIVER = """
+import json, sys
+import dagster as dg
+import pandas as pd
+from cnn_pipelines.main import run_job
+with dg.DagsterInstance.get() as instance:
+    for name, lo, hi, tags in json.loads(sys.argv[1]):
+        run = run_job(name, lo, hi, instance, tags=tags or None)
+        if run.status != dg.DagsterRunStatus.SUCCESS:
+            sys.exit(f"{name} {lo}..{hi}: run {run.run_id} failed")
+"""
+EQUAL_TABLES = {"raw_prices": "date", "universe": "date", "indicator_panel": "date", "forward_returns": "date",
+                "feature_selection": "period", "cnn_images": "period", "oos_predictions": "period"}
+
+
+def _drive(runs: list, env: dict, cwd: Path) -> None:
+    import json
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(runs)], env=env, cwd=cwd, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def _wait(instance, run_ids: list[str], timeout: float = 300) -> list:
+    deadline = time.time() + timeout
+    while True:
+        runs = [instance.get_run_by_id(r) for r in run_ids]
+        if all(r.is_finished for r in runs):
+            return runs
+        assert time.time() < deadline, [(r.status, r.tags.get("dagster/partition")) for r in runs]
+        time.sleep(1)
+
+
+def test_a_cluster_backfill_on_the_s3_lake_gives_the_single_machine_answers(cluster, tmp_path):
+    """Issue 30's invariant. The single machine runs `make run`'s plan (history, trading range, two research
+    months) in-process on a local lake. The cluster's bucket gets the same prices, then its last 6 weekday
+    partitions and both research months go through the daemon's queue to the Celery workers (each with its own
+    disk, as separate machines), one run per partition; the second month warm-starts from the first, wherever
+    that one trained. Every table and the models' ensembles must agree to 1e-6."""
+    from cnn_pipelines.launch import create_run
+    from cnn_pipelines.main import plan
+    from cnn_pipelines.trading.research.assets import CHAIN_START_TAG
+
+    env, workers, base, _ = cluster
+    the_plan = plan(end="2021-04-30", days=6, periods=2)
+    keys = pd.bdate_range(the_plan.start, the_plan.end).strftime("%Y-%m-%d").tolist()
+    daemon_days, chain = keys[-6:], {CHAIN_START_TAG: the_plan.periods[0]}
+    history = [("price_history_job", *r, {}) for r in (the_plan.history, the_plan.lookahead)]
+    research = [("research_job", p, p, chain) for p in the_plan.periods]
+    single = {k: v for k, v in env.items() if k not in ("CNN_POSTGRES_URL", "CNN_CELERY_BROKER")}
+    single.update({"DAGSTER_HOME": str(tmp_path / "home"), "CNN_LAKE_ROOT": str(tmp_path / "lake")})
+    (tmp_path / "home").mkdir()
+    t0 = time.time()
+    _drive([*history, ("trading_job", the_plan.start, the_plan.end, {}), *research], single, REPO_ROOT)
+    single_s = time.time() - t0
+    # the cluster: prices everywhere first (labels near the cut need the days after it), features up to the cut
+    _drive([*history, ("price_history_job", daemon_days[0], daemon_days[-1], {}),
+            ("trading_job", the_plan.start, keys[-7], {})], env, REPO_ROOT)
+    with dg.DagsterInstance.get() as instance:
+        def submit(job: str, key: str, tags: dict) -> str:
+            run = create_run(instance, job, {"dagster/partition": key, **tags})
+            instance.submit_run(run.run_id, workspace=None)
+            return run.run_id
+
+        days = _wait(instance, [submit("trading_job", k, {}) for k in daemon_days])
+        months = [_wait(instance, [submit("research_job", p, chain)])[0] for p in the_plan.periods]
+        executed = {dg.DagsterEventType.RUN_START}
+        pids = {r.tags["dagster/partition"]: {e.dagster_event.pid for e in instance.all_logs(r.run_id, of_type=executed)}
+                for r in [*days, *months]}
+    assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in [*days, *months]), [r.status for r in [*days, *months]]
+    assert all(p and p <= set(workers.values()) for p in pids.values()), (pids, workers)
+    s3, local = lake.as_root(env["CNN_LAKE_ROOT"]), tmp_path / "lake"
+    for table, column in EQUAL_TABLES.items():
+        held = lake.materialized_keys(local, table, column)
+        assert held and set(held) <= set(lake.materialized_keys(s3, table, column)), table
+        pd.testing.assert_frame_equal(lake.read_partitions(s3, table, held, column),
+                                      lake.read_partitions(local, table, held, column), rtol=1e-6, atol=1e-6,
+                                      obj=table)
+    for p in the_plan.periods:
+        a, b = (lake.read_json(lake.partition_path(r, "cnn_model", p, "period", "data.json")) for r in (s3, local))
+        assert (a["ensemble"], a["started_from"]) == (b["ensemble"], b["started_from"]), p
+    print(f"single machine {single_s:.0f}s; cluster runs on workers: {pids}")

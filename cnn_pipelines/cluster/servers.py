@@ -1,5 +1,6 @@
 """Start and stop the servers of a cluster deployment on this machine: PostgreSQL (the instance's database),
-Redis (the Celery broker) and Celery workers (which execute the runs).
+Redis (the Celery broker), an S3-API server (moto's, the lake's object storage) and Celery workers (which
+execute the runs).
 
     python -m cnn_pipelines.cluster.servers postgres start DIR [--port 5433]   # prints CNN_POSTGRES_URL
     python -m cnn_pipelines.cluster.servers redis start DIR [--port 6380]      # prints CNN_CELERY_BROKER
@@ -136,10 +137,13 @@ def start_worker(data_dir: Path, name: str = "worker1") -> int:
     for var in ("DAGSTER_HOME", "CNN_CELERY_BROKER"):
         if not os.environ.get(var):
             raise ServerError(f"a worker needs {var} in its environment")
+    env = dict(os.environ)
+    if not env.get("CNN_LAKE_CACHE"):  # each worker its own disk, as on separate machines: what one trained,
+        env["CNN_LAKE_CACHE"] = str(data_dir / f"{name}-lake-cache")  # another downloads from the bucket
     log = open(data_dir / f"{name}.log", "ab")
     proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "cnn_pipelines.cluster.celery_app", "worker",
                              "--pool", "solo", "-Q", "dagster", "-n", f"{name}@%h", "--loglevel", "INFO"],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     (data_dir / f"{name}.pid").write_text(str(proc.pid))
     return proc.pid
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cnn_pipelines.storage import objects
 from cnn_pipelines.trading.evaluation.metrics import oos_ic
 from cnn_pipelines.trading.prices.calendar import trading_calendar
 from cnn_pipelines.trading.research.layout import ImageLayout, to_images
@@ -65,6 +66,7 @@ def choose_precision(arrays: tuple, rs: ResearchSettings, models_root: Path, see
     if not ok:
         return "float32", f"fp32: {where}"
     record = Path(models_root) / "precision.json"
+    objects.pull(record)  # decisions made on other machines of a cluster (kept per CPU kind: ``where``)
     saved = json.loads(record.read_text()) if record.exists() else {}
     decisions = saved.get("decisions", {}) if saved.get("where") == where else {}
     usable = [p for p in decisions if p <= period]
