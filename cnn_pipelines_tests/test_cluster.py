@@ -225,25 +225,27 @@ def _wait(instance, run_ids: list[str], timeout: float = 300) -> list:
         time.sleep(1)
 
 
-def test_a_cluster_backfill_on_the_s3_lake_gives_the_single_machine_answers(cluster, tmp_path):
-    """Issue 30's invariant. The single machine runs `make run`'s plan (history, trading range, two research
-    months) in-process on a local lake. The cluster's bucket gets the same prices, then its last 6 weekday
-    partitions and both research months go through the daemon's queue to the Celery workers (each with its own
-    disk, as separate machines), one run per partition; the second month warm-starts from the first, wherever
-    that one trained. Every table and the models' ensembles must agree to 1e-6."""
+@pytest.fixture(scope="module")
+def study(cluster, tmp_path_factory):
+    """`make run`'s plan (history, a trading range, two research months) run by the single machine in-process on
+    a local lake, and by the cluster: the same prices written to its bucket, then its last 6 weekday partitions
+    and both research months sent through the daemon's queue to the Celery workers (each with its own disk, as
+    on separate machines), one run per partition; the second month's warm-start source is the first (a function
+    of the month, not of which worker finished first). Yields (plan, the local lake, the cluster's runs, their workers' pids, seconds of the single run)."""
     from cnn_pipelines.launch import create_run
     from cnn_pipelines.main import plan
     from cnn_pipelines.trading.research.assets import CHAIN_START_TAG
 
     env, workers, base, _ = cluster
+    tmp = tmp_path_factory.mktemp("single")
     the_plan = plan(end="2021-04-30", days=6, periods=2)
     keys = pd.bdate_range(the_plan.start, the_plan.end).strftime("%Y-%m-%d").tolist()
     daemon_days, chain = keys[-6:], {CHAIN_START_TAG: the_plan.periods[0]}
     history = [("price_history_job", *r, {}) for r in (the_plan.history, the_plan.lookahead)]
     research = [("research_job", p, p, chain) for p in the_plan.periods]
     single = {k: v for k, v in env.items() if k not in ("CNN_POSTGRES_URL", "CNN_CELERY_BROKER")}
-    single.update({"DAGSTER_HOME": str(tmp_path / "home"), "CNN_LAKE_ROOT": str(tmp_path / "lake")})
-    (tmp_path / "home").mkdir()
+    single.update({"DAGSTER_HOME": str(tmp / "home"), "CNN_LAKE_ROOT": str(tmp / "lake")})
+    (tmp / "home").mkdir()
     t0 = time.time()
     _drive([*history, ("trading_job", the_plan.start, the_plan.end, {}), *research], single, REPO_ROOT)
     single_s = time.time() - t0
@@ -261,9 +263,16 @@ def test_a_cluster_backfill_on_the_s3_lake_gives_the_single_machine_answers(clus
         executed = {dg.DagsterEventType.RUN_START}
         pids = {r.tags["dagster/partition"]: {e.dagster_event.pid for e in instance.all_logs(r.run_id, of_type=executed)}
                 for r in [*days, *months]}
-    assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in [*days, *months]), [r.status for r in [*days, *months]]
+    return the_plan, tmp / "lake", [*days, *months], pids, single_s
+
+
+def test_a_cluster_backfill_on_the_s3_lake_gives_the_single_machine_answers(cluster, study):
+    """Issue 30's invariant: every table and the models' ensembles agree to 1e-6."""
+    env, workers, *_ = cluster
+    the_plan, local, runs, pids, single_s = study
+    assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs), [r.status for r in runs]
     assert all(p and p <= set(workers.values()) for p in pids.values()), (pids, workers)
-    s3, local = lake.as_root(env["CNN_LAKE_ROOT"]), tmp_path / "lake"
+    s3 = lake.as_root(env["CNN_LAKE_ROOT"])
     for table, column in EQUAL_TABLES.items():
         held = lake.materialized_keys(local, table, column)
         assert held and set(held) <= set(lake.materialized_keys(s3, table, column)), table
@@ -274,3 +283,62 @@ def test_a_cluster_backfill_on_the_s3_lake_gives_the_single_machine_answers(clus
         a, b = (lake.read_json(lake.partition_path(r, "cnn_model", p, "period", "data.json")) for r in (s3, local))
         assert (a["ensemble"], a["started_from"]) == (b["ensemble"], b["started_from"]), p
     print(f"single machine {single_s:.0f}s; cluster runs on workers: {pids}")
+
+
+def test_a_killed_worker_loses_nothing_its_run_is_retried_on_another_from_its_checkpoint(cluster, study):
+    """A research month is trained afresh (its checkpoints removed from the bucket and the workers' disks); its
+    worker is frozen as soon as the lake holds an epoch's checkpoint and then killed. The heartbeat-aware launcher reports
+    the dead worker, run monitoring marks the run failed, the daemon re-executes it from its failure on the other
+    worker, and training resumes after the epochs in the lake instead of starting over."""
+    import json
+
+    from cnn_pipelines.launch import create_run
+    from cnn_pipelines.storage import objects
+    from cnn_pipelines.trading.research.assets import CHAIN_START_TAG, RS
+
+    env, workers, base, _ = cluster
+    the_plan = study[0]
+    month = the_plan.periods[-1]
+    ckpt = lake.as_root(env["CNN_LAKE_ROOT"]) / "models" / "cnn" / month
+    objects.remove(objects.local_mirror(ckpt))
+    for cache in (base / "workers").glob("*-lake-cache"):
+        shutil.rmtree(cache / objects.key(ckpt), ignore_errors=True)  # each worker's mirror of the bucket
+    state = ckpt / "state.json"
+    with dg.DagsterInstance.get() as instance:
+        run = create_run(instance, "research_job", {"dagster/partition": month, CHAIN_START_TAG: month})
+        instance.submit_run(run.run_id, workspace=None)
+        deadline, victim, done = time.time() + 240, None, 0
+        while time.time() < deadline:
+            if victim is None:
+                starts = instance.all_logs(run.run_id, of_type={dg.DagsterEventType.RUN_START})
+                victim = starts[0].dagster_event.pid if starts else None
+            try:
+                done = len(json.loads(objects.read_object(state)[0])["epochs"])
+            except FileNotFoundError:
+                done = 0
+            if victim and done >= 1:
+                os.kill(victim, signal.SIGSTOP)  # frozen at once, then killed: no chance to finish the month
+                os.kill(victim, signal.SIGKILL)
+                break
+            time.sleep(0.05)
+        assert victim in workers.values() and 1 <= done < RS.epochs, (
+            victim, done, instance.get_run_by_id(run.run_id).status,
+            [e.message for e in instance.all_logs(run.run_id)][-8:])
+        failed = _wait(instance, [run.run_id], timeout=120)[0]
+        assert failed.status == dg.DagsterRunStatus.FAILURE
+        why = [e.message for e in instance.all_logs(run.run_id, of_type={dg.DagsterEventType.RUN_FAILURE})]
+        assert any("stopped sending heartbeats" in m for m in why), why
+        deadline = time.time() + 60
+        while not (retries := [r for r in instance.get_runs() if r.tags.get("dagster/parent_run_id") == run.run_id]):
+            assert time.time() < deadline, "the daemon did not retry the run"
+            time.sleep(1)
+        retry = _wait(instance, [retries[0].run_id], timeout=240)[0]
+        assert retry.status == dg.DagsterRunStatus.SUCCESS
+        other = set(workers.values()) - {victim}
+        ran_on = {e.dagster_event.pid for e in instance.all_logs(retry.run_id, of_type={dg.DagsterEventType.RUN_START})}
+        assert ran_on == other, (ran_on, other)
+        logs = " ".join(e.message or "" for e in instance.all_logs(retry.run_id))
+    resumed = re.search(r"resuming after epoch (\d+)", logs)
+    assert resumed and int(resumed.group(1)) >= done, logs[-2000:]
+    final = json.loads(objects.read_object(state)[0])
+    assert [e["epoch"] for e in final["epochs"]] == list(range(1, len(final["epochs"]) + 1))

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import os
 
+from celery import signals
 from dagster_celery.make_app import make_app
+
+from cnn_pipelines.cluster import heartbeat
 from dagster_celery.tasks import create_execute_job_task, create_resume_job_task
 
 BROKER_ENV = "CNN_CELERY_BROKER"
@@ -38,6 +41,17 @@ app = make_app({"broker": BROKER, "backend": BROKER, "include": [], "config_sour
 }, "task_default_queue": "dagster"})
 execute_job = create_execute_job_task(app)
 resume_job = create_resume_job_task(app)
+
+
+@signals.worker_ready.connect
+def _beat(**_) -> None:
+    """Heartbeats for the run monitor (cluster/heartbeat.py): a run whose worker dies is noticed and retried."""
+    heartbeat.start(BROKER)
+
+
+@signals.task_prerun.connect
+def _took(task_id=None, **_) -> None:
+    heartbeat.took(BROKER, task_id)
 
 if os.environ.get("CNN_WORKER_PRELOAD", "1") != "0":
     import time

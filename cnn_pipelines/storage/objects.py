@@ -42,8 +42,13 @@ def is_remote(path: Any) -> bool:
 def _filesystem(endpoint: str | None):
     import s3fs
 
-    kwargs: dict[str, Any] = {"endpoint_url": endpoint} if endpoint else {}
-    return s3fs.S3FileSystem(**kwargs, config_kwargs={"retries": {"max_attempts": 3}})
+    return s3fs.S3FileSystem(**_options(endpoint), config_kwargs={"retries": {"max_attempts": 3}})
+
+
+def _options(endpoint: str | None) -> dict[str, Any]:
+    """s3fs options: no listings cache, since other processes and machines write the bucket (a cached listing
+    would hide their new files from a long-lived worker)."""
+    return {"use_listings_cache": False, **({"endpoint_url": endpoint} if endpoint else {})}
 
 
 def filesystem():
@@ -64,8 +69,7 @@ def lake_path(root: str | os.PathLike) -> Path:
     bucket = text[len(SCHEME):].split("/", 1)[0]
     if not bucket:
         raise ValueError(f"lake root {text!r}: an S3 root is s3://bucket/prefix")
-    endpoint = os.environ.get(ENDPOINT_ENV) or None
-    return UPath(text.rstrip("/"), **({"endpoint_url": endpoint} if endpoint else {}))
+    return UPath(text.rstrip("/"), **_options(os.environ.get(ENDPOINT_ENV) or None))
 
 
 def key(path) -> str:
