@@ -10,10 +10,8 @@ import shutil
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import dagster as dg
-import pandas as pd
 import pytest
 
 from cnn_pipelines.storage import lake
@@ -191,98 +189,38 @@ def test_the_servers_command_line_says_what_is_wrong_and_exits_non_zero(tmp_path
     assert "stopped: nothing was running" in capsys.readouterr().out
 
 
-DRIVER = """
-import json, sys
-import dagster as dg
-import pandas as pd
-from cnn_pipelines.main import run_job
-with dg.DagsterInstance.get() as instance:
-    for name, lo, hi, tags in json.loads(sys.argv[1]):
-        run = run_job(name, lo, hi, instance, tags=tags or None)
-        if run.status != dg.DagsterRunStatus.SUCCESS:
-            sys.exit(f"{name} {lo}..{hi}: run {run.run_id} failed")
-"""
-EQUAL_TABLES = {"raw_prices": "date", "universe": "date", "indicator_panel": "date", "forward_returns": "date",
-                "feature_selection": "period", "cnn_images": "period", "oos_predictions": "period"}
-
-
-def _drive(runs: list, env: dict, cwd: Path) -> None:
-    import json
-    import sys
-
-    proc = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(runs)], env=env, cwd=cwd, capture_output=True,
-                          text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-
-
-def _wait(instance, run_ids: list[str], timeout: float = 300) -> list:
-    deadline = time.time() + timeout
-    while True:
-        runs = [instance.get_run_by_id(r) for r in run_ids]
-        if all(r.is_finished for r in runs):
-            return runs
-        assert time.time() < deadline, [(r.status, r.tags.get("dagster/partition")) for r in runs]
-        time.sleep(1)
-
-
 @pytest.fixture(scope="module")
 def study(cluster, tmp_path_factory):
-    """`make run`'s plan (history, a trading range, two research months) run by the single machine in-process on
-    a local lake, and by the cluster: the same prices written to its bucket, then its last 6 weekday partitions
-    and both research months sent through the daemon's queue to the Celery workers (each with its own disk, as
-    on separate machines), one run per partition; the second month's warm-start source is the first (a function
-    of the month, not of which worker finished first). Yields (plan, the local lake, the cluster's runs, their workers' pids, seconds of the single run)."""
-    from cnn_pipelines.launch import create_run
-    from cnn_pipelines.main import plan
-    from cnn_pipelines.trading.research.assets import CHAIN_START_TAG
+    """The study on the single machine and on the cluster (cluster/compare.py): its last 6 weekday partitions and
+    two research months through the daemon's queue to the Celery workers (each with its own disk, as on
+    separate machines), one run per partition, with the lake on the S3 server."""
+    from cnn_pipelines.cluster.compare import single_vs_cluster
 
-    env, workers, base, _ = cluster
-    tmp = tmp_path_factory.mktemp("single")
-    the_plan = plan(end="2021-04-30", days=6, periods=2)
-    keys = pd.bdate_range(the_plan.start, the_plan.end).strftime("%Y-%m-%d").tolist()
-    daemon_days, chain = keys[-6:], {CHAIN_START_TAG: the_plan.periods[0]}
-    history = [("price_history_job", *r, {}) for r in (the_plan.history, the_plan.lookahead)]
-    research = [("research_job", p, p, chain) for p in the_plan.periods]
-    single = {k: v for k, v in env.items() if k not in ("CNN_POSTGRES_URL", "CNN_CELERY_BROKER")}
-    single.update({"DAGSTER_HOME": str(tmp / "home"), "CNN_LAKE_ROOT": str(tmp / "lake")})
-    (tmp / "home").mkdir()
-    t0 = time.time()
-    _drive([*history, ("trading_job", the_plan.start, the_plan.end, {}), *research], single, REPO_ROOT)
-    single_s = time.time() - t0
-    # the cluster: prices everywhere first (labels near the cut need the days after it), features up to the cut
-    _drive([*history, ("price_history_job", daemon_days[0], daemon_days[-1], {}),
-            ("trading_job", the_plan.start, keys[-7], {})], env, REPO_ROOT)
-    with dg.DagsterInstance.get() as instance:
-        def submit(job: str, key: str, tags: dict) -> str:
-            run = create_run(instance, job, {"dagster/partition": key, **tags})
-            instance.submit_run(run.run_id, workspace=None)
-            return run.run_id
-
-        days = _wait(instance, [submit("trading_job", k, {}) for k in daemon_days])
-        months = [_wait(instance, [submit("research_job", p, chain)])[0] for p in the_plan.periods]
-        executed = {dg.DagsterEventType.RUN_START}
-        pids = {r.tags["dagster/partition"]: {e.dagster_event.pid for e in instance.all_logs(r.run_id, of_type=executed)}
-                for r in [*days, *months]}
-    return the_plan, tmp / "lake", [*days, *months], pids, single_s
+    env, *_ = cluster
+    return single_vs_cluster(env, tmp_path_factory.mktemp("single"), REPO_ROOT)
 
 
 def test_a_cluster_backfill_on_the_s3_lake_gives_the_single_machine_answers(cluster, study):
     """Issue 30's invariant: every table and the models' ensembles agree to 1e-6."""
     env, workers, *_ = cluster
-    the_plan, local, runs, pids, single_s = study
-    assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs), [r.status for r in runs]
-    assert all(p and p <= set(workers.values()) for p in pids.values()), (pids, workers)
-    s3 = lake.as_root(env["CNN_LAKE_ROOT"])
-    for table, column in EQUAL_TABLES.items():
-        held = lake.materialized_keys(local, table, column)
-        assert held and set(held) <= set(lake.materialized_keys(s3, table, column)), table
-        pd.testing.assert_frame_equal(lake.read_partitions(s3, table, held, column),
-                                      lake.read_partitions(local, table, held, column), rtol=1e-6, atol=1e-6,
-                                      obj=table)
-    for p in the_plan.periods:
-        a, b = (lake.read_json(lake.partition_path(r, "cnn_model", p, "period", "data.json")) for r in (s3, local))
-        assert (a["ensemble"], a["started_from"]) == (b["ensemble"], b["started_from"]), p
-    print(f"single machine {single_s:.0f}s; cluster runs on workers: {pids}")
+    assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in study.runs), [r.status for r in study.runs]
+    assert len(study.runs) == 6 + 2 and all(p and p <= set(workers.values()) for p in study.pids.values())
+    assert len(set().union(*study.pids.values())) == 2, study.pids   # both workers took runs
+    assert study.differences == [] and study.identical
+    print(f"single machine {study.single_s:.0f}s; cluster runs {study.cluster_s:.0f}s on workers {study.pids}")
+
+
+def test_lake_differences_names_the_table_that_disagrees(cluster, study, tmp_path):
+    """The comparison can fail: a copy of the single machine's lake with one price changed by 1e-4 is reported."""
+    from cnn_pipelines.cluster.compare import lake_differences
+
+    copy = tmp_path / "lake"
+    shutil.copytree(study.local_root, copy)
+    day = lake.materialized_keys(copy, "raw_prices")[-1]
+    prices = lake.read_partitions(copy, "raw_prices", [day])
+    lake.write_partitions(copy, "raw_prices", prices.assign(close=prices["close"] + 1e-4), [day])
+    found = lake_differences(copy, study.local_root, study.periods)
+    assert len(found) == 1 and found[0].startswith("raw_prices:"), found
 
 
 def test_a_killed_worker_loses_nothing_its_run_is_retried_on_another_from_its_checkpoint(cluster, study):
@@ -292,21 +230,19 @@ def test_a_killed_worker_loses_nothing_its_run_is_retried_on_another_from_its_ch
     worker, and training resumes after the epochs in the lake instead of starting over."""
     import json
 
-    from cnn_pipelines.launch import create_run
+    from cnn_pipelines.cluster.compare import submit, wait_for
     from cnn_pipelines.storage import objects
     from cnn_pipelines.trading.research.assets import CHAIN_START_TAG, RS
 
     env, workers, base, _ = cluster
-    the_plan = study[0]
-    month = the_plan.periods[-1]
+    month = study.periods[-1]
     ckpt = lake.as_root(env["CNN_LAKE_ROOT"]) / "models" / "cnn" / month
     objects.remove(objects.local_mirror(ckpt))
     for cache in (base / "workers").glob("*-lake-cache"):
         shutil.rmtree(cache / objects.key(ckpt), ignore_errors=True)  # each worker's mirror of the bucket
     state = ckpt / "state.json"
     with dg.DagsterInstance.get() as instance:
-        run = create_run(instance, "research_job", {"dagster/partition": month, CHAIN_START_TAG: month})
-        instance.submit_run(run.run_id, workspace=None)
+        run = instance.get_run_by_id(submit(instance, "research_job", month, {CHAIN_START_TAG: month}))
         deadline, victim, done = time.time() + 240, None, 0
         while time.time() < deadline:
             if victim is None:
@@ -324,7 +260,7 @@ def test_a_killed_worker_loses_nothing_its_run_is_retried_on_another_from_its_ch
         assert victim in workers.values() and 1 <= done < RS.epochs, (
             victim, done, instance.get_run_by_id(run.run_id).status,
             [e.message for e in instance.all_logs(run.run_id)][-8:])
-        failed = _wait(instance, [run.run_id], timeout=120)[0]
+        failed = wait_for(instance, [run.run_id], timeout_s=120)[0]
         assert failed.status == dg.DagsterRunStatus.FAILURE
         why = [e.message for e in instance.all_logs(run.run_id, of_type={dg.DagsterEventType.RUN_FAILURE})]
         assert any("stopped sending heartbeats" in m for m in why), why
@@ -332,7 +268,7 @@ def test_a_killed_worker_loses_nothing_its_run_is_retried_on_another_from_its_ch
         while not (retries := [r for r in instance.get_runs() if r.tags.get("dagster/parent_run_id") == run.run_id]):
             assert time.time() < deadline, "the daemon did not retry the run"
             time.sleep(1)
-        retry = _wait(instance, [retries[0].run_id], timeout=240)[0]
+        retry = wait_for(instance, [retries[0].run_id], timeout_s=240)[0]
         assert retry.status == dg.DagsterRunStatus.SUCCESS
         other = set(workers.values()) - {victim}
         ran_on = {e.dagster_event.pid for e in instance.all_logs(retry.run_id, of_type={dg.DagsterEventType.RUN_START})}
