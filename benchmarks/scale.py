@@ -8,7 +8,13 @@ from the lake, compute the 300 features shard by shard (``--shard`` names at a t
 month by month through a spool. The reference is today's whole-universe computation (one shard of every name,
 the table held in memory and written at once), measured in the same run at two smaller universes and
 extrapolated linearly to ``--tickers``; at the larger of the two, the sharded and whole lakes are compared value
-by value (``identical``).
+by value (``identical_sharded``).
+
+Cluster (``--cluster``): the project's local cluster (PostgreSQL, Redis, moto's S3 server, two Celery workers,
+the daemon; ``cnn_pipelines.cluster.servers``) is started in a temporary folder, and the same small study runs
+on the single machine (in-process, local lake) and on the cluster (its last 6 weekday partitions and 2 research
+months through the queue, lake on S3); ``identical`` says whether every table and model agrees to 1e-6
+(``cnn_pipelines.cluster.compare``), ``cluster_workers`` how many workers took runs.
 
 Walk-forward projection: one full-size research month (the ``full`` preset: 500 names, 60-month windows) is
 fitted and trained for one epoch here (or the JSON line of ``benchmarks/full_month.py`` is read with
@@ -17,10 +23,11 @@ when warm-started (4.0, measured by ``benchmarks/walkforward.py``). Warm starts 
 month waits for the model it starts from. With C chains (``CNN_WARM_CHAINS``) month m starts from month m - C,
 so C chains run side by side; the wall time on W workers is ceil(C / W) chains one after another.
 
-    .venv/bin/python benchmarks/scale.py                      # about 15 minutes on 2 cores
+    .venv/bin/python benchmarks/scale.py --cluster            # about 20 minutes on 2 cores
 
 Last line: JSON with tickers, days, peak_rss_gb (sharded), reference_peak_rss_gb (extrapolated), ratio,
-identical, workers and the projected hours of a 120-month walk-forward by chains and workers.
+identical_sharded, identical (cluster vs single machine; null without --cluster), cluster_workers, workers and
+the projected hours of a 120-month walk-forward by chains and workers.
 """
 
 from __future__ import annotations
@@ -202,8 +209,44 @@ def panel_part(tmp: Path, args, refs: list[int]) -> dict:
             "peak_rss_gb": round(big["peak_rss_gb"], 2), "reference_peak_rss_gb": round(ref_big, 1),
             "reference_measured": {str(n): round(r["peak_rss_gb"], 2) for n, r in ref.items()},
             "ratio": round(ref_big / big["peak_rss_gb"], 1), "mb_per_name_sharded": round(sharded_slope * 1000, 2),
-            "mb_per_name_whole": round(slope * 1000, 2), "identical": identical,
+            "mb_per_name_whole": round(slope * 1000, 2), "identical_sharded": identical,
             "identical_scope": f"sharded vs whole panel, {refs[-1]} names, every stored value"}
+
+
+def cluster_part(base: Path) -> dict:
+    """The study on the single machine and on a local cluster of two workers with its lake on S3."""
+    import socket
+
+    from cnn_pipelines.cluster import servers
+    from cnn_pipelines.cluster.compare import single_vs_cluster
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    repo = Path(__file__).resolve().parents[1]
+    base.mkdir(parents=True)
+    for folder in (base, base.parent):
+        folder.chmod(0o755)  # PostgreSQL runs as its own user when we are root: it must reach its folder
+    saved = dict(os.environ)
+    os.environ.pop("CNN_LAKE_ROOT", None)
+    os.environ.update({"CNN_PRICE_SOURCE": "synthetic", "CNN_SYNTHETIC_TICKERS": "14",
+                       "CNN_LAKE_CATALOG_DIR": str(base / "catalogs")})
+    try:
+        env = {**os.environ, **servers.up(base, repo, {k: free_port() for k in ("postgres", "redis", "s3", "ui")})}
+        result = single_vs_cluster(env, base / "single", repo)
+    finally:
+        servers.down(base)
+        os.environ.clear()
+        os.environ.update(saved)
+    for line in result.differences:
+        print(f"  cluster differs: {line}", flush=True)
+    workers = len(set().union(*result.pids.values()))
+    print(f"cluster vs single machine: identical {result.identical}; {len(result.runs)} queued runs on {workers} "
+          f"workers in {result.cluster_s:.0f} s (the single machine's whole study: {result.single_s:.0f} s)", flush=True)
+    return {"identical": result.identical, "cluster_workers": workers, "cluster_runs": len(result.runs),
+            "cluster_differences": result.differences}
 
 
 def main() -> None:
@@ -223,12 +266,17 @@ def main() -> None:
     ap.add_argument("--month-train-months", type=int, default=60)
     ap.add_argument("--skip-month", action="store_true", help="panel only")
     ap.add_argument("--skip-panel", action="store_true", help="walk-forward projection only")
+    ap.add_argument("--cluster", action="store_true", help="also compare a local cluster's lake with the single "
+                    "machine's (needs PostgreSQL, Redis and the [cluster] extras)")
     args = ap.parse_args()
     refs = [int(x) for x in args.reference_tickers.split(",")]
     workers = [int(x) for x in args.workers.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="cnn-scale-"))
     panel: dict = {}
+    cluster: dict = {"identical": None, "cluster_workers": None}
     try:
+        if args.cluster:
+            cluster = cluster_part(tmp / "cluster")
         if not args.skip_panel:
             panel = panel_part(tmp, args, refs)
         proj, costs = None, None
@@ -242,7 +290,7 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps({
-        "cpu": f"{cpu_name()}, {os.cpu_count()} cores", "tickers": args.tickers, "days": args.days, **panel,
+        "cpu": f"{cpu_name()}, {os.cpu_count()} cores", "tickers": args.tickers, "days": args.days, **panel, **cluster,
         "workers": workers, "month_costs": costs, "months": args.months, "retrain_every": args.retrain_every,
         "projected_hours": proj,
     }))

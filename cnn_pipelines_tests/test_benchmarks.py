@@ -128,7 +128,7 @@ def test_scale_benchmark_reports_the_sharded_panels_memory_and_a_walk_forward_pr
     month.write_text('month measured\n{"fit_seconds": 30.0, "ours_seconds_per_epoch": 100.0, "training_images": 9}\n')
     r = run_benchmark("scale.py", "--tickers", "60", "--days", "120", "--shard", "25", "--reference-tickers", "20,40",
                       "--month-json", str(month), "--workers", "1,4,16", "--chains", "1,4")
-    assert r["tickers"] == 60 and r["identical"] is True and r["panel_rows"] > 0
+    assert r["tickers"] == 60 and r["identical_sharded"] is True and r["identical"] is None and r["panel_rows"] > 0
     assert positive(r["peak_rss_gb"]) and positive(r["reference_peak_rss_gb"]) and set(r["reference_measured"]) == {"20", "40"}
     first, warm = 30 + 30 * 100, 30 + 4 * 100  # a month from scratch (30 epochs), a warm-started one (4)
     hours = r["projected_hours"]

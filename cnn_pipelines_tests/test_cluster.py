@@ -129,7 +129,7 @@ def test_the_cluster_serves_the_ui_on_localhost_only(cluster):
         time.sleep(1)
     listening = subprocess.run(["ss", "-ltn"], capture_output=True, text=True).stdout
     for p in (port, int(env["CNN_CELERY_BROKER"].split(":")[2].split("/")[0]),
-              int(env["CNN_POSTGRES_URL"].rsplit(":", 1)[1].split("/")[0])):
+              int(env["CNN_POSTGRES_URL"].rsplit(":", 1)[1].split("/")[0]), int(env["CNN_S3_ENDPOINT"].rsplit(":", 1)[1])):
         bound = {line.split()[3] for line in listening.splitlines()[1:] if line.split()[3].endswith(f":{p}")}
         assert bound == {f"127.0.0.1:{p}"}, (p, bound)
 
