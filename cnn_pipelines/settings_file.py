@@ -16,7 +16,7 @@ SETTINGS_FILE = "cnn_pipelines.yaml"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 KEYS = (
     "price_source", "price_files", "tickers", "exchange", "date_order", "non_tradables", "strict_ingestion",
-    "preset", "partitions_start", "factors_csv", "lake_root", "panel_shard", "target", "warm_start", "retrain_every",
+    "preset", "partitions_start", "factors_csv", "lake_root", "panel_shard", "panel_workers", "target", "warm_start", "retrain_every",
     "warm_chains", "seeds",
     "synthetic_seed", "synthetic_tickers", "synthetic_signal", "fashion_mnist_dir",
 )

@@ -64,6 +64,21 @@ class SpooledTable:
                 writer.write_table(table.slice(lo, hi - lo))  # Arrow IPC, uncompressed: written at disk speed
             self._pieces.setdefault(month, []).append(part)
 
+    def detach(self) -> dict:
+        """Hand the staged pieces over (to the spool that will ``absorb`` them): they outlive this object."""
+        self._cleanup.detach()
+        return {"pieces": self._pieces, "day_rows": self.day_rows, "day_tickers": self.day_tickers,
+                "tickers": self.tickers}
+
+    def absorb(self, state: dict) -> None:
+        """Take over the pieces another spool staged (``detach``), e.g. in a worker process: its tickers must be
+        disjoint from ours."""
+        for month, parts in state["pieces"].items():
+            self._pieces.setdefault(month, []).extend(parts)
+        self.day_rows.update(state["day_rows"])
+        self.day_tickers.update(state["day_tickers"])
+        self.tickers.update(state["tickers"])
+
     @property
     def rows(self) -> int:
         return int(sum(self.day_rows.values()))

@@ -30,6 +30,7 @@ class FeatureSettings:
     non_tradables: tuple[str, ...] = ()  # never in the universe (besides every ^-prefixed index such as ^GSPC)
     shard_tickers: int = 200            # the panel's per-ticker features are computed (and stored) this many
                                         # tickers at a time: memory grows with the shard, not the universe
+    panel_workers: int = 0              # processes computing shards side by side (0: one per core; 1: none)
 
     def weekdays_for_sessions(self, n: int) -> int:
         """Weekday partitions that hold ``n`` sessions of this calendar wherever they end (windows count sessions,
@@ -80,8 +81,12 @@ def current_settings() -> FeatureSettings:
     shard = env.get("CNN_PANEL_SHARD", "").strip()
     if shard and (not shard.isdigit() or int(shard) < 1):
         raise ValueError(f"CNN_PANEL_SHARD must be a whole number of tickers >= 1, got {shard!r}")
+    workers = env.get("CNN_PANEL_WORKERS", "").strip()
+    if workers and not workers.isdigit():
+        raise ValueError(f"CNN_PANEL_WORKERS must be a whole number of processes (0: one per core), got {workers!r}")
     return replace(PRESETS[name], factors_csv=env.get("CNN_FACTORS_CSV") or None, calendar=calendar_from_env(env),
                    **({"factors_lag": int(lag)} if lag else {}), **({"shard_tickers": int(shard)} if shard else {}),
+                   **({"panel_workers": int(workers)} if workers else {}),
                    non_tradables=non_tradables)
 
 

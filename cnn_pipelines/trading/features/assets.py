@@ -7,12 +7,10 @@ import dagster as dg
 import pandas as pd
 
 from cnn_pipelines.metadata import asset_output
-from cnn_pipelines.storage.spool import SpooledTable
 from cnn_pipelines.trading.prices.assets import partition_dates
-from cnn_pipelines.trading.features.reports import PanelSummary, universe_turnover
-from cnn_pipelines.trading.features.panel import (
-    empty_panel, feature_columns, forward_returns_table, iter_panel_shards, target_columns, universe_table,
-)
+from cnn_pipelines.trading.features.reports import universe_turnover
+from cnn_pipelines.trading.features.panel import feature_columns, forward_returns_table, target_columns, universe_table
+from cnn_pipelines.trading.features.sharding import spool_panel
 from cnn_pipelines.trading.partitions import weekday_partitions
 from cnn_pipelines.trading.partition_metadata import report
 from cnn_pipelines.plots import heatmap, line_plot, markdown_image
@@ -66,14 +64,11 @@ def indicator_panel(context: dg.AssetExecutionContext, raw_prices: pd.DataFrame)
     """15 technical families x 15 look-backs + 5 factor betas x 15 windows (300 float32 columns) for each
     universe member with a bar on the date; past data only."""
     start, end, _ = partition_dates(context)
-    # Shard by shard (SETTINGS.shard_tickers names at a time) into a spool the lake commits month by month:
-    # memory grows with the shard, not the universe.
-    spool, summary = SpooledTable(empty_panel(feature_columns(SETTINGS))), PanelSummary()
-    for shard in iter_panel_shards(raw_prices, SETTINGS, start, end):
-        spool.add(shard)
-        summary.add(shard)
+    # Shard by shard (SETTINGS.shard_tickers names at a time, in parallel processes where there are cores) into a
+    # spool the lake commits month by month: memory grows with the shard, not the universe.
+    spool, summary, workers = spool_panel(raw_prices, SETTINGS, start, end)
     meta = {"feature_columns": len(feature_columns(SETTINGS)), "shards": f"{summary.shards} of up to "
-            f"{SETTINGS.shard_tickers} tickers (CNN_PANEL_SHARD)"}
+            f"{SETTINGS.shard_tickers} tickers (CNN_PANEL_SHARD) in {workers} process(es) (CNN_PANEL_WORKERS)"}
     nan_share = summary.nan_share()
     if len(nan_share):
         meta["nan_share_by_family"] = dg.MetadataValue.md(

@@ -194,16 +194,20 @@ def _long(matrix: np.ndarray, rows: np.ndarray, tick: np.ndarray, bars: WideBars
     return out
 
 
+def shard_frame(plan: PanelPlan, columns: np.ndarray, s: FeatureSettings) -> pd.DataFrame:
+    """One shard's panel as a long table in (date, ticker) order."""
+    rows, tick = np.nonzero(plan.mask[:, columns])
+    return _long(shard_matrix(plan, columns, s), rows, columns[tick], plan.bars, feature_columns(s))
+
+
 def iter_panel_shards(prices: pd.DataFrame, s: FeatureSettings, start, end):
     """Yield the panel of ``indicator_panel_table`` as one long table per shard of ``s.shard_tickers`` tickers
     (each in (date, ticker) order), for a writer that stores each and lets it go."""
     if prices.empty:
         return
     plan = plan_panel(prices, s, start, end)
-    cols = feature_columns(s)
     for columns in plan.shards:
-        rows, tick = np.nonzero(plan.mask[:, columns])
-        yield _long(shard_matrix(plan, columns, s), rows, columns[tick], plan.bars, cols)
+        yield shard_frame(plan, columns, s)
 
 
 def indicator_panel_table(prices: pd.DataFrame, s: FeatureSettings, start, end) -> pd.DataFrame:

@@ -55,6 +55,14 @@ class PanelSummary:
         if not corr.empty:
             self._corr.append((int(shard["ticker"].nunique()), corr))
 
+    def merge(self, other: "PanelSummary") -> None:
+        """Add the shards another summary saw (a worker process's), as if they had been added here."""
+        if other._nan is not None:
+            self._nan = other._nan if self._nan is None else self._nan + other._nan
+        self.rows += other.rows
+        self.shards += other.shards
+        self._corr.extend(other._corr)
+
     def nan_share(self) -> pd.Series:
         if self._nan is None or not self.rows:
             return pd.Series(dtype=float)

@@ -278,3 +278,29 @@ def test_a_panel_built_in_ticker_shards_is_the_whole_panel(prices, factor_csv, s
     joined = pd.concat(pieces, ignore_index=True).sort_values(["date", "ticker"], ignore_index=True)
     pd.testing.assert_frame_equal(joined, whole, check_exact=True)
     pd.testing.assert_frame_equal(indicator_panel_table(prices, s, first, "2017-01-31"), whole, check_exact=True)
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(shard=st.integers(1, 9), workers=st.integers(2, 3))
+def test_shards_computed_in_worker_processes_give_the_panel_and_summary_of_one_process(prices, shard, workers):
+    """Issue 30: shards computed side by side in forked processes, each writing its pieces into the spool's
+    folder, give exactly the spool (every month) and the summary (NaN shares, family correlations) that one
+    process gives; and the spool's folder is removed with it."""
+    from dataclasses import replace
+
+    from cnn_pipelines.trading.features.sharding import spool_panel
+
+    one, summary_one, used_one = spool_panel(prices, replace(SMALL, shard_tickers=shard, panel_workers=1),
+                                             "2016-11-15", "2017-01-31")
+    many, summary_many, used = spool_panel(prices, replace(SMALL, shard_tickers=shard, panel_workers=workers),
+                                           "2016-11-15", "2017-01-31")
+    assert used_one == 1 and used == min(workers, summary_one.shards) and summary_many.shards == summary_one.shards
+    assert many.day_rows == one.day_rows and many.day_tickers == one.day_tickers and many.tickers == one.tickers
+    for month in ("2016-11", "2016-12", "2017-01"):
+        assert many.month(month).equals(one.month(month)), month
+    pd.testing.assert_series_equal(summary_many.nan_share(), summary_one.nan_share(), check_exact=True)
+    pd.testing.assert_frame_equal(summary_many.correlation(), summary_one.correlation(), check_exact=True)
+    folder = many.dir
+    many.close()
+    one.close()
+    assert not folder.exists()
