@@ -76,14 +76,15 @@ def _make_lake(root: str, tickers: int, days: int) -> None:
         lake.write_partitions(Path(root), "raw_prices", market.prices(part[0], part[-1]), part)
 
 
-def _panel(root: str, out: str, tickers: int, days: int, shard: int, whole: bool, queue) -> None:
-    """The indicator_panel asset's work in this process: sharded through a spool, or (``whole``) today's way."""
+def _panel(root: str, out: str, tickers: int, days: int, shard: int, whole: bool, workers: int, queue) -> None:
+    """The indicator_panel asset's work in this process: sharded through a spool (shards in ``workers`` forked
+    processes, 0 = one per core), or (``whole``) today's way."""
     from cnn_pipelines.storage import lake
-    from cnn_pipelines.storage.spool import SpooledTable
-    from cnn_pipelines.trading.features.panel import empty_panel, feature_columns, indicator_panel_table, iter_panel_shards
+    from cnn_pipelines.trading.features.panel import indicator_panel_table
+    from cnn_pipelines.trading.features.sharding import spool_panel
     from cnn_pipelines.trading.prices.adjustments import adjust_as_of
 
-    s = settings(tickers, tickers if whole else shard)
+    s = dataclasses.replace(settings(tickers, tickers if whole else shard), panel_workers=1 if whole else workers)
     keys, out_keys = day_keys(days, s.price_lookback)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
@@ -93,14 +94,13 @@ def _panel(root: str, out: str, tickers: int, days: int, shard: int, whole: bool
         rows = len(panel)
         lake.write_partitions(Path(out), "indicator_panel", panel, out_keys)
     else:
-        spool = SpooledTable(empty_panel(feature_columns(s)))
-        for piece in iter_panel_shards(prices, s, out_keys[0], out_keys[-1]):
-            spool.add(piece)
+        spool, _, used = spool_panel(prices, s, out_keys[0], out_keys[-1])
         rows = spool.rows
         lake.write_spooled(Path(out), "indicator_panel", spool, out_keys)
         spool.close()
+    peak = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
     queue.put({"seconds": time.perf_counter() - t0, "rows": rows, "input_rows": len(prices),
-               "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, "start_rss_gb": base / 1e6})
+               "processes": 1 if whole else used, "peak_rss_gb": peak / 1e6, "start_rss_gb": base / 1e6})
 
 
 def in_child(target, *args):
@@ -120,16 +120,17 @@ def _make_lake_child(root: str, tickers: int, days: int, queue) -> None:
     queue.put(None)
 
 
-def panel_run(tmp: Path, tickers: int, days: int, shard: int, whole: bool) -> dict:
+def panel_run(tmp: Path, tickers: int, days: int, shard: int, whole: bool, workers: int = 1) -> dict:
     src, out = tmp / f"prices{tickers}", tmp / f"{'whole' if whole else 'sharded'}{tickers}"
     if not src.exists():
         t0 = time.perf_counter()
         in_child(_make_lake_child, str(src), tickers, days)
         print(f"  {tickers} names: prices written in {time.perf_counter() - t0:.0f}s", flush=True)
-    res = in_child(_panel, str(src), str(out), tickers, days, shard, whole)
+    res = in_child(_panel, str(src), str(out), tickers, days, shard, whole, workers)
     res["lake"] = str(out)
     print(f"  {tickers} names, {'whole (today)' if whole else f'shards of {shard}'}: {res['seconds']:.0f}s, "
-          f"{res['rows']:,} rows, peak RSS {res['peak_rss_gb']:.2f} GB", flush=True)
+          f"{res['rows']:,} rows, peak RSS {res['peak_rss_gb']:.2f} GB (the largest of {res['processes']} process(es))",
+          flush=True)
     return res
 
 
@@ -195,9 +196,9 @@ def projection(costs: dict, months: int, retrain_every: int, epochs: int, steady
 
 def panel_part(tmp: Path, args, refs: list[int]) -> dict:
     print(f"panel: {args.tickers} names x {args.days} days, shards of {args.shard}", flush=True)
-    big = panel_run(tmp, args.tickers, args.days, args.shard, whole=False)
+    big = panel_run(tmp, args.tickers, args.days, args.shard, whole=False, workers=args.panel_workers)
     ref = {n: panel_run(tmp, n, args.days, args.shard, whole=True) for n in refs}
-    small = panel_run(tmp, refs[-1], args.days, args.shard, whole=False)
+    small = panel_run(tmp, refs[-1], args.days, args.shard, whole=False, workers=args.panel_workers)
     identical = same_lake(small["lake"], ref[refs[-1]]["lake"])
     slope = (ref[refs[1]]["peak_rss_gb"] - ref[refs[0]]["peak_rss_gb"]) / (refs[1] - refs[0])
     ref_big = ref[refs[1]]["peak_rss_gb"] + slope * (args.tickers - refs[1])
@@ -205,7 +206,8 @@ def panel_part(tmp: Path, args, refs: list[int]) -> dict:
     print(f"  today's way needs {slope * 1000:.1f} MB per name: {ref_big:.1f} GB at {args.tickers} names "
           f"(extrapolated); sharded {big['peak_rss_gb']:.2f} GB measured ({sharded_slope * 1000:.2f} MB per name "
           f"beyond {refs[-1]}: the price window); sharded == whole at {refs[-1]} names: {identical}", flush=True)
-    return {"shard": args.shard, "panel_rows": big["rows"], "panel_seconds": round(big["seconds"], 1),
+    return {"shard": args.shard, "panel_processes": big["processes"], "panel_rows": big["rows"],
+            "panel_seconds": round(big["seconds"], 1),
             "peak_rss_gb": round(big["peak_rss_gb"], 2), "reference_peak_rss_gb": round(ref_big, 1),
             "reference_measured": {str(n): round(r["peak_rss_gb"], 2) for n, r in ref.items()},
             "ratio": round(ref_big / big["peak_rss_gb"], 1), "mb_per_name_sharded": round(sharded_slope * 1000, 2),
@@ -254,6 +256,7 @@ def main() -> None:
     ap.add_argument("--tickers", type=int, default=3000)
     ap.add_argument("--days", type=int, default=2520)
     ap.add_argument("--shard", type=int, default=200)
+    ap.add_argument("--panel-workers", type=int, default=0, help="processes computing shards (0: one per core)")
     ap.add_argument("--reference-tickers", default="150,300", help="two universes for today's whole-panel way")
     ap.add_argument("--months", type=int, default=120)
     ap.add_argument("--retrain-every", type=int, default=1)
