@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import io
+import itertools
 import json
 import os
 import re
@@ -161,8 +162,12 @@ def write_tables_atomically(items: Iterable[tuple[Path, pa.Table]]) -> list[Path
     only once all temp files are complete and fsynced. On object storage every file is serialized first, then
     each is one PUT (an object appears whole or not at all).
     """
-    items = list(items)
-    if any(objects.is_remote(target) for target, _ in items):
+    items = iter(items)  # a generator stays lazy: one table in memory at a time (the panel's months)
+    first = next(items, None)
+    if first is None:
+        return []
+    items = itertools.chain([first], items)
+    if objects.is_remote(first[0]):
         blobs = [(target, objects.parquet_bytes(table)) for target, table in items]
         for target, blob in blobs:
             objects.put(target, blob)
