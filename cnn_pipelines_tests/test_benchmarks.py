@@ -136,3 +136,21 @@ def test_scale_benchmark_reports_the_sharded_panels_memory_and_a_walk_forward_pr
     assert hours["chains_4"]["4"] == hours["chains_4"]["16"] == round((first + 29 * warm) / 3600, 2)
     assert hours["chains_4"]["1"] == round(4 * (first + 29 * warm) / 3600, 2)
     assert hours["from_scratch"]["16"] == round(8 * first / 3600, 2)
+
+
+@pytest.mark.timeout(300)
+def test_transfer_benchmark_reports_the_learning_curve_of_three_methods() -> None:
+    """Issue 32: one JSON line with the curve's label budgets, the three methods' mean accuracies (with spread)
+    and transfer's advantage at 50 and 100 labels, here at toy sizes (one seed, one backbone epoch)."""
+    from cnn_pipelines.vision.settings import DEBIAN_FASHION_MNIST
+
+    if not (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip("needs Debian's dataset-fashion-mnist (.ci/run installs it)")
+    r = run_benchmark("transfer.py", "--labels", "50,100", "--seeds", "1", "--backbone-epochs", "1",
+                      "--min-steps", "5")
+    assert r["labels"] == [50, 100] and r["seeds"] == 1
+    for method in ("transfer", "fine_tuned", "scratch"):
+        assert len(r[method]) == 2 and all(0 < a <= 100 for a in r[method]), (method, r[method])
+    assert r["advantage_50"] == pytest.approx(r["transfer"][0] - r["scratch"][0], abs=0.02)
+    assert r["advantage_100"] == pytest.approx(r["transfer"][1] - r["scratch"][1], abs=0.02)
+    assert 50 < r["source_accuracy"] <= 100
