@@ -35,7 +35,8 @@ def cluster():
     saved = dict(os.environ)
     os.environ.pop("CNN_LAKE_ROOT", None)  # the cluster's lake: its S3 server's bucket
     os.environ.update({"CNN_PRICE_SOURCE": "synthetic", "CNN_SYNTHETIC_TICKERS": "14",  # ar_cnn: >= 50 samples
-                       "CNN_LAKE_CATALOG_DIR": str(base / "catalogs"), "CNN_LAKE_CACHE": ""})
+                       "CNN_LAKE_CATALOG_DIR": str(base / "catalogs"), "CNN_LAKE_CACHE": "",
+                       "CNN_HEARTBEAT_TTL_S": "20"})  # a dead worker noticed in 20 s, not 2 minutes (the default)
     try:
         env = {**os.environ, **servers.up(base, REPO_ROOT, ports)}
         workers = {name: int((base / "workers" / f"{name}.pid").read_text()) for name in servers.WORKERS}
@@ -278,3 +279,39 @@ def test_a_killed_worker_loses_nothing_its_run_is_retried_on_another_from_its_ch
     assert resumed and int(resumed.group(1)) >= done, logs[-2000:]
     final = json.loads(objects.read_object(state)[0])
     assert [e["epoch"] for e in final["epochs"]] == list(range(1, len(final["epochs"]) + 1))
+
+
+def test_the_launcher_tells_a_dead_worker_from_a_busy_one_by_its_heartbeat(cluster):
+    """What run monitoring asks the cluster's launcher about a started run: a run whose worker beats is running,
+    one whose worker stopped beating failed (naming the worker), one no worker recorded is Celery's answer."""
+    import uuid
+
+    import redis
+    from dagster._core.launcher import WorkerStatus
+    from dagster_celery.tags import DAGSTER_CELERY_TASK_ID_TAG
+
+    from cnn_pipelines.cluster import heartbeat
+    from cnn_pipelines.cluster.launcher import HeartbeatCeleryRunLauncher
+
+    env, *_ = cluster
+    broker = env["CNN_CELERY_BROKER"]
+    live, dead, unknown = (f"task-{uuid.uuid4().hex[:8]}" for _ in range(3))
+    heartbeat.start(broker, every_s=0.2)  # this process beats as a worker would, and takes a task
+    heartbeat.took(broker, live)
+    redis.Redis.from_url(broker).set(f"cnn:task:{dead}", "gone-host:4242")  # a worker that never beats again
+    deadline = time.time() + 5
+    while heartbeat.task_worker(broker, live) != (heartbeat.worker_id(), True):
+        assert time.time() < deadline
+        time.sleep(0.1)
+    assert heartbeat.task_worker(broker, dead) == ("gone-host:4242", False)
+    assert heartbeat.task_worker(broker, unknown) == (None, False)
+    launcher = HeartbeatCeleryRunLauncher(default_queue="dagster", broker=broker, backend=broker)
+
+    def health(task_id: str):
+        return launcher.check_run_worker_health(dg.DagsterRun(job_name="j", run_id=str(uuid.uuid4()),
+                                                              tags={DAGSTER_CELERY_TASK_ID_TAG: task_id}))
+
+    assert health(live).status == WorkerStatus.RUNNING   # Celery has forgotten the task: the heartbeat answers
+    failed = health(dead)
+    assert failed.status == WorkerStatus.FAILED and "gone-host:4242 stopped sending heartbeats" in failed.msg
+    assert health(unknown).status == WorkerStatus.UNKNOWN

@@ -2,9 +2,11 @@
 
 Celery keeps a task ``STARTED`` in its result backend forever when the worker executing it is killed (nothing
 is left to report the end), so Dagster's run monitoring, which asks the run launcher about the run's worker,
-would wait on the run for good. Each worker therefore refreshes ``cnn:alive:<host>:<pid>`` every
-``BEAT_S`` seconds (expiring after ``TTL_S``) from a background thread, and records which worker took each
-task (``cnn:task:<task id>``). A run whose task is started but whose worker's key expired lost its worker.
+would wait on the run for good. Each worker therefore refreshes ``cnn:alive:<host>:<pid>`` every ``TTL_S / 6``
+seconds (expiring after ``TTL_S``, ``CNN_HEARTBEAT_TTL_S``, default 120) from a background thread, and records
+which worker took each task (``cnn:task:<task id>``). A run whose task is started but whose worker's key expired
+lost its worker. The TTL is generous: the beat thread needs the GIL, so a long stretch of Python-held work (or a
+broker hiccup) must not look like a dead worker, which would start a second copy of a live run.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import os
 import socket
 import threading
 
-BEAT_S = 5
-TTL_S = 20
+TTL_S = int(os.environ.get("CNN_HEARTBEAT_TTL_S", "120"))
+BEAT_S = max(1.0, TTL_S / 6)
 TASK_TTL_S = 14 * 24 * 3600
 
 
@@ -51,12 +53,11 @@ def took(broker_url: str, task_id: str) -> None:
     _client(broker_url).set(f"cnn:task:{task_id}", worker_id(), ex=TASK_TTL_S)
 
 
-def lost_worker(broker_url: str, task_id: str) -> str | None:
-    """The worker that took ``task_id`` if it stopped beating (killed, or its machine is down); None while it
-    beats, or when no worker has recorded the task."""
+def task_worker(broker_url: str, task_id: str) -> tuple[str | None, bool]:
+    """(the worker that took ``task_id``, whether it still beats); (None, False) when no worker recorded it."""
     client = _client(broker_url)
     who = client.get(f"cnn:task:{task_id}")
     if who is None:
-        return None
+        return None, False
     who = who.decode()
-    return None if client.exists(f"cnn:alive:{who}") else who
+    return who, bool(client.exists(f"cnn:alive:{who}"))

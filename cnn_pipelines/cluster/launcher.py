@@ -20,10 +20,14 @@ class HeartbeatCeleryRunLauncher(CeleryRunLauncher):
     def check_run_worker_health(self, run) -> CheckRunHealthResult:
         result = super().check_run_worker_health(run)
         task_id = run.tags.get(DAGSTER_CELERY_TASK_ID_TAG)
-        if result.status != WorkerStatus.RUNNING or not task_id or not self.broker:
+        # UNKNOWN too: Celery forgets a task's STARTED state after result_expires (a day), and the monitor would
+        # fail a long run that is still going
+        if result.status not in (WorkerStatus.RUNNING, WorkerStatus.UNKNOWN) or not task_id or not self.broker:
             return result
-        lost = heartbeat.lost_worker(self.broker, task_id)
-        if lost:
-            return CheckRunHealthResult(WorkerStatus.FAILED, f"Celery worker {lost} stopped sending heartbeats "
+        worker, beating = heartbeat.task_worker(self.broker, task_id)
+        if worker is None:
+            return result
+        if not beating:
+            return CheckRunHealthResult(WorkerStatus.FAILED, f"Celery worker {worker} stopped sending heartbeats "
                                         f"(no beat for {heartbeat.TTL_S} s): it was killed or its machine is down")
-        return result
+        return CheckRunHealthResult(WorkerStatus.RUNNING, f"Celery worker {worker} is running it")

@@ -45,7 +45,7 @@ def epoch_path(ckpt: Path, epoch: int) -> Path:
 def load_state(ckpt: Path, fp: str) -> dict:
     """The directory's state if it was written for this fingerprint; otherwise a fresh, emptied directory."""
     ckpt = Path(ckpt)
-    objects.pull(ckpt)  # a lake on object storage: what another machine trained so far
+    objects.pull(ckpt, exact=True)  # a lake on object storage: the bucket's checkpoints, whoever trained them
     state_path = ckpt / "state.json"
     if state_path.exists():
         state = json.loads(state_path.read_text())

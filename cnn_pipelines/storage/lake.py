@@ -80,6 +80,18 @@ def artifact_dir(root: Path, *parts: str) -> Path:
     return objects.local_mirror(path) if objects.is_remote(path) else path
 
 
+def stored_artifact(root: Path, stored: str) -> Path:
+    """An artifact path that a lake document records (a checkpoint folder, written by whichever machine trained
+    it) as a path on this machine: for a lake on object storage, the same object's place in this machine's
+    mirror (``objects.pull`` fetches it there), since the writer's mirror may sit elsewhere."""
+    root = as_root(root)
+    if not objects.is_remote(root):
+        return Path(stored)
+    marker = f"/{objects.key(root)}/"
+    at = str(stored).find(marker)
+    return Path(stored) if at < 0 else objects.cache_root() / objects.key(root) / str(stored)[at + len(marker):]
+
+
 def location(path: Path) -> str:
     """Where a file of the lake is, as a user would look for it (absolute path, or its ``s3://`` URL)."""
     return str(path) if objects.is_remote(path) else str(Path(path).resolve())
@@ -200,7 +212,9 @@ def write_partitions(root: Path, table: str, df: pd.DataFrame, keys: Sequence[st
     """Write the day partitions ``keys`` of a date-partitioned table from ``df`` (split by its ``date`` column).
 
     Each month the keys touch is rewritten with those days replaced and its other days kept; all months are
-    staged first and renamed into place together, so a failure leaves every stored file as it was. A key with
+    staged first and renamed into place together, so a failure leaves every stored file as it was. On object
+    storage each month is one conditional PUT, month after month: a failure leaves the months before it
+    committed (each whole) and the rest as they were, until the range is written again. A key with
     no rows is recorded as an empty day (a holiday is an empty partition, not a gap). Rows dated outside
     ``keys`` raise, naming the dates. Returns rows written per key.
     """

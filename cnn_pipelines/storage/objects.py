@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import os
 import time
+import uuid
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -27,6 +28,9 @@ import pyarrow.parquet as pq
 
 SCHEME = "s3://"
 ENDPOINT_ENV = "CNN_S3_ENDPOINT"
+
+
+SINGLE_PUT_MAX = 5 * 2**30  # S3's limit for one PUT
 
 
 class ConflictError(RuntimeError):
@@ -91,15 +95,18 @@ def put(path, data: bytes, *, if_match: str | None = None, if_absent: bool = Fal
     ConflictError instead of overwriting what another writer committed."""
     fs = filesystem()
     cond: dict[str, Any] = {"IfMatch": if_match} if if_match else {}
+    one_put = {"chunksize": SINGLE_PUT_MAX}  # s3fs would go multipart above 50 MiB, where If-Match is refused
     try:
         if if_absent:
-            fs.pipe_file(key(path), data, mode="create")
+            fs.pipe_file(key(path), data, mode="create", **one_put)
         else:
-            fs.pipe_file(key(path), data, **cond)
+            fs.pipe_file(key(path), data, **cond, **one_put)
     except FileExistsError as exc:
         raise ConflictError(f"{path} appeared while it was being written") from exc
     except OSError as exc:
-        if "pre-condition" in str(exc).lower() or "precondition" in str(exc).lower():
+        text = f"{exc} {getattr(exc.__cause__, 'response', '')}".lower()
+        # 412 PreconditionFailed: changed since read; 409 ConditionalRequestConflict: a concurrent conditional PUT
+        if any(w in text for w in ("pre-condition", "precondition", "conditionalrequestconflict", "409")):
             raise ConflictError(f"{path} changed while it was being rewritten") from exc
         raise
     fs.invalidate_cache(key(path))
@@ -155,13 +162,17 @@ def check_bucket(root: str) -> str | None:
     bucket = root[len(SCHEME):].split("/", 1)[0]
     probe = f"{root[len(SCHEME):].rstrip('/')}/.cnn-write-probe"
     try:
-        if not fs.exists(bucket):
-            return f"bucket {bucket!r} does not exist at {endpoint} ({ENDPOINT_ENV})"
-        fs.pipe_file(probe, b"")
-        fs.rm_file(probe)
+        fs.call_s3("head_bucket", Bucket=bucket)  # the server's own answer, not exists()'s False for any failure
     except FileNotFoundError:
         return f"bucket {bucket!r} does not exist at {endpoint} ({ENDPOINT_ENV})"
+    except PermissionError as exc:
+        return f"access to bucket {bucket!r} at {endpoint} denied (AWS credentials?): {exc}"
     except Exception as exc:  # noqa: BLE001 - any failure here is the reason to report
+        return f"cannot reach the S3 server at {endpoint} ({ENDPOINT_ENV}): {type(exc).__name__}: {exc}"
+    try:
+        fs.pipe_file(probe, b"")
+        fs.rm_file(probe)
+    except Exception as exc:  # noqa: BLE001
         return f"cannot write to {root} at {endpoint} ({ENDPOINT_ENV}): {type(exc).__name__}: {exc}"
     return None
 
@@ -192,35 +203,52 @@ def remote_of(local: os.PathLike) -> str | None:
     return SCHEME + rel.as_posix()
 
 
+def _sidecar(local: Path) -> Path:
+    """Where the ETag of the object a mirrored file was last synced with is kept (hidden, beside it)."""
+    return local.with_name(f".{local.name}.etag")
+
+
 def push(local: os.PathLike) -> None:
-    """Upload a mirrored file (one PUT); nothing for a file of a local lake."""
+    """Upload a mirrored file (one PUT) and remember the object's ETag; nothing for a file of a local lake."""
     remote = remote_of(local)
     if remote is not None:
         put(remote, Path(local).read_bytes())
+        _sidecar(Path(local)).write_text(etag(remote) or "")
 
 
-def pull(local: os.PathLike, name: str | None = None) -> None:
-    """Download into the mirror what the bucket holds under ``local`` (a file, or a folder's files, only those
-    called ``name`` if given) and this machine lacks or holds in another size; nothing for a local lake."""
+def pull(local: os.PathLike, name: str | None = None, exact: bool = False) -> None:
+    """Bring the mirror up to date with what the bucket holds under ``local`` (a file, or a folder's files, only
+    those called ``name`` if given): every object this machine lacks or last synced at another ETag (a refitted
+    model of the same size included) is downloaded. ``exact``: local files the bucket no longer has are deleted
+    too (the bucket is the authority, e.g. for a checkpoint folder). Nothing for a local lake."""
     remote = remote_of(local)
     if remote is None:
         return
     fs = filesystem()
-    prefix = key(remote)
     try:
-        found = fs.find(prefix, detail=True, refresh=True)
+        found = fs.find(key(remote), detail=True)
     except FileNotFoundError:
-        return
+        found = {}
     for obj_key, info in found.items():
         if name is not None and obj_key.rsplit("/", 1)[-1] != name:
             continue
         target = cache_root() / obj_key
-        if target.exists() and target.stat().st_size == info["size"]:
+        side = _sidecar(target)
+        if target.exists() and side.exists() and side.read_text() == info.get("ETag"):
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.part")
-        tmp.write_bytes(read_object(SCHEME + obj_key)[0])
+        data, tag = read_object(SCHEME + obj_key)
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")  # several processes may pull at once
+        tmp.write_bytes(data)
         os.replace(tmp, target)
+        side.write_text(tag)
+    root = Path(local)
+    if exact and root.is_dir():
+        held = {cache_root() / k for k in found}
+        for path in root.rglob("*"):
+            if path.is_file() and not path.name.startswith(".") and path not in held:
+                path.unlink()
+                _sidecar(path).unlink(missing_ok=True)
 
 
 def remove(local: os.PathLike) -> None:

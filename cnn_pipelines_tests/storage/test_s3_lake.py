@@ -237,10 +237,35 @@ def test_a_research_month_trained_on_s3_equals_one_trained_locally(s3_root, tmp_
                               tags={CHAIN_START_TAG: period}).success
     mirror = objects.local_mirror(roots["s3"] / "models" / "cnn" / period)
     uploaded = sorted(p.rsplit("/", 1)[-1] for p in objects.filesystem().find(objects.key(roots["s3"] / "models" / "cnn" / period)))
-    assert uploaded == sorted(p.name for p in mirror.iterdir()) and "state.json" in uploaded
+    assert uploaded == sorted(p.name for p in mirror.iterdir() if not p.name.startswith(".")) and "state.json" in uploaded
     for table in ("feature_selection", "cnn_images", "oos_predictions"):
         a = lake.read_partitions(roots["s3"], table, [period], "period")
         b = lake.read_partitions(roots["local"], table, [period], "period")
         pd.testing.assert_frame_equal(a, b, rtol=1e-6, atol=1e-6)
     docs = [lake.read_json(lake.partition_path(r, "cnn_model", period, "period", "data.json")) for r in roots.values()]
     assert docs[0]["ensemble"] == docs[1]["ensemble"]
+
+
+def test_each_machines_mirror_follows_the_bucket(s3_root, tmp_path, monkeypatch):
+    """Artifacts written on machine A (its own CNN_LAKE_CACHE) reach machine B through the bucket: a refit of the
+    same size is fetched again (ETags, not sizes), a file the bucket no longer has leaves B's checkpoint folder,
+    and a path A recorded in a lake document is found in B's mirror."""
+    root = lake.as_root(s3_root)
+    folder = ("models", "cnn", "2021-01-01")
+    monkeypatch.setenv("CNN_LAKE_CACHE", str(tmp_path / "a"))
+    on_a = lake.artifact_dir(root, *folder)
+    lake.write_bytes(on_a / "epoch_01.keras", b"AAAA")
+    lake.write_bytes(on_a / "epoch_02.keras", b"xx")
+    monkeypatch.setenv("CNN_LAKE_CACHE", str(tmp_path / "b"))
+    on_b = lake.artifact_dir(root, *folder)
+    assert on_b != on_a and lake.stored_artifact(root, str(on_a)) == on_b
+    objects.pull(on_b)
+    assert (on_b / "epoch_01.keras").read_bytes() == b"AAAA"
+    monkeypatch.setenv("CNN_LAKE_CACHE", str(tmp_path / "a"))
+    lake.write_bytes(on_a / "epoch_01.keras", b"BBBB")  # retrained: same size, new bytes
+    objects.filesystem().rm_file(objects.key(root.joinpath(*folder, "epoch_02.keras")))
+    monkeypatch.setenv("CNN_LAKE_CACHE", str(tmp_path / "b"))
+    objects.pull(on_b, exact=True)
+    assert (on_b / "epoch_01.keras").read_bytes() == b"BBBB" and not (on_b / "epoch_02.keras").exists()
+    assert sorted(p.name for p in on_b.iterdir() if not p.name.startswith(".")) == ["epoch_01.keras"]
+    assert lake.stored_artifact(tmp_path / "local-lake", str(on_a)) == on_a  # a local lake's paths stay as they are

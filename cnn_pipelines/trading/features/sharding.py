@@ -25,8 +25,10 @@ _FORKED: tuple[PanelPlan, FeatureSettings, str] | None = None  # what forked wor
 
 
 def panel_workers(s: FeatureSettings, shards: int) -> int:
-    """Processes for ``shards`` shards: ``s.panel_workers`` (0: one per core), never more than the shards."""
-    wanted = s.panel_workers or os.cpu_count() or 1
+    """Processes for ``shards`` shards: ``s.panel_workers`` (0: one per core this process may use), never more
+    than the shards. Each process peaks at about one shard's memory plus the shared price window."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    wanted = s.panel_workers or cores
     return max(1, min(wanted, shards))
 
 
@@ -45,15 +47,17 @@ def spool_panel(prices: pd.DataFrame, s: FeatureSettings, start, end) -> tuple[S
         return spool, summary, 1
     global _FORKED
     _FORKED = (plan, s, str(spool.dir))
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
     try:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            for state, part in pool.map(_spool_shard, range(len(plan.shards))):
-                spool.absorb(state)
-                summary.merge(part)
+        for state, part in pool.map(_spool_shard, range(len(plan.shards))):
+            spool.absorb(state)
+            summary.merge(part)
     except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)  # shards not started are dropped, not computed first
         spool.close()
         raise
     finally:
+        pool.shutdown(wait=True)
         _FORKED = None
     return spool, summary, workers
 

@@ -66,8 +66,6 @@ def production_model(context: dg.AssetExecutionContext, indicator_panel: pd.Data
 def daily_signals(context: dg.AssetExecutionContext, production_model: dict, indicator_panel: pd.DataFrame):
     """Ranked predictions for the next trading day, with long/short flags (top/bottom K), from features known
     at the partition date's close."""
-    from pathlib import Path
-
     from cnn_pipelines.trading.research.cnn import predict_ensemble
 
     day = context.partition_key
@@ -77,7 +75,9 @@ def daily_signals(context: dg.AssetExecutionContext, production_model: dict, ind
         context.log.warning(f"{day}: no features (holiday?); no signals")
         empty = rank_signals(rows, pd.Series([], dtype=float).to_numpy(), ES.top_k, next_day)
         return asset_output(context, empty, {"names": 0})
-    pred = predict_ensemble(Path(production_model["checkpoints"]), production_model["ensemble"],
+    # trained on another machine of a cluster: its place in this machine's mirror of the lake
+    pred = predict_ensemble(lake.stored_artifact(lake.default_root(), production_model["checkpoints"]),
+                            production_model["ensemble"],
                             to_images(rows, ImageLayout.from_json(production_model)))
     signals = rank_signals(rows, pred, ES.top_k, next_day)
     return asset_output(context, signals, {

@@ -15,6 +15,7 @@ from scipy.cluster.hierarchy import dendrogram
 
 from cnn_pipelines.metadata import asset_output, table_value
 from cnn_pipelines.storage import lake, objects
+from cnn_pipelines.storage.lake import stored_artifact
 from cnn_pipelines.storage.io_manager import ParquetLakeIOManager
 from cnn_pipelines.trading.features.assets import SETTINGS
 from cnn_pipelines.trading.prices.calendar import trading_calendar
@@ -388,14 +389,17 @@ def unseen_validation_ic(ckpt: Path, ensemble: list[int], arrays, source: str | 
 
 
 @dg.asset(**RESEARCH_ASSET)
-def oos_predictions(context: dg.AssetExecutionContext, cnn_model: dict, cnn_images: pd.DataFrame):
+def oos_predictions(context: dg.AssetExecutionContext, cnn_model: dict, cnn_images: pd.DataFrame,
+                    lake: dg.ResourceParam[ParquetLakeIOManager]):
     """The ensemble's predictions for every (date, ticker) of the period, next to the realized returns."""
     from cnn_pipelines.trading.research.cnn import predict_ensemble
 
     period = context.partition_key
     members = cnn_model.get("members") or [{"checkpoints": cnn_model["checkpoints"], "ensemble": cnn_model["ensemble"]}]
     images = images_from_table(cnn_images)
-    preds = [predict_ensemble(Path(m["checkpoints"]), m["ensemble"], images).astype(np.float32) for m in members]
+    # checkpoints trained on another machine of a cluster: their place in this machine's mirror of the lake
+    preds = [predict_ensemble(stored_artifact(lake.root, m["checkpoints"]), m["ensemble"], images)
+             .astype(np.float32) for m in members]
     keep = ["date", "ticker", "period", *[c for c in cnn_images.columns if c.startswith("fwd_")]]
     out = cnn_images[keep].copy()
     out.insert(3, "prediction", np.mean(preds, axis=0).astype(np.float32))
