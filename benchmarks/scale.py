@@ -217,15 +217,8 @@ def panel_part(tmp: Path, args, refs: list[int]) -> dict:
 
 def cluster_part(base: Path) -> dict:
     """The study on the single machine and on a local cluster of two workers with its lake on S3."""
-    import socket
-
     from cnn_pipelines.cluster import servers
-    from cnn_pipelines.cluster.compare import single_vs_cluster
-
-    def free_port() -> int:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return s.getsockname()[1]
+    from cnn_pipelines.cluster.compare import STUDY_ENV, single_vs_cluster
 
     repo = Path(__file__).resolve().parents[1]
     base.mkdir(parents=True)
@@ -233,10 +226,10 @@ def cluster_part(base: Path) -> dict:
         folder.chmod(0o755)  # PostgreSQL runs as its own user when we are root: it must reach its folder
     saved = dict(os.environ)
     os.environ.pop("CNN_LAKE_ROOT", None)
-    os.environ.update({"CNN_PRICE_SOURCE": "synthetic", "CNN_SYNTHETIC_TICKERS": "14",
+    os.environ.update({**STUDY_ENV,
                        "CNN_LAKE_CATALOG_DIR": str(base / "catalogs")})
     try:
-        env = {**os.environ, **servers.up(base, repo, {k: free_port() for k in ("postgres", "redis", "s3", "ui")})}
+        env = {**os.environ, **servers.up(base, repo, {k: servers.free_port() for k in ("postgres", "redis", "s3", "ui")})}
         result = single_vs_cluster(env, base / "single", repo)
     finally:
         servers.down(base)

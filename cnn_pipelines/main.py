@@ -239,8 +239,8 @@ def evaluation_summary(root: Path) -> str:
     """Tearsheet, backtest, audit and tomorrow's signals, from the lake and the reports folder."""
     lines = []
     reports = lake.artifact_dir(root, "reports")
-    objects.pull(reports / "factor_tearsheet" / "summary.json")
     summary = reports / "factor_tearsheet" / "summary.json"
+    objects.pull(summary)  # written on another machine of a cluster
     if summary.exists():
         s = lake.read_json(summary)
         by_label = ", ".join(f"{k} {v['ic_mean']:+.4f}" for k, v in s.get("label_ic", {}).items()

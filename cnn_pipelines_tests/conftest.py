@@ -144,11 +144,9 @@ def need_servers(*names: str) -> None:
 
 
 def free_port() -> int:
-    import socket
+    from cnn_pipelines.cluster.servers import free_port as port
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return port()
 
 
 def server_dir(prefix: str) -> Path:

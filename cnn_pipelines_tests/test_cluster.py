@@ -26,7 +26,7 @@ def cluster():
     """`make cluster`'s servers (Postgres, Redis, two workers, the daemon, the web UI) on free ports, stopped by
     `make cluster-stop`'s code; yields (env, worker pids, folder, UI port)."""
     from cnn_pipelines.cluster import servers
-
+    from cnn_pipelines.cluster.compare import STUDY_ENV
     from cnn_pipelines.storage import objects
 
     need_servers("postgres", "redis", "celery", "s3")
@@ -34,7 +34,7 @@ def cluster():
     ports = {"postgres": free_port(), "redis": free_port(), "s3": free_port(), "ui": free_port()}
     saved = dict(os.environ)
     os.environ.pop("CNN_LAKE_ROOT", None)  # the cluster's lake: its S3 server's bucket
-    os.environ.update({"CNN_PRICE_SOURCE": "synthetic", "CNN_SYNTHETIC_TICKERS": "14",  # ar_cnn: >= 50 samples
+    os.environ.update({**STUDY_ENV,
                        "CNN_LAKE_CATALOG_DIR": str(base / "catalogs"), "CNN_LAKE_CACHE": "",
                        "CNN_HEARTBEAT_TTL_S": "20"})  # a dead worker noticed in 20 s, not 2 minutes (the default)
     try:

@@ -25,6 +25,8 @@ from cnn_pipelines.storage import lake
 TABLES = {"raw_prices": "date", "universe": "date", "indicator_panel": "date", "forward_returns": "date",
           "feature_selection": "period", "cnn_images": "period", "oos_predictions": "period"}
 CLUSTER_ONLY = ("CNN_POSTGRES_URL", "CNN_CELERY_BROKER")
+# The study's market: synthetic, 14 names (ar_cnn needs at least 50 monthly samples before a cutoff).
+STUDY_ENV = {"CNN_PRICE_SOURCE": "synthetic", "CNN_SYNTHETIC_TICKERS": "14"}
 
 _DRIVER = """
 import json, sys

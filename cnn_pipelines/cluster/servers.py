@@ -61,6 +61,15 @@ def _run(cmd: list[str], what: str) -> str:
     return proc.stdout
 
 
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on now (for a local cluster beside another)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def postgres_url(port: int, database: str = DATABASE) -> str:
     """The SQLAlchemy URL of the cluster's database (psycopg2, the driver dagster-postgres installs)."""
     return f"postgresql+psycopg2://postgres@127.0.0.1:{port}/{database}"

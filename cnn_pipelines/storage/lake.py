@@ -320,25 +320,13 @@ def _removed_on_error(tmp: Path):
 
 
 def write_json(path: Path, obj: dict) -> Path:
-    """Write a JSON document atomically (temp file, fsync, rename; one PUT on object storage)."""
-    path = as_root(path)
-    if objects.is_remote(path):
-        objects.put(path, json.dumps(obj, indent=1, default=str).encode())
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}.json"
-    with _removed_on_error(tmp):
-        with open(tmp, "w") as fh:
-            json.dump(obj, fh, indent=1, default=str)
-            fh.flush()
-            os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    objects.push(path)  # a mirrored artifact of a lake on object storage: uploaded
-    return path
+    """Write a JSON document atomically (``write_bytes``)."""
+    return write_bytes(path, json.dumps(obj, indent=1, default=str).encode())
 
 
 def write_bytes(path: Path, data: bytes) -> Path:
-    """Write ``data`` atomically (temp file, fsync, rename; one PUT on object storage): a fitted model, say."""
+    """Write ``data`` atomically (temp file, fsync, rename; one PUT on object storage): a fitted model, say. A
+    file of a lake on object storage's local mirror (an artifact) is uploaded once in place."""
     path = as_root(path)
     if objects.is_remote(path):
         objects.put(path, data)
@@ -356,20 +344,10 @@ def write_bytes(path: Path, data: bytes) -> Path:
 
 
 def write_npy(path: Path, array: np.ndarray) -> Path:
-    """Write a NumPy array atomically as ``.npy`` (no pickles: object arrays are refused)."""
-    path = as_root(path)
-    if objects.is_remote(path):
-        buf = io.BytesIO()
-        np.save(buf, array, allow_pickle=False)
-        objects.put(path, buf.getvalue())
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}.npy"
-    with _removed_on_error(tmp):
-        np.save(tmp, array, allow_pickle=False)
-    os.replace(tmp, path)
-    objects.push(path)
-    return path
+    """Write a NumPy array atomically as ``.npy`` (``write_bytes``; no pickles: object arrays are refused)."""
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return write_bytes(path, buf.getvalue())
 
 
 def read_json(path: Path) -> dict:

@@ -118,40 +118,34 @@ def parquet_bytes(table: pa.Table) -> bytes:
     return buf.getvalue().to_pybytes()
 
 
-def read_object(path, attempts: int = 5) -> tuple[bytes, str]:
-    """The whole object and its ETag, from one version: every ranged GET carries ``If-Match`` on the ETag seen at
-    open, so an object replaced mid-read is read again rather than spliced from two versions."""
+def _pinned(path, read, attempts: int = 5):
+    """``read(file)`` on the object opened at one version: every ranged GET carries ``If-Match`` on the ETag seen
+    at open, so an object replaced mid-read is read again rather than spliced from two versions."""
     from s3fs.utils import FileExpired
 
     fs = filesystem()
     for attempt in range(attempts):
         try:
             with fs.open(key(path), "rb", cache_type="none") as fh:
-                tag = fh.details["ETag"]
-                return fh.read(), tag
+                return read(fh)
         except FileExpired:
             fs.invalidate_cache(key(path))
             time.sleep(0.02 * (attempt + 1))
     raise ConflictError(f"{path} kept changing while it was read ({attempts} tries)")
 
 
+def read_object(path) -> tuple[bytes, str]:
+    """The whole object and its ETag, from one version."""
+    return _pinned(path, lambda fh: (fh.read(), fh.details["ETag"]))
+
+
 def read_parquet(path) -> pa.Table:
     return pq.read_table(pa.BufferReader(read_object(path)[0]))
 
 
-def read_schema(path, attempts: int = 5) -> pa.Schema:
-    """The Parquet schema from the object's footer (ranged reads pinned to one version, not the whole file)."""
-    from s3fs.utils import FileExpired
-
-    fs = filesystem()
-    for attempt in range(attempts):
-        try:
-            with fs.open(key(path), "rb", cache_type="none") as fh:
-                return pq.read_schema(fh)
-        except FileExpired:
-            fs.invalidate_cache(key(path))
-            time.sleep(0.02 * (attempt + 1))
-    raise ConflictError(f"{path} kept changing while its footer was read ({attempts} tries)")
+def read_schema(path) -> pa.Schema:
+    """The Parquet schema from the object's footer (ranged reads of one version, not the whole file)."""
+    return _pinned(path, pq.read_schema)
 
 
 def check_bucket(root: str) -> str | None:
