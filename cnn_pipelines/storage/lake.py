@@ -10,7 +10,8 @@ and the rest ``<root>/<asset>/data.parquet``. Every write goes to a hidden tempo
 directory and is renamed into place (atomic on POSIX), so readers and crashes never see half a file.
 
 The root may be ``s3://bucket/prefix`` (``storage/objects.py``): the same layout and the same functions, with
-one PUT per file instead of temp-and-rename and conditional writes on the ETag instead of the file lock. The
+one PUT per file instead of temp-and-rename, conditional writes on the ETag instead of the file lock, and a
+commit record for a write that spans months (``_write_months_remote``) instead of renaming them together. The
 DuckDB catalog then lives on local disk (views over the bucket; ``catalog_path``).
 """
 
@@ -213,9 +214,9 @@ def write_partitions(root: Path, table: str, df: pd.DataFrame, keys: Sequence[st
 
     Each month the keys touch is rewritten with those days replaced and its other days kept; all months are
     staged first and renamed into place together, so a failure leaves every stored file as it was. On object
-    storage each month is one conditional PUT, month after month: a failure leaves the months before it
-    committed (each whole) and the rest as they were, until the range is written again. A key with
-    no rows is recorded as an empty day (a holiday is an empty partition, not a gap). Rows dated outside
+    storage the months are staged and committed by one record first, then each is one conditional PUT
+    (``_write_months_remote``): a failure before the commit leaves every month as it was, one after it is
+    finished by the next reader or writer of the table. A key with no rows is recorded as an empty day (a holiday is an empty partition, not a gap). Rows dated outside
     ``keys`` raise, naming the dates. Returns rows written per key.
     """
     if "date" not in df.columns:
@@ -247,8 +248,7 @@ def _write_months(root: Path, table: str, keys: Sequence[str], rows: dict[str, i
     for k in keys:
         months.setdefault(k[:7], []).append(k)
     if objects.is_remote(as_root(root)):
-        for month, new_days in sorted(months.items()):
-            _put_month(month_path(root, table, month), new_rows(month, new_days), new_days)
+        _write_months_remote(root, table, months, new_rows)
         return counts
 
     def merged_months():
@@ -300,6 +300,83 @@ def _put_month(path: Path, new: pa.Table, new_days: list[str], attempts: int = 2
         except objects.ConflictError:
             time.sleep(0.05 * (attempt + 1))
     raise objects.ConflictError(f"{path}: still contended after {attempts} conditional writes")
+
+
+COMMITS_DIR = "_commits"  # <table>/_commits/<id>.json: multi-month writes on object storage, committed not yet applied
+
+
+def _write_months_remote(root: Path, table: str, months: dict[str, list[str]], new_rows) -> None:
+    """Object storage has no rename of several files at once, so a write that spans months commits first:
+    each month's new rows are staged under ``_commits/<id>/``, then one conditional PUT of ``_commits/<id>.json``
+    (the commit point) records them, then each month file is merged and PUT (``_put_month``) and the record is
+    removed. A writer that dies before the record leaves every month as it was; one that dies after it leaves a
+    commit that the next reader or writer of the table finishes (``finish_commits``). A one-month write is a
+    single conditional PUT already."""
+    finish_commits(root, table)  # an older commit's days must not land after this write's
+    if len(months) == 1:
+        ((month, days),) = months.items()
+        _put_month(month_path(root, table, month), new_rows(month, days), days)
+        return
+    commit = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"  # ordered by time: older commits finish first
+    base = table_dir(root, table) / COMMITS_DIR
+    for month, days in sorted(months.items()):
+        objects.put(base / commit / f"month={month}.parquet",
+                    objects.parquet_bytes(_without_days_meta(new_rows(month, days))))
+    record = {"table": table, "months": dict(sorted(months.items()))}
+    objects.put(base / f"{commit}.json", json.dumps(record).encode(), if_absent=True)
+    _apply_commit(base, commit, root, table, record["months"])
+
+
+def _apply_commit(base: Path, commit: str, root: Path, table: str, months: dict[str, list[str]]) -> bool:
+    """Merge a committed write's staged rows into their month files; idempotent (each month's days are
+    replaced by the same rows), so the writer and a reader finishing it at once agree. False when another
+    process finished it first (its staged rows are gone)."""
+    fs = objects.filesystem()
+    for month, days in sorted(months.items()):
+        try:
+            rows = objects.read_parquet(base / commit / f"month={month}.parquet")
+        except FileNotFoundError:
+            return False
+        _put_month(month_path(root, table, month), rows, days)
+    with contextlib.suppress(FileNotFoundError):
+        fs.rm_file(objects.key(base / f"{commit}.json"))  # done: the record goes first, then its staged rows
+    with contextlib.suppress(FileNotFoundError):
+        fs.rm(objects.key(base / commit), recursive=True)
+    return True
+
+
+def finish_commits(root: Path, table: str, abandoned_after_s: float = 3600.0) -> list[str]:
+    """Finish the committed multi-month writes of ``table`` on object storage that their writer did not (it died
+    after its commit point), oldest first, and remove rows staged by writers that died before theirs (after an
+    hour, so a live writer's are untouched). Returns the commits finished here. Nothing for a local lake, whose
+    months are renamed into place together."""
+    root = as_root(root)
+    if not objects.is_remote(root):
+        return []
+    base = table_dir(root, table) / COMMITS_DIR
+    fs = objects.filesystem()
+    try:
+        entries = sorted(fs.ls(objects.key(base), refresh=True))
+    except FileNotFoundError:
+        return []
+    records = {e.rsplit("/", 1)[-1].removesuffix(".json") for e in entries if e.endswith(".json")}
+    finished = []
+    for commit in sorted(records):
+        try:
+            record = json.loads(objects.read_object(base / f"{commit}.json")[0])
+        except FileNotFoundError:
+            continue  # finished by another process meanwhile
+        if _apply_commit(base, commit, root, table, record["months"]):
+            finished.append(commit)
+    now_ns = time.time_ns()
+    for entry in entries:
+        name = entry.rsplit("/", 1)[-1]
+        if name.endswith(".json") or name in records or not name[:20].isdigit():
+            continue
+        if (now_ns - int(name[:20])) / 1e9 > abandoned_after_s:
+            with contextlib.suppress(FileNotFoundError):
+                fs.rm(entry, recursive=True)
+    return finished
 
 
 def write_table(root: Path, table: str, df: pd.DataFrame, key: str | None = None, column: str = "period") -> Path:
@@ -385,6 +462,7 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
 
 
 def _read_days(root: Path, table: str, keys: list[str], optional_tail: int) -> pd.DataFrame:
+    finish_commits(root, table)  # a write that committed is read whole, even if its writer died applying it
     months = sorted({k[:7] for k in keys})
     held = {m: month_days(month_path(root, table, m)) for m in months}
     required = len(keys) - optional_tail
@@ -419,6 +497,7 @@ def materialized_keys(root: Path, table: str, column: str = "date") -> list[str]
     if not d.exists():
         return []
     if column == "date":
+        finish_commits(root, table)
         return sorted(k for p in d.glob(f"month=*/{DATA_FILE}") for k in month_days(p))
     return sorted(p.parent.name.removeprefix(f"{column}=") for p in d.glob(f"{column}=*/{DATA_FILE}"))
 
@@ -454,6 +533,7 @@ def migrate_day_files(root: Path) -> dict[str, int]:
 
 def held_keys(root: Path, table: str, keys: Sequence[str]) -> list[str]:
     """The day partitions among ``keys`` that are materialized (reads only their months' footers)."""
+    finish_commits(root, table)
     held = {m: month_days(month_path(root, table, m)) for m in {k[:7] for k in keys}}
     return [k for k in keys if k in held[k[:7]]]
 

@@ -110,13 +110,49 @@ def test_a_failed_write_keeps_every_stored_object(s3_root, monkeypatch):
     with pytest.raises(ConnectionError):
         lake.write_partitions(root, "raw_prices", PRICES.assign(close=0.0), KEYS)
     monkeypatch.undo()
-    assert objects.etag(lake.month_path(root, "raw_prices", "2021-01")) == tags["2021-01"]  # untouched
-    jan = [k for k in KEYS if k >= "2021"]
-    pd.testing.assert_frame_equal(lake.read_partitions(root, "raw_prices", jan),
-                                  subset(PRICES, jan).reset_index(drop=True), check_dtype=False)
-    # December was committed whole (each month is one object); the re-run makes the range consistent again
+    # the upload failed while the months were staged, before the commit: neither month changed
+    assert {m: objects.etag(lake.month_path(root, "raw_prices", m)) for m in tags} == tags
+    pd.testing.assert_frame_equal(lake.read_partitions(root, "raw_prices", KEYS),
+                                  PRICES.reset_index(drop=True), check_dtype=False)
     lake.write_partitions(root, "raw_prices", PRICES.assign(close=0.0), KEYS)
     assert (lake.read_partitions(root, "raw_prices", KEYS)["close"] == 0.0).all()
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(first=st.sampled_from(KEYS[:5]), span=st.integers(6, len(KEYS) - 1), dies_at=st.integers(0, 12))
+def test_a_writer_that_dies_anywhere_leaves_its_months_all_old_or_all_new(s3_root, first, span, dies_at):
+    """A write spanning two months whose writer dies at its ``dies_at``-th PUT: the next reader sees every
+    day of the write old, or every day new (the commit record decides; a reader finishes a committed write),
+    never December new and January old; and no commit is left pending."""
+    import uuid
+
+    root = lake.as_root(f"{s3_root}-{uuid.uuid4().hex[:6]}")
+    keys = KEYS[KEYS.index(first):KEYS.index(first) + span]
+    lake.write_partitions(root, "raw_prices", PRICES, KEYS)
+    real, calls = objects.put, {"n": 0}
+
+    def dying(path, data, **kw):
+        if calls["n"] == dies_at:
+            raise SystemExit("the worker was killed")
+        calls["n"] += 1
+        return real(path, data, **kw)
+
+    objects.put = dying
+    try:
+        died = False
+        try:
+            lake.write_partitions(root, "raw_prices", subset(PRICES, keys).assign(close=-1.0), keys)
+        except SystemExit:
+            died = True
+    finally:
+        objects.put = real
+    closes = lake.read_partitions(root, "raw_prices", KEYS).set_index(["date", "ticker"])["close"]
+    written = closes[pd.to_datetime(closes.index.get_level_values("date")).strftime("%Y-%m-%d").isin(keys)]
+    assert (written == -1.0).all() or not (written == -1.0).any(), f"half a write is visible ({dies_at=})"
+    assert (written == -1.0).all() == (not died or dies_at >= 3)  # 2 staged months, then the record
+    assert lake.finish_commits(root, "raw_prices") == []
+    untouched = closes[~closes.index.isin(written.index)]
+    assert (untouched > 0).all()
 
 
 def test_documents_tables_and_arrays_round_trip(s3_root):
