@@ -420,6 +420,41 @@ def write_bytes(path: Path, data: bytes) -> Path:
     return path
 
 
+def update_json(path: Path, change, attempts: int = 20) -> dict:
+    """Read-modify-write of a JSON document that several processes or machines add to (``change(doc)`` returns
+    the new document; it must merge, since it may be called again on a newer one): under a file lock on a local
+    disk; on object storage (a lake path or a mirrored artifact) a conditional PUT on the ETag that was read,
+    retried on conflict, so two writers at once never drop each other's entries. Returns what was written."""
+    path = as_root(path)
+    remote = path if objects.is_remote(path) else objects.remote_of(path)
+    if remote is None:
+        lock = Path(path).with_name(f".{Path(path).name}.lock")
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock, "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            doc = change(json.loads(path.read_text()) if path.exists() else {})
+            write_json(path, doc)
+            return doc
+    for attempt in range(attempts):
+        try:
+            data, tag = objects.read_object(remote)
+            doc = change(json.loads(data))
+        except FileNotFoundError:
+            tag, doc = None, change({})
+        blob = json.dumps(doc, indent=1, default=str).encode()
+        try:
+            objects.put(remote, blob, if_match=tag, if_absent=tag is None)
+        except objects.ConflictError:
+            time.sleep(0.05 * (attempt + 1))
+            continue
+        if not objects.is_remote(path):  # the local mirror holds what the bucket now holds
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(blob)
+            objects.pull(path)
+        return doc
+    raise objects.ConflictError(f"{remote}: still contended after {attempts} conditional writes")
+
+
 def write_npy(path: Path, array: np.ndarray) -> Path:
     """Write a NumPy array atomically as ``.npy`` (``write_bytes``; no pickles: object arrays are refused)."""
     buf = io.BytesIO()

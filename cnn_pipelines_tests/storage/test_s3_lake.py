@@ -305,3 +305,30 @@ def test_each_machines_mirror_follows_the_bucket(s3_root, tmp_path, monkeypatch)
     assert (on_b / "epoch_01.keras").read_bytes() == b"BBBB" and not (on_b / "epoch_02.keras").exists()
     assert sorted(p.name for p in on_b.iterdir() if not p.name.startswith(".")) == ["epoch_01.keras"]
     assert lake.stored_artifact(tmp_path / "local-lake", str(on_a)) == on_a  # a local lake's paths stay as they are
+
+
+@pytest.mark.parametrize("where", ["bucket", "mirror", "local"])
+def test_documents_that_many_writers_add_to_keep_every_entry(s3_root, tmp_path, monkeypatch, where):
+    """precision.json-like documents updated by several writers at once (threads here, machines in a cluster):
+    read-merge-write under a lock locally, conditional PUTs on object storage; no writer's entry is dropped."""
+    monkeypatch.setenv("CNN_LAKE_CACHE", str(tmp_path / "cache"))
+    path = {"bucket": lake.as_root(s3_root) / "models" / "doc.json",
+            "mirror": lake.artifact_dir(s3_root, "models") / "doc.json",
+            "local": tmp_path / "models" / "doc.json"}[where]
+    errors: list[BaseException] = []
+
+    def add(i: int) -> None:
+        try:
+            lake.update_json(path, lambda doc: doc | {f"k{i}": i})
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=add, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert lake.read_json(path) == {f"k{i}": i for i in range(8)}
+    if where == "mirror":  # the bucket holds the same document the local mirror does
+        assert lake.read_json(objects.remote_of(path)) == {f"k{i}": i for i in range(8)}

@@ -52,6 +52,13 @@ def train_config(rs: ResearchSettings, period: str, seed: int, init: Path | None
     return settings | {"period": period, "seed": seed, "init": source, "dtype": dtype}  # many others there are
 
 
+def _by_cpu(saved: dict) -> dict[str, dict]:
+    """precision.json's decisions per CPU kind (a file from before the cluster held one kind's: where, decisions)."""
+    if "cpus" in saved:
+        return dict(saved["cpus"])
+    return {saved["where"]: saved.get("decisions", {})} if "where" in saved else {}
+
+
 def choose_precision(arrays: tuple, rs: ResearchSettings, models_root: Path, seed: int,
                      log: Callable[[str], None] = print, trial_epochs: int = 2,
                      period: str = "") -> tuple[str, str]:
@@ -59,7 +66,8 @@ def choose_precision(arrays: tuple, rs: ResearchSettings, models_root: Path, see
     when a short trial's validation IC (on ``arrays``, the period's own fold, all before its cutoff) is within
     noise of fp32's. Point in time: a period reuses the decision of the latest period at or before it (whose data
     all lay before its own cutoff, so before this one's); a period earlier than every decision on record (a
-    backfill that ran a later month first) decides afresh. Decisions are kept per machine in precision.json."""
+    backfill that ran a later month first) decides afresh. Decisions are kept in precision.json, per CPU kind, and
+    added to it by read-merge-write, so machines deciding at once keep each other's."""
     if rs.precision == "fp32":
         return "float32", "fp32: precision setting"
     ok, where = bf16_support()
@@ -68,7 +76,7 @@ def choose_precision(arrays: tuple, rs: ResearchSettings, models_root: Path, see
     record = Path(models_root) / "precision.json"
     objects.pull(record)  # decisions made on other machines of a cluster (kept per CPU kind: ``where``)
     saved = json.loads(record.read_text()) if record.exists() else {}
-    decisions = saved.get("decisions", {}) if saved.get("where") == where else {}
+    decisions = _by_cpu(saved).get(where, {})
     usable = [p for p in decisions if p <= period]
     if usable:
         chosen = decisions[max(usable)]
@@ -88,11 +96,16 @@ def choose_precision(arrays: tuple, rs: ResearchSettings, models_root: Path, see
     why = (f"{'bf16' if keep else 'fp32'} on {where}: {trial_epochs}-epoch trial, validation IC fp32 {f_ic:+.4f} "
            f"(s.e. {f_se:.4f}, {f_s:.1f}s) vs bf16 {b_ic:+.4f} (s.e. {b_se:.4f}, {b_s:.1f}s)")
     log(why)
-    from cnn_pipelines.storage.lake import write_json
+    from cnn_pipelines.storage.lake import update_json
 
     dtype = "mixed_bfloat16" if keep else "float32"
-    decisions[period] = {"dtype": dtype, "why": why}
-    write_json(record, {"where": where, "decisions": decisions})
+
+    def add(saved: dict) -> dict:  # merged with decisions other machines wrote meanwhile, not overwriting them
+        cpus = _by_cpu(saved)
+        cpus[where] = cpus.get(where, {}) | {period: {"dtype": dtype, "why": why}}
+        return {"cpus": cpus}
+
+    update_json(record, add)
     return dtype, f"{why} (decided on {period})"
 
 
