@@ -662,7 +662,8 @@ def catalog_views(root: Path) -> set[str] | None:
 
 
 def rebuild_catalog(root: Path) -> list[str]:
-    """Recreate the catalog from scratch: it holds only views, so the Parquet files lose nothing."""
+    """Recreate the catalog from scratch: it holds only views (of the tables, and the derived views recorded in
+    the lake), so the Parquet files lose nothing."""
     root = as_root(root)
     catalog = catalog_path(root)
     with _catalog_lock(root):
@@ -672,21 +673,81 @@ def rebuild_catalog(root: Path) -> list[str]:
     return refresh_catalog(root)
 
 
+def lake_tables(root: Path) -> list[str]:
+    """The tables the lake holds (folders with at least one data file); one listing on object storage."""
+    root = as_root(root)
+    if objects.is_remote(root):
+        prefix = objects.key(root).rstrip("/") + "/"
+        try:
+            keys = objects.filesystem().find(prefix)
+        except FileNotFoundError:
+            return []
+        names = {k[len(prefix):].split("/", 1)[0] for k in keys if k.endswith("/" + DATA_FILE)}
+    else:
+        names = {p.name for p in root.iterdir() if p.is_dir() and any(p.rglob(DATA_FILE))} if root.exists() else set()
+    return sorted(n for n in names if _IDENT.match(n))
+
+
 def refresh_catalog(root: Path, tables: Iterable[str] | None = None) -> list[str]:
-    """Create/replace the catalog's view for each table (all tables in the lake by default).
+    """Create/replace the catalog's view for each table (all tables in the lake, and the recorded derived views,
+    by default).
 
     Views read the Parquet files by glob, so new partitions appear without a refresh; a refresh is needed
     only when a table first appears. Writers serialize on a file lock and hold the database only for the DDL,
     so readers are blocked for milliseconds at most.
     """
     root = as_root(root)
-    if tables is None:
-        tables = sorted(p.name for p in root.iterdir() if p.is_dir() and _IDENT.match(p.name) and any(p.rglob(DATA_FILE)))
-    tables = [t for t in tables if any(table_dir(root, t).rglob(DATA_FILE))]
-    if not tables:
-        return []
-    _execute_ddl(root, [_view_sql(root, t) for t in tables])
-    return list(tables)
+    everything = tables is None
+    tables = lake_tables(root) if everything else [t for t in tables if any(table_dir(root, t).rglob(DATA_FILE))]
+    if tables:
+        _execute_ddl(root, [_view_sql(root, t) for t in tables])
+    derived = _define_recorded(root, recorded_views(root)) if everything else []
+    return list(tables) + derived
+
+
+VIEWS_DIR = "_views"  # <root>/_views/<name>.sql: the derived views, so every machine's catalog can define them
+
+
+def recorded_views(root: Path) -> dict[str, str]:
+    """The derived views recorded in the lake (``define_view``): name -> SELECT."""
+    d = as_root(root) / VIEWS_DIR
+    if objects.is_remote(d):
+        try:
+            keys = objects.filesystem().ls(objects.key(d), refresh=True)
+        except FileNotFoundError:
+            return {}
+        files = [d / k.rsplit("/", 1)[-1] for k in keys if k.endswith(".sql")]
+    else:
+        files = sorted(d.glob("*.sql")) if d.exists() else []
+    return {Path(str(f)).stem: f.read_text() for f in sorted(files, key=str)}
+
+
+def _define_recorded(root: Path, views: dict[str, str]) -> list[str]:
+    """Create recorded derived views; one whose tables this lake no longer holds is left out (its owning asset
+    defines it again when it next runs)."""
+    done = []
+    for name, select_sql in sorted(views.items()):
+        try:
+            _execute_ddl(root, [f"CREATE OR REPLACE VIEW {name} AS {select_sql}"])
+            done.append(name)
+        except duckdb.CatalogException:
+            continue
+    return done
+
+
+def sync_catalog(root: Path) -> list[str]:
+    """Give this machine's catalog a view for every table and recorded derived view of the lake that it lacks:
+    with the lake on object storage each machine keeps its own catalog, and assets run on other machines add
+    tables. Returns the views created."""
+    root = as_root(root)
+    existing = catalog_views(root)
+    if existing is None:
+        return rebuild_catalog(root)
+    tables = [t for t in lake_tables(root) if t not in existing]
+    if tables:
+        _execute_ddl(root, [_view_sql(root, t) for t in tables])
+    derived = {n: q for n, q in recorded_views(root).items() if n not in existing}
+    return tables + _define_recorded(root, derived)
 
 
 def _execute_ddl(root: Path, statements: list[str]) -> None:
@@ -707,15 +768,20 @@ def _execute_ddl(root: Path, statements: list[str]) -> None:
 
 
 def define_view(root: Path, name: str, select_sql: str) -> None:
-    """Create or replace a derived view (e.g. a union of tables) in the catalog. Only views: the data stays in
-    Parquet. A rebuilt catalog loses it until its owner defines it again."""
+    """Create or replace a derived view (e.g. a union of tables) in the catalog, and record it in the lake
+    (``_views/<name>.sql``) so a rebuilt catalog, or another machine's, defines it too. Only views: the data
+    stays in Parquet."""
     if not _IDENT.match(name):
         raise ValueError(f"view name {name!r} is not a plain identifier")
-    _execute_ddl(as_root(root), [f"CREATE OR REPLACE VIEW {name} AS {select_sql}"])
+    root = as_root(root)
+    _execute_ddl(root, [f"CREATE OR REPLACE VIEW {name} AS {select_sql}"])
+    write_bytes(root / VIEWS_DIR / f"{name}.sql", select_sql.encode())
 
 
 def ensure_views(root: Path, tables: Iterable[str]) -> list[str]:
     """Refresh only tables that have no view yet (the cheap path used after every materialization)."""
+    if objects.is_remote(as_root(root)):  # other machines add tables and views to a shared bucket
+        return sync_catalog(root)
     existing = catalog_views(root)
     if existing is None:
         return rebuild_catalog(root)

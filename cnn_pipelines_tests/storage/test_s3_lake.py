@@ -194,6 +194,26 @@ def test_duckdb_queries_the_bucket_through_a_local_catalog(s3_root, tmp_path, mo
         assert con.execute(q).fetchone()[0] == len(PRICES)
 
 
+def test_every_machine_s_catalog_gets_the_tables_and_views_others_added(s3_root, tmp_path, monkeypatch):
+    """Each machine keeps its own DuckDB catalog of a bucket; tables and derived views that assets on other
+    machines created appear in it at its next materialization (or study view) without a rebuild."""
+    root = lake.as_root(s3_root)
+    monkeypatch.setenv("CNN_LAKE_CATALOG_DIR", str(tmp_path / "machine-a"))
+    lake.write_partitions(root, "raw_prices", subset(PRICES, KEYS[:5]), KEYS[:5])
+    lake.ensure_views(root, ["raw_prices"])
+    lake.define_view(root, "price_count", "SELECT count(*) AS n FROM raw_prices")
+    lake.write_table(root, "study", pd.DataFrame({"x": [1, 2]}))
+    lake.ensure_views(root, ["study"])
+    monkeypatch.setenv("CNN_LAKE_CATALOG_DIR", str(tmp_path / "machine-b"))  # a machine that ran none of it
+    assert lake.catalog_views(root) == set()
+    lake.write_table(root, "other", pd.DataFrame({"y": [3]}))
+    assert sorted(lake.ensure_views(root, ["other"])) == ["other", "price_count", "raw_prices", "study"]
+    with lake.connect(root) as con:
+        assert con.execute("select n from price_count").fetchone()[0] == len(subset(PRICES, KEYS[:5]))
+        assert con.execute("select sum(x) from study").fetchone()[0] == 3
+    assert lake.ensure_views(root, ["other"]) == []  # nothing new: nothing done
+
+
 def test_a_wrong_bucket_or_server_is_named_at_start(s3_server):
     from cnn_pipelines.cluster.servers import ServerError, check_cluster_env
 

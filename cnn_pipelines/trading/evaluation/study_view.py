@@ -51,6 +51,7 @@ def study_view(root: Path, target: str, oracle=None) -> StudyView:
     view = StudyView()
     n = view.numbers
     catalog = lake.catalog_path(root)
+    lake.sync_catalog(root)  # tables and views that assets on other machines added
     views = lake.catalog_views(root)
     if not views:
         view.missing["lake"] = (f"no catalog at {catalog}: materialize the trading job first" if views is not None
