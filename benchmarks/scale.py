@@ -229,8 +229,9 @@ def cluster_part(base: Path) -> dict:
     os.environ.update({**STUDY_ENV,
                        "CNN_LAKE_CATALOG_DIR": str(base / "catalogs")})
     try:
-        env = {**os.environ, **servers.up(base, repo, {k: servers.free_port() for k in ("postgres", "redis", "s3", "ui")})}
-        result = single_vs_cluster(env, base / "single", repo)
+        ports = {k: servers.free_port() for k in ("postgres", "redis", "s3", "ui")}
+        env = {**os.environ, **servers.up(base, repo, ports)}
+        result = single_vs_cluster(env, base / "single", repo, f"http://127.0.0.1:{ports['ui']}")
     finally:
         servers.down(base)
         os.environ.clear()

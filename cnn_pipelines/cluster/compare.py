@@ -1,10 +1,12 @@
 """The same study on one machine and on a cluster, and whether their lakes agree (issue 30's invariant).
 
 The single machine runs `make run`'s plan (history, a trading range, research months) in-process on a local
-lake. The cluster gets the same prices in its lake, then its last ``daemon_days`` weekday partitions and the
-research months go through the instance's queue (the daemon's run coordinator, the Celery launcher, whichever
-worker is free), one run per partition, the months in order (a month's warm-start source is a function of the
-month: the one before it in its chain). Used by the cluster test and by ``benchmarks/scale.py --cluster``.
+lake. The cluster gets the same prices in its lake, then its last ``daemon_days`` weekday partitions go through
+the instance's queue one run per partition (as ``dagster job backfill`` submits them), and the research months
+as an asset backfill launched through the web UI's GraphQL API, as the UI's "Materialize" dialog does: the
+daemon's backfill loop launches a month only once the month its warm start comes from is materialized (the
+research assets depend on their own earlier partition), the run coordinator and the Celery launcher hand each
+run to whichever worker is free. Used by the cluster test and by ``benchmarks/scale.py --cluster``.
 """
 
 from __future__ import annotations
@@ -71,6 +73,60 @@ def submit(instance: dg.DagsterInstance, job: str, key: str, tags: dict[str, str
     return run.run_id
 
 
+_BACKFILL = """
+mutation($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+  }
+}"""
+
+
+def launch_asset_backfill(ui_url: str, job: str, partitions: list[str], tags: dict[str, str]) -> str:
+    """Launch a backfill of ``job``'s assets over ``partitions`` through the web UI's GraphQL API (what its
+    "Materialize" dialog sends); returns the backfill's id. The daemon's backfill loop then launches the runs."""
+    import requests
+
+    from cnn_pipelines.definitions import defs
+
+    keys = sorted(defs.resolve_job_def(job).asset_layer.executable_asset_keys, key=lambda k: k.to_user_string())
+    params = {"partitionNames": partitions, "assetSelection": [{"path": list(k.path)} for k in keys],
+              "tags": [{"key": k, "value": v} for k, v in tags.items()]}
+    deadline = time.time() + 180  # a UI just started is still loading the code location
+    while True:
+        try:
+            answer = requests.post(f"{ui_url}/graphql", json={"query": _BACKFILL, "variables": {"params": params}},
+                                   timeout=60).json()
+            if answer.get("data"):
+                break
+        except (requests.ConnectionError, ValueError):
+            answer = {}
+        if time.time() > deadline:
+            raise RuntimeError(f"the web UI at {ui_url} did not answer: {answer}")
+        time.sleep(2)
+    result = (answer.get("data") or {}).get("launchPartitionBackfill") or {}
+    if result.get("__typename") != "LaunchBackfillSuccess":
+        raise RuntimeError(f"the UI refused the backfill of {job} {partitions}: {answer}")
+    return result["backfillId"]
+
+
+def wait_for_backfill(instance: dg.DagsterInstance, backfill_id: str, timeout_s: float = 900) -> list[dg.DagsterRun]:
+    """The runs of a backfill once the daemon has finished it (oldest first); raises if it does not finish."""
+    from dagster._core.execution.backfill import BulkActionStatus
+
+    deadline = time.time() + timeout_s
+    while True:
+        status = instance.get_backfill(backfill_id).status
+        runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
+        if status not in (BulkActionStatus.REQUESTED, BulkActionStatus.CANCELING, BulkActionStatus.FAILING) \
+                and all(r.is_finished for r in runs):
+            return sorted(runs, key=lambda r: instance.get_run_record_by_id(r.run_id).create_timestamp)
+        if time.time() > deadline:
+            raise TimeoutError(f"backfill {backfill_id}: {status}, runs {[(r.status, r.tags.get('dagster/partition')) for r in runs]}")
+        time.sleep(1)
+
+
 @dataclass
 class Comparison:
     periods: list[str]
@@ -79,18 +135,28 @@ class Comparison:
     pids: dict[str, set[int]]           # partition -> pids of the processes that ran it
     single_s: float
     cluster_s: float                    # the queued runs only (the seeding of prices is not timed)
+    day_runs: int = 0                   # runs[:day_runs] are the weekday partitions', the rest the backfill's
+    month_runs: list[tuple] = field(default_factory=list)  # (month, assets, start, end) per backfill run
     differences: list[str] = field(default_factory=list)
+
+    def trained_after_its_source(self) -> bool:
+        """Each month's model was trained only after the previous month's (its warm-start source) had finished."""
+        model = [(m, start, end) for m, assets, start, end in self.month_runs if "cnn_model" in assets]
+        by_month = {m: (start, end) for m, start, end in model}
+        return sorted(by_month) == sorted(self.periods) and len(model) == len(self.periods) and all(
+            by_month[b][0] >= by_month[a][1] for a, b in zip(self.periods, self.periods[1:]))
 
     @property
     def identical(self) -> bool:
         return not self.differences and all(r.status == dg.DagsterRunStatus.SUCCESS for r in self.runs)
 
 
-def single_vs_cluster(cluster_env: dict[str, str], workdir: Path, repo: Path, end: str = "2021-04-30",
+def single_vs_cluster(cluster_env: dict[str, str], workdir: Path, repo: Path, ui_url: str, end: str = "2021-04-30",
                       days: int = 6, periods: int = 2, daemon_days: int = 6) -> Comparison:
     """Run the study both ways (see the module) and compare the lakes. ``cluster_env``: the cluster's
     environment (instance database, broker, lake); the single machine uses it less those, with its own
-    DAGSTER_HOME and a local lake in ``workdir``."""
+    DAGSTER_HOME and a local lake in ``workdir``. ``ui_url``: the cluster's web UI."""
+    from cnn_pipelines.cluster import TRAINS
     from cnn_pipelines.main import plan
     from cnn_pipelines.trading.research.assets import CHAIN_START_TAG
 
@@ -109,13 +175,21 @@ def single_vs_cluster(cluster_env: dict[str, str], workdir: Path, repo: Path, en
     t0 = time.time()
     with dg.DagsterInstance.get() as instance:
         day_runs = wait_for(instance, [submit(instance, "trading_job", k, {}) for k in cut])
-        month_runs = [wait_for(instance, [submit(instance, "research_job", p, chain)], 600)[0]
-                      for p in the_plan.periods]
+        # the months' runs carry research_job's tags: the chain's start, and cnn/trains for the queue's limit
+        backfill = launch_asset_backfill(ui_url, "research_job", the_plan.periods, {**chain, **TRAINS})
+        month_runs = wait_for_backfill(instance, backfill)
         started = {dg.DagsterEventType.RUN_START}
         runs = [*day_runs, *month_runs]
-        pids = {r.tags["dagster/partition"]: {e.dagster_event.pid for e in instance.all_logs(r.run_id, of_type=started)}
-                for r in runs}
-    out = Comparison(the_plan.periods, workdir / "lake", runs, pids, single_s, time.time() - t0)
+        pids: dict[str, set[int]] = {}
+        for r in runs:
+            pids.setdefault(r.tags["dagster/partition"], set()).update(
+                e.dagster_event.pid for e in instance.all_logs(r.run_id, of_type=started))
+        trained = []
+        for r in month_runs:
+            record = instance.get_run_record_by_id(r.run_id)
+            trained.append((r.tags["dagster/partition"], sorted(k.to_user_string() for k in r.asset_selection or ()),
+                            record.start_time, record.end_time))
+    out = Comparison(the_plan.periods, workdir / "lake", runs, pids, single_s, time.time() - t0, len(day_runs), trained)
     out.differences = lake_differences(lake.as_root(cluster_env["CNN_LAKE_ROOT"]), workdir / "lake", the_plan.periods)
     return out
 

@@ -245,6 +245,25 @@ def pull(local: os.PathLike, name: str | None = None, exact: bool = False) -> No
                 _sidecar(path).unlink(missing_ok=True)
 
 
+def push_tree(local: os.PathLike) -> list[Path]:
+    """Upload every file under a mirrored folder written here since it was last synced (no ETag sidecar, or one
+    older than the file): what a library wrote in place (a tfds dataset, NumPy arrays). Hidden files (sidecars,
+    partial downloads, temp files) stay local. Returns the files uploaded; nothing for a local lake."""
+    root = Path(local)
+    if remote_of(root) is None or not root.exists():
+        return []
+    sent = []
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue
+        side = _sidecar(path)
+        if side.exists() and side.stat().st_mtime_ns >= path.stat().st_mtime_ns:
+            continue
+        push(path)
+        sent.append(path)
+    return sent
+
+
 def remove(local: os.PathLike) -> None:
     """Delete the bucket's objects under a mirrored folder (stale checkpoints); nothing for a local lake."""
     remote = remote_of(local)

@@ -3,11 +3,12 @@ datasets and checkpoints live in the lake. Read once, when the code location loa
 
 from __future__ import annotations
 
-from cnn_pipelines.settings_file import project_env
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-from cnn_pipelines.storage import lake
+from cnn_pipelines.settings_file import project_env
+from cnn_pipelines.storage import lake, objects
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")  # Debian package dataset-fashion-mnist
 
@@ -43,3 +44,24 @@ def vision_settings(env: dict[str, str] | None = None) -> VisionSettings:
         lake_root=lake.as_root(env.get("CNN_LAKE_ROOT") or lake.default_root()),
         fashion_mnist_dir=Path(env.get("CNN_FASHION_MNIST_DIR") or DEBIAN_FASHION_MNIST),
     )
+
+
+def synced(s: VisionSettings):
+    """Decorate a vision asset's function so that, with the lake on object storage, it starts from what the
+    bucket holds (datasets and models written on other machines are pulled into this one's mirror) and ends
+    with what it wrote uploaded: the vision graphs then run across machines like the trading graph. Nothing
+    for a local lake."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def run(*args, **kwargs):
+            if not objects.is_remote(s.lake_root):
+                return fn(*args, **kwargs)
+            for folder in (s.data_dir, s.models_dir):
+                objects.pull(folder)
+            try:
+                return fn(*args, **kwargs)
+            finally:  # a failed step's finished files (a dataset, epochs) are kept too, as on a local lake
+                for folder in (s.data_dir, s.models_dir):
+                    objects.push_tree(folder)
+        return run
+    return wrap

@@ -352,3 +352,36 @@ def test_documents_that_many_writers_add_to_keep_every_entry(s3_root, tmp_path, 
     assert lake.read_json(path) == {f"k{i}": i for i in range(8)}
     if where == "mirror":  # the bucket holds the same document the local mirror does
         assert lake.read_json(objects.remote_of(path)) == {f"k{i}": i for i in range(8)}
+
+
+def test_a_vision_model_trains_on_another_machine_than_its_dataset(s3_root, tmp_path, monkeypatch):
+    """With the lake on S3 the vision graphs run across machines: one machine builds the MNIST dataset (tfds's
+    files, uploaded), another with an empty disk trains LeNet-5 on it (pulled), and a third finds the trained
+    checkpoint in the bucket and trains nothing."""
+    import dagster as dg
+
+    from cnn_pipelines.vision.datasets.assets import dataset_asset
+    from cnn_pipelines.vision.datasets.catalog import available_datasets
+    from cnn_pipelines.vision.models.assets import model_asset
+    from cnn_pipelines.vision.models.catalog import model_specs
+    from cnn_pipelines.vision.settings import VisionSettings
+    from cnn_pipelines_tests.vision.conftest import refuse_downloads
+    from cnn_pipelines_tests.vision.test_vision_assets import materializations, offline_files
+
+    settings = VisionSettings(online=False, lake_root=lake.as_root(s3_root), fashion_mnist_dir=tmp_path / "fmnist")
+    refuse_downloads(monkeypatch)
+    offline_files(settings, tmp_path, monkeypatch)
+    datasets = available_datasets(settings)
+    [lenet] = [m for m in model_specs(datasets, online=False) if m.name == "lenet5_mnist"]
+    dataset, model = dataset_asset(datasets["mnist"], settings), model_asset(lenet, datasets["mnist"], settings)
+    config = {"ops": {"lenet5_mnist": {"config": {"epochs": 1, "train_limit": 200}}}}
+    monkeypatch.setenv("CNN_LAKE_CACHE", str(tmp_path / "machine-a"))
+    assert dg.materialize([dataset]).success
+    assert any(lake.as_root(s3_root).joinpath("datasets").rglob("*.tfrecord*"))  # the dataset is in the bucket
+    monkeypatch.setenv("CNN_LAKE_CACHE", str(tmp_path / "machine-b"))
+    trained = materializations(dg.materialize([model], run_config=config))["lenet5_mnist"]
+    assert trained["epochs_run"].value == 1
+    monkeypatch.setenv("CNN_LAKE_CACHE", str(tmp_path / "machine-c"))
+    again = materializations(dg.materialize([model], run_config=config))["lenet5_mnist"]
+    assert "nothing retrained" in again["summary"].value
+    assert again["test_accuracy"].value == trained["test_accuracy"].value

@@ -13,13 +13,14 @@ from cnn_pipelines.metadata import asset_result
 from cnn_pipelines.plots import markdown_image
 from cnn_pipelines.vision.datasets.catalog import DatasetSpec, class_names, load_numpy, prepare
 from cnn_pipelines.vision import reports
-from cnn_pipelines.vision.settings import VisionSettings
+from cnn_pipelines.vision.settings import VisionSettings, synced
 
 
 def dataset_asset(spec: DatasetSpec, s: VisionSettings) -> dg.AssetsDefinition:
     @dg.asset(name=spec.name, group_name="vision_datasets", kinds={"tensorflow"},
               description=f"{spec.title}, built by tfds builder `{spec.builder}` into "
                           f"{s.data_dir}/{spec.builder}/ (tfds's own format). Source: {spec.source}.")
+    @synced(s)
     def _dataset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         tfds.disable_progress_bar()
         t0 = time.perf_counter()

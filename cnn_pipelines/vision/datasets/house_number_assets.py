@@ -17,7 +17,7 @@ from cnn_pipelines.vision import reports
 from cnn_pipelines.vision.datasets import house_numbers as hn
 from cnn_pipelines.vision.datasets.catalog import DatasetSpec, load_numpy
 from cnn_pipelines.vision.models.training import TrainConfig, validation_size
-from cnn_pipelines.vision.settings import VisionSettings
+from cnn_pipelines.vision.settings import VisionSettings, synced
 
 CROP = (32, 64)  # (h, w): up to five digits side by side; the book squeezes them into 32 x 32
 SPLITS = ("train", "validation", "test")
@@ -62,6 +62,7 @@ def house_numbers_asset(spec: HouseNumberSpec, mnist: DatasetSpec | None, s: Vis
               deps=[] if spec.online else [mnist.name],
               description=f"Multi-digit house numbers in SVHN's format 1 (PNGs + digitStruct.mat), {source}; read "
                           f"back by our digitStruct reader and cropped to the boxes' union (+30 %), {CROP[0]}x{CROP[1]}.")
+    @synced(s)
     def house_numbers(context: dg.AssetExecutionContext, config: NumbersConfig) -> dg.MaterializeResult:
         t0 = time.perf_counter()
         n_train = config.train_numbers or spec.train_numbers

@@ -16,7 +16,7 @@ from cnn_pipelines.vision import reports
 from cnn_pipelines.vision.models.catalog import ModelSpec
 from cnn_pipelines.vision.models.filters import run_filter_demo
 from cnn_pipelines.vision.models.training import evaluate_on_test, train_classifier
-from cnn_pipelines.vision.settings import VisionSettings
+from cnn_pipelines.vision.settings import VisionSettings, synced
 
 
 class VisionTrainConfig(dg.Config):
@@ -30,6 +30,7 @@ def model_asset(spec: ModelSpec, dataset: DatasetSpec, s: VisionSettings) -> dg.
     @dg.asset(name=spec.name, group_name="vision_models", deps=[dataset.name], kinds={"keras", "tensorflow"},
               description=f"{spec.title}. Checkpoint directory: one .keras per epoch, state.json, config.json.",
               metadata={"dataset": dataset.name, "book": spec.book})
+    @synced(s)
     def _model(context: dg.AssetExecutionContext, config: VisionTrainConfig) -> dg.MaterializeResult:
         changes = {k: v for k, v in config.model_dump().items() if v is not None}
         cfg = dataclasses.replace(spec.config, **changes)
@@ -114,6 +115,7 @@ def checkpoint_metadata(title: str, ep: pd.DataFrame, best: int, n_train: int, c
 def filters_asset(s: VisionSettings) -> dg.AssetsDefinition:
     @dg.asset(name="conv_filters", group_name="vision_models", kinds={"keras"},
               description="Notebook 01: four hand-made 4x4 edge filters in a Conv2D layer, applied to a real photo.")
+    @synced(s)
     def _filters(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         demo = run_filter_demo(s.models_dir / "conv_filters")
         return asset_result(context, {

@@ -19,7 +19,7 @@ from cnn_pipelines.vision.datasets.house_number_assets import HouseNumberSpec, d
 from cnn_pipelines.vision.models import house_numbers as reader
 from cnn_pipelines.vision.models.architectures import keras
 from cnn_pipelines.vision.models.training import TrainConfig, array_batches, best_epoch, run_epochs
-from cnn_pipelines.vision.settings import VisionSettings
+from cnn_pipelines.vision.settings import VisionSettings, synced
 
 
 class ReaderConfig(dg.Config):
@@ -67,6 +67,7 @@ def reader_asset(spec: HouseNumberSpec, s: VisionSettings) -> dg.AssetsDefinitio
               kinds={"keras", "tensorflow"},
               description="Notebook 13's multi-output CNN: the number's length and one softmax per digit position "
                           "(up to 5). Scored by the share of house numbers read fully right.")
+    @synced(s)
     def house_number_reader(context: dg.AssetExecutionContext, config: ReaderConfig) -> dg.MaterializeResult:
         t0 = time.perf_counter()
         cfg = spec.train if config.epochs is None else dataclasses.replace(spec.train, epochs=config.epochs)

@@ -28,7 +28,7 @@ from cnn_pipelines.vision.models.training import (TrainConfig, architecture, fit
                                                   validation_size)
 from cnn_pipelines.vision.models.transfer import (budget_split, build_backbone, classification_head, extract_features,
                                                   nested_subsets, preprocess, stacked)
-from cnn_pipelines.vision.settings import VisionSettings
+from cnn_pipelines.vision.settings import VisionSettings, synced
 from cnn_pipelines.inference import predict_batches
 
 
@@ -116,6 +116,7 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
               deps=[bb.checkpoint_of] if bb.checkpoint_of else [],
               description=f"{bb.title}, without its classifier, global-average pooled: the frozen feature "
                           f"extractor of the {chain.name} chain.")
+    @synced(s)
     def backbone(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         if bb.application is None:
             if bb.checkpoint_of not in lake.materialized_keys(s.lake_root, "vision_results", column="model"):
@@ -154,6 +155,7 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
               deps=[key("backbone"), dataset.name],
               description=f"The frozen backbone's features for every {dataset.name} image ({chain.train_split} "
                           f"and {chain.test_split}), as .npy files in the lake (no pickles).")
+    @synced(s)
     def bottleneck_features(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         t0 = time.perf_counter()
         back = current(s, chain, "backbone")
@@ -195,6 +197,7 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
     @dg.asset(key_prefix=prefix, name="head", group_name=group, kinds={"keras"}, deps=[key("bottleneck_features")],
               description="Notebook 09's top model (dense 256, dropout 0.5, softmax) trained on the bottleneck "
                           "features alone: the backbone is never run again while it trains.")
+    @synced(s)
     def head(context: dg.AssetExecutionContext, config: StageConfig) -> dg.MaterializeResult:
         t0 = time.perf_counter()
         info = current(s, chain, "bottleneck_features")
@@ -221,6 +224,7 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
               deps=[key("head"), key("backbone"), dataset.name],
               description=f"Backbone and trained head as one network; the backbone's top block (from "
                           f"{bb.top_block}) unfrozen and trained with the head at a low learning rate.")
+    @synced(s)
     def fine_tuned(context: dg.AssetExecutionContext, config: StageConfig) -> dg.MaterializeResult:
         t0 = time.perf_counter()
         back, top = current(s, chain, "backbone"), current(s, chain, "head")
@@ -249,6 +253,7 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
               deps=[key("backbone"), dataset.name],
               description="The same network (backbone layers + head) trained on the target images from random "
                           "weights: what transfer learning is measured against.")
+    @synced(s)
     def from_scratch(context: dg.AssetExecutionContext, config: StageConfig) -> dg.MaterializeResult:
         t0 = time.perf_counter()
         data = target_images(chain, dataset, s)
@@ -275,6 +280,7 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
               deps=[key("bottleneck_features"), key("head"), key("fine_tuned"), key("from_scratch")],
               description="Test accuracy against the number of labelled target images: head on bottleneck "
                           "features (transfer) vs the whole network from scratch, same class-balanced subsets.")
+    @synced(s)
     def learning_curve(context: dg.AssetExecutionContext, config: CurveConfig) -> dg.MaterializeResult:
         t0 = time.perf_counter()
         info = current(s, chain, "bottleneck_features")
