@@ -265,8 +265,8 @@ def evaluation_summary(root: Path) -> str:
                                 "order by rank").df()
             lines.append("model leaderboard (same walk-forward periods and rows; mean daily rank IC vs "
                          f"{RS.target}, long-short top/bottom K after costs):\n"
-                         + board.to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep="n/a")
-                         + "\n(monthly_ic: monthly models only; per-model tearsheets in "
+                         + leaderboard_text(board)
+                         + "\n(monthly IC: monthly models only; per-model tearsheets in "
                          + f"{(reports / 'model_leaderboard').resolve()}/<model>/tearsheet.html)")
         if "leakage_audit" in views:
             for market, ic, se, oracle in con.execute("select market, ic, se, oracle_ic from leakage_audit").fetchall():
@@ -295,6 +295,25 @@ def evaluation_summary(root: Path) -> str:
                 lines.append(f"transfer {chain}: {n:,} labelled images: head on transferred features {transfer:.2%}, "
                              f"same network from scratch {scratch:.2%} ({settings})")
     return "".join(line + "\n" for line in lines)
+
+
+# How the printed leaderboard rounds each column (issue 31's rules: IC 4 decimals, t and Sharpe 2, bps 1,
+# fractions as %), and the heading that carries its unit.
+_BOARD_FORMAT = {"coverage": ("coverage", lambda v: f"{v:.1%}"), "mean_ic": ("IC", lambda v: f"{v:+.4f}"),
+                 "ic_t": ("t", lambda v: f"{v:.2f}"), "monthly_ic": ("monthly IC", lambda v: f"{v:+.4f}"),
+                 "top_minus_bottom_bps": ("bps/day", lambda v: f"{v:.1f}"),
+                 "mean_daily_turnover": ("turnover/day", lambda v: f"{v:.0%}"),
+                 "net_sharpe": ("net Sharpe", lambda v: f"{v:.2f}")}
+
+
+def leaderboard_text(board: pd.DataFrame) -> str:
+    """The leaderboard as the terminal shows it: each number rounded to what it means, units in the headings,
+    ``n/a`` where a model has no such figure (monthly IC of a daily model)."""
+    out = board.copy()
+    for col, (title, fmt) in _BOARD_FORMAT.items():
+        if col in out:
+            out[col] = [fmt(v) if pd.notna(v) else "n/a" for v in out[col]]
+    return out.rename(columns={c: t for c, (t, _) in _BOARD_FORMAT.items()}).to_string(index=False)
 
 
 def main(argv: list[str] | None = None) -> int:

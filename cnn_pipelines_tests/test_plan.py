@@ -156,3 +156,24 @@ def test_a_failed_run_names_its_failed_steps_on_the_quiet_terminal():
     lines = failure_lines(instance, result.run_id)
     assert lines == ["  prices_file: ValueError: vendor file prices.csv: 3 rows with a negative close "
                      "(AAA 2024-01-02, ...)"]
+
+
+def test_the_printed_leaderboard_is_rounded_with_units():
+    """`make run`'s leaderboard: IC to 4 decimals with its sign, t and Sharpe to 2, bps to 1, fractions as
+    percentages, n/a (not nan) where a model has no such figure."""
+    import numpy as np
+    import pandas as pd
+
+    from cnn_pipelines.main import leaderboard_text
+
+    board = pd.DataFrame({"rank": [1, 2], "model": ["cnn_ta", "ar_cnn"], "coverage": [1.0, 0.99381],
+                          "mean_ic": [0.090812, 0.0102], "ic_t": [4.53171, 0.506], "monthly_ic": [np.nan, 0.05312],
+                          "top_minus_bottom_bps": [76.1571, 7.18], "mean_daily_turnover": [1.5385, 0.16],
+                          "net_sharpe": [6.0081, 0.7855]})
+    text = leaderboard_text(board)
+    header, first, second = text.splitlines()
+    assert header.split() == ["rank", "model", "coverage", "IC", "t", "monthly", "IC", "bps/day", "turnover/day",
+                              "net", "Sharpe"]
+    assert first.split() == ["1", "cnn_ta", "100.0%", "+0.0908", "4.53", "n/a", "76.2", "154%", "6.01"]
+    assert second.split() == ["2", "ar_cnn", "99.4%", "+0.0102", "0.51", "+0.0531", "7.2", "16%", "0.79"]
+    assert "nan" not in text.lower().replace("n/a", "")

@@ -264,6 +264,7 @@ def seed_note(root: Path, periods: list[str]) -> str:
 # It reads nothing from the lake (it builds its own markets and lake), but it audits the code that produces
 # oos_predictions: the dependency shows that lineage and marks the audit stale when that pipeline reruns.
 @dg.asset(group_name="evaluation", io_manager_key="lake", kinds={"keras"}, deps=[oos_predictions],
+          metadata={"how_to_run": "not part of make run (it takes minutes): make run --audit, or launch audit_job"},
           check_specs=[dg.AssetCheckSpec("no_leakage", asset="leakage_audit",
                                          description="null-market IC ~ 0 (s.e. <= 0.015), planted signal recovered, "
                                                      "and the planted one-day leak flagged. Not evaluated until "
