@@ -291,7 +291,7 @@ def evaluation_summary(root: Path) -> str:
                            max(test_accuracy) filter (where method = 'scratch'), bool_and(default_config)
                     from transfer_learning_curve group by chain, labelled_images
                     order by chain, labelled_images""").fetchall():
-                settings = "full offline data" if default else "demo settings: few epochs"
+                settings = "full offline data" if default else "demo settings: 2 label counts, 200+ steps each"
                 lines.append(f"transfer {chain}: {n:,} labelled images: head on transferred features {transfer:.2%}, "
                              f"same network from scratch {scratch:.2%} ({settings})")
     return "".join(line + "\n" for line in lines)

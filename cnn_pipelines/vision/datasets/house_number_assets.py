@@ -39,7 +39,9 @@ def house_number_spec(online: bool) -> HouseNumberSpec:
     return HouseNumberSpec(
         online=online, train_numbers=24_000, test_numbers=3_000,
         train=TrainConfig(epochs=25, batch_size=32, learning_rate=2e-3, patience=8),
-        demo={"dataset": {"train_numbers": 400, "test_numbers": 100}, "reader": {"epochs": 1}},
+        # make run: 3,000 numbers, 8 epochs (about 55 s on 2 cores) read 40 % of held-out numbers fully right;
+        # 400 numbers and 1 epoch read 2 %, which said nothing
+        demo={"dataset": {"train_numbers": 3000, "test_numbers": 300}, "reader": {"epochs": 8}},
         target=None if online else 0.85)
 
 

@@ -345,8 +345,10 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
                 f"**{finals['from_scratch']:.2%}** (test accuracy).\n\nWith "
                 f"{int(table.index.min()):,} labelled images: transfer {table['transfer'].iloc[0]:.2%} vs scratch "
                 f"{table['scratch'].iloc[0]:.2%}."
-                + ("" if default else "\n\n**Reduced settings** (few epochs, as `make run` uses): the networks are "
-                                      "undertrained, scratch most; the default configuration's numbers are in the README.")),
+                + ("" if default else f"\n\n**Reduced settings** (as `make run` uses): {len(table)} label counts, "
+                                      f"each point trained for at least {min_steps} gradient steps; the stages' "
+                                      "final models train only a few epochs. The default configuration's numbers are "
+                                      "in docs/vision.md.")),
             "head_accuracy": dg.MetadataValue.float(round(finals["head"], 4)),
             "fine_tuned_accuracy": dg.MetadataValue.float(round(finals["fine_tuned"], 4)),
             "scratch_accuracy": dg.MetadataValue.float(round(finals["from_scratch"], 4)),
