@@ -100,7 +100,9 @@ def launch_asset_backfill(ui_url: str, job: str, partitions: list[str], tags: di
                                    timeout=60).json()
             if answer.get("data"):
                 break
-        except (requests.ConnectionError, ValueError):
+            if answer.get("errors"):
+                raise RuntimeError(f"the UI refused the backfill of {job} {partitions}: {answer['errors']}")
+        except (requests.ConnectionError, ValueError):  # not up yet (a timed-out POST may have launched: no retry)
             answer = {}
         if time.time() > deadline:
             raise RuntimeError(f"the web UI at {ui_url} did not answer: {answer}")
@@ -119,6 +121,8 @@ def wait_for_backfill(instance: dg.DagsterInstance, backfill_id: str, timeout_s:
     while True:
         status = instance.get_backfill(backfill_id).status
         runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
+        if status in (BulkActionStatus.FAILED, BulkActionStatus.CANCELED):
+            raise RuntimeError(f"backfill {backfill_id} {status.value}: {instance.get_backfill(backfill_id).error}")
         if status not in (BulkActionStatus.REQUESTED, BulkActionStatus.CANCELING, BulkActionStatus.FAILING) \
                 and all(r.is_finished for r in runs):
             return sorted(runs, key=lambda r: instance.get_run_record_by_id(r.run_id).create_timestamp)
@@ -140,11 +144,17 @@ class Comparison:
     differences: list[str] = field(default_factory=list)
 
     def trained_after_its_source(self) -> bool:
-        """Each month's model was trained only after the previous month's (its warm-start source) had finished."""
+        """Each month's model was trained only after the model it warm-starts from (``retrain_plan``, the chain
+        beginning at the first period) had finished."""
+        from cnn_pipelines.trading.research.assets import retrain_plan
+
         model = [(m, start, end) for m, assets, start, end in self.month_runs if "cnn_model" in assets]
         by_month = {m: (start, end) for m, start, end in model}
-        return sorted(by_month) == sorted(self.periods) and len(model) == len(self.periods) and all(
-            by_month[b][0] >= by_month[a][1] for a, b in zip(self.periods, self.periods[1:]))
+        if sorted(by_month) != sorted(self.periods) or len(model) != len(self.periods) \
+                or any(t is None for span in by_month.values() for t in span):
+            return False
+        sources = {p: retrain_plan(p, self.periods[0])[1] for p in self.periods}
+        return all(by_month[p][0] >= by_month[src][1] for p, src in sources.items() if src in by_month)
 
     @property
     def identical(self) -> bool:

@@ -120,6 +120,9 @@ def partition_path(root: Path, table: str, key: str, column: str = "date", name:
 
 
 DAYS_META = b"cnn_pipelines.days"  # the materialized days of a month file, in its Parquet key-value metadata
+# On object storage, which write last set each day of a month file (ids ordered by time): a write that reaches a
+# month after a newer write of the same day (a commit finished late by a reader) leaves that day alone.
+WRITES_META = b"cnn_pipelines.day_writes"
 
 
 def month_path(root: Path, table: str, month: str) -> Path:
@@ -206,7 +209,7 @@ def write_tables_atomically(items: Iterable[tuple[Path, pa.Table]]) -> list[Path
 
 def _without_days_meta(table: pa.Table) -> pa.Table:
     return table.replace_schema_metadata({k: v for k, v in (table.schema.metadata or {}).items()
-                                          if k not in (DAYS_META, b"pandas")} or None)
+                                          if k not in (DAYS_META, WRITES_META, b"pandas")} or None)
 
 
 def write_partitions(root: Path, table: str, df: pd.DataFrame, keys: Sequence[str]) -> dict[str, int]:
@@ -283,23 +286,38 @@ def _merged_month(old: pa.Table | None, new: pa.Table, new_days: list[str]) -> p
     return merged.replace_schema_metadata(meta)
 
 
-def _put_month(path: Path, new: pa.Table, new_days: list[str], attempts: int = 20) -> None:
+def _put_month(path: Path, new: pa.Table, new_days: list[str], write_id: str, attempts: int = 20) -> None:
     """Merge and PUT one month file on object storage, conditional on the ETag that was read (or on there being
     no object): a writer that lost the race to another writer of the month reads it again and re-merges, so
-    neither loses the other's days."""
+    neither loses the other's days. Days that a newer write (``write_id`` order) already set are left as they
+    are, so a write applied late never replaces newer rows."""
     for attempt in range(attempts):
         try:
             data, tag = objects.read_object(path)
             old = pq.read_table(pa.BufferReader(data))
         except FileNotFoundError:
             tag, old = None, None
-        blob = objects.parquet_bytes(_merged_month(old, new, new_days))
+        writes = json.loads(((old.schema.metadata or {}) if old is not None else {}).get(WRITES_META, b"{}"))
+        days = [d for d in new_days if writes.get(d, "") <= write_id]
+        if not days:
+            return  # every day was written since by a newer write
+        rows = new if len(days) == len(new_days) else new.filter(pa.compute.is_in(
+            pa.compute.strftime(new.column("date"), "%Y-%m-%d"), value_set=pa.array(days)))
+        merged = _merged_month(old, rows, days)
+        meta = dict(merged.schema.metadata or {})
+        meta[WRITES_META] = json.dumps(writes | dict.fromkeys(days, write_id), sort_keys=True).encode()
+        blob = objects.parquet_bytes(merged.replace_schema_metadata(meta))
         try:
             objects.put(path, blob, if_match=tag, if_absent=tag is None)
             return
         except objects.ConflictError:
             time.sleep(0.05 * (attempt + 1))
     raise objects.ConflictError(f"{path}: still contended after {attempts} conditional writes")
+
+
+def new_write_id() -> str:
+    """An id for a write on object storage, ordered by time (the clock's nanoseconds, then a random tail)."""
+    return f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
 
 
 COMMITS_DIR = "_commits"  # <table>/_commits/<id>.json: multi-month writes on object storage, committed not yet applied
@@ -312,12 +330,12 @@ def _write_months_remote(root: Path, table: str, months: dict[str, list[str]], n
     removed. A writer that dies before the record leaves every month as it was; one that dies after it leaves a
     commit that the next reader or writer of the table finishes (``finish_commits``). A one-month write is a
     single conditional PUT already."""
-    finish_commits(root, table)  # an older commit's days must not land after this write's
+    finish_commits(root, table)  # an older commit's days land before this write's
+    commit = new_write_id()  # ordered by time: older commits finish first, and never over newer days
     if len(months) == 1:
         ((month, days),) = months.items()
-        _put_month(month_path(root, table, month), new_rows(month, days), days)
+        _put_month(month_path(root, table, month), new_rows(month, days), days, commit)
         return
-    commit = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"  # ordered by time: older commits finish first
     base = table_dir(root, table) / COMMITS_DIR
     for month, days in sorted(months.items()):
         objects.put(base / commit / f"month={month}.parquet",
@@ -336,8 +354,14 @@ def _apply_commit(base: Path, commit: str, root: Path, table: str, months: dict[
         try:
             rows = objects.read_parquet(base / commit / f"month={month}.parquet")
         except FileNotFoundError:
-            return False
-        _put_month(month_path(root, table, month), rows, days)
+            if objects.etag(base / f"{commit}.json") is None:
+                return False  # finished (record, then staged rows removed) by another process
+            with contextlib.suppress(FileNotFoundError):
+                fs.rm_file(objects.key(base / f"{commit}.json"))
+            raise RuntimeError(f"{table}: commit {commit} lost its staged rows (its writer took longer than "
+                               f"{ABANDONED_S / 3600:.0f} h to commit, and they were removed as abandoned); the "
+                               f"record is removed, re-run the write of {sorted(months)}") from None
+        _put_month(month_path(root, table, month), rows, days, commit)
     with contextlib.suppress(FileNotFoundError):
         fs.rm_file(objects.key(base / f"{commit}.json"))  # done: the record goes first, then its staged rows
     with contextlib.suppress(FileNotFoundError):
@@ -345,10 +369,13 @@ def _apply_commit(base: Path, commit: str, root: Path, table: str, months: dict[
     return True
 
 
-def finish_commits(root: Path, table: str, abandoned_after_s: float = 3600.0) -> list[str]:
+ABANDONED_S = 24 * 3600.0  # staged rows without a record this old belong to a writer that died
+
+
+def finish_commits(root: Path, table: str, abandoned_after_s: float = ABANDONED_S) -> list[str]:
     """Finish the committed multi-month writes of ``table`` on object storage that their writer did not (it died
-    after its commit point), oldest first, and remove rows staged by writers that died before theirs (after an
-    hour, so a live writer's are untouched). Returns the commits finished here. Nothing for a local lake, whose
+    after its commit point), oldest first, and remove rows staged by writers that died before theirs (after a
+    day, so a live writer's are untouched). Returns the commits finished here. Nothing for a local lake, whose
     months are renamed into place together."""
     root = as_root(root)
     if not objects.is_remote(root):
@@ -447,9 +474,12 @@ def update_json(path: Path, change, attempts: int = 20) -> dict:
         except objects.ConflictError:
             time.sleep(0.05 * (attempt + 1))
             continue
-        if not objects.is_remote(path):  # the local mirror holds what the bucket now holds
+        if not objects.is_remote(path):  # the local mirror holds what the bucket now holds (renamed into place)
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(blob)
+            tmp = path.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}{path.suffix}"
+            with _removed_on_error(tmp):
+                tmp.write_bytes(blob)
+            os.replace(tmp, path)
             objects.pull(path)
         return doc
     raise objects.ConflictError(f"{remote}: still contended after {attempts} conditional writes")
@@ -673,19 +703,23 @@ def rebuild_catalog(root: Path) -> list[str]:
     return refresh_catalog(root)
 
 
-def lake_tables(root: Path) -> list[str]:
-    """The tables the lake holds (folders with at least one data file); one listing on object storage."""
-    root = as_root(root)
+def lake_tables(root: Path, skip: Iterable[str] = ()) -> list[str]:
+    """The tables the lake holds (folders with at least one data file), less ``skip`` (those already known).
+    On object storage: one listing of the top level, then one per folder not skipped."""
+    root, skip = as_root(root), set(skip)
     if objects.is_remote(root):
-        prefix = objects.key(root).rstrip("/") + "/"
+        fs, prefix = objects.filesystem(), objects.key(root).rstrip("/")
         try:
-            keys = objects.filesystem().find(prefix)
+            names = {k.rsplit("/", 1)[-1] for k in fs.ls(prefix, detail=False, refresh=True)}
         except FileNotFoundError:
             return []
-        names = {k[len(prefix):].split("/", 1)[0] for k in keys if k.endswith("/" + DATA_FILE)}
-    else:
-        names = {p.name for p in root.iterdir() if p.is_dir() and any(p.rglob(DATA_FILE))} if root.exists() else set()
-    return sorted(n for n in names if _IDENT.match(n))
+        names = {n for n in names if _IDENT.match(n) and n not in skip}
+        return sorted(n for n in names if fs.exists(f"{prefix}/{n}/{DATA_FILE}")
+                      or fs.glob(f"{prefix}/{n}/*=*/{DATA_FILE}"))
+    if not root.exists():
+        return []
+    return sorted(p.name for p in root.iterdir()
+                  if p.is_dir() and _IDENT.match(p.name) and p.name not in skip and any(p.rglob(DATA_FILE)))
 
 
 def refresh_catalog(root: Path, tables: Iterable[str] | None = None) -> list[str]:
@@ -708,30 +742,31 @@ def refresh_catalog(root: Path, tables: Iterable[str] | None = None) -> list[str
 VIEWS_DIR = "_views"  # <root>/_views/<name>.sql: the derived views, so every machine's catalog can define them
 
 
-def recorded_views(root: Path) -> dict[str, str]:
-    """The derived views recorded in the lake (``define_view``): name -> SELECT."""
-    d = as_root(root) / VIEWS_DIR
+def recorded_views(root: Path, skip: Iterable[str] = ()) -> dict[str, str]:
+    """The derived views recorded in the lake (``define_view``): name -> SELECT; those in ``skip`` not read."""
+    d, skip = as_root(root) / VIEWS_DIR, set(skip)
     if objects.is_remote(d):
         try:
-            keys = objects.filesystem().ls(objects.key(d), refresh=True)
+            keys = objects.filesystem().ls(objects.key(d), detail=False, refresh=True)
         except FileNotFoundError:
             return {}
         files = [d / k.rsplit("/", 1)[-1] for k in keys if k.endswith(".sql")]
     else:
         files = sorted(d.glob("*.sql")) if d.exists() else []
-    return {Path(str(f)).stem: f.read_text() for f in sorted(files, key=str)}
+    return {Path(str(f)).stem: f.read_text() for f in sorted(files, key=str) if Path(str(f)).stem not in skip}
 
 
 def _define_recorded(root: Path, views: dict[str, str]) -> list[str]:
-    """Create recorded derived views; one whose tables this lake no longer holds is left out (its owning asset
-    defines it again when it next runs)."""
+    """Create recorded derived views; one that no longer binds (its tables gone or changed) is left out (its
+    owning asset defines it again when it next runs), so it never stops the catalog's upkeep."""
     done = []
     for name, select_sql in sorted(views.items()):
         try:
             _execute_ddl(root, [f"CREATE OR REPLACE VIEW {name} AS {select_sql}"])
             done.append(name)
-        except duckdb.CatalogException:
-            continue
+        except duckdb.Error as exc:
+            if _is_lock_conflict(exc):
+                raise
     return done
 
 
@@ -743,11 +778,10 @@ def sync_catalog(root: Path) -> list[str]:
     existing = catalog_views(root)
     if existing is None:
         return rebuild_catalog(root)
-    tables = [t for t in lake_tables(root) if t not in existing]
+    tables = lake_tables(root, skip=existing)
     if tables:
         _execute_ddl(root, [_view_sql(root, t) for t in tables])
-    derived = {n: q for n, q in recorded_views(root).items() if n not in existing}
-    return tables + _define_recorded(root, derived)
+    return tables + _define_recorded(root, recorded_views(root, skip=existing))
 
 
 def _execute_ddl(root: Path, statements: list[str]) -> None:

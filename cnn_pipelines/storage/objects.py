@@ -226,6 +226,8 @@ def pull(local: os.PathLike, name: str | None = None, exact: bool = False) -> No
     for obj_key, info in found.items():
         if name is not None and obj_key.rsplit("/", 1)[-1] != name:
             continue
+        if _transient(obj_key[len(key(remote)):].lstrip("/")):
+            continue
         target = cache_root() / obj_key
         side = _sidecar(target)
         if target.exists() and side.exists() and side.read_text() == info.get("ETag"):
@@ -245,23 +247,32 @@ def pull(local: os.PathLike, name: str | None = None, exact: bool = False) -> No
                 _sidecar(path).unlink(missing_ok=True)
 
 
+def _transient(rel: str) -> bool:
+    return any(part.startswith(".") or part == "downloads" or "incomplete" in part or ".tmp" in part
+               for part in rel.split("/"))
+
+
 def push_tree(local: os.PathLike) -> list[Path]:
     """Upload every file under a mirrored folder written here since it was last synced (no ETag sidecar, or one
-    older than the file): what a library wrote in place (a tfds dataset, NumPy arrays). Hidden files (sidecars,
-    partial downloads, temp files) stay local. Returns the files uploaded; nothing for a local lake."""
+    older than the file): what a library wrote in place (a tfds dataset, NumPy arrays). Work in progress stays
+    local (hidden files, ``downloads/``, tfds's ``incomplete`` folders, temp names), and JSON files go last, so a
+    dataset's description never reaches the bucket before its shards. Returns the files uploaded; nothing for a
+    local lake."""
     root = Path(local)
     if remote_of(root) is None or not root.exists():
         return []
-    sent = []
-    for path in sorted(root.rglob("*")):
-        if not path.is_file() or any(part.startswith(".") for part in path.relative_to(root).parts):
+    todo = []
+    for path in root.rglob("*"):
+        if not path.is_file() or _transient(path.relative_to(root).as_posix()):
             continue
         side = _sidecar(path)
         if side.exists() and side.stat().st_mtime_ns >= path.stat().st_mtime_ns:
             continue
+        todo.append(path)
+    todo.sort(key=lambda p: (p.suffix == ".json", str(p)))
+    for path in todo:
         push(path)
-        sent.append(path)
-    return sent
+    return todo
 
 
 def remove(local: os.PathLike) -> None:

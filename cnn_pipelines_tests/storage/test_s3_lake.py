@@ -155,6 +155,22 @@ def test_a_writer_that_dies_anywhere_leaves_its_months_all_old_or_all_new(s3_roo
     assert (untouched > 0).all()
 
 
+def test_a_write_applied_late_never_replaces_newer_rows_of_its_days(s3_root):
+    """A reader that finishes a commit slowly (it read the staged rows, then a newer write of the same days landed)
+    must not put the older rows back: each month file records which write last set each day."""
+    root = lake.as_root(s3_root)
+    lake.write_partitions(root, "raw_prices", PRICES, KEYS)
+    old_id = lake.new_write_id()
+    lake.write_partitions(root, "raw_prices", PRICES.assign(close=-2.0), KEYS)  # the newer write
+    late = lake.to_arrow(subset(PRICES, KEYS[:3]).assign(close=-1.0))
+    lake._put_month(lake.month_path(root, "raw_prices", "2020-12"), late, KEYS[:3], old_id)  # applied late
+    assert (lake.read_partitions(root, "raw_prices", KEYS)["close"] == -2.0).all()
+    newer = lake.to_arrow(subset(PRICES, KEYS[:3]).assign(close=-3.0))
+    lake._put_month(lake.month_path(root, "raw_prices", "2020-12"), newer, KEYS[:3], lake.new_write_id())
+    closes = lake.read_partitions(root, "raw_prices", KEYS[:3])["close"]
+    assert (closes == -3.0).all() and lake.materialized_keys(root, "raw_prices") == KEYS
+
+
 def test_documents_tables_and_arrays_round_trip(s3_root):
     root = lake.as_root(s3_root)
     doc = lake.write_json(lake.partition_path(root, "image_layout", "2021-01-29", "period", "data.json"), {"a": [1, 2]})
@@ -385,3 +401,27 @@ def test_a_vision_model_trains_on_another_machine_than_its_dataset(s3_root, tmp_
     again = materializations(dg.materialize([model], run_config=config))["lenet5_mnist"]
     assert "nothing retrained" in again["summary"].value
     assert again["test_accuracy"].value == trained["test_accuracy"].value
+
+
+def test_a_mirrored_folder_uploads_finished_files_only_descriptions_last(s3_root, tmp_path, monkeypatch):
+    """push_tree sends what a library finished writing and nothing in progress (downloads, tfds's incomplete
+    folders, temp and hidden files); JSON descriptions go after the data they describe; a second call sends
+    only what changed."""
+    monkeypatch.setenv("CNN_LAKE_CACHE", str(tmp_path / "cache"))
+    d = lake.artifact_dir(s3_root, "datasets")
+    files = {"mnist/3.0.1/dataset_info.json": b"{}", "mnist/3.0.1/mnist-train.tfrecord-00000": b"x" * 10,
+             "downloads/archive.zip": b"z", "mnist/3.0.1.incompleteABC/part": b"p", "mnist/3.0.1/.x.tmp": b"t",
+             "mnist/3.0.1/shard.tmp.parquet": b"t"}
+    for rel, data in files.items():
+        (d / rel).parent.mkdir(parents=True, exist_ok=True)
+        (d / rel).write_bytes(data)
+    sent = [p.relative_to(d).as_posix() for p in objects.push_tree(d)]
+    assert sent == ["mnist/3.0.1/mnist-train.tfrecord-00000", "mnist/3.0.1/dataset_info.json"]
+    assert objects.push_tree(d) == []
+    (d / "mnist/3.0.1/dataset_info.json").write_text('{"v": 2}')
+    assert [p.name for p in objects.push_tree(d)] == ["dataset_info.json"]
+    monkeypatch.setenv("CNN_LAKE_CACHE", str(tmp_path / "other-machine"))
+    other = lake.artifact_dir(s3_root, "datasets")
+    objects.pull(other)
+    assert sorted(p.relative_to(other).as_posix() for p in other.rglob("*") if p.is_file() and not p.name.startswith(".")) \
+        == ["mnist/3.0.1/dataset_info.json", "mnist/3.0.1/mnist-train.tfrecord-00000"]
