@@ -140,6 +140,11 @@ def test_transfer_chain_and_house_numbers_materialize_from_the_checkpoint_graph(
         assert 0 <= m["test_accuracy"].value <= 1 and "data:image/png;base64," in m["learning_curves"].value
     curve = meta["fashion_to_mnist/learning_curve"]
     assert "data:image/png;base64," in curve["learning_curve"].value and "fine-tuned" in curve["summary"].value
+    chain_rows = dict((r.data["setting"], r.data["value"]) for r in curve["chain"].value.records)
+    assert chain_rows["trained as"] == "model cifar_cnn (its best epoch)" and "MNIST" in chain_rows["target task"]
+    assert chain_rows["target classes"] == "10: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9"
+    assert chain_rows["cut after"].startswith(chain.backbone.last_layer) and chain.backbone.top_block in \
+        chain_rows["fine-tuning unfreezes"]
     reader = meta["house_number_reader"]
     assert 0 <= reader["sequence_accuracy"].value <= 1
     for picture in ("examples", "worst_failures"):  # grids of photos: JPEG

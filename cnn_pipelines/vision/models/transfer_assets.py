@@ -355,10 +355,27 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
             "curve": table_value((table * 100).round(1).rename(columns=lambda c: f"{c} (%)").reset_index()),
             "learning_curve": dg.MetadataValue.md(markdown_image(reports.transfer_curve(
                 table, finals, n_all, f"{chain.name}: test accuracy by number of labelled target images"), "curve")),
+            "chain": table_value(chain_table(chain, dataset, class_names(dataset.builder_for(s.data_dir)))),
             "seconds": dg.MetadataValue.float(round(time.perf_counter() - t0, 1)),
         })
 
     return [backbone, bottleneck_features, head, fine_tuned, from_scratch, learning_curve]
+
+
+def chain_table(chain: TransferSpec, target: DatasetSpec, classes: list[str]) -> pd.DataFrame:
+    """What the learning curve compares, for its page: the backbone and what it learned on, where it is cut, what
+    fine-tuning unfreezes, and the target task."""
+    bb = chain.backbone
+    source = (f"model {bb.checkpoint_of} (its best epoch)" if bb.checkpoint_of
+              else f"keras.applications.{bb.application} ({bb.weights or 'random'} weights)")
+    rows = [("backbone", bb.title), ("trained as", source),
+            ("cut after", f"{bb.last_layer or 'the last convolutional block'}, features {bb.pooling}-pooled"
+             if bb.pooling != "flatten" else f"{bb.last_layer or 'the last convolutional block'}, features flattened"),
+            ("fine-tuning unfreezes", f"from {bb.top_block} on, with the head"),
+            ("target task", target.title),
+            ("target classes", f"{len(classes)}: {', '.join(map(str, classes[:10]))}{', ...' if len(classes) > 10 else ''}"),
+            ("labelled images per point", ", ".join("all" if n >= 10**8 else f"{n:,}" for n in chain.curve_sizes))]
+    return pd.DataFrame(rows, columns=["setting", "value"])
 
 
 def published(trained, cfg: TrainConfig, acc: float) -> dict:
