@@ -435,6 +435,13 @@ def write_bytes(path: Path, data: bytes) -> Path:
     if objects.is_remote(path):
         objects.put(path, data)
         return path
+    _replace_local(path, data)
+    objects.push(path)
+    return path
+
+
+def _replace_local(path: Path, data: bytes) -> None:
+    """Put ``data`` at a local ``path`` atomically: a temp file beside it, fsynced, renamed into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}{path.suffix}"
     with _removed_on_error(tmp):
@@ -443,8 +450,6 @@ def write_bytes(path: Path, data: bytes) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
     os.replace(tmp, path)
-    objects.push(path)
-    return path
 
 
 def update_json(path: Path, change, attempts: int = 20) -> dict:
@@ -474,12 +479,8 @@ def update_json(path: Path, change, attempts: int = 20) -> dict:
         except objects.ConflictError:
             time.sleep(0.05 * (attempt + 1))
             continue
-        if not objects.is_remote(path):  # the local mirror holds what the bucket now holds (renamed into place)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}{path.suffix}"
-            with _removed_on_error(tmp):
-                tmp.write_bytes(blob)
-            os.replace(tmp, path)
+        if not objects.is_remote(path):  # the local mirror holds what the bucket now holds (not pushed again:
+            _replace_local(path, blob)   # an unconditional upload could overwrite a newer document)
             objects.pull(path)
         return doc
     raise objects.ConflictError(f"{remote}: still contended after {attempts} conditional writes")
@@ -731,12 +732,20 @@ def refresh_catalog(root: Path, tables: Iterable[str] | None = None) -> list[str
     so readers are blocked for milliseconds at most.
     """
     root = as_root(root)
-    everything = tables is None
-    tables = lake_tables(root) if everything else [t for t in tables if any(table_dir(root, t).rglob(DATA_FILE))]
+    if tables is None:
+        return _define_lake(root, skip=set())
+    tables = [t for t in tables if any(table_dir(root, t).rglob(DATA_FILE))]
     if tables:
         _execute_ddl(root, [_view_sql(root, t) for t in tables])
-    derived = _define_recorded(root, recorded_views(root)) if everything else []
-    return list(tables) + derived
+    return tables
+
+
+def _define_lake(root: Path, skip: set[str]) -> list[str]:
+    """Define a view for every table and recorded derived view of the lake not in ``skip``; returns them."""
+    tables = lake_tables(root, skip=skip)
+    if tables:
+        _execute_ddl(root, [_view_sql(root, t) for t in tables])
+    return tables + _define_recorded(root, recorded_views(root, skip=skip))
 
 
 VIEWS_DIR = "_views"  # <root>/_views/<name>.sql: the derived views, so every machine's catalog can define them
@@ -776,12 +785,7 @@ def sync_catalog(root: Path) -> list[str]:
     tables. Returns the views created."""
     root = as_root(root)
     existing = catalog_views(root)
-    if existing is None:
-        return rebuild_catalog(root)
-    tables = lake_tables(root, skip=existing)
-    if tables:
-        _execute_ddl(root, [_view_sql(root, t) for t in tables])
-    return tables + _define_recorded(root, recorded_views(root, skip=existing))
+    return rebuild_catalog(root) if existing is None else _define_lake(root, skip=existing)
 
 
 def _execute_ddl(root: Path, statements: list[str]) -> None:
