@@ -384,6 +384,7 @@ def test_a_vision_model_trains_on_another_machine_than_its_dataset(s3_root, tmp_
     from cnn_pipelines_tests.vision.conftest import refuse_downloads
     from cnn_pipelines_tests.vision.test_vision_assets import materializations, offline_files
 
+    monkeypatch.setenv("CNN_LAKE_CATALOG_DIR", str(tmp_path / "catalogs"))  # not $DAGSTER_HOME's
     settings = VisionSettings(online=False, lake_root=lake.as_root(s3_root), fashion_mnist_dir=tmp_path / "fmnist")
     refuse_downloads(monkeypatch)
     offline_files(settings, tmp_path, monkeypatch)
