@@ -50,6 +50,15 @@ def cluster():
     assert stopped == ["ui", "daemon", *servers.WORKERS, "s3", "redis", "postgres"]
 
 
+def _failures(instance, runs) -> list[tuple[str, str]]:
+    """Each failed run's partition and the errors its events carry, so a failure says why."""
+    failed = (dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE, dg.DagsterEventType.ENGINE_EVENT)
+    return [(r.tags.get("dagster/partition", ""),
+             "\n".join(str(e.dagster_event.event_specific_data) for e in instance.all_logs(r.run_id)
+                       if e.dagster_event and e.dagster_event.event_type in failed)[-4000:])
+            for r in runs if r.status != dg.DagsterRunStatus.SUCCESS]
+
+
 def test_a_backfill_runs_one_run_per_partition_on_whichever_worker_is_free(cluster):
     """A backfill of four weekday partitions, one run per partition submitted to the instance as `dagster job
     backfill` does (here from this process, sparing a CLI that imports the project again): the daemon's queued
@@ -72,7 +81,7 @@ def test_a_backfill_runs_one_run_per_partition_on_whichever_worker_is_free(clust
                 break
             assert time.time() < deadline, [(r.status, r.tags.get("dagster/partition")) for r in runs]
             time.sleep(1)
-        assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs), [r.status for r in runs]
+        assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs), _failures(instance, runs)
         assert sorted(r.tags["dagster/partition"] for r in runs) == KEYS
         assert all(r.tags.get("dagster-celery/task_id") for r in runs)   # sent through the broker
         executed = {dg.DagsterEventType.RUN_START, dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS}
@@ -304,7 +313,7 @@ def test_the_launcher_tells_a_dead_worker_from_a_busy_one_by_its_heartbeat(clust
     env, *_ = cluster
     broker = env["CNN_CELERY_BROKER"]
     live, dead, unknown = (f"task-{uuid.uuid4().hex[:8]}" for _ in range(3))
-    heartbeat.start(broker, every_s=0.2)  # this process beats as a worker would, and takes a task
+    beating = heartbeat.start(broker, every_s=0.2)  # this process beats as a worker would, and takes a task
     heartbeat.took(broker, live)
     redis.Redis.from_url(broker).set(f"cnn:task:{dead}", "gone-host:4242")  # a worker that never beats again
     deadline = time.time() + 5
@@ -323,3 +332,38 @@ def test_the_launcher_tells_a_dead_worker_from_a_busy_one_by_its_heartbeat(clust
     failed = health(dead)
     assert failed.status == WorkerStatus.FAILED and "gone-host:4242 stopped sending heartbeats" in failed.msg
     assert health(unknown).status == WorkerStatus.UNKNOWN
+    beating.terminate()
+    beating.wait()
+
+
+def test_a_worker_holding_its_gil_for_longer_than_the_ttl_still_beats_and_stops_when_it_dies(cluster):
+    """A run that holds the worker's GIL in one long C call (here a builtin sum over a huge range) must not look
+    like a dead worker, or the monitor fails a live run and starts a second copy: the beats come from their own
+    process. When the worker is killed the beats stop and its key expires within the TTL."""
+    import socket
+    import sys
+
+    import redis
+
+    env, *_ = cluster
+    broker = env["CNN_CELERY_BROKER"]
+    code = ("import os, time\nfrom cnn_pipelines.cluster import heartbeat\n"
+            "heartbeat.start(os.environ['CNN_CELERY_BROKER'], every_s=0.2)\ntime.sleep(1)\n"
+            "print('holding the GIL', flush=True)\nsum(range(10 ** 10))\n")
+    worker = subprocess.Popen([sys.executable, "-c", code], env={**env, "CNN_HEARTBEAT_TTL_S": "1"},
+                              stdout=subprocess.PIPE, text=True)
+    client, key = redis.Redis.from_url(broker), f"cnn:alive:{socket.gethostname()}:{worker.pid}"
+    try:
+        assert worker.stdout.readline().strip() == "holding the GIL"
+        seen = []
+        for _ in range(30):  # 3 s, three times the TTL
+            seen.append(bool(client.exists(key)))
+            time.sleep(0.1)
+        assert all(seen), seen
+    finally:
+        worker.kill()
+        worker.wait()
+    deadline = time.time() + 5
+    while client.exists(key):
+        assert time.time() < deadline, "the beats went on after the worker died"
+        time.sleep(0.1)

@@ -43,10 +43,13 @@ execute_job = create_execute_job_task(app)
 resume_job = create_resume_job_task(app)
 
 
+_beating = []
+
+
 @signals.worker_ready.connect
 def _beat(**_) -> None:
     """Heartbeats for the run monitor (cluster/heartbeat.py): a run whose worker dies is noticed and retried."""
-    heartbeat.start(BROKER)
+    _beating.append(heartbeat.start(BROKER))
 
 
 @signals.task_prerun.connect

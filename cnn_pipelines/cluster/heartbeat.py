@@ -2,26 +2,33 @@
 
 Celery keeps a task ``STARTED`` in its result backend forever when the worker executing it is killed (nothing
 is left to report the end), so Dagster's run monitoring, which asks the run launcher about the run's worker,
-would wait on the run for good. Each worker therefore refreshes ``cnn:alive:<host>:<pid>`` every ``TTL_S / 6``
-seconds (expiring after ``TTL_S``, ``CNN_HEARTBEAT_TTL_S``, default 120) from a background thread, and records
-which worker took each task (``cnn:task:<task id>``). A run whose task is started but whose worker's key expired
-lost its worker. The TTL is generous: the beat thread needs the GIL, so a long stretch of Python-held work (or a
-broker hiccup) must not look like a dead worker, which would start a second copy of a live run.
+would wait on the run for good. Each worker therefore has a small beating process (``start``) that refreshes
+``cnn:alive:<host>:<pid>`` every ``TTL_S / 6`` seconds (expiring after ``TTL_S``, ``CNN_HEARTBEAT_TTL_S``,
+default 120) for as long as the worker process exists, and the worker records which worker took each task
+(``cnn:task:<task id>``). A run whose task is started but whose worker's key expired lost its worker.
+
+The beats come from a separate process, not a thread of the worker: a thread needs the worker's GIL, and a run
+holding it in one C call for longer than the TTL (a large NumPy reduction, an import) would look like a dead
+worker, and the monitor would fail a live run and start a second copy of it. So a beat says the worker
+process is alive, not that it makes progress.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-import threading
+import subprocess
+import sys
+import time
 
 TTL_S = int(os.environ.get("CNN_HEARTBEAT_TTL_S", "120"))
 BEAT_S = max(1.0, TTL_S / 6)
 TASK_TTL_S = 14 * 24 * 3600
+BROKER_ENV = "CNN_HEARTBEAT_BROKER"  # how the beating process gets the broker's URL (not argv: ps shows argv)
 
 
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+def worker_id(pid: int | None = None) -> str:
+    return f"{socket.gethostname()}:{os.getpid() if pid is None else pid}"
 
 
 def _client(broker_url: str):
@@ -30,22 +37,25 @@ def _client(broker_url: str):
     return redis.Redis.from_url(broker_url, socket_connect_timeout=5, socket_timeout=5)
 
 
-def start(broker_url: str, every_s: float = BEAT_S) -> threading.Thread:
-    """Beat for this worker process until it exits (a daemon thread; a broker outage only skips beats)."""
-    client, me = _client(broker_url), worker_id()
+def start(broker_url: str, every_s: float = BEAT_S) -> subprocess.Popen:
+    """Beat for this process until it exits: a child process that stops within a second of its parent's end
+    (a broker outage only skips beats)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "cnn_pipelines.cluster.heartbeat", str(os.getpid()), str(every_s), str(TTL_S)],
+        env={**os.environ, BROKER_ENV: broker_url}, stdin=subprocess.DEVNULL, close_fds=True)
 
-    def beat() -> None:
-        while True:
+
+def beat_while_alive(parent: int, broker_url: str, every_s: float, ttl_s: int) -> None:
+    """The beating process's loop: refresh the parent's key every ``every_s`` while the parent lives."""
+    client, me, next_beat = _client(broker_url), worker_id(parent), 0.0
+    while os.getppid() == parent:  # re-parented: the worker is gone
+        if time.monotonic() >= next_beat:
             try:
-                client.set(f"cnn:alive:{me}", "1", ex=TTL_S)
+                client.set(f"cnn:alive:{me}", "1", ex=ttl_s)
             except Exception:  # noqa: BLE001 - the broker is down: the next beat tries again
                 pass
-            stop.wait(every_s)
-
-    stop = threading.Event()
-    thread = threading.Thread(target=beat, name="cnn-heartbeat", daemon=True)
-    thread.start()
-    return thread
+            next_beat = time.monotonic() + every_s
+        time.sleep(min(0.5, every_s))
 
 
 def took(broker_url: str, task_id: str) -> None:
@@ -61,3 +71,7 @@ def task_worker(broker_url: str, task_id: str) -> tuple[str | None, bool]:
         return None, False
     who = who.decode()
     return who, bool(client.exists(f"cnn:alive:{who}"))
+
+
+if __name__ == "__main__":
+    beat_while_alive(int(sys.argv[1]), os.environ[BROKER_ENV], float(sys.argv[2]), int(sys.argv[3]))
