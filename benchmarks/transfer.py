@@ -40,7 +40,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from vision import cpu_name  # noqa: E402
 
 FASHION = Path(os.environ.get("CNN_FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
-SOURCE, TARGET = (0, 1, 2, 3, 4), (5, 6, 7, 8, 9)
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -63,18 +62,35 @@ def classes(x: np.ndarray, y: np.ndarray, keep: tuple[int, ...]) -> tuple[np.nda
     return x[mask], np.searchsorted(np.asarray(keep), y[mask])
 
 
+def _lenet5(shape, n):
+    from cnn_pipelines.vision.models.architectures import lenet5
+    return lenet5(shape, n)
+
+
+def _alexnet(shape, n):
+    from cnn_pipelines.vision.models.architectures import alexnet_style
+    return alexnet_style(shape, n, width=0.5)
+
+
+NETWORKS = {"lenet5": _lenet5, "alexnet": _alexnet}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--labels", default="50,100,200,500,1000,all")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--backbone-epochs", type=int, default=8)
     ap.add_argument("--min-steps", type=int, default=100)
-    ap.add_argument("--cut", default="FLAT", help="last backbone layer (FLAT: the 120 features of CONV3)")
+    ap.add_argument("--cut", default="FLAT", help="last backbone layer (FLAT: the network's flattened features)")
+    ap.add_argument("--network", default="lenet5", choices=sorted(NETWORKS))
+    ap.add_argument("--source", default="0,1,2,3,4", help="Fashion-MNIST classes of the backbone; the rest are the target")
     args = ap.parse_args()
+    SOURCE = tuple(int(c) for c in args.source.split(","))
+    TARGET = tuple(c for c in range(10) if c not in SOURCE)
 
     import keras
 
-    from cnn_pipelines.vision.models.architectures import compile_classifier, lenet5
+    from cnn_pipelines.vision.models.architectures import compile_classifier
     from cnn_pipelines.vision.models.training import TrainConfig, fit_in_memory
     from cnn_pipelines.vision.models.transfer import (budget_split, classification_head, cut_backbone,
                                                       nested_subsets, stacked)
@@ -89,10 +105,11 @@ def main() -> None:
 
     # the backbone: LeNet-5 on the five source classes (its own 10 % validation tail chooses nothing here)
     keras.utils.set_random_seed(0)
-    source = compile_classifier(lenet5(xs.shape[1:], len(SOURCE)), "adam", 1e-3)
+    network = NETWORKS[args.network]
+    source = compile_classifier(network(xs.shape[1:], len(SOURCE)), "adam", 1e-3)
     source.fit(xs, ys, batch_size=64, epochs=args.backbone_epochs, verbose=0, shuffle=True)
     source_acc = float(source.evaluate(xs_test, ys_test, verbose=0)[1])
-    print(f"backbone: LeNet-5 on Fashion-MNIST {SOURCE} ({len(xs):,} images), {source_acc:.2%} on its test images",
+    print(f"backbone: {args.network} on Fashion-MNIST {SOURCE} ({len(xs):,} images), {source_acc:.2%} on its test images",
           flush=True)
     backbone = cut_backbone(source, args.cut, "flatten")
     backbone.trainable = False
@@ -125,7 +142,7 @@ def main() -> None:
             acc["fine_tuned"] = float(model.evaluate(x_test, y_test, verbose=0)[1])
 
             def scratch():
-                net = cut_backbone(lenet5(x.shape[1:], len(TARGET)), args.cut, "flatten")
+                net = cut_backbone(network(x.shape[1:], len(TARGET)), args.cut, "flatten")
                 return compile_classifier(stacked(net, classification_head(f.shape[1], len(TARGET)), None), "adam",
                                           scratch_cfg.learning_rate)
 
@@ -146,7 +163,7 @@ def main() -> None:
         return round(100 * (np.mean(results["transfer"][n]) - np.mean(results["scratch"][n])), 2) if n in sizes else None
 
     print(json.dumps({
-        "chain": "LeNet-5 on Fashion-MNIST classes 0-4 -> classes 5-9", "labels": sizes, "seeds": args.seeds,
+        "chain": f"{args.network} on Fashion-MNIST classes {SOURCE} -> {TARGET}", "labels": sizes, "seeds": args.seeds,
         "transfer": mean("transfer"), "fine_tuned": mean("fine_tuned"), "scratch": mean("scratch"),
         "transfer_sd": spread("transfer"), "fine_tuned_sd": spread("fine_tuned"), "scratch_sd": spread("scratch"),
         "advantage_50": advantage(50), "advantage_100": advantage(100),

@@ -286,14 +286,17 @@ def evaluation_summary(root: Path) -> str:
                 lines.append(f"vision {model}: {metric} {acc:.2%} on {n_test:,} images of {dataset} "
                              f"({n_train:,} training images, {settings}{goal})")
         if "transfer_learning_curve" in views:
-            for chain, n, transfer, scratch, default in con.execute("""
-                    select chain, labelled_images, max(test_accuracy) filter (where method = 'transfer'),
-                           max(test_accuracy) filter (where method = 'scratch'), bool_and(default_config)
-                    from transfer_learning_curve group by chain, labelled_images
-                    order by chain, labelled_images""").fetchall():
+            for chain, n, transfer, tuned, scratch, seeds, default in con.execute("""
+                    select chain, max(labelled_images), avg(test_accuracy) filter (where method = 'transfer'),
+                           avg(test_accuracy) filter (where method = 'fine_tuned'),
+                           avg(test_accuracy) filter (where method = 'scratch'), count(distinct seed),
+                           bool_and(default_config)
+                    from transfer_learning_curve group by chain, requested
+                    order by chain, requested""").fetchall():
                 settings = "full offline data" if default else "demo settings: 2 label counts, 200+ steps each"
                 lines.append(f"transfer {chain}: {n:,} labelled images: head on transferred features {transfer:.2%}, "
-                             f"same network from scratch {scratch:.2%} ({settings})")
+                             f"fine-tuned {tuned:.2%}, same network from scratch {scratch:.2%} "
+                             f"({settings}, mean of {seeds} seed{'s' if seeds > 1 else ''})")
     return "".join(line + "\n" for line in lines)
 
 

@@ -183,27 +183,35 @@ def feature_scatter(features: np.ndarray, labels: np.ndarray, names: list[str], 
     return png_bytes(fig, dpi=90)
 
 
-def transfer_curve(table: pd.DataFrame, finals: dict[str, float], n_all: int, title: str) -> bytes:
-    """Test accuracy against labelled images (log scale): transfer (head on bottleneck features) vs scratch,
-    with the fine-tuned network at all images."""
+def transfer_curve(table: pd.DataFrame, n_all: int, title: str) -> bytes:
+    """Test accuracy against labelled images (log scale), one line per method (transfer: head on frozen
+    features; fine-tuned; from scratch) at the seeds' mean, shaded over mean ± one standard deviation."""
     fig, ax = plt.subplots(figsize=(10, 5.5))
-    ax.plot(table.index, 100 * table["transfer"], marker="o", lw=2, label="transfer: head on frozen backbone features")
-    ax.plot(table.index, 100 * table["scratch"], marker="s", lw=2, label="same network from scratch")
-    ax.scatter([n_all * 1.12], [100 * finals["fine_tuned"]], marker="*", s=220, color="green", zorder=5,
-               label=f"fine-tuned top block + head, all {n_all:,} images ({finals['fine_tuned']:.2%})")
-    for n, t, sc in zip(table.index, table["transfer"], table["scratch"]):
+    styles = {"transfer": ("o", "C0", "transfer: head on frozen backbone features"),
+              "fine_tuned": ("^", "green", "fine-tuned: head + backbone's top block"),
+              "scratch": ("s", "C1", "same network from scratch")}
+    n = table.index.to_numpy()
+    for method, (marker, color, label) in styles.items():
+        if method not in table or table[method].isna().all():
+            continue
+        mean, sd = 100 * table[method].to_numpy(), 100 * table[f"{method}_sd"].fillna(0).to_numpy()
+        ax.plot(n, mean, marker=marker, lw=2, color=color, label=label)
+        ax.fill_between(n, mean - sd, mean + sd, color=color, alpha=0.15, lw=0)
+    for x, t, sc in zip(n, table["transfer"], table["scratch"]):
         up = 1 if t >= sc else -1  # the higher value's label above its point, the lower one's below
-        ax.annotate(f"{t:.1%}", (n, 100 * t), textcoords="offset points", xytext=(0, 11 * up - 4), ha="center",
+        ax.annotate(f"{t:.1%}", (x, 100 * t), textcoords="offset points", xytext=(0, 11 * up - 4), ha="center",
                     fontsize=9, color="C0")
-        ax.annotate(f"{sc:.1%}", (n, 100 * sc), textcoords="offset points", xytext=(0, -11 * up - 4), ha="center",
+        ax.annotate(f"{sc:.1%}", (x, 100 * sc), textcoords="offset points", xytext=(0, -11 * up - 4), ha="center",
                     fontsize=9, color="C1")
+    seeds = int(table["seeds"].max())
     ax.set_xscale("log")
-    ax.set_xticks(list(table.index), [f"{n:,}" for n in table.index])
+    ax.set_xticks(list(n), [f"{int(v):,}" + (" (all)" if v >= n_all else "") for v in n])
     ax.minorticks_off()
-    ax.set_xlabel("labelled target images used for training (log scale)", fontsize=11)
+    ax.set_xlabel("labelled target images, validation included (log scale)", fontsize=11)
     ax.set_ylabel("test accuracy (%)", fontsize=11)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=10, loc="lower right")
+    ax.legend(fontsize=10, loc="lower right",
+              title=f"mean of {seeds} seeds, band: ± 1 s.d." if seeds > 1 else "one seed", title_fontsize=9)
     ax.set_title(title, fontsize=12)
     fig.tight_layout()
     return png_bytes(fig, dpi=90)

@@ -143,3 +143,14 @@ def test_a_learning_curve_point_chooses_its_epoch_on_labels_inside_its_budget():
         per_class = np.bincount(labels[idx], minlength=10)
         assert np.array_equal(np.bincount(labels[val], minlength=10),
                               [0 if k < 2 else max(1, round(0.2 * k)) for k in per_class]), n
+
+
+def test_a_learning_curve_point_keeps_the_epoch_of_lowest_validation_loss_not_the_first_accuracy_tie():
+    """On a 10-image validation slice accuracy moves in 10-point steps: epochs 2-6 all reach 90 %, and keeping
+    the first of them kept a network trained for two epochs. The loss keeps improving; its lowest epoch is kept
+    (the earliest of equal losses)."""
+    from cnn_pipelines.vision.models.training import lowest_loss_epoch
+
+    history = [{"epoch": e, "val_accuracy": a, "val_loss": v}
+               for e, a, v in [(1, 0.6, 1.2), (2, 0.9, 0.8), (3, 0.9, 0.5), (4, 0.9, 0.4), (5, 0.9, 0.4), (6, 0.9, 0.45)]]
+    assert lowest_loss_epoch(history) == 4

@@ -41,7 +41,7 @@ RUN_CONFIG = {"ops": {
     "fashion_to_mnist__head": {"config": {"epochs": 2}},
     "fashion_to_mnist__fine_tuned": {"config": {"epochs": 1}},
     "fashion_to_mnist__from_scratch": {"config": {"epochs": 1}},
-    "fashion_to_mnist__learning_curve": {"config": {"sizes": [20, 10**9], "min_steps": 2, "epochs": 1}},
+    "fashion_to_mnist__learning_curve": {"config": {"sizes": [20, 10**9], "min_steps": 2, "epochs": 1, "seeds": 2}},
     "house_numbers": {"config": {"train_numbers": 60, "test_numbers": 20}},
     "house_number_reader": {"config": {"epochs": 1}},
 }}
@@ -156,12 +156,14 @@ def test_transfer_chain_and_house_numbers_materialize_from_the_checkpoint_graph(
 
     with duckdb.connect(str(vision_lake.lake_root / lake.CATALOG_FILE), read_only=True) as con:
         models = [r[0] for r in con.execute("select model from vision_results order by model").fetchall()]
-        points = con.execute("select method, labelled_images from transfer_learning_curve order by all").fetchall()
+        points = con.execute("select method, labelled_images, seed from transfer_learning_curve order by all").fetchall()
     assert models == ["cifar_cnn", "fashion_to_mnist.fine_tuned", "fashion_to_mnist.from_scratch",
                       "fashion_to_mnist.head", "house_number_reader", "lenet5_fashion_mnist", "lenet5_mnist"]
-    # the all-images scratch point is the from_scratch asset's own model (same settings): its 24 validation
-    # labels count too; the transfer point trained its own head (other epochs) inside its 216-image budget
-    assert points == [("scratch", 20), ("scratch", 240), ("transfer", 20), ("transfer", 216)]
+    # two seeds at 20 images; the all-images point once: the from_scratch and fine_tuned assets' own models (same
+    # settings), their 24 validation labels count too; the head trained its own (other epochs) inside 216 images
+    assert points == [("fine_tuned", 20, 0), ("fine_tuned", 20, 1), ("fine_tuned", 240, 0), ("scratch", 20, 0),
+                      ("scratch", 20, 1), ("scratch", 240, 0), ("transfer", 20, 0), ("transfer", 20, 1),
+                      ("transfer", 216, 0)]
 
     for key in ("fashion_to_mnist/head", "fashion_to_mnist/fine_tuned", "house_number_reader"):
         assert "nothing retrained" in again[key]["summary"].value

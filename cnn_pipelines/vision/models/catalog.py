@@ -83,6 +83,7 @@ class TransferSpec:
     demo: dict = field(default_factory=dict)   # per asset: overrides for `make run`
     book: str = ""
     target: str = ""                      # what the default configuration must show, for the README/metadata
+    curve_seeds: int = 3                  # each learning-curve point is the mean over this many seeds (subsets, weights)
 
     @property
     def title(self) -> str:
@@ -109,7 +110,7 @@ SCRATCH = TrainConfig(epochs=20, batch_size=64, learning_rate=1e-3, patience=8)
 TRANSFER_DEMO = {"head": {"epochs": 5}, "fine_tuned": {"epochs": 1}, "from_scratch": {"epochs": 1},
                  # two of the curve's points, each trained as the full curve trains it (at least 200 gradient
                  # steps): with 10 steps scratch stayed near 24 % at both sizes, which read as "scratch cannot learn"
-                 "learning_curve": {"sizes": [100, 500], "min_steps": 200, "epochs": 1}}
+                 "learning_curve": {"sizes": [100, 500], "min_steps": 200, "epochs": 1, "seeds": 1}}
 
 
 def transfer_specs(datasets: dict[str, DatasetSpec], online: bool) -> list[TransferSpec]:

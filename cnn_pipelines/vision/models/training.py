@@ -97,6 +97,14 @@ def best_epoch(epochs: list[dict]) -> int:
     return min(r["epoch"] for r in epochs if r["val_accuracy"] == best)
 
 
+def lowest_loss_epoch(epochs: list[dict]) -> int:
+    """The epoch with the lowest validation loss; on ties the earliest. For a learning-curve point, whose
+    validation slice may be 10 images: its accuracy moves in 10-point steps, ties at once, and would keep the
+    first epoch that reached it, long before the network is trained."""
+    best = min(r["val_loss"] for r in epochs)
+    return min(r["epoch"] for r in epochs if r["val_loss"] == best)
+
+
 def architecture(model: keras.Model) -> dict:
     """The network's layers and their settings, without names (Keras numbers auto-named layers per process,
     so the same network would otherwise look different in every run)."""
@@ -272,7 +280,7 @@ def fit_in_memory(start: Callable[[], keras.Model], x: np.ndarray, y: np.ndarray
                   transform: Callable | None = None) -> tuple[keras.Model, dict]:
     """Train without checkpoints (a learning-curve point): at least ``min_steps`` gradient steps, so a tiny
     training set still gets trained, the same learning-rate schedule and patience as ``run_epochs``, and the
-    weights of the best validation epoch restored at the end. Returns the model and its record."""
+    weights of the epoch with the lowest validation loss restored at the end. Returns the model and its record."""
     epochs = max(cfg.epochs, int(np.ceil(min_steps * cfg.batch_size / max(1, len(x)))))
     cfg = dataclasses.replace(cfg, epochs=epochs, patience=max(cfg.patience, epochs // 4))
     keras.utils.set_random_seed(cfg.seed)
@@ -283,12 +291,13 @@ def fit_in_memory(start: Callable[[], keras.Model], x: np.ndarray, y: np.ndarray
         model.optimizer.learning_rate.assign(learning_rate(cfg, epoch))
         model.fit(array_batches(x, y, cfg.batch_size, True, cfg.seed + epoch, transform), epochs=1, verbose=0,
                   shuffle=False)
-        history.append({"epoch": epoch, "val_accuracy": float(model.evaluate(val, verbose=0)[1])})
-        if best_epoch(history) == epoch:
+        loss, acc = model.evaluate(val, verbose=0)[:2]
+        history.append({"epoch": epoch, "val_loss": float(loss), "val_accuracy": float(acc)})
+        if lowest_loss_epoch(history) == epoch:
             best_weights = model.get_weights()
-        elif epoch - best_epoch(history) >= cfg.patience:
+        elif epoch - lowest_loss_epoch(history) >= cfg.patience:
             break
     model.set_weights(best_weights)
-    chosen = best_epoch(history)
+    chosen = lowest_loss_epoch(history)
     return model, {"best_epoch": chosen, "epochs_run": len(history), "seconds": time.perf_counter() - t0,
                    "val_accuracy": next(r["val_accuracy"] for r in history if r["epoch"] == chosen)}

@@ -39,9 +39,10 @@ class StageConfig(dg.Config):
 
 
 class CurveConfig(dg.Config):
-    """Overrides of the learning curve (``make run`` uses two small points)."""
+    """Overrides of the learning curve (``make run`` uses two small points and one seed)."""
 
     sizes: list[int] | None = None
+    seeds: int | None = None
     min_steps: int | None = None
     epochs: int | None = None
 
@@ -279,87 +280,149 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
     @dg.asset(key_prefix=prefix, name="learning_curve", group_name=group, kinds={"keras"},
               deps=[key("bottleneck_features"), key("head"), key("fine_tuned"), key("from_scratch")],
               description="Test accuracy against the number of labelled target images: head on bottleneck "
-                          "features (transfer) vs the whole network from scratch, same class-balanced subsets.")
+                          "features (transfer), that head and the backbone's top block fine-tuned, and the same "
+                          "network from scratch, on the same class-balanced subsets, over several seeds.")
     @synced(s)
     def learning_curve(context: dg.AssetExecutionContext, config: CurveConfig) -> dg.MaterializeResult:
         t0 = time.perf_counter()
-        info = current(s, chain, "bottleneck_features")
+        info, back = current(s, chain, "bottleneck_features"), current(s, chain, "backbone")
         f = load_features(info)
         data = target_images(chain, dataset, s)
         sizes = list(config.sizes or chain.curve_sizes)
+        seeds = chain.curve_seeds if config.seeds is None else config.seeds
         min_steps = chain.curve_min_steps if config.min_steps is None else config.min_steps
-        head_cfg, scratch_cfg = (chain.head, chain.scratch) if config.epochs is None else (
-            dataclasses.replace(chain.head, epochs=config.epochs), dataclasses.replace(chain.scratch, epochs=config.epochs))
+        head_cfg, tune_cfg, scratch_cfg = (chain.head, chain.fine_tune, chain.scratch) if config.epochs is None else (
+            dataclasses.replace(chain.head, epochs=config.epochs), dataclasses.replace(chain.fine_tune, epochs=config.epochs),
+            dataclasses.replace(chain.scratch, epochs=config.epochs))
+        stage_cfgs = {"transfer": ("head", head_cfg), "fine_tuned": ("fine_tuned", tune_cfg),
+                      "scratch": ("from_scratch", scratch_cfg)}
         (x, y), (xv, yv) = data.split(data.train_x, data.train_y)
         (fx, _), (fxv, _) = data.split(f["train_features"], f["train_labels"])
-        subsets = nested_subsets(y, sizes)
         fp = fingerprint(config={"features": info["fingerprint"], "sizes": sizes, "min_steps": min_steps,
+                                 "epoch_choice": "lowest validation loss", "fine_tuned": dataclasses.asdict(tune_cfg),
                                  "head": dataclasses.asdict(head_cfg), "scratch": dataclasses.asdict(scratch_cfg)})
         state_path = stage_dir(s, chain, "learning_curve") / fp / "points.json"
         points = lake.read_json(state_path)["points"] if state_path.exists() else []
-        for n, idx in subsets.items():
-            for method in ("transfer", "scratch"):
-                if any(p["requested"] == n and p["method"] == method for p in points):
+        for seed in range(seeds):
+            for n, idx in nested_subsets(y, sizes, seed=seed).items():
+                if len(idx) == len(x):
+                    if seed > 0:
+                        continue  # all images: one point, the stages' own models (or one training per method)
+                    todo = [m for m in stage_cfgs if not _has_point(points, n, m, seed)]
+                    finished = {m: current(s, chain, stage_cfgs[m][0]) for m in todo}
+                    for m in todo:
+                        if finished[m]["config"] == dataclasses.asdict(stage_cfgs[m][1]):
+                            # the stage asset's model with the same settings: not trained twice; it chose its epoch
+                            # on the held-out validation tail, so those labels count too
+                            done = finished[m]
+                            points.append({"requested": n, "seed": seed, "labelled_images": len(x) + len(xv),
+                                           "method": m, "test_accuracy": done["test_accuracy"],
+                                           "validation_images": len(xv),
+                                           **{k: done[k] for k in ("best_epoch", "epochs_run", "seconds",
+                                                                   "val_accuracy")}})
+                    lake.write_json(state_path, {"points": points})
+                missing = [m for m in stage_cfgs if not _has_point(points, n, m, seed)]
+                if not missing:
                     continue
-                stage, stage_cfg = ("head", head_cfg) if method == "transfer" else ("from_scratch", scratch_cfg)
-                done = current(s, chain, stage)
                 tr, va = budget_split(idx, y)  # the epoch is chosen on labels counted in the point's budget
-                labelled = len(idx)
-                if len(idx) == len(x) and done["config"] == dataclasses.asdict(stage_cfg):
-                    # all images with the stage's own settings: that is the stage asset's model, not trained twice;
-                    # it chose its epoch on the held-out validation tail, so those labels count too
-                    acc, labelled = done["test_accuracy"], len(x) + len(xv)
-                    rec = {k: done[k] for k in ("best_epoch", "epochs_run", "seconds", "val_accuracy")}
-                elif method == "transfer":
-                    def start():
-                        return compile_classifier(classification_head(fx.shape[1], len(data.names)),
-                                                  head_cfg.optimizer, head_cfg.learning_rate)
-                    model, rec = fit_in_memory(start, fx[tr], y[tr], fx[va], y[va], head_cfg, min_steps)
-                    acc = accuracy(model, f["test_features"], f["test_labels"])[0]
-                else:
-                    def start():
+                cfg = {m: dataclasses.replace(c, seed=seed) for m, (_, c) in stage_cfgs.items()}
+
+                def head_start():
+                    return compile_classifier(classification_head(fx.shape[1], len(data.names)),
+                                              head_cfg.optimizer, head_cfg.learning_rate)
+                head_model, rec = fit_in_memory(head_start, fx[tr], y[tr], fx[va], y[va], cfg["transfer"], min_steps)
+                acc = {"transfer": (accuracy(head_model, f["test_features"], f["test_labels"])[0], rec)}
+                if "fine_tuned" in missing:
+
+                    def tuned_start():  # the backbone's trained layers and this point's head, top block unfrozen
+                        top = classification_head(fx.shape[1], len(data.names))
+                        top.set_weights(head_model.get_weights())
+                        return compile_classifier(stacked(keras.models.load_model(back["path"]), top, bb.top_block),
+                                                  tune_cfg.optimizer, tune_cfg.learning_rate)
+                    model, rec = fit_in_memory(tuned_start, x[tr], y[tr], x[va], y[va], cfg["fine_tuned"], min_steps,
+                                               to_input)
+                    acc["fine_tuned"] = (accuracy(model, data.test_x, data.test_y, to_input)[0], rec)
+                if "scratch" in missing:
+                    def scratch_start():
                         net = build_backbone(bb, pretrained=False)
-                        return compile_classifier(stacked(net, classification_head(net.output_shape[-1], len(data.names)),
-                                                          None), scratch_cfg.optimizer, scratch_cfg.learning_rate)
-                    model, rec = fit_in_memory(start, x[tr], y[tr], x[va], y[va], scratch_cfg, min_steps, to_input)
-                    acc = accuracy(model, data.test_x, data.test_y, to_input)[0]
-                points.append({"requested": n, "labelled_images": int(labelled), "method": method,
-                               "test_accuracy": acc, "validation_images": int(len(xv) if labelled > len(idx) else len(va)),
-                               **rec})
+                        return compile_classifier(stacked(net, classification_head(net.output_shape[-1],
+                                                                                   len(data.names)), None),
+                                                  scratch_cfg.optimizer, scratch_cfg.learning_rate)
+                    model, rec = fit_in_memory(scratch_start, x[tr], y[tr], x[va], y[va], cfg["scratch"], min_steps,
+                                               to_input)
+                    acc["scratch"] = (accuracy(model, data.test_x, data.test_y, to_input)[0], rec)
+                acc = {m: v for m, v in acc.items() if m in missing}
+                for m, (a, r) in acc.items():
+                    points = [p for p in points if not (p["requested"] == n and p["method"] == m
+                                                        and p.get("seed", 0) == seed)]
+                    points.append({"requested": n, "seed": seed, "labelled_images": int(len(idx)), "method": m,
+                                   "test_accuracy": a, "validation_images": int(len(va)),
+                                   **{k: r[k] for k in ("best_epoch", "epochs_run", "seconds", "val_accuracy")}})
                 lake.write_json(state_path, {"points": points})  # a killed run resumes at the next point
-                context.log.info(f"{chain.name}: {method} with {len(idx):,} labelled images: {acc:.2%} "
-                                 f"({rec['seconds']:.0f} s)")
-        curve = pd.DataFrame([p for p in points if p["requested"] in subsets])
+                context.log.info(f"{chain.name}, seed {seed}, {len(idx):,} labelled images: "
+                                 + ", ".join(f"{m} {a:.2%}" for m, (a, _) in acc.items()))
+        curve = pd.DataFrame([p for p in points if p["requested"] in sizes and p.get("seed", 0) < seeds])
         finals = {stage: current(s, chain, stage)["test_accuracy"] for stage in ("head", "fine_tuned", "from_scratch")}
-        default = config.sizes is None and config.min_steps is None and config.epochs is None
-        lake.write_table(s.lake_root, "transfer_learning_curve", curve.assign(chain=chain.name, default_config=default),
-                         key=chain.name, column="chain")
+        default = config == CurveConfig()
+        lake.write_table(s.lake_root, "transfer_learning_curve",
+                         curve.assign(chain=chain.name, default_config=default), key=chain.name, column="chain")
         lake.ensure_views(s.lake_root, ["transfer_learning_curve"])
-        table = curve.pivot_table(index="labelled_images", columns="method", values="test_accuracy")
-        table["transfer minus scratch"] = table["transfer"] - table["scratch"]
-        n_all = len(x)
+        table = curve_summary(curve)
+        n_all, small = len(x), table.iloc[0]
         return asset_result(context, {
             "summary": dg.MetadataValue.md(
                 f"**{chain.title}**, all {n_all:,} labelled training images: head on bottleneck features "
                 f"**{finals['head']:.2%}**, fine-tuned **{finals['fine_tuned']:.2%}**, same network from scratch "
-                f"**{finals['from_scratch']:.2%}** (test accuracy).\n\nWith "
-                f"{int(table.index.min()):,} labelled images: transfer {table['transfer'].iloc[0]:.2%} vs scratch "
-                f"{table['scratch'].iloc[0]:.2%}."
+                f"**{finals['from_scratch']:.2%}** (test accuracy).\n\nWith {int(small.name):,} labelled images "
+                f"(mean of {int(small['seeds'])} seed(s)): transfer {small['transfer']:.2%}, fine-tuned "
+                f"{small['fine_tuned']:.2%}, scratch {small['scratch']:.2%}."
                 + ("" if default else f"\n\n**Reduced settings** (as `make run` uses): {len(table)} label counts, "
-                                      f"each point trained for at least {min_steps} gradient steps; the stages' "
-                                      "final models train only a few epochs. The default configuration's numbers are "
-                                      "in docs/vision.md.")),
+                                      f"{seeds} seed(s), each point trained for at least {min_steps} gradient steps; "
+                                      "the stages' final models train only a few epochs. The default "
+                                      "configuration's numbers are in docs/vision.md.")),
             "head_accuracy": dg.MetadataValue.float(round(finals["head"], 4)),
             "fine_tuned_accuracy": dg.MetadataValue.float(round(finals["fine_tuned"], 4)),
             "scratch_accuracy": dg.MetadataValue.float(round(finals["from_scratch"], 4)),
-            "curve": table_value((table * 100).round(1).rename(columns=lambda c: f"{c} (%)").reset_index()),
+            "seeds": dg.MetadataValue.int(seeds),
+            "curve": table_value(curve_table(table)),
             "learning_curve": dg.MetadataValue.md(markdown_image(reports.transfer_curve(
-                table, finals, n_all, f"{chain.name}: test accuracy by number of labelled target images"), "curve")),
+                table, n_all, f"{chain.name}: test accuracy by number of labelled target images"), "curve")),
             "chain": table_value(chain_table(chain, dataset, class_names(dataset.builder_for(s.data_dir)))),
             "seconds": dg.MetadataValue.float(round(time.perf_counter() - t0, 1)),
         })
 
     return [backbone, bottleneck_features, head, fine_tuned, from_scratch, learning_curve]
+
+
+METHODS = ("transfer", "fine_tuned", "scratch")
+
+
+def _has_point(points: list[dict], n: int, method: str, seed: int) -> bool:
+    return any(p["requested"] == n and p["method"] == method and p.get("seed", 0) == seed for p in points)
+
+
+def curve_summary(curve: pd.DataFrame) -> pd.DataFrame:
+    """Per labelled-image count: each method's mean test accuracy over seeds, its spread (``<method>_sd``,
+    0 for one seed) and the number of seeds."""
+    grouped = curve.groupby(["requested", "method"])["test_accuracy"]
+    mean = grouped.mean().unstack("method").reindex(columns=list(METHODS))
+    sd = grouped.std(ddof=0).unstack("method").reindex(columns=list(METHODS)).add_suffix("_sd")
+    by_size = curve.groupby("requested")
+    out = pd.concat([mean, sd, by_size["seed"].nunique().rename("seeds")], axis=1)
+    # the all-images point counts the validation tail its stage models chose their epoch on
+    out.index = by_size["labelled_images"].max().reindex(out.index).astype(int).values
+    out.index.name = "labelled_images"
+    return out.sort_index()
+
+
+def curve_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The curve as its page shows it: accuracies in % with the seeds' spread, and transfer's lead over scratch."""
+    out = pd.DataFrame({"labelled images": table.index.astype(int), "seeds": table["seeds"].astype(int).values})
+    for m, title in (("transfer", "transfer"), ("fine_tuned", "fine-tuned"), ("scratch", "scratch")):
+        out[f"{title} (%)"] = [f"{100 * a:.1f} ± {100 * d:.1f}" if d == d else "n/a"
+                               for a, d in zip(table[m], table[f"{m}_sd"])]
+    out["transfer − scratch (points)"] = (100 * (table["transfer"] - table["scratch"])).round(1).values
+    return out
 
 
 def chain_table(chain: TransferSpec, target: DatasetSpec, classes: list[str]) -> pd.DataFrame:
