@@ -1,20 +1,21 @@
-"""Transfer learning where it is the right tool, offline, on real images: a learning curve over label budgets.
+"""Transfer learning offline, on real images: a learning curve over label budgets.
 
-The chain: a backbone (LeNet-5, the project's ``lenet5``) is trained on five Fashion-MNIST classes (T-shirt,
-trouser, pullover, dress, coat: 30,000 real images from Debian's ``dataset-fashion-mnist``) and transferred to
-the other five (sandal, shirt, sneaker, bag, ankle boot). Same kind of images, different objects: the features
-a network learns for clothing (edges, textures, silhouettes on a dark ground) are what the new task needs, which
-is not true of clothing -> handwritten digits (the vision graph's offline chain, reported beside it).
+The chain: a backbone (LeNet-5, the project's ``lenet5``; ``--network alexnet`` for the AlexNet-style CNN at
+half width) is trained on five Fashion-MNIST classes (T-shirt, trouser, pullover, dress, coat: 30,000 real
+images from Debian's ``dataset-fashion-mnist``; ``--source`` picks others) and transferred to the other five
+(sandal, shirt, sneaker, bag, ankle boot). Same kind of images, different objects, which is not true of
+clothing -> handwritten digits (the vision graph's offline chain).
 
 For each label budget n (class-balanced nested subsets of the target's training images, ``nested_subsets``):
 
-- ``transfer``: a head (dense 256, dropout 0.5) on the frozen backbone's features;
+- ``transfer``: a head (dense 256, dropout 0.5) on the frozen backbone's features, cut after ``--cut``;
 - ``fine_tuned``: that head on the backbone, the whole network then trained at a 10x lower learning rate;
-- ``scratch``: the same network (backbone layers + head) from random weights.
+- ``scratch``: the same network (backbone layers up to the cut + head) from random weights.
 
-Every point's epoch is chosen on a validation slice taken out of its own n labels (``budget_split``), at least
-``--min-steps`` gradient steps are taken however few the images, and accuracy is on the target's 5,000 test
-images. Each point is the mean over ``--seeds`` seeds (subsets and initial weights), with its spread.
+Every point's epoch is the one of lowest loss on a validation slice taken out of its own n labels
+(``budget_split``), at least ``--min-steps`` gradient steps are taken however few the images, and accuracy is on
+the target's 5,000 test images. Each point is the mean over ``--seeds`` seeds (subsets and initial weights), with
+its spread.
 
     .venv/bin/python benchmarks/transfer.py                  # about 15 minutes on 2 cores
 
@@ -81,12 +82,15 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--backbone-epochs", type=int, default=8)
     ap.add_argument("--min-steps", type=int, default=100)
-    ap.add_argument("--cut", default="FLAT", help="last backbone layer (FLAT: the network's flattened features)")
+    ap.add_argument("--cut", default="POOL2", help="last backbone layer kept, its output flattened (LeNet-5: POOL2, "
+                    "9x9x16 = 1,296 features, transferred best: 83.9 vs 80.8 %% at 50 labels with FLAT)")
     ap.add_argument("--network", default="lenet5", choices=sorted(NETWORKS))
     ap.add_argument("--source", default="0,1,2,3,4", help="Fashion-MNIST classes of the backbone; the rest are the target")
     args = ap.parse_args()
-    SOURCE = tuple(int(c) for c in args.source.split(","))
+    SOURCE = tuple(sorted({int(c) for c in args.source.split(",")}))
     TARGET = tuple(c for c in range(10) if c not in SOURCE)
+    if not set(SOURCE) <= set(range(10)) or len(SOURCE) < 2 or len(TARGET) < 2:
+        ap.error(f"--source must name 2 to 8 of the classes 0-9, got {args.source!r}")
 
     import keras
 

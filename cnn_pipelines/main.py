@@ -286,16 +286,24 @@ def evaluation_summary(root: Path) -> str:
                 lines.append(f"vision {model}: {metric} {acc:.2%} on {n_test:,} images of {dataset} "
                              f"({n_train:,} training images, {settings}{goal})")
         if "transfer_learning_curve" in views:
-            for chain, n, transfer, tuned, scratch, seeds, default in con.execute("""
+            # a lake written before the curve had seeds and a fine-tuned line has neither column nor rows
+            columns = {r[0] for r in con.execute("describe transfer_learning_curve").fetchall()}
+            seeds_sql = "count(distinct seed)" if "seed" in columns else "1"
+            size_sql = "requested" if "requested" in columns else "labelled_images"
+
+            def pct(v):
+                return "n/a" if v is None else f"{v:.2%}"
+
+            for chain, n, transfer, tuned, scratch, seeds, default in con.execute(f"""
                     select chain, max(labelled_images), avg(test_accuracy) filter (where method = 'transfer'),
                            avg(test_accuracy) filter (where method = 'fine_tuned'),
-                           avg(test_accuracy) filter (where method = 'scratch'), count(distinct seed),
+                           avg(test_accuracy) filter (where method = 'scratch'), {seeds_sql},
                            bool_and(default_config)
-                    from transfer_learning_curve group by chain, requested
-                    order by chain, requested""").fetchall():
+                    from transfer_learning_curve group by chain, {size_sql}
+                    order by chain, {size_sql}""").fetchall():
                 settings = "full offline data" if default else "demo settings: 2 label counts, 200+ steps each"
-                lines.append(f"transfer {chain}: {n:,} labelled images: head on transferred features {transfer:.2%}, "
-                             f"fine-tuned {tuned:.2%}, same network from scratch {scratch:.2%} "
+                lines.append(f"transfer {chain}: {n:,} labelled images: head on transferred features {pct(transfer)}, "
+                             f"fine-tuned {pct(tuned)}, same network from scratch {pct(scratch)} "
                              f"({settings}, mean of {seeds} seed{'s' if seeds > 1 else ''})")
     return "".join(line + "\n" for line in lines)
 

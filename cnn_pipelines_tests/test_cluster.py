@@ -303,6 +303,22 @@ def test_the_launcher_tells_a_dead_worker_from_a_busy_one_by_its_heartbeat(clust
     one whose worker stopped beating failed (naming the worker), one no worker recorded is Celery's answer."""
     import uuid
 
+    from cnn_pipelines.cluster import heartbeat
+
+    env, *_ = cluster
+    broker = env["CNN_CELERY_BROKER"]
+    live, dead, unknown = (f"task-{uuid.uuid4().hex[:8]}" for _ in range(3))
+    beating = heartbeat.start(broker, every_s=0.2)  # this process beats as a worker would, and takes a task
+    try:
+        _launcher_answers(broker, live, dead, unknown)
+    finally:
+        beating.kill()  # it ignores SIGTERM (see heartbeat.start)
+        beating.wait()
+
+
+def _launcher_answers(broker: str, live: str, dead: str, unknown: str) -> None:
+    import uuid
+
     import redis
     from dagster._core.launcher import WorkerStatus
     from dagster_celery.tags import DAGSTER_CELERY_TASK_ID_TAG
@@ -310,10 +326,6 @@ def test_the_launcher_tells_a_dead_worker_from_a_busy_one_by_its_heartbeat(clust
     from cnn_pipelines.cluster import heartbeat
     from cnn_pipelines.cluster.launcher import HeartbeatCeleryRunLauncher
 
-    env, *_ = cluster
-    broker = env["CNN_CELERY_BROKER"]
-    live, dead, unknown = (f"task-{uuid.uuid4().hex[:8]}" for _ in range(3))
-    beating = heartbeat.start(broker, every_s=0.2)  # this process beats as a worker would, and takes a task
     heartbeat.took(broker, live)
     redis.Redis.from_url(broker).set(f"cnn:task:{dead}", "gone-host:4242")  # a worker that never beats again
     deadline = time.time() + 5
@@ -332,14 +344,13 @@ def test_the_launcher_tells_a_dead_worker_from_a_busy_one_by_its_heartbeat(clust
     failed = health(dead)
     assert failed.status == WorkerStatus.FAILED and "gone-host:4242 stopped sending heartbeats" in failed.msg
     assert health(unknown).status == WorkerStatus.UNKNOWN
-    beating.terminate()
-    beating.wait()
 
 
 def test_a_worker_holding_its_gil_for_longer_than_the_ttl_still_beats_and_stops_when_it_dies(cluster):
     """A run that holds the worker's GIL in one long C call (here a builtin sum over a huge range) must not look
     like a dead worker, or the monitor fails a live run and starts a second copy: the beats come from their own
-    process. When the worker is killed the beats stop and its key expires within the TTL."""
+    process, which a Ctrl-C to the worker's process group does not stop either. When the worker is killed the
+    beats stop and its key expires within the TTL."""
     import socket
     import sys
 
@@ -351,15 +362,17 @@ def test_a_worker_holding_its_gil_for_longer_than_the_ttl_still_beats_and_stops_
             "heartbeat.start(os.environ['CNN_CELERY_BROKER'], every_s=0.2)\ntime.sleep(1)\n"
             "print('holding the GIL', flush=True)\nsum(range(10 ** 10))\n")
     worker = subprocess.Popen([sys.executable, "-c", code], env={**env, "CNN_HEARTBEAT_TTL_S": "1"},
-                              stdout=subprocess.PIPE, text=True)
+                              stdout=subprocess.PIPE, text=True, start_new_session=True)
     client, key = redis.Redis.from_url(broker), f"cnn:alive:{socket.gethostname()}:{worker.pid}"
     try:
         assert worker.stdout.readline().strip() == "holding the GIL"
         seen = []
-        for _ in range(30):  # 3 s, three times the TTL
+        for i in range(40):  # 4 s, four times the TTL
+            if i == 20:  # a Ctrl-C in the worker's terminal reaches its process group; the run goes on, so must the beats
+                os.killpg(worker.pid, signal.SIGINT)
             seen.append(bool(client.exists(key)))
             time.sleep(0.1)
-        assert all(seen), seen
+        assert all(seen) and worker.poll() is None, seen
     finally:
         worker.kill()
         worker.wait()

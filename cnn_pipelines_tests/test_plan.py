@@ -177,3 +177,31 @@ def test_the_printed_leaderboard_is_rounded_with_units():
     assert first.split() == ["1", "cnn_ta", "100.0%", "+0.0908", "4.53", "n/a", "76.2", "154%", "6.01"]
     assert second.split() == ["2", "ar_cnn", "99.4%", "+0.0102", "0.51", "+0.0531", "7.2", "16%", "0.79"]
     assert "nan" not in text.lower().replace("n/a", "")
+
+
+def test_the_printed_transfer_lines_average_seeds_and_read_a_lake_from_before_seeds(tmp_path, monkeypatch):
+    """make run's transfer lines: per label count the mean over seeds of each method; a chain whose rows were
+    written before the curve had seeds and a fine-tuned line prints n/a for it, and a lake with no seed column
+    at all still prints (one seed), instead of failing the summary."""
+    from cnn_pipelines.main import evaluation_summary
+    from cnn_pipelines.storage import lake
+
+    monkeypatch.setenv("CNN_LAKE_CATALOG_DIR", str(tmp_path / "catalogs"))
+    old = pd.DataFrame({"requested": [100, 100], "labelled_images": [100, 100], "method": ["transfer", "scratch"],
+                        "test_accuracy": [0.8, 0.7], "default_config": [False, False]})
+    lake.write_table(tmp_path, "transfer_learning_curve", old.assign(chain="old_chain"), key="old_chain",
+                     column="chain")
+    lake.ensure_views(tmp_path, ["transfer_learning_curve"])
+    assert "transfer old_chain: 100 labelled images: head on transferred features 80.00%, fine-tuned n/a, same " \
+           "network from scratch 70.00% (demo settings: 2 label counts, 200+ steps each, mean of 1 seed)" \
+           in evaluation_summary(tmp_path)
+    new = pd.DataFrame([{"requested": 50, "seed": s, "labelled_images": 50, "method": m, "test_accuracy": a,
+                         "default_config": True}
+                        for s, (t, f, sc) in enumerate([(0.8, 0.82, 0.6), (0.9, 0.88, 0.7)])
+                        for m, a in (("transfer", t), ("fine_tuned", f), ("scratch", sc))])
+    lake.write_table(tmp_path, "transfer_learning_curve", new.assign(chain="new_chain"), key="new_chain",
+                     column="chain")
+    text = evaluation_summary(tmp_path)
+    assert "transfer new_chain: 50 labelled images: head on transferred features 85.00%, fine-tuned 85.00%, same " \
+           "network from scratch 65.00% (full offline data, mean of 2 seeds)" in text
+    assert "fine-tuned n/a" in text  # the old chain's rows are read beside the new ones

@@ -38,11 +38,22 @@ def _client(broker_url: str):
 
 
 def start(broker_url: str, every_s: float = BEAT_S) -> subprocess.Popen:
-    """Beat for this process until it exits: a child process that stops within a second of its parent's end
-    (a broker outage only skips beats)."""
+    """Beat for this process until it exits: one beat now, then a child process that goes on beating and stops
+    within a second of its parent's end (a few seconds when the broker does not answer; an outage only skips
+    beats). The child has its own session and ignores SIGINT/SIGTERM/SIGHUP: a Ctrl-C or a service manager's
+    stop reaches the whole process group, and the worker's warm shutdown finishes its run, beating all along."""
+    _beat(_client(broker_url), worker_id(), TTL_S)
     return subprocess.Popen(
         [sys.executable, "-m", "cnn_pipelines.cluster.heartbeat", str(os.getpid()), str(every_s), str(TTL_S)],
-        env={**os.environ, BROKER_ENV: broker_url}, stdin=subprocess.DEVNULL, close_fds=True)
+        env={**os.environ, BROKER_ENV: broker_url}, stdin=subprocess.DEVNULL, close_fds=True,
+        start_new_session=True)
+
+
+def _beat(client, me: str, ttl_s: int) -> None:
+    try:
+        client.set(f"cnn:alive:{me}", "1", ex=ttl_s)
+    except Exception:  # noqa: BLE001 - the broker is down: the next beat tries again
+        pass
 
 
 def beat_while_alive(parent: int, broker_url: str, every_s: float, ttl_s: int) -> None:
@@ -50,10 +61,7 @@ def beat_while_alive(parent: int, broker_url: str, every_s: float, ttl_s: int) -
     client, me, next_beat = _client(broker_url), worker_id(parent), 0.0
     while os.getppid() == parent:  # re-parented: the worker is gone
         if time.monotonic() >= next_beat:
-            try:
-                client.set(f"cnn:alive:{me}", "1", ex=ttl_s)
-            except Exception:  # noqa: BLE001 - the broker is down: the next beat tries again
-                pass
+            _beat(client, me, ttl_s)
             next_beat = time.monotonic() + every_s
         time.sleep(min(0.5, every_s))
 
@@ -74,4 +82,8 @@ def task_worker(broker_url: str, task_id: str) -> tuple[str | None, bool]:
 
 
 if __name__ == "__main__":
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)  # stopped by its worker's end only
     beat_while_alive(int(sys.argv[1]), os.environ[BROKER_ENV], float(sys.argv[2]), int(sys.argv[3]))

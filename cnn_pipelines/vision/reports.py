@@ -194,9 +194,9 @@ def transfer_curve(table: pd.DataFrame, n_all: int, title: str) -> bytes:
     for method, (marker, color, label) in styles.items():
         if method not in table or table[method].isna().all():
             continue
-        mean, sd = 100 * table[method].to_numpy(), 100 * table[f"{method}_sd"].fillna(0).to_numpy()
+        mean, sd = 100 * table[method].to_numpy(float), 100 * table[f"{method}_sd"].to_numpy(float)
         ax.plot(n, mean, marker=marker, lw=2, color=color, label=label)
-        ax.fill_between(n, mean - sd, mean + sd, color=color, alpha=0.15, lw=0)
+        ax.fill_between(n, mean - sd, mean + sd, color=color, alpha=0.15, lw=0)  # no band where one seed (NaN)
     for x, t, sc in zip(n, table["transfer"], table["scratch"]):
         up = 1 if t >= sc else -1  # the higher value's label above its point, the lower one's below
         ax.annotate(f"{t:.1%}", (x, 100 * t), textcoords="offset points", xytext=(0, 11 * up - 4), ha="center",
@@ -211,7 +211,8 @@ def transfer_curve(table: pd.DataFrame, n_all: int, title: str) -> bytes:
     ax.set_ylabel("test accuracy (%)", fontsize=11)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=10, loc="lower right",
-              title=f"mean of {seeds} seeds, band: ± 1 s.d." if seeds > 1 else "one seed", title_fontsize=9)
+              title=f"mean of {seeds} seeds, band: ± 1 s.d. (all images: one run)" if seeds > 1 else "one seed",
+              title_fontsize=9)
     ax.set_title(title, fontsize=12)
     fig.tight_layout()
     return png_bytes(fig, dpi=90)

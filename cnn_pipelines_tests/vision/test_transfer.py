@@ -154,3 +154,36 @@ def test_a_learning_curve_point_keeps_the_epoch_of_lowest_validation_loss_not_th
     history = [{"epoch": e, "val_accuracy": a, "val_loss": v}
                for e, a, v in [(1, 0.6, 1.2), (2, 0.9, 0.8), (3, 0.9, 0.5), (4, 0.9, 0.4), (5, 0.9, 0.4), (6, 0.9, 0.45)]]
     assert lowest_loss_epoch(history) == 4
+
+
+def test_a_diverged_loss_never_wins_and_all_diverged_falls_back_to_accuracy():
+    from cnn_pipelines.vision.models.training import lowest_loss_epoch
+
+    nan = float("nan")
+    assert lowest_loss_epoch([{"epoch": 1, "val_accuracy": 0.2, "val_loss": nan},
+                              {"epoch": 2, "val_accuracy": 0.5, "val_loss": 1.0},
+                              {"epoch": 3, "val_accuracy": 0.6, "val_loss": float("inf")}]) == 2
+    assert lowest_loss_epoch([{"epoch": 1, "val_accuracy": 0.2, "val_loss": nan},
+                              {"epoch": 2, "val_accuracy": 0.5, "val_loss": nan}]) == 2
+
+
+def test_the_curve_reports_each_methods_mean_and_spread_over_seeds_and_no_spread_for_one_run():
+    """Three seeds at 50 labels: mean and population s.d. per method; the all-images point is one run (the
+    stages' own models, whose validation tail counts): its spread is n/a, never a reassuring ± 0.0."""
+    import pandas as pd
+
+    from cnn_pipelines.vision.models.transfer_assets import curve_summary, curve_table
+
+    rows = [{"requested": 50, "seed": s, "labelled_images": 50, "method": m, "test_accuracy": a}
+            for m, accs in (("transfer", (0.80, 0.82, 0.84)), ("fine_tuned", (0.81, 0.81, 0.81)),
+                            ("scratch", (0.70, 0.60, 0.80)))
+            for s, a in enumerate(accs)]
+    rows += [{"requested": 900, "seed": 0, "labelled_images": n, "method": m, "test_accuracy": 0.95}
+             for m, n in (("transfer", 900), ("fine_tuned", 1000), ("scratch", 1000))]
+    table = curve_summary(pd.DataFrame(rows))
+    assert list(table.index) == [50, 1000] and list(table["seeds"]) == [3, 1]
+    assert abs(table.loc[50, "transfer"] - 0.82) < 1e-12 and abs(table.loc[50, "scratch_sd"] - 0.0816497) < 1e-6
+    assert table.loc[1000, ["transfer_sd", "fine_tuned_sd", "scratch_sd"]].isna().all()
+    shown = curve_table(table).set_index("labelled images")
+    assert shown.loc[50, "scratch (%)"] == "70.0 ± 8.2" and shown.loc[1000, "transfer (%)"] == "95.0"
+    assert shown.loc[50, "transfer − scratch (points)"] == 12.0

@@ -10,6 +10,7 @@ validation accuracy (a slice of the training split); the test split is read only
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,7 +39,8 @@ class TrainConfig:
     batch_size: int
     optimizer: str = "adam"
     learning_rate: float = 1e-3
-    patience: int = 5                   # stop after this many epochs without a better validation accuracy
+    patience: int = 5                   # stop after this many epochs without a better validation accuracy (loss,
+                                        # for learning-curve points: fit_in_memory)
     schedule: str = "cosine"            # learning rate per epoch: "cosine" decay to 0 over `epochs`, or "constant"
     validation_fraction: float = 0.1    # the last share of the training split, never trained on
     train_limit: int | None = None      # first N training images (demo sizes); None = all
@@ -100,9 +102,12 @@ def best_epoch(epochs: list[dict]) -> int:
 def lowest_loss_epoch(epochs: list[dict]) -> int:
     """The epoch with the lowest validation loss; on ties the earliest. For a learning-curve point, whose
     validation slice may be 10 images: its accuracy moves in 10-point steps, ties at once, and would keep the
-    first epoch that reached it, long before the network is trained."""
-    best = min(r["val_loss"] for r in epochs)
-    return min(r["epoch"] for r in epochs if r["val_loss"] == best)
+    first epoch that reached it, long before the network is trained. Non-finite losses never win."""
+    finite = [r for r in epochs if math.isfinite(r["val_loss"])]
+    if not finite:  # every loss diverged: fall back to accuracy
+        return best_epoch(epochs)
+    best = min(r["val_loss"] for r in finite)
+    return min(r["epoch"] for r in finite if r["val_loss"] == best)
 
 
 def architecture(model: keras.Model) -> dict:
@@ -279,8 +284,8 @@ def fit_in_memory(start: Callable[[], keras.Model], x: np.ndarray, y: np.ndarray
                   y_val: np.ndarray, cfg: TrainConfig, min_steps: int = 0,
                   transform: Callable | None = None) -> tuple[keras.Model, dict]:
     """Train without checkpoints (a learning-curve point): at least ``min_steps`` gradient steps, so a tiny
-    training set still gets trained, the same learning-rate schedule and patience as ``run_epochs``, and the
-    weights of the epoch with the lowest validation loss restored at the end. Returns the model and its record."""
+    training set still gets trained, the same learning-rate schedule as ``run_epochs``, patience counted from the
+    epoch of lowest validation loss, whose weights are restored at the end. Returns the model and its record."""
     epochs = max(cfg.epochs, int(np.ceil(min_steps * cfg.batch_size / max(1, len(x)))))
     cfg = dataclasses.replace(cfg, epochs=epochs, patience=max(cfg.patience, epochs // 4))
     keras.utils.set_random_seed(cfg.seed)

@@ -1,5 +1,6 @@
 """Dagster wiring of a transfer chain (group vision_transfer): backbone -> bottleneck_features -> head ->
-fine_tuned, from_scratch beside them, and learning_curve comparing transfer with scratch by labelled images.
+fine_tuned, from_scratch beside them, and learning_curve comparing transfer, fine-tuning and scratch by
+labelled images.
 
 Each stage stores its result under ``<lake>/vision_models/<chain>/<stage>/<fingerprint>/`` and points the next
 stage at it with ``current.json``: a changed backbone, dataset or setting gives a new fingerprint, and an
@@ -298,42 +299,43 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
                       "scratch": ("from_scratch", scratch_cfg)}
         (x, y), (xv, yv) = data.split(data.train_x, data.train_y)
         (fx, _), (fxv, _) = data.split(f["train_features"], f["train_labels"])
+        sizes = sorted({min(int(n), len(x)) for n in sizes})  # sizes above all images are all images, once
+        if seeds < 1 or not sizes or sizes[0] < 1:
+            raise ValueError(f"learning curve: seeds must be >= 1 and sizes >= 1 (got seeds={seeds}, sizes={sizes})")
         fp = fingerprint(config={"features": info["fingerprint"], "sizes": sizes, "min_steps": min_steps,
                                  "epoch_choice": "lowest validation loss", "fine_tuned": dataclasses.asdict(tune_cfg),
+                                 "top_block": bb.top_block,
                                  "head": dataclasses.asdict(head_cfg), "scratch": dataclasses.asdict(scratch_cfg)})
         state_path = stage_dir(s, chain, "learning_curve") / fp / "points.json"
         points = lake.read_json(state_path)["points"] if state_path.exists() else []
+        # all images with a stage's own settings: that stage asset's model, not trained twice (fine-tuned only when
+        # it started from a head with the curve's settings too); taken afresh each run, never cached, so a stage
+        # materialized again is what the curve shows. It chose its epoch on the held-out tail: those labels count.
+        stages = {m: current(s, chain, stage) for m, (stage, _) in stage_cfgs.items()}
+        reused = [m for m, (_, c) in stage_cfgs.items() if stages[m]["config"] == dataclasses.asdict(c)
+                  and (m != "fine_tuned" or stages["transfer"]["config"] == dataclasses.asdict(head_cfg))]
+        reused_points = [{"requested": len(x), "seed": 0, "labelled_images": len(x) + len(xv), "method": m,
+                          "test_accuracy": stages[m]["test_accuracy"], "validation_images": len(xv),
+                          **{k: stages[m][k] for k in ("best_epoch", "epochs_run", "seconds", "val_accuracy")}}
+                         for m in reused] if sizes[-1] == len(x) else []
         for seed in range(seeds):
             for n, idx in nested_subsets(y, sizes, seed=seed).items():
-                if len(idx) == len(x):
-                    if seed > 0:
-                        continue  # all images: one point, the stages' own models (or one training per method)
-                    todo = [m for m in stage_cfgs if not _has_point(points, n, m, seed)]
-                    finished = {m: current(s, chain, stage_cfgs[m][0]) for m in todo}
-                    for m in todo:
-                        if finished[m]["config"] == dataclasses.asdict(stage_cfgs[m][1]):
-                            # the stage asset's model with the same settings: not trained twice; it chose its epoch
-                            # on the held-out validation tail, so those labels count too
-                            done = finished[m]
-                            points.append({"requested": n, "seed": seed, "labelled_images": len(x) + len(xv),
-                                           "method": m, "test_accuracy": done["test_accuracy"],
-                                           "validation_images": len(xv),
-                                           **{k: done[k] for k in ("best_epoch", "epochs_run", "seconds",
-                                                                   "val_accuracy")}})
-                    lake.write_json(state_path, {"points": points})
-                missing = [m for m in stage_cfgs if not _has_point(points, n, m, seed)]
+                if n == len(x) and seed > 0:
+                    continue  # all images are the same subset for every seed: one point
+                missing = [m for m in stage_cfgs if not _has_point(points + reused_points, n, m, seed)]
                 if not missing:
                     continue
                 tr, va = budget_split(idx, y)  # the epoch is chosen on labels counted in the point's budget
                 cfg = {m: dataclasses.replace(c, seed=seed) for m, (_, c) in stage_cfgs.items()}
-
-                def head_start():
-                    return compile_classifier(classification_head(fx.shape[1], len(data.names)),
-                                              head_cfg.optimizer, head_cfg.learning_rate)
-                head_model, rec = fit_in_memory(head_start, fx[tr], y[tr], fx[va], y[va], cfg["transfer"], min_steps)
-                acc = {"transfer": (accuracy(head_model, f["test_features"], f["test_labels"])[0], rec)}
+                acc = {}
+                if "transfer" in missing or "fine_tuned" in missing:
+                    def head_start():
+                        return compile_classifier(classification_head(fx.shape[1], len(data.names)),
+                                                  head_cfg.optimizer, head_cfg.learning_rate)
+                    head_model, rec = fit_in_memory(head_start, fx[tr], y[tr], fx[va], y[va], cfg["transfer"],
+                                                    min_steps)
+                    acc["transfer"] = (accuracy(head_model, f["test_features"], f["test_labels"])[0], rec)
                 if "fine_tuned" in missing:
-
                     def tuned_start():  # the backbone's trained layers and this point's head, top block unfrozen
                         top = classification_head(fx.shape[1], len(data.names))
                         top.set_weights(head_model.get_weights())
@@ -351,17 +353,17 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
                     model, rec = fit_in_memory(scratch_start, x[tr], y[tr], x[va], y[va], cfg["scratch"], min_steps,
                                                to_input)
                     acc["scratch"] = (accuracy(model, data.test_x, data.test_y, to_input)[0], rec)
-                acc = {m: v for m, v in acc.items() if m in missing}
-                for m, (a, r) in acc.items():
-                    points = [p for p in points if not (p["requested"] == n and p["method"] == m
-                                                        and p.get("seed", 0) == seed)]
+                for m in missing:
+                    a, r = acc[m]
                     points.append({"requested": n, "seed": seed, "labelled_images": int(len(idx)), "method": m,
                                    "test_accuracy": a, "validation_images": int(len(va)),
                                    **{k: r[k] for k in ("best_epoch", "epochs_run", "seconds", "val_accuracy")}})
                 lake.write_json(state_path, {"points": points})  # a killed run resumes at the next point
                 context.log.info(f"{chain.name}, seed {seed}, {len(idx):,} labelled images: "
-                                 + ", ".join(f"{m} {a:.2%}" for m, (a, _) in acc.items()))
-        curve = pd.DataFrame([p for p in points if p["requested"] in sizes and p.get("seed", 0) < seeds])
+                                 + ", ".join(f"{m} {acc[m][0]:.2%}" for m in missing))
+        points = [p for p in points if not _has_point(reused_points, p["requested"], p["method"], p["seed"])] \
+            + reused_points
+        curve = pd.DataFrame([p for p in points if p["requested"] in sizes and p["seed"] < seeds])
         finals = {stage: current(s, chain, stage)["test_accuracy"] for stage in ("head", "fine_tuned", "from_scratch")}
         default = config == CurveConfig()
         lake.write_table(s.lake_root, "transfer_learning_curve",
@@ -398,15 +400,17 @@ METHODS = ("transfer", "fine_tuned", "scratch")
 
 
 def _has_point(points: list[dict], n: int, method: str, seed: int) -> bool:
-    return any(p["requested"] == n and p["method"] == method and p.get("seed", 0) == seed for p in points)
+    return any(p["requested"] == n and p["method"] == method and p["seed"] == seed for p in points)
 
 
 def curve_summary(curve: pd.DataFrame) -> pd.DataFrame:
-    """Per labelled-image count: each method's mean test accuracy over seeds, its spread (``<method>_sd``,
-    0 for one seed) and the number of seeds."""
+    """Per labelled-image count: each method's mean test accuracy over seeds, its spread (``<method>_sd``, the
+    seeds' standard deviation; NaN for one seed) and the number of seeds. The all-images row is labelled with
+    the most labels a method used there (a reused stage model's validation tail counts)."""
     grouped = curve.groupby(["requested", "method"])["test_accuracy"]
     mean = grouped.mean().unstack("method").reindex(columns=list(METHODS))
-    sd = grouped.std(ddof=0).unstack("method").reindex(columns=list(METHODS)).add_suffix("_sd")
+    sd = grouped.std(ddof=0).where(grouped.count() > 1)  # one seed has no spread: n/a, not 0
+    sd = sd.unstack("method").reindex(columns=list(METHODS)).add_suffix("_sd")
     by_size = curve.groupby("requested")
     out = pd.concat([mean, sd, by_size["seed"].nunique().rename("seeds")], axis=1)
     # the all-images point counts the validation tail its stage models chose their epoch on
@@ -419,7 +423,7 @@ def curve_table(table: pd.DataFrame) -> pd.DataFrame:
     """The curve as its page shows it: accuracies in % with the seeds' spread, and transfer's lead over scratch."""
     out = pd.DataFrame({"labelled images": table.index.astype(int), "seeds": table["seeds"].astype(int).values})
     for m, title in (("transfer", "transfer"), ("fine_tuned", "fine-tuned"), ("scratch", "scratch")):
-        out[f"{title} (%)"] = [f"{100 * a:.1f} ± {100 * d:.1f}" if d == d else "n/a"
+        out[f"{title} (%)"] = ["n/a" if a != a else f"{100 * a:.1f}" if d != d else f"{100 * a:.1f} ± {100 * d:.1f}"
                                for a, d in zip(table[m], table[f"{m}_sd"])]
     out["transfer − scratch (points)"] = (100 * (table["transfer"] - table["scratch"])).round(1).values
     return out
