@@ -304,7 +304,7 @@ def evaluation_summary(root: Path) -> str:
                 settings = "full offline data" if default else "demo settings: 2 label counts, 200+ steps each"
                 lines.append(f"transfer {chain}: {n:,} labelled images: head on transferred features {pct(transfer)}, "
                              f"fine-tuned {pct(tuned)}, same network from scratch {pct(scratch)} "
-                             f"({settings}, mean of {seeds} seed{'s' if seeds > 1 else ''})")
+                             f"({settings}, {'mean of %d seeds' % seeds if seeds > 1 else 'one seed'})")
     return "".join(line + "\n" for line in lines)
 
 

@@ -193,7 +193,7 @@ def test_the_printed_transfer_lines_average_seeds_and_read_a_lake_from_before_se
                      column="chain")
     lake.ensure_views(tmp_path, ["transfer_learning_curve"])
     assert "transfer old_chain: 100 labelled images: head on transferred features 80.00%, fine-tuned n/a, same " \
-           "network from scratch 70.00% (demo settings: 2 label counts, 200+ steps each, mean of 1 seed)" \
+           "network from scratch 70.00% (demo settings: 2 label counts, 200+ steps each, one seed)" \
            in evaluation_summary(tmp_path)
     new = pd.DataFrame([{"requested": 50, "seed": s, "labelled_images": 50, "method": m, "test_accuracy": a,
                          "default_config": True}
