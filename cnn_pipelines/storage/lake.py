@@ -675,6 +675,24 @@ def _is_lock_conflict(exc: Exception) -> bool:
     return "lock" in str(exc).lower()
 
 
+def retry_replaced(read, attempts: int = 5):
+    """``read()``, again (up to ``attempts`` times) while it fails because a lake object on object storage was
+    replaced by another writer as DuckDB read it: each write is one whole object, so the next read is consistent."""
+    for attempt in range(attempts):
+        try:
+            return read()
+        except duckdb.Error as exc:
+            if not _is_replaced_while_read(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+
+
+def _is_replaced_while_read(exc: Exception) -> bool:
+    """DuckDB read a lake object on object storage while another writer replaced it (fsspec's ``FileExpired``:
+    the ETag changed between opening and reading). Reading again sees the new object whole."""
+    return "FileExpired" in str(exc) or "no longer exists" in str(exc)
+
+
 def catalog_views(root: Path) -> set[str] | None:
     """Names of the views in the catalog; empty if it does not exist, None if it cannot be read
     (written by an incompatible DuckDB version, or damaged) and must be rebuilt."""
@@ -789,7 +807,9 @@ def sync_catalog(root: Path) -> list[str]:
 
 
 def _execute_ddl(root: Path, statements: list[str]) -> None:
-    """Run view DDL on the catalog under the writers' file lock, retrying while a reader holds the file."""
+    """Run view DDL on the catalog under the writers' file lock, retrying while a reader holds the file, and,
+    on object storage, when a file the view binds to was replaced by another writer while DuckDB read its
+    schema (two workers writing the same month: measured on the cluster test, a run failed on it)."""
     catalog_path(root).parent.mkdir(parents=True, exist_ok=True)
     with _catalog_lock(root):
         for attempt in range(50):
@@ -799,10 +819,10 @@ def _execute_ddl(root: Path, statements: list[str]) -> None:
                         con.execute(sql)
                 return
             except duckdb.Error as exc:  # a reader in another process holds the file; retry briefly
-                if not _is_lock_conflict(exc):
+                if not (_is_lock_conflict(exc) or _is_replaced_while_read(exc)):
                     raise
                 time.sleep(0.1 * (attempt + 1))
-    raise TimeoutError(f"could not open {catalog_path(root)} for writing")
+    raise TimeoutError(f"could not open {catalog_path(root)} for writing, or its views' files kept changing")
 
 
 def define_view(root: Path, name: str, select_sql: str) -> None:

@@ -287,3 +287,38 @@ def test_months_are_staged_one_at_a_time_not_all_held_in_memory(lake_root, price
     lake.write_tables_atomically(months())
     assert staged_before_next == [1]
     assert [pq.read_table(lake.month_path(lake_root, "t", m)).column("x")[0].as_py() for m in ("2020-12", "2021-01")] == [0, 1]
+
+
+def test_a_view_whose_file_another_writer_replaced_mid_read_is_defined_on_the_next_try(lake_root, prices, monkeypatch):
+    """On object storage DuckDB reads a month's schema when it defines a view; a second worker replacing that
+    month meanwhile made fsspec raise FileExpired, and the first worker's run failed (the cluster test, once on
+    CI). Defining the view again reads the new object whole. Any other DuckDB error still surfaces."""
+    lake.write_partitions(lake_root, "raw_prices", prices, KEYS)
+    real, calls = lake.connect, []
+
+    def flaky(root, read_only=True):
+        calls.append(read_only)
+        if not read_only and len(calls) == 1:
+            raise duckdb.IOException("FileExpired: [Errno 16] The remote file corresponding to filename "
+                                     "b/raw_prices/month=2021-06/data.parquet and Etag \"x\" no longer exists.")
+        return real(root, read_only)
+
+    monkeypatch.setattr(lake, "connect", flaky)
+    assert lake.refresh_catalog(lake_root, ["raw_prices"]) == ["raw_prices"] and len(calls) == 2
+    assert "raw_prices" in lake.catalog_views(lake_root)
+
+    def broken(root, read_only=True):
+        raise duckdb.IOException("IO Error: No files found that match the pattern")
+
+    monkeypatch.setattr(lake, "connect", broken)
+    with pytest.raises(duckdb.IOException, match="No files found"):
+        lake.refresh_catalog(lake_root, ["raw_prices"])
+    attempts = []
+
+    def replaced_twice():
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise duckdb.IOException("FileExpired: ... no longer exists")
+        return "read"
+
+    assert lake.retry_replaced(replaced_twice) == "read" and len(attempts) == 3

@@ -47,7 +47,12 @@ def leaderboard_display(board: pd.DataFrame) -> pd.DataFrame:
 
 def study_view(root: Path, target: str, oracle=None) -> StudyView:
     """Everything the study report shows, from the lake at ``root``. ``oracle``: a callable giving the daily IC
-    of the market's true expected returns on given (date, ticker, target) rows (the synthetic source's), or None."""
+    of the market's true expected returns on given (date, ticker, target) rows (the synthetic source's), or None.
+    On object storage a month file replaced by another machine while DuckDB reads it is read again."""
+    return lake.retry_replaced(lambda: _study_view(root, target, oracle))
+
+
+def _study_view(root: Path, target: str, oracle=None) -> StudyView:
     view = StudyView()
     n = view.numbers
     catalog = lake.catalog_path(root)
