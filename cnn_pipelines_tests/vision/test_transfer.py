@@ -184,6 +184,6 @@ def test_the_curve_reports_each_methods_mean_and_spread_over_seeds_and_no_spread
     assert list(table.index) == [50, 1000] and list(table["seeds"]) == [3, 1]
     assert abs(table.loc[50, "transfer"] - 0.82) < 1e-12 and abs(table.loc[50, "scratch_sd"] - 0.0816497) < 1e-6
     assert table.loc[1000, ["transfer_sd", "fine_tuned_sd", "scratch_sd"]].isna().all()
-    shown = curve_table(table).set_index("labelled images")
-    assert shown.loc[50, "scratch (%)"] == "70.0 ± 8.2" and shown.loc[1000, "transfer (%)"] == "95.0"
-    assert shown.loc[50, "transfer − scratch (points)"] == 12.0
+    shown = curve_table(table).set_index("labels")
+    assert shown.loc[50, "scratch %"] == "70.0 ± 8.2" and shown.loc[1000, "transfer %"] == "95.0"
+    assert shown.loc[50, "lead, pts"] == 12.0

@@ -376,10 +376,11 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
                 f"**{chain.title}**, all {n_all:,} labelled training images: head on bottleneck features "
                 f"**{finals['head']:.2%}**, fine-tuned **{finals['fine_tuned']:.2%}**, same network from scratch "
                 f"**{finals['from_scratch']:.2%}** (test accuracy).\n\nWith {int(small.name):,} labelled images "
-                f"(mean of {int(small['seeds'])} seed(s)): transfer {small['transfer']:.2%}, fine-tuned "
+                f"({_seeds_text(int(small['seeds']))}): transfer {small['transfer']:.2%}, fine-tuned "
                 f"{small['fine_tuned']:.2%}, scratch {small['scratch']:.2%}."
                 + ("" if default else f"\n\n**Reduced settings** (as `make run` uses): {len(table)} label counts, "
-                                      f"{seeds} seed(s), each point trained for at least {min_steps} gradient steps; "
+                                      f"{_seeds_text(seeds)}, each point trained for at least {min_steps} gradient "
+                                      "steps; "
                                       "the stages' final models train only a few epochs. The default "
                                       "configuration's numbers are in docs/vision.md.")),
             "head_accuracy": dg.MetadataValue.float(round(finals["head"], 4)),
@@ -397,6 +398,10 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
 
 
 METHODS = ("transfer", "fine_tuned", "scratch")
+
+
+def _seeds_text(seeds: int) -> str:
+    return "one seed" if seeds == 1 else f"mean of {seeds} seeds"
 
 
 def _has_point(points: list[dict], n: int, method: str, seed: int) -> bool:
@@ -420,12 +425,13 @@ def curve_summary(curve: pd.DataFrame) -> pd.DataFrame:
 
 
 def curve_table(table: pd.DataFrame) -> pd.DataFrame:
-    """The curve as its page shows it: accuracies in % with the seeds' spread, and transfer's lead over scratch."""
-    out = pd.DataFrame({"labelled images": table.index.astype(int), "seeds": table["seeds"].astype(int).values})
-    for m, title in (("transfer", "transfer"), ("fine_tuned", "fine-tuned"), ("scratch", "scratch")):
-        out[f"{title} (%)"] = ["n/a" if a != a else f"{100 * a:.1f}" if d != d else f"{100 * a:.1f} ± {100 * d:.1f}"
-                               for a, d in zip(table[m], table[f"{m}_sd"])]
-    out["transfer − scratch (points)"] = (100 * (table["transfer"] - table["scratch"])).round(1).values
+    """The curve as its page shows it (narrow enough for the asset page's metadata column): labelled images,
+    seeds, accuracies in % with the seeds' spread, and transfer's lead over scratch in points."""
+    out = pd.DataFrame({"labels": table.index.astype(int), "seeds": table["seeds"].astype(int).values})
+    for m, title in (("transfer", "transfer %"), ("fine_tuned", "fine-tuned %"), ("scratch", "scratch %")):
+        out[title] = ["n/a" if a != a else f"{100 * a:.1f}" if d != d else f"{100 * a:.1f} ± {100 * d:.1f}"
+                      for a, d in zip(table[m], table[f"{m}_sd"])]
+    out["lead, pts"] = (100 * (table["transfer"] - table["scratch"])).round(1).values  # transfer − scratch
     return out
 
 
