@@ -211,7 +211,8 @@ def transfer_curve(table: pd.DataFrame, n_all: int, title: str) -> bytes:
     ax.set_ylabel("test accuracy (%)", fontsize=11)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=10, loc="lower right",
-              title=f"mean of {seeds} seeds, band: ± 1 s.d. (all images: one run)" if seeds > 1 else "one seed",
+              title=(f"mean of {seeds} seeds, band: ± 1 s.d." + (" (all images: one run)" if n.max() >= n_all else ""))
+              if seeds > 1 else "one seed",
               title_fontsize=9)
     ax.set_title(title, fontsize=12)
     fig.tight_layout()
