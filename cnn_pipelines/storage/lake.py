@@ -675,16 +675,26 @@ def _is_lock_conflict(exc: Exception) -> bool:
     return "lock" in str(exc).lower()
 
 
+def _retrying(call, when, attempts: int, exhausted: str | None = None):
+    """``call()``, again after a growing pause (0.1 s, 0.2 s, ...) while it fails with a DuckDB error that
+    ``when`` accepts, at most ``attempts`` times in all; then that error, or TimeoutError(``exhausted``)."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except duckdb.Error as exc:
+            if not when(exc):
+                raise
+            if attempt == attempts - 1:
+                if exhausted is None:
+                    raise
+                raise TimeoutError(exhausted) from exc
+            time.sleep(0.1 * (attempt + 1))
+
+
 def retry_replaced(read, attempts: int = 5):
     """``read()``, again (up to ``attempts`` times) while it fails because a lake object on object storage was
     replaced by another writer as DuckDB read it: each write is one whole object, so the next read is consistent."""
-    for attempt in range(attempts):
-        try:
-            return read()
-        except duckdb.Error as exc:
-            if not _is_replaced_while_read(exc) or attempt == attempts - 1:
-                raise
-            time.sleep(0.1 * (attempt + 1))
+    return _retrying(read, _is_replaced_while_read, attempts)
 
 
 def _is_replaced_while_read(exc: Exception) -> bool:
@@ -699,15 +709,15 @@ def catalog_views(root: Path) -> set[str] | None:
     path = catalog_path(root)
     if not path.exists():
         return set()
-    for attempt in range(50):
-        try:
-            with connect(root, read_only=True) as con:
-                return {r[0] for r in con.execute("select view_name from duckdb_views() where not internal").fetchall()}
-        except duckdb.Error as exc:
-            if not _is_lock_conflict(exc):
-                return None
-            time.sleep(0.1 * (attempt + 1))
-    raise TimeoutError(f"catalog {path} stayed locked by another process")
+
+    def read() -> set[str]:
+        with connect(root, read_only=True) as con:
+            return {r[0] for r in con.execute("select view_name from duckdb_views() where not internal").fetchall()}
+
+    try:
+        return _retrying(read, _is_lock_conflict, 50, f"catalog {path} stayed locked by another process")
+    except duckdb.Error:
+        return None
 
 
 def rebuild_catalog(root: Path) -> list[str]:
@@ -811,18 +821,15 @@ def _execute_ddl(root: Path, statements: list[str]) -> None:
     on object storage, when a file the view binds to was replaced by another writer while DuckDB read its
     schema (two workers writing the same month: measured on the cluster test, a run failed on it)."""
     catalog_path(root).parent.mkdir(parents=True, exist_ok=True)
-    with _catalog_lock(root):
-        for attempt in range(50):
-            try:
-                with connect(root, read_only=False) as con:
-                    for sql in statements:
-                        con.execute(sql)
-                return
-            except duckdb.Error as exc:  # a reader in another process holds the file; retry briefly
-                if not (_is_lock_conflict(exc) or _is_replaced_while_read(exc)):
-                    raise
-                time.sleep(0.1 * (attempt + 1))
-    raise TimeoutError(f"could not open {catalog_path(root)} for writing, or its views' files kept changing")
+
+    def run() -> None:
+        with connect(root, read_only=False) as con:
+            for sql in statements:
+                con.execute(sql)
+
+    with _catalog_lock(root):  # a reader in another process may hold the file: retried briefly
+        _retrying(run, lambda exc: _is_lock_conflict(exc) or _is_replaced_while_read(exc), 50,
+                  f"could not open {catalog_path(root)} for writing, or its views' files kept changing")
 
 
 def define_view(root: Path, name: str, select_sql: str) -> None:
