@@ -27,6 +27,7 @@ from cnn_pipelines.trading.settings import current_evaluation_settings, current_
 from cnn_pipelines.instance import fail_dead_runs
 from cnn_pipelines.instance import prepare as prepare_instance
 from cnn_pipelines.vision.definitions import DEMO_RUN_CONFIG as VISION_DEMO_RUN_CONFIG
+from cnn_pipelines.vision.reports import seeds_text
 
 SETTINGS = current_settings()
 
@@ -304,7 +305,7 @@ def evaluation_summary(root: Path) -> str:
                 settings = "full offline data" if default else "demo settings: 2 label counts, 200+ steps each"
                 lines.append(f"transfer {chain}: {n:,} labelled images: head on transferred features {pct(transfer)}, "
                              f"fine-tuned {pct(tuned)}, same network from scratch {pct(scratch)} "
-                             f"({settings}, {'mean of %d seeds' % seeds if seeds > 1 else 'one seed'})")
+                             f"({settings}, {seeds_text(seeds)})")
     return "".join(line + "\n" for line in lines)
 
 

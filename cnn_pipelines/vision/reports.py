@@ -183,6 +183,11 @@ def feature_scatter(features: np.ndarray, labels: np.ndarray, names: list[str], 
     return png_bytes(fig, dpi=90)
 
 
+def seeds_text(seeds: int) -> str:
+    """How many seeds a learning-curve figure averages, as the page, the picture and make run's lines say it."""
+    return "one seed" if seeds == 1 else f"mean of {seeds} seeds"
+
+
 def transfer_curve(table: pd.DataFrame, n_all: int, title: str) -> bytes:
     """Test accuracy against labelled images (log scale), one line per method (transfer: head on frozen
     features; fine-tuned; from scratch) at the seeds' mean, shaded over mean ± one standard deviation."""
@@ -211,8 +216,8 @@ def transfer_curve(table: pd.DataFrame, n_all: int, title: str) -> bytes:
     ax.set_ylabel("test accuracy (%)", fontsize=11)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=10, loc="lower right",
-              title=(f"mean of {seeds} seeds, band: ± 1 s.d." + (" (all images: one run)" if n.max() >= n_all else ""))
-              if seeds > 1 else "one seed",
+              title=seeds_text(seeds) + (", band: ± 1 s.d." + (" (all images: one run)" if n.max() >= n_all else "")
+                                          if seeds > 1 else ""),
               title_fontsize=9)
     ax.set_title(title, fontsize=12)
     fig.tight_layout()

@@ -376,12 +376,11 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
                 f"**{chain.title}**, all {n_all:,} labelled training images: head on bottleneck features "
                 f"**{finals['head']:.2%}**, fine-tuned **{finals['fine_tuned']:.2%}**, same network from scratch "
                 f"**{finals['from_scratch']:.2%}** (test accuracy).\n\nWith {int(small.name):,} labelled images "
-                f"({_seeds_text(int(small['seeds']))}): transfer {small['transfer']:.2%}, fine-tuned "
+                f"({reports.seeds_text(int(small['seeds']))}): transfer {small['transfer']:.2%}, fine-tuned "
                 f"{small['fine_tuned']:.2%}, scratch {small['scratch']:.2%}."
                 + ("" if default else f"\n\n**Reduced settings** (as `make run` uses): {len(table)} label counts, "
-                                      f"{_seeds_text(seeds)}, each point trained for at least {min_steps} gradient "
-                                      "steps; "
-                                      "the stages' final models train only a few epochs. The default "
+                                      f"{reports.seeds_text(seeds)}, each point trained for at least {min_steps} "
+                                      "gradient steps; the stages' final models train only a few epochs. The default "
                                       "configuration's numbers are in docs/vision.md.")),
             "head_accuracy": dg.MetadataValue.float(round(finals["head"], 4)),
             "fine_tuned_accuracy": dg.MetadataValue.float(round(finals["fine_tuned"], 4)),
@@ -398,10 +397,6 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
 
 
 METHODS = ("transfer", "fine_tuned", "scratch")
-
-
-def _seeds_text(seeds: int) -> str:
-    return "one seed" if seeds == 1 else f"mean of {seeds} seeds"
 
 
 def _has_point(points: list[dict], n: int, method: str, seed: int) -> bool:
