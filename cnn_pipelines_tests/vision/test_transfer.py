@@ -8,6 +8,8 @@ import dataclasses
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cnn_pipelines.vision.models import catalog
 from cnn_pipelines.vision.models.architectures import alexnet_style, compile_classifier, keras
@@ -187,3 +189,32 @@ def test_the_curve_reports_each_methods_mean_and_spread_over_seeds_and_no_spread
     shown = curve_table(table).set_index("labels")
     assert shown.loc[50, "scratch %"] == "70.0 ± 8.2" and shown.loc[1000, "transfer %"] == "95.0"
     assert shown.loc[50, "lead, pts"] == 12.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([20, 50, 100]), st.integers(0, 3),
+                          st.sampled_from(["transfer", "fine_tuned", "scratch"]), st.floats(0, 1)),
+                min_size=1, max_size=30, unique_by=lambda r: r[:3]))
+def test_the_curve_summary_is_each_methods_mean_and_spread_over_its_seeds(rows):
+    """For any set of points: each (size, method) cell is the mean of that method's seeds, its spread the
+    population s.d. when two or more seeds ran and n/a (NaN) for one, and every size shows how many seeds ran."""
+    import math
+
+    import pandas as pd
+
+    from cnn_pipelines.vision.models.transfer_assets import curve_summary
+
+    curve = pd.DataFrame([{"requested": n, "seed": s, "labelled_images": n, "method": m, "test_accuracy": a}
+                          for n, s, m, a in rows])
+    table = curve_summary(curve)
+    assert list(table.index) == sorted({n for n, *_ in rows})
+    for n in table.index:
+        assert table.loc[n, "seeds"] == len({s for m_n, s, *_ in rows if m_n == n})
+        for method in ("transfer", "fine_tuned", "scratch"):
+            accs = [a for m_n, _, m, a in rows if m_n == n and m == method]
+            mean, sd = table.loc[n, method], table.loc[n, f"{method}_sd"]
+            if not accs:
+                assert math.isnan(mean) and math.isnan(sd)
+                continue
+            assert abs(mean - np.mean(accs)) < 1e-9
+            assert math.isnan(sd) if len(accs) == 1 else abs(sd - np.std(accs)) < 1e-9
