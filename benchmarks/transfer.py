@@ -74,7 +74,6 @@ def _alexnet(shape, n):
 
 
 NETWORKS = {"lenet5": _lenet5, "alexnet": _alexnet}
-METHODS = ("transfer", "fine_tuned", "scratch")
 
 
 def main() -> None:
@@ -96,8 +95,9 @@ def main() -> None:
     import keras
 
     from cnn_pipelines.vision.models.architectures import compile_classifier
-    from cnn_pipelines.vision.models.training import TrainConfig, curve_point
-    from cnn_pipelines.vision.models.transfer import budget_split, cut_backbone, nested_subsets
+    from cnn_pipelines.vision.models.training import TrainConfig, fit_in_memory
+    from cnn_pipelines.vision.models.transfer import (budget_split, classification_head, cut_backbone,
+                                                      nested_subsets, stacked)
 
     t_start = time.perf_counter()
     x_all, y_all = fashion("train")
@@ -123,21 +123,35 @@ def main() -> None:
     tune_cfg = TrainConfig(epochs=15, batch_size=64, learning_rate=1e-4, patience=5)
     scratch_cfg = TrainConfig(epochs=30, batch_size=64, learning_rate=1e-3, patience=8)
     sizes = [len(x) if s == "all" else int(s) for s in args.labels.split(",")]
-    results: dict[str, dict[int, list[float]]] = {m: {n: [] for n in sizes} for m in METHODS}
-
-    def pretrained():
-        copy = keras.models.clone_model(source)  # cut_backbone shares layers: train a copy, not the source
-        copy.set_weights(source.get_weights())
-        return cut_backbone(copy, args.cut, "flatten")
-
+    results: dict[str, dict[int, list[float]]] = {m: {n: [] for n in sizes} for m in ("transfer", "fine_tuned", "scratch")}
     for seed in range(args.seeds):
         for n, idx in nested_subsets(y, sizes, seed=seed).items():
             tr, va = budget_split(idx, y)
-            cfgs = {m: dataclasses.replace(c, seed=seed) for m, c in zip(METHODS, (head_cfg, tune_cfg, scratch_cfg))}
-            point = curve_point(METHODS, f, x, y, tr, va, (f_test, y_test), (x_test, y_test), cfgs, args.min_steps,
-                                len(TARGET), pretrained, None,
-                                lambda: cut_backbone(network(x.shape[1:], len(TARGET)), args.cut, "flatten"))
-            acc = {m: a for m, (a, _) in point.items()}
+            cfgs = {m: dataclasses.replace(c, seed=seed) for m, c in
+                    (("transfer", head_cfg), ("fine_tuned", tune_cfg), ("scratch", scratch_cfg))}
+            head, rec = fit_in_memory(
+                lambda: compile_classifier(classification_head(f.shape[1], len(TARGET)), "adam", head_cfg.learning_rate),
+                f[tr], y[tr], f[va], y[va], cfgs["transfer"], args.min_steps)
+            acc = {"transfer": float(head.evaluate(f_test, y_test, verbose=0)[1])}
+
+            def tuned():
+                copy = keras.models.clone_model(source)  # cut_backbone shares layers: train a copy, not the source
+                copy.set_weights(source.get_weights())
+                net = cut_backbone(copy, args.cut, "flatten")
+                top = classification_head(f.shape[1], len(TARGET))
+                top.set_weights(head.get_weights())
+                return compile_classifier(stacked(net, top, net.layers[1].name), "adam", tune_cfg.learning_rate)
+
+            model, _ = fit_in_memory(tuned, x[tr], y[tr], x[va], y[va], cfgs["fine_tuned"], args.min_steps)
+            acc["fine_tuned"] = float(model.evaluate(x_test, y_test, verbose=0)[1])
+
+            def scratch():
+                net = cut_backbone(network(x.shape[1:], len(TARGET)), args.cut, "flatten")
+                return compile_classifier(stacked(net, classification_head(f.shape[1], len(TARGET)), None), "adam",
+                                          scratch_cfg.learning_rate)
+
+            model, _ = fit_in_memory(scratch, x[tr], y[tr], x[va], y[va], cfgs["scratch"], args.min_steps)
+            acc["scratch"] = float(model.evaluate(x_test, y_test, verbose=0)[1])
             for m, a in acc.items():
                 results[m][n].append(a)
             print(f"seed {seed}, {len(idx):,} labels ({len(tr)} train / {len(va)} validation): "

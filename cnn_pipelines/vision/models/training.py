@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -306,54 +306,3 @@ def fit_in_memory(start: Callable[[], keras.Model], x: np.ndarray, y: np.ndarray
     chosen = lowest_loss_epoch(history)
     return model, {"best_epoch": chosen, "epochs_run": len(history), "seconds": time.perf_counter() - t0,
                    "val_accuracy": next(r["val_accuracy"] for r in history if r["epoch"] == chosen)}
-
-
-def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray, transform=None) -> tuple[float, np.ndarray, np.ndarray]:
-    """Test accuracy, predicted classes and their probabilities."""
-    probs = np.concatenate([predict_batches(model, x[i:i + 512] if transform is None else transform(x[i:i + 512]), 512)
-                            for i in range(0, len(x), 512)])
-    pred = probs.argmax(axis=1)
-    return float((pred == y).mean()), pred, probs.max(axis=1)
-
-
-def curve_point(methods: Sequence[str], features: np.ndarray, images: np.ndarray, labels: np.ndarray,
-                tr: np.ndarray, va: np.ndarray, test_features: tuple[np.ndarray, np.ndarray],
-                test_images: tuple[np.ndarray, np.ndarray], cfgs: dict[str, TrainConfig], min_steps: int,
-                n_classes: int, pretrained: Callable[[], keras.Model], top_block: str | None,
-                scratch_backbone: Callable[[], keras.Model],
-                transform: Callable | None = None) -> dict[str, tuple[float, dict]]:
-    """One learning-curve point, trained on the labelled rows ``tr`` with the epoch chosen on ``va``, for each of
-    ``methods``: ``transfer`` (a head on the frozen backbone's ``features``), ``fine_tuned`` (that head on a fresh
-    ``pretrained()`` backbone, trained from ``top_block`` on; None: from its first layer) and ``scratch`` (a
-    ``scratch_backbone()`` and a new head from random weights). ``cfgs`` holds each method's settings. Returns
-    method -> (test accuracy, fit record). The learning-curve asset and ``benchmarks/transfer.py`` share it."""
-    from cnn_pipelines.vision.models.transfer import classification_head, stacked
-
-    out: dict[str, tuple[float, dict]] = {}
-    if "transfer" in methods or "fine_tuned" in methods:
-        def head_start():
-            cfg = cfgs["transfer"]
-            return compile_classifier(classification_head(features.shape[1], n_classes), cfg.optimizer,
-                                      cfg.learning_rate)
-        head, rec = fit_in_memory(head_start, features[tr], labels[tr], features[va], labels[va], cfgs["transfer"],
-                                  min_steps)
-        out["transfer"] = (accuracy(head, *test_features)[0], rec)
-    if "fine_tuned" in methods:
-        def tuned_start():  # the backbone's trained layers and this point's head, top block on unfrozen
-            net, top = pretrained(), classification_head(features.shape[1], n_classes)
-            top.set_weights(head.get_weights())
-            cfg = cfgs["fine_tuned"]
-            return compile_classifier(stacked(net, top, top_block or net.layers[1].name), cfg.optimizer,
-                                      cfg.learning_rate)
-        model, rec = fit_in_memory(tuned_start, images[tr], labels[tr], images[va], labels[va], cfgs["fine_tuned"],
-                                   min_steps, transform)
-        out["fine_tuned"] = (accuracy(model, *test_images, transform)[0], rec)
-    if "scratch" in methods:
-        def scratch_start():
-            net, cfg = scratch_backbone(), cfgs["scratch"]
-            return compile_classifier(stacked(net, classification_head(net.output_shape[-1], n_classes), None),
-                                      cfg.optimizer, cfg.learning_rate)
-        model, rec = fit_in_memory(scratch_start, images[tr], labels[tr], images[va], labels[va], cfgs["scratch"],
-                                   min_steps, transform)
-        out["scratch"] = (accuracy(model, *test_images, transform)[0], rec)
-    return {m: out[m] for m in methods}

@@ -25,11 +25,12 @@ from cnn_pipelines.vision.datasets.catalog import DatasetSpec, class_names, load
 from cnn_pipelines.vision.models.architectures import compile_classifier, keras
 from cnn_pipelines.vision.models.assets import checkpoint_metadata
 from cnn_pipelines.vision.models.catalog import TransferSpec
-from cnn_pipelines.vision.models.training import (TrainConfig, accuracy, architecture, curve_point, train_arrays,
+from cnn_pipelines.vision.models.training import (TrainConfig, architecture, fit_in_memory, train_arrays,
                                                   validation_size)
 from cnn_pipelines.vision.models.transfer import (budget_split, build_backbone, classification_head, extract_features,
                                                   nested_subsets, preprocess, stacked)
 from cnn_pipelines.vision.settings import VisionSettings, synced
+from cnn_pipelines.inference import predict_batches
 
 
 class StageConfig(dg.Config):
@@ -94,6 +95,14 @@ def load_features(info: dict) -> dict[str, np.ndarray]:
     folder = Path(info["path"])
     return {k: np.load(folder / f"{k}.npy", allow_pickle=False)
             for k in ("train_features", "train_labels", "test_features", "test_labels")}
+
+
+def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray, transform=None) -> tuple[float, np.ndarray, np.ndarray]:
+    """Test accuracy, predicted classes and their probabilities."""
+    probs = np.concatenate([predict_batches(model, x[i:i + 512] if transform is None else transform(x[i:i + 512]), 512)
+                            for i in range(0, len(x), 512)])
+    pred = probs.argmax(axis=1)
+    return float((pred == y).mean()), pred, probs.max(axis=1)
 
 
 # --- assets -----------------------------------------------------------------------------------------------------
@@ -318,10 +327,32 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
                     continue
                 tr, va = budget_split(idx, y)  # the epoch is chosen on labels counted in the point's budget
                 cfg = {m: dataclasses.replace(c, seed=seed) for m, (_, c) in stage_cfgs.items()}
-                acc = curve_point(missing, fx, x, y, tr, va, (f["test_features"], f["test_labels"]),
-                                  (data.test_x, data.test_y), cfg, min_steps, len(data.names),
-                                  lambda: keras.models.load_model(back["path"]), bb.top_block,
-                                  lambda: build_backbone(bb, pretrained=False), to_input)
+                acc = {}
+                if "transfer" in missing or "fine_tuned" in missing:
+                    def head_start():
+                        return compile_classifier(classification_head(fx.shape[1], len(data.names)),
+                                                  head_cfg.optimizer, head_cfg.learning_rate)
+                    head_model, rec = fit_in_memory(head_start, fx[tr], y[tr], fx[va], y[va], cfg["transfer"],
+                                                    min_steps)
+                    acc["transfer"] = (accuracy(head_model, f["test_features"], f["test_labels"])[0], rec)
+                if "fine_tuned" in missing:
+                    def tuned_start():  # the backbone's trained layers and this point's head, top block unfrozen
+                        top = classification_head(fx.shape[1], len(data.names))
+                        top.set_weights(head_model.get_weights())
+                        return compile_classifier(stacked(keras.models.load_model(back["path"]), top, bb.top_block),
+                                                  tune_cfg.optimizer, tune_cfg.learning_rate)
+                    model, rec = fit_in_memory(tuned_start, x[tr], y[tr], x[va], y[va], cfg["fine_tuned"], min_steps,
+                                               to_input)
+                    acc["fine_tuned"] = (accuracy(model, data.test_x, data.test_y, to_input)[0], rec)
+                if "scratch" in missing:
+                    def scratch_start():
+                        net = build_backbone(bb, pretrained=False)
+                        return compile_classifier(stacked(net, classification_head(net.output_shape[-1],
+                                                                                   len(data.names)), None),
+                                                  scratch_cfg.optimizer, scratch_cfg.learning_rate)
+                    model, rec = fit_in_memory(scratch_start, x[tr], y[tr], x[va], y[va], cfg["scratch"], min_steps,
+                                               to_input)
+                    acc["scratch"] = (accuracy(model, data.test_x, data.test_y, to_input)[0], rec)
                 for m in missing:
                     a, r = acc[m]
                     points.append({"requested": n, "seed": seed, "labelled_images": int(len(idx)), "method": m,
