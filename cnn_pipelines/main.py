@@ -19,9 +19,10 @@ from cnn_pipelines.launch import launch
 from cnn_pipelines.plan_inputs import unmet_inputs
 from cnn_pipelines.trading.features.assets import LOOKAHEAD
 from cnn_pipelines.trading.production.assets import TRAIN_WEEKDAYS
-from cnn_pipelines.trading.research.assets import CHAIN_START_TAG, RS, _window, research_partitions, retrain_plan
+from cnn_pipelines.trading.research.assets import (
+    CHAIN_START_TAG, FIRST_PERIOD, RS, _window, research_partitions, retrain_plan)
 from cnn_pipelines.trading.research.model_assets import _months_window
-from cnn_pipelines.trading.partitions import weekday_partitions
+from cnn_pipelines.trading.partitions import PARTITIONS_START, weekday_partitions
 from cnn_pipelines.trading.evaluation.metrics import oos_ic
 from cnn_pipelines.trading.settings import current_evaluation_settings, current_settings
 from cnn_pipelines.instance import fail_dead_runs
@@ -103,6 +104,21 @@ def plan(end: str | None = None, days: int = 520, start: str | None = None, peri
                      f"the universe needs {warmup} weekdays of history")
         i_start = min(first_ok, i_end)
     chosen = research_periods(end, periods)
+    if periods and len(chosen) < periods:
+        first = FIRST_PERIOD
+        why = (f"the research partitions start on {first}: a test month needs {RS.train_months} months of training "
+               f"features, and features start {SETTINGS.price_lookback} weekdays after the partitions' start "
+               f"{PARTITIONS_START}" if first > RS.first_period else
+               f"the research partitions start on {first}, the preset's first_period")
+        if not chosen:
+            first_end = (pd.Timestamp(first) + pd.offsets.BMonthEnd(0)).strftime("%Y-%m-%d")
+            later = (f"the prices end on {coverage[1]}, so no later --end helps: add older prices (or set an "
+                     f"earlier partitions_start)" if coverage and str(coverage[1]) < first_end else
+                     f"use --end {first_end} or later, older prices (or an earlier partitions_start)")
+            raise PlanError(f"--periods {periods} asks for test months, but none ends by --end {end}: {why}. "
+                            f"To train one, {later}; or --periods 0 builds the features only.")
+        notes.append(f"only {len(chosen)} of the {periods} test months asked for end by {end} ({chosen[0]}.."
+                     f"{chosen[-1]}): {why}")
     if chosen and RS.retrain_every > 1:  # a month between retrains reads its retrain month's model
         anchor = retrain_plan(chosen[0])[0]
         if anchor < chosen[0]:
@@ -208,9 +224,10 @@ def failure_lines(instance: dg.DagsterInstance, run_id: str, limit: int = 3) -> 
 
 
 def research_periods(end: str, count: int) -> list[str]:
-    """The ``count`` newest complete monthly periods whose test month ends on or before ``end`` (none for 0)."""
+    """The ``count`` newest complete monthly periods: those whose last weekday is on or before ``end`` (none
+    for 0). A month ending on a weekend is complete on its last Friday."""
     keys = [k for k in research_partitions.get_partition_keys()
-            if (pd.Timestamp(k) + pd.offsets.MonthEnd(0)).strftime("%Y-%m-%d") <= end]
+            if (pd.Timestamp(k) + pd.offsets.BMonthEnd(0)).strftime("%Y-%m-%d") <= end]
     return keys[-count:] if count > 0 else []
 
 
@@ -224,15 +241,18 @@ def summary(root: Path) -> str:
         t = RS.target
         targets = con.execute(f"select count({t}), avg({t}_ok::int) from forward_returns").fetchone()
         # the same statistic as every asset reports (metrics.oos_ic), not a second definition in SQL
-        preds = con.execute(f"select period, date, prediction, {t} from oos_predictions").df()
-        ic, se, days = oos_ic(preds, t)
-        oos = (preds["period"].nunique(), days, ic, se)
+        views = {r[0] for r in con.execute("select view_name from duckdb_views() where not internal").fetchall()}
+        if "oos_predictions" in views:
+            preds = con.execute(f"select period, date, prediction, {t} from oos_predictions").df()
+            ic, se, days = oos_ic(preds, t)
+            oos_line = (f"oos_predictions (cnn_ta): {preds['period'].nunique()} walk-forward periods, {days} days "
+                        f"with a realized {t}, mean daily rank IC {ic:+.4f} (s.e. {se:.4f})\n")
+        else:
+            oos_line = "oos_predictions (cnn_ta): none yet (no test month was trained; see --periods)\n"
     return (f"raw_prices: {rows:,} rows, {tickers} tickers, {first} .. {last}\n"
             f"indicator_panel: {panel_rows:,} rows x {panel_cols} features\n"
             f"forward_returns: {targets[0]:,} realized {t} labels, {targets[1] or 0:.2%} trainable\n"
-            f"oos_predictions (cnn_ta): {oos[0]} walk-forward periods, {oos[1]} days with a realized {t}, mean daily "
-            f"rank IC {oos[2]:+.4f} (s.e. {oos[3]:.4f})\n"
-            + evaluation_summary(root) +
+            + oos_line + evaluation_summary(root) +
             f"lake: {lake.location(root)}  (duckdb {lake.catalog_path(root)} -c \"select * from indicator_panel limit 5\")")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dagster as dg
@@ -47,3 +47,16 @@ def table_value(frame: pd.DataFrame) -> dg.TableMetadataValue:
 def settings_table(settings: Mapping[str, Any]) -> dg.TableMetadataValue:
     """A model's settings as a two-column table shown inline (not a JSON blob of a dozen keys)."""
     return table_value(pd.DataFrame({"setting": list(settings), "value": [str(v) for v in settings.values()]}))
+
+
+def listed(items: Sequence[Any], limit: int = 10) -> str:
+    """Items as one line for a log or a metadata value: all of them up to ``limit``, else the first ``limit``
+    and how many more (a universe of quarantined tickers is not a 15-line list)."""
+    shown = ", ".join(str(i) for i in items[:limit])
+    return shown if len(items) <= limit else f"{shown} and {len(items) - limit} more ({len(items)} in all)"
+
+
+def short_list(items: Sequence[Any], limit: int = 10) -> dg.MetadataValue:
+    """A list as metadata: inline JSON up to ``limit`` items, else a one-line count with the first few."""
+    items = list(items)
+    return dg.MetadataValue.json(items) if len(items) <= limit else dg.MetadataValue.text(listed(items, limit))

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from cnn_pipelines.trading.features.assets import LOOKAHEAD, SETTINGS
 from cnn_pipelines.main import PlanError, plan, unmet_models
-from cnn_pipelines.trading.research.assets import FIRST_PERIOD
+from cnn_pipelines.trading.research.assets import FIRST_PERIOD, RS
 
 KEYS = pd.bdate_range("2012-01-02", "2021-12-31").strftime("%Y-%m-%d").tolist()
 COVER = (dt.date(2017, 1, 3), dt.date(2020, 9, 30))
@@ -71,6 +71,40 @@ def test_the_default_range_starts_where_the_prices_allow_and_errors_name_the_nee
         plan(end="2018-07-31", periods=6, coverage=COVER, keys=KEYS)
 
 
+def test_asking_for_test_months_before_the_first_one_is_refused_not_silently_dropped():
+    """An --end before the first research month's end once planned no test month at all, said nothing, and the
+    summary then failed on a missing oos_predictions view: the plan names the first possible month instead."""
+    first_end = (pd.Timestamp(FIRST_PERIOD) + pd.offsets.BMonthEnd(0)).strftime("%Y-%m-%d")  # its last weekday
+    before = (pd.Timestamp(FIRST_PERIOD) - pd.offsets.BDay(1)).strftime("%Y-%m-%d")
+    with pytest.raises(PlanError, match=rf"none ends by --end {before}.*start on {FIRST_PERIOD}.*--end {first_end}"):
+        plan(end=before, periods=2)
+    assert plan(end=before, periods=0).periods == []  # features only is still a plan
+    p = plan(end=first_end, periods=3)  # one month fits of three: planned, and said
+    assert p.periods == [FIRST_PERIOD]
+    assert any(n.startswith(f"only 1 of the 3 test months asked for end by {first_end}") for n in p.notes)
+
+
+def test_the_summary_of_a_lake_without_predictions_says_so(tmp_path, monkeypatch):
+    """--periods 0 (or a plan with no test month) leaves no oos_predictions: the summary says none yet."""
+    from cnn_pipelines.main import summary
+    from cnn_pipelines.storage import lake
+
+    monkeypatch.setenv("CNN_LAKE_CATALOG_DIR", str(tmp_path / "catalogs"))
+    day = pd.Timestamp("2020-01-02")
+    lake.write_partitions(tmp_path, "raw_prices", pd.DataFrame(
+        {"date": [day, day], "ticker": ["AAA", "BBB"], "close": [1.0, 2.0], "volume": [10.0, 20.0]}),
+        ["2020-01-02"])
+    lake.write_partitions(tmp_path, "indicator_panel", pd.DataFrame(
+        {"date": [day], "ticker": ["AAA"], "rsi_5": [50.0]}), ["2020-01-02"])
+    t = RS.target
+    lake.write_partitions(tmp_path, "forward_returns", pd.DataFrame(
+        {"date": [day], "ticker": ["AAA"], t: [0.01], f"{t}_ok": [True]}), ["2020-01-02"])
+    lake.ensure_views(tmp_path, ["raw_prices", "indicator_panel", "forward_returns"])
+    text = summary(tmp_path)
+    assert "raw_prices: 2 rows, 2 tickers" in text
+    assert "oos_predictions (cnn_ta): none yet" in text
+
+
 def test_no_periods_means_no_research_runs():
     p = plan(end="2020-07-31", days=300, periods=0, coverage=COVER, keys=KEYS)
     assert p.periods == [] and not any(job in ("research_job", "evaluation_job") for job, *_ in p.runs())
@@ -102,6 +136,8 @@ def test_a_plan_either_has_every_input_or_is_refused_before_any_run(end, days, s
     assert unmet_inputs(p.runs(), defs) == []
     assert unmet_models(p.periods, Path("/nonexistent-lake")) == []
     assert p.start <= p.end
+    # test months asked for are planned, or the shortfall is said (never silently none)
+    assert not periods or (p.periods and (len(p.periods) >= periods or any("test months asked" in n for n in p.notes)))
 
 
 def test_plans_hold_under_the_full_preset_with_a_retrain_cadence():

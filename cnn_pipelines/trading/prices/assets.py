@@ -15,7 +15,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from cnn_pipelines.metadata import asset_output, asset_result, table_value
+from cnn_pipelines.metadata import asset_output, asset_result, listed, short_list, table_value
 from cnn_pipelines.settings_file import project_env
 from cnn_pipelines.storage import lake
 from cnn_pipelines.trading.prices.calendar import to_date, trading_calendar
@@ -125,7 +125,7 @@ def raw_prices(context: dg.AssetExecutionContext, config: RawPricesConfig, price
     missing = list(fetched.attrs.get("missing_tickers", []))
     file_errors = dict(fetched.attrs.get("file_errors", {}))
     if missing:
-        context.log.warning(f"{len(missing)} tickers returned no data: {missing[:20]}")
+        context.log.warning(f"{len(missing)} tickers returned no data: {listed(missing)}")
     if file_errors and config.strict:
         raise PriceSchemaError("strict ingestion: unreadable price files, nothing was written:\n"
                                + "\n".join(file_errors.values()))
@@ -133,8 +133,10 @@ def raw_prices(context: dg.AssetExecutionContext, config: RawPricesConfig, price
                   strict=config.strict, source=prices.description, file_errors=file_errors)
     clean, report, kept, quarantine, held = done.table, done.report, done.kept, done.quarantine, done.held
     if held:
+        rules = quarantine.groupby("rule")["ticker"].nunique().sort_values(ascending=False)
         context.log.error(f"{len(held)} ticker(s) quarantined (their stored rows kept, their rejected days not "
-                          f"written): {held}; rules: {quarantine.groupby('ticker')['rule'].first().to_dict()}")
+                          f"written): {listed(held)}; rules: {listed([f'{r} ({n} tickers)' for r, n in rules.items()])}"
+                          f"; every rejected row is on the no_quarantined_tickers check")
     repaired = {k: v for k, v in report.repairs.items() if v}
     if repaired:
         context.log.info(f"repairs applied: {repaired}")
@@ -147,11 +149,11 @@ def raw_prices(context: dg.AssetExecutionContext, config: RawPricesConfig, price
             "calendar": CALENDAR_NAME,
             "strict": config.strict,
             "repairs": dg.MetadataValue.json(report.repairs),
-            "quarantined_tickers": dg.MetadataValue.json(held),
+            "quarantined_tickers": short_list(held),
             "quarantined_days": report.quarantined_days,
             "stored_rows_kept": len(kept),
             "corporate_actions": _actions(clean),
-            "tickers_without_data": dg.MetadataValue.json(missing),
+            "tickers_without_data": short_list(missing),
             "preview": _preview(clean),
         }),
     )
@@ -159,7 +161,7 @@ def raw_prices(context: dg.AssetExecutionContext, config: RawPricesConfig, price
     yield dg.AssetCheckResult(
         check_name="no_quarantined_tickers", passed=not held, severity=dg.AssetCheckSeverity.ERROR,
         metadata={
-            "quarantined": dg.MetadataValue.json(held),
+            "quarantined": short_list(held),
             "by_ticker": dg.MetadataValue.md(by_ticker.to_markdown(index=False) if len(by_ticker) else "none"),
             "rejected_rows": dg.MetadataValue.md(quarantine.head(50).to_markdown(index=False) if len(quarantine) else "none"),
         },

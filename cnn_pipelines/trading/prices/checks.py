@@ -9,6 +9,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from cnn_pipelines.metadata import short_list
 from cnn_pipelines.storage import lake
 from cnn_pipelines.trading.prices.adjustments import STORED_COLUMNS
 
@@ -46,7 +47,7 @@ def sanity_violations(df: pd.DataFrame) -> pd.DataFrame:
 def price_check_results(df: pd.DataFrame) -> Iterator[dg.AssetCheckResult]:
     """Check results for a frame about to be (or just) written as raw_prices."""
     problems = schema_problems(df)
-    yield dg.AssetCheckResult(check_name="schema", passed=not problems, metadata={"problems": dg.MetadataValue.json(problems)})
+    yield dg.AssetCheckResult(check_name="schema", passed=not problems, metadata={"problems": short_list(problems)})
     dups = df.loc[df.duplicated(["date", "ticker"], keep=False), ["date", "ticker"]] if not problems else df.iloc[:0]
     yield dg.AssetCheckResult(
         check_name="unique_date_ticker", passed=len(dups) == 0,

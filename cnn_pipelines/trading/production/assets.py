@@ -9,7 +9,7 @@ import dagster as dg
 from cnn_pipelines.cluster import TRAINS
 import pandas as pd
 
-from cnn_pipelines.metadata import asset_output, table_value
+from cnn_pipelines.metadata import asset_output, short_list, table_value
 from cnn_pipelines.plots import rounded
 from cnn_pipelines.storage import lake
 from cnn_pipelines.trading.features.assets import SETTINGS
@@ -82,8 +82,8 @@ def daily_signals(context: dg.AssetExecutionContext, production_model: dict, ind
     signals = rank_signals(rows, pred, ES.top_k, next_day)
     return asset_output(context, signals, {
         "names": len(signals), "trade_date": str(next_day),
-        "long": dg.MetadataValue.json(signals.loc[signals["side"] == "long", "ticker"].tolist()),
-        "short": dg.MetadataValue.json(signals.loc[signals["side"] == "short", "ticker"].tolist()),
+        "long": short_list(signals.loc[signals["side"] == "long", "ticker"].tolist()),
+        "short": short_list(signals.loc[signals["side"] == "short", "ticker"].tolist()),
         "preview": table_value(signals.head(10).assign(prediction=signals["prediction"].head(10).astype(float).round(4))),
     })
 
