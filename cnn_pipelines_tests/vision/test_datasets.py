@@ -9,7 +9,8 @@ import pytest
 from tensorflow_datasets.image_classification import mnist as tfds_mnist
 
 from cnn_pipelines.vision.datasets import sources
-from cnn_pipelines.vision.datasets.catalog import DatasetSpec, as_training_dataset, available_datasets, load_numpy, prepare
+from cnn_pipelines.vision.datasets.catalog import (DatasetSpec, as_training_dataset, available_datasets, class_names,
+                                                  load_numpy, prepare)
 from cnn_pipelines.vision.datasets.sources import OfflineSourceError, check_idx_mirror, holdout_fifth, read_mnist5k
 from cnn_pipelines_tests.vision.image_files import cifar10_mirror, mnist5k_csv, mnist_mirror, write_idx
 
@@ -40,6 +41,22 @@ def test_registered_mnist_builders_read_idx_files_from_the_offline_mirror(vision
         assert x.shape[1:] == (28, 28, 1)
         assert sorted_pairs(x, y) == sorted_pairs(truth[f"x_{key}"], truth[f"y_{key}"])
     assert (vision_lake.data_dir / builder).is_dir()
+
+
+@pytest.mark.parametrize("config,kept", [("classes_0_4", (0, 1, 2, 3, 4)), ("classes_5_9", (5, 6, 7, 8, 9))])
+def test_a_class_subset_of_fashion_mnist_keeps_its_classes_renumbered_from_the_same_files(
+        vision_lake, tmp_path, small_mnist_layout, config, kept):
+    """The clothing transfer chain's two tasks: every image of the kept classes and no other, labels renumbered
+    0..4 in the kept order, class names carried over, read from the same offline IDX files."""
+    truth = mnist_mirror(tmp_path / "mirror", 20, 10)
+    spec = DatasetSpec("half", f"fashion_mnist_classes/{config}", "test", "mirror", mirror=tmp_path / "mirror")
+    built = prepare(spec, vision_lake)
+    assert class_names(built) == [sources.FASHION_CLASSES[c] for c in kept]
+    for split, key in (("train", "train"), ("test", "test")):
+        x, y = load_numpy(spec, vision_lake, split)
+        keep = np.isin(truth[f"y_{key}"], kept)
+        expected_labels = np.searchsorted(np.asarray(kept), truth[f"y_{key}"][keep])
+        assert sorted_pairs(x, y) == sorted_pairs(truth[f"x_{key}"][keep], expected_labels)
 
 
 def test_registered_cifar10_builder_reads_the_binary_tarball_from_the_mirror(vision_lake, tmp_path):
@@ -112,6 +129,9 @@ def test_the_catalog_offers_what_this_machine_can_build(vision_lake, tmp_path):
     mnist_mirror(vision_lake.fashion_mnist_dir, 20, 10)
     offline = available_datasets(vision_lake)
     assert offline["fashion_mnist"].mirror == vision_lake.fashion_mnist_dir and not offline["fashion_mnist"].online
+    assert {k: v.builder for k, v in offline.items()} == {  # the same files, whole and split by class
+        "mnist": "mnist5k", "fashion_mnist": "fashion_mnist", "fashion_mnist_0_4": "fashion_mnist_classes/classes_0_4",
+        "fashion_mnist_5_9": "fashion_mnist_classes/classes_5_9"}
     from dataclasses import replace
     online = available_datasets(replace(vision_lake, online=True))
     assert {k: (v.builder, v.online, v.mirror) for k, v in online.items()} == {

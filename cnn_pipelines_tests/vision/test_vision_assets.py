@@ -37,7 +37,12 @@ def offline_files(settings, tmp_path, monkeypatch) -> None:
 
 
 RUN_CONFIG = {"ops": {
-    **{name: {"config": {"epochs": 1, "train_limit": 200}} for name in ("lenet5_mnist", "lenet5_fashion_mnist", "cifar_cnn")},
+    **{name: {"config": {"epochs": 1, "train_limit": 200}} for name in ("lenet5_mnist", "lenet5_fashion_mnist", "cifar_cnn",
+                                                                        "lenet5_fashion_0_4")},
+    "clothing_0_4_to_5_9__head": {"config": {"epochs": 1}},
+    "clothing_0_4_to_5_9__fine_tuned": {"config": {"epochs": 1}},
+    "clothing_0_4_to_5_9__from_scratch": {"config": {"epochs": 1}},
+    "clothing_0_4_to_5_9__learning_curve": {"config": {"sizes": [10, 10**9], "min_steps": 2, "epochs": 1, "seeds": 2}},
     "fashion_to_mnist__head": {"config": {"epochs": 2}},
     "fashion_to_mnist__fine_tuned": {"config": {"epochs": 1}},
     "fashion_to_mnist__from_scratch": {"config": {"epochs": 1}},
@@ -65,11 +70,12 @@ def graph(tmp_path_factory):
         offline_files(settings, tmp, mp)
         datasets = available_datasets(settings)
         models = model_specs(datasets, online=False)
-        [chain] = transfer_specs(datasets, online=False)
+        chains = transfer_specs(datasets, online=False)
+        assert [c.name for c in chains] == ["clothing_0_4_to_5_9", "fashion_to_mnist"]
         numbers = house_number_spec(online=False)
         assets = [*(dataset_asset(d, settings) for d in datasets.values()),
                   *(model_asset(m, datasets[m.dataset], settings) for m in models), filters_asset(settings),
-                  *transfer_assets(chain, datasets["mnist"], settings),
+                  *(a for c in chains for a in transfer_assets(c, datasets[c.dataset], settings)),
                   house_numbers_asset(numbers, datasets["mnist"], settings), reader_asset(numbers, settings)]
         first = dg.materialize(assets, run_config=RUN_CONFIG)
         assert first.success
@@ -78,12 +84,12 @@ def graph(tmp_path_factory):
         again = dg.materialize(assets, run_config={"ops": {k: v for k, v in RUN_CONFIG["ops"].items()
                                                            if k.replace("__", "/") in rerun}},
                                selection=[dg.AssetKey.from_user_string(k) for k in rerun])
-    return settings, materializations(first), materializations(again), models, chain
+    return settings, materializations(first), materializations(again), models, {c.name: c for c in chains}
 
 
 def test_vision_graph_materializes_with_pictures_and_results_in_the_lake(graph):
     vision_lake, meta, again, models, _ = graph
-    assert [m.name for m in models] == ["lenet5_mnist", "lenet5_fashion_mnist", "cifar_cnn"]
+    assert [m.name for m in models] == ["lenet5_mnist", "lenet5_fashion_mnist", "lenet5_fashion_0_4", "cifar_cnn"]
     assert {"mnist", "fashion_mnist", "lenet5_mnist", "lenet5_fashion_mnist", "cifar_cnn", "conv_filters"} <= set(meta)
     assert meta["mnist"]["train_images"].value == 240 and meta["mnist"]["test_images"].value == 60
     assert meta["fashion_mnist"]["train_images"].value == 40 and "offline mirror" in meta["fashion_mnist"]["source"].value
@@ -126,7 +132,8 @@ def test_without_fashion_mnist_the_cifar_network_falls_back_to_digits_and_says_s
 
 
 def test_transfer_chain_and_house_numbers_materialize_from_the_checkpoint_graph(graph):
-    vision_lake, meta, again, _, chain = graph
+    vision_lake, meta, again, _, chains = graph
+    chain = chains["fashion_to_mnist"]
     assert (chain.backbone.checkpoint_of, chain.dataset) == ("cifar_cnn", "mnist")
     assert meta["fashion_to_mnist/backbone"]["feature_dimension"].value == 3 * 3 * 128  # second block, flattened
     assert "cifar_cnn checkpoint" in meta["fashion_to_mnist/backbone"]["source"].value
@@ -156,9 +163,12 @@ def test_transfer_chain_and_house_numbers_materialize_from_the_checkpoint_graph(
 
     with duckdb.connect(str(vision_lake.lake_root / lake.CATALOG_FILE), read_only=True) as con:
         models = [r[0] for r in con.execute("select model from vision_results order by model").fetchall()]
-        points = con.execute("select method, labelled_images, seed from transfer_learning_curve order by all").fetchall()
-    assert models == ["cifar_cnn", "fashion_to_mnist.fine_tuned", "fashion_to_mnist.from_scratch",
-                      "fashion_to_mnist.head", "house_number_reader", "lenet5_fashion_mnist", "lenet5_mnist"]
+        points = con.execute("select method, labelled_images, seed from transfer_learning_curve "
+                             "where chain = 'fashion_to_mnist' order by all").fetchall()
+    assert models == ["cifar_cnn", "clothing_0_4_to_5_9.fine_tuned", "clothing_0_4_to_5_9.from_scratch",
+                      "clothing_0_4_to_5_9.head", "fashion_to_mnist.fine_tuned", "fashion_to_mnist.from_scratch",
+                      "fashion_to_mnist.head", "house_number_reader", "lenet5_fashion_0_4", "lenet5_fashion_mnist",
+                      "lenet5_mnist"]
     # two seeds at 20 images; the all-images point once: the from_scratch asset's own model (same settings), its
     # 24 validation labels count too; the head stage trained other epochs than the curve's, so the curve trains its
     # own head inside 216 images, and fine-tunes from that head, not from the fine_tuned asset's
@@ -168,3 +178,29 @@ def test_transfer_chain_and_house_numbers_materialize_from_the_checkpoint_graph(
 
     for key in ("fashion_to_mnist/head", "fashion_to_mnist/fine_tuned", "house_number_reader"):
         assert "nothing retrained" in again[key]["summary"].value
+
+
+def test_the_clothing_chain_transfers_five_fashion_classes_to_the_other_five(graph):
+    """Issue 32: the offline chain where transfer is the right tool: a LeNet-5 trained on Fashion-MNIST classes
+    0-4 (its own dataset asset, built from the same files) is cut after POOL2 and transferred to classes 5-9; the
+    learning curve's page names the backbone, its source task, the cut and the target classes."""
+    vision_lake, meta, _, _, chains = graph
+    chain = chains["clothing_0_4_to_5_9"]
+    assert (chain.backbone.checkpoint_of, chain.dataset, chain.backbone.channels) == (
+        "lenet5_fashion_0_4", "fashion_mnist_5_9", 1)
+    # the 40 + 20 test images of ten classes, four and two of each: each half keeps its five classes' twenty and ten
+    for name in ("fashion_mnist_0_4", "fashion_mnist_5_9"):
+        assert (meta[name]["train_images"].value, meta[name]["test_images"].value, meta[name]["classes"].value) == \
+            (20, 10, 5)
+    assert meta["clothing_0_4_to_5_9/backbone"]["feature_dimension"].value == 9 * 9 * 16  # POOL2, flattened
+    assert meta["clothing_0_4_to_5_9/backbone"]["input_shape"].value == "(28, 28, 1)"
+    curve = meta["clothing_0_4_to_5_9/learning_curve"]
+    rows = dict((r.data["setting"], r.data["value"]) for r in curve["chain"].value.records)
+    assert rows["trained as"] == "model lenet5_fashion_0_4 (its best epoch)"
+    assert rows["source task"].startswith("Fashion-MNIST classes 0-4: T-shirt/top, trouser")
+    assert rows["cut after"] == "POOL2, features flattened"
+    assert rows["target classes"] == "5: Sandal, Shirt, Sneaker, Bag, Ankle boot"
+    with duckdb.connect(str(vision_lake.lake_root / lake.CATALOG_FILE), read_only=True) as con:
+        methods = con.execute("select method, count(*) from transfer_learning_curve where chain = "
+                              "'clothing_0_4_to_5_9' and labelled_images = 10 group by method order by method").fetchall()
+    assert methods == [("fine_tuned", 2), ("scratch", 2), ("transfer", 2)]  # two seeds of each method at 10 labels

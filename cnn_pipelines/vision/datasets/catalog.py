@@ -19,7 +19,7 @@ import tensorflow_datasets as tfds
 from cnn_pipelines.vision.datasets.sources import Mnist5k, MirrorDownloadManager, check_idx_mirror, mnist5k_csv
 from cnn_pipelines.vision.settings import VisionSettings
 
-IDX_BUILDERS = {"mnist", "fashion_mnist"}  # tfds builders that read MNIST-layout IDX files
+IDX_BUILDERS = {"mnist", "fashion_mnist", "fashion_mnist_classes"}  # tfds builders that read MNIST-layout IDX files
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,12 @@ def available_datasets(s: VisionSettings) -> dict[str, DatasetSpec]:
         out["fashion_mnist"] = DatasetSpec("fashion_mnist", "fashion_mnist", "Fashion-MNIST clothing (70,000 real images)",
                                            f"IDX files in {s.fashion_mnist_dir} (offline mirror)",
                                            mirror=s.fashion_mnist_dir)
+        # the same files split by class: the offline transfer chain's source task and its target task
+        for name, cfg, kept in (("fashion_mnist_0_4", "classes_0_4", "T-shirt/top, trouser, pullover, dress, coat"),
+                                ("fashion_mnist_5_9", "classes_5_9", "sandal, shirt, sneaker, bag, ankle boot")):
+            out[name] = DatasetSpec(name, f"fashion_mnist_classes/{cfg}",
+                                    f"Fashion-MNIST classes {name[-3]}-{name[-1]} only: {kept} (35,000 real images)",
+                                    f"IDX files in {s.fashion_mnist_dir} (offline mirror)", mirror=s.fashion_mnist_dir)
     return out
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 from etils import epath
+from tensorflow_datasets.image_classification import mnist as tfds_mnist
 
 
 class OfflineSourceError(FileNotFoundError):
@@ -64,7 +65,6 @@ def idx_header(path: Path) -> tuple[int, ...]:
 def mnist_layout() -> dict[str, tuple[int, ...]]:
     """The IDX files tfds's MNIST-family builders read, with the shapes they read them as (from the builder's
     own constants, so the check and the builder cannot disagree)."""
-    from tensorflow_datasets.image_classification import mnist as tfds_mnist
 
     train, test, side = tfds_mnist._TRAIN_EXAMPLES, tfds_mnist._TEST_EXAMPLES, tfds_mnist._MNIST_IMAGE_SIZE  # noqa: SLF001
     return {"train-images-idx3-ubyte.gz": (train, side, side), "train-labels-idx1-ubyte.gz": (train,),
@@ -145,3 +145,51 @@ class Mnist5k(tfds.core.GeneratorBasedBuilder):
     def _generate_examples(self, images, labels, rows):
         for image, label, row in zip(images, labels, rows):
             yield int(row), {"image": image, "label": int(label)}
+
+
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot")
+
+
+class ClassSubsetConfig(tfds.core.BuilderConfig):
+    """Which Fashion-MNIST classes a ``FashionMnistClasses`` dataset keeps, renumbered 0..k-1 in this order."""
+
+    def __init__(self, *, classes: tuple[int, ...], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.classes = tuple(classes)
+
+
+class FashionMnistClasses(tfds_mnist.FashionMNIST):
+    """Fashion-MNIST restricted to some of its classes, from the same IDX files (offline mirror or download):
+    ``classes_0_4`` (T-shirt/top, trouser, pullover, dress, coat) and ``classes_5_9`` (sandal, shirt, sneaker,
+    bag, ankle boot), 30,000 training and 5,000 test images each. Two tasks on the same kind of image with no
+    class in common: a network trained on one is a transfer source for the other. Registered with tfds as
+    ``fashion_mnist_classes``."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Fashion-MNIST 3.0.1's IDX files; labels renumbered within the kept classes."}
+    BUILDER_CONFIGS = [
+        ClassSubsetConfig(name="classes_0_4", classes=(0, 1, 2, 3, 4),
+                          description="T-shirt/top, trouser, pullover, dress, coat"),
+        ClassSubsetConfig(name="classes_5_9", classes=(5, 6, 7, 8, 9),
+                          description="sandal, shirt, sneaker, bag, ankle boot"),
+    ]
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        kept = self.builder_config.classes
+        return self.dataset_info_from_configs(
+            description=f"Fashion-MNIST, classes {', '.join(FASHION_CLASSES[c] for c in kept)} only.",
+            features=tfds.features.FeaturesDict({
+                "image": tfds.features.Image(shape=tfds_mnist.MNIST_IMAGE_SHAPE),
+                "label": tfds.features.ClassLabel(names=[FASHION_CLASSES[c] for c in kept]),
+            }),
+            supervised_keys=("image", "label"),
+            homepage="https://github.com/zalandoresearch/fashion-mnist",
+        )
+
+    def _generate_examples(self, num_examples, data_path, label_path):
+        kept = {c: i for i, c in enumerate(self.builder_config.classes)}
+        for key, record in super()._generate_examples(num_examples, data_path, label_path):
+            label = int(record["label"])
+            if label in kept:
+                yield key, {"image": record["image"], "label": kept[label]}

@@ -32,6 +32,7 @@ class BackboneSpec:
     last_layer: str | None = None       # checkpoint backbones: the last layer kept
     pooling: str = "avg"                # features: "avg" (global average pooling) or "flatten" (keeps where)
     scratch: Callable | None = None     # checkpoint backbones: (input_shape, n_classes) -> the untrained network
+    channels: int = 3                   # image channels the backbone takes (1: grey, as the LeNet-5 checkpoints)
 
 
 def keras_backbone(spec: BackboneSpec, weights: str | None) -> keras.Model:
@@ -69,11 +70,12 @@ def build_backbone(spec: BackboneSpec, source: keras.Model | None = None, pretra
         if source is None:
             raise ValueError(f"backbone {spec.name} is cut from a checkpoint of {spec.checkpoint_of}; none given")
         return cut_backbone(source, spec.last_layer, spec.pooling)
-    return cut_backbone(spec.scratch((spec.image_size, spec.image_size, 3), 10), spec.last_layer, spec.pooling)
+    return cut_backbone(spec.scratch((spec.image_size, spec.image_size, spec.channels), 10), spec.last_layer,
+                        spec.pooling)
 
 
 def preprocess(images, kind: str):
-    """uint8 (n, h, w, 3) images (NumPy or tensor) as the backbone expects them, float32."""
+    """uint8 (n, h, w, c) images (NumPy or tensor) as the backbone expects them, float32."""
     x = keras.ops.cast(images, "float32")
     if kind == "unit":
         return x / 255.0

@@ -85,8 +85,9 @@ class TargetImages:
 
 def target_images(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings) -> TargetImages:
     size = chain.backbone.image_size
-    train_x, train_y = load_numpy(dataset, s, chain.train_split, image_size=size, channels=3)
-    test_x, test_y = load_numpy(dataset, s, chain.test_split, image_size=size, channels=3)
+    channels = chain.backbone.channels
+    train_x, train_y = load_numpy(dataset, s, chain.train_split, image_size=size, channels=channels)
+    test_x, test_y = load_numpy(dataset, s, chain.test_split, image_size=size, channels=channels)
     return TargetImages(train_x, train_y, test_x, test_y, class_names(dataset.builder_for(s.data_dir)),
                         validation_size(len(train_x)))
 
@@ -116,8 +117,9 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
 
     @dg.asset(key_prefix=prefix, name="backbone", group_name=group, kinds={"keras"},
               deps=[bb.checkpoint_of] if bb.checkpoint_of else [],
-              description=f"{bb.title}, without its classifier, global-average pooled: the frozen feature "
-                          f"extractor of the {chain.name} chain.")
+              description=f"{bb.title}, without its classifier, "
+                          f"{'flattened' if bb.pooling == 'flatten' else 'global-average pooled'}: the frozen "
+                          f"feature extractor of the {chain.name} chain.")
     @synced(s)
     def backbone(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         if bb.application is None:
@@ -436,7 +438,7 @@ def chain_table(chain: TransferSpec, target: DatasetSpec, classes: list[str]) ->
     bb = chain.backbone
     source = (f"model {bb.checkpoint_of} (its best epoch)" if bb.checkpoint_of
               else f"keras.applications.{bb.application} ({bb.weights or 'random'} weights)")
-    rows = [("backbone", bb.title), ("trained as", source),
+    rows = [("backbone", bb.title), ("trained as", source), *([("source task", chain.source)] if chain.source else []),
             ("cut after", f"{bb.last_layer or 'the last convolutional block'}, features {bb.pooling}-pooled"
              if bb.pooling != "flatten" else f"{bb.last_layer or 'the last convolutional block'}, features flattened"),
             ("fine-tuning unfreezes", f"from {bb.top_block} on, with the head"),
