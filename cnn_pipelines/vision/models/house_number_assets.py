@@ -33,6 +33,7 @@ def train_reader(name: str, arrays: dict[str, np.ndarray], root: Path, cfg: Trai
     xt, yt, xv, yv = (arrays[k] for k in ("train_images", "train_targets", "validation_images", "validation_targets"))
     n_val = len(xv)
     probe = np.random.default_rng(cfg.seed).permutation(len(xt))[:2000]  # training accuracy on a fixed sample
+    keras.utils.set_random_seed(cfg.seed)  # initial weights from the model's seed, not from what ran before it
     network = reader.multi_digit_cnn((*xt.shape[1:],))
     config = {"model": name, "data": data_fp, "layers": len(network.layers), "params": network.count_params(),
               **dataclasses.asdict(cfg)}

@@ -135,6 +135,7 @@ def train_classifier(name: str, build: Callable[[tuple[int, int, int], int], ker
     train_slice, val_slice, n_train, n_val = split_slices(builder.info.splits["train"].num_examples, cfg)
     shape = (cfg.image_size or builder.info.features["image"].shape[0],) * 2 + (
         cfg.channels or builder.info.features["image"].shape[-1],)
+    keras.utils.set_random_seed(cfg.seed)  # initial weights from the model's seed, not from what ran before it
     network = build(shape, len(classes))
     config = {"model": name, "architecture": architecture(network), "dataset": dataset_identity(builder),
               "source": spec.source, **dataclasses.asdict(cfg)}

@@ -264,6 +264,7 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
         cfg = _override(chain.scratch, config)
         (x, y), (xv, yv) = data.split(data.train_x, data.train_y)
 
+        keras.utils.set_random_seed(cfg.seed)  # initial weights from the stage's seed, not from what ran before
         backbone_net = build_backbone(bb, pretrained=False)
         network = stacked(backbone_net, classification_head(backbone_net.output_shape[-1], len(data.names)), None)
 
