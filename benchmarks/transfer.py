@@ -4,7 +4,9 @@ The chain: a backbone (LeNet-5, the project's ``lenet5``; ``--network alexnet`` 
 half width) is trained on five Fashion-MNIST classes (T-shirt, trouser, pullover, dress, coat: 30,000 real
 images from Debian's ``dataset-fashion-mnist``; ``--source`` picks others) and transferred to the other five
 (sandal, shirt, sneaker, bag, ankle boot). Same kind of images, different objects, which is not true of
-clothing -> handwritten digits (the vision graph's offline chain).
+clothing -> handwritten digits (the vision graph's second offline chain). The vision graph's first offline chain,
+``clothing_0_4_to_5_9``, is this chain as assets (its fine-tuning unfreezes CONV2 and up, here the whole network
+trains); this script lets the network, the classes and the cut vary without touching the graph.
 
 For each label budget n (class-balanced nested subsets of the target's training images, ``nested_subsets``):
 

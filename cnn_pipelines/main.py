@@ -19,10 +19,10 @@ from cnn_pipelines.launch import launch
 from cnn_pipelines.plan_inputs import unmet_inputs
 from cnn_pipelines.trading.features.assets import LOOKAHEAD
 from cnn_pipelines.trading.production.assets import TRAIN_WEEKDAYS
-from cnn_pipelines.trading.research.assets import (
-    CHAIN_START_TAG, FIRST_PERIOD, RS, _window, research_partitions, retrain_plan)
+from cnn_pipelines.trading.research.assets import CHAIN_START_TAG, RS, _window, research_partitions, retrain_plan
 from cnn_pipelines.trading.research.model_assets import _months_window
 from cnn_pipelines.trading.partitions import PARTITIONS_START, weekday_partitions
+from cnn_pipelines.trading.prices.calendar import trading_calendar
 from cnn_pipelines.trading.evaluation.metrics import oos_ic
 from cnn_pipelines.trading.settings import current_evaluation_settings, current_settings
 from cnn_pipelines.instance import fail_dead_runs
@@ -78,6 +78,7 @@ def plan(end: str | None = None, days: int = 520, start: str | None = None, peri
     up front, naming what is missing, instead of a run failing halfway."""
     keys = keys or weekday_partitions.get_partition_keys()
     notes: list[str] = []
+    end_arg = end
     if end is None:
         i_end = len(keys) - 1
         if coverage and str(coverage[1]) < keys[i_end]:
@@ -105,20 +106,10 @@ def plan(end: str | None = None, days: int = 520, start: str | None = None, peri
         i_start = min(first_ok, i_end)
     chosen = research_periods(end, periods)
     if periods and len(chosen) < periods:
-        first = FIRST_PERIOD
-        why = (f"the research partitions start on {first}: a test month needs {RS.train_months} months of training "
-               f"features, and features start {SETTINGS.price_lookback} weekdays after the partitions' start "
-               f"{PARTITIONS_START}" if first > RS.first_period else
-               f"the research partitions start on {first}, the preset's first_period")
+        refusal = too_few_periods(periods, chosen, end, coverage, end_given=end_arg is not None)
         if not chosen:
-            first_end = (pd.Timestamp(first) + pd.offsets.BMonthEnd(0)).strftime("%Y-%m-%d")
-            later = (f"the prices end on {coverage[1]}, so no later --end helps: add older prices (or set an "
-                     f"earlier partitions_start)" if coverage and str(coverage[1]) < first_end else
-                     f"use --end {first_end} or later, older prices (or an earlier partitions_start)")
-            raise PlanError(f"--periods {periods} asks for test months, but none ends by --end {end}: {why}. "
-                            f"To train one, {later}; or --periods 0 builds the features only.")
-        notes.append(f"only {len(chosen)} of the {periods} test months asked for end by {end} ({chosen[0]}.."
-                     f"{chosen[-1]}): {why}")
+            raise PlanError(refusal)
+        notes.append(refusal)
     if chosen and RS.retrain_every > 1:  # a month between retrains reads its retrain month's model
         anchor = retrain_plan(chosen[0])[0]
         if anchor < chosen[0]:
@@ -223,12 +214,53 @@ def failure_lines(instance: dg.DagsterInstance, run_id: str, limit: int = 3) -> 
     return out
 
 
+def month_complete_on(month: str) -> str:
+    """The day a monthly period is complete: its last trading session on the exchange calendar (a month ending
+    on a weekend or a holiday, e.g. Good Friday 2024-03-29, is complete on the session before), or its last
+    weekday where the calendar has no sessions for it yet."""
+    first = pd.Timestamp(month)
+    sessions = trading_calendar(SETTINGS.calendar).sessions(first.date(), (first + pd.offsets.MonthEnd(0)).date())
+    return str(sessions[-1].date()) if len(sessions) else (first + pd.offsets.BMonthEnd(0)).strftime("%Y-%m-%d")
+
+
 def research_periods(end: str, count: int) -> list[str]:
-    """The ``count`` newest complete monthly periods: those whose last weekday is on or before ``end`` (none
-    for 0). A month ending on a weekend is complete on its last Friday."""
-    keys = [k for k in research_partitions.get_partition_keys()
-            if (pd.Timestamp(k) + pd.offsets.BMonthEnd(0)).strftime("%Y-%m-%d") <= end]
-    return keys[-count:] if count > 0 else []
+    """The ``count`` newest complete monthly periods (``month_complete_on`` on or before ``end``; none for 0)."""
+    out: list[str] = []
+    for key in reversed(research_partitions.get_partition_keys()):
+        if len(out) == max(count, 0):
+            break
+        if month_complete_on(key) <= end:
+            out.append(key)
+    return out[::-1]
+
+
+def too_few_periods(periods: int, chosen: list[str], end: str, coverage: tuple[dt.date, dt.date] | None,
+                    end_given: bool) -> str:
+    """Why fewer test months than ``--periods`` fit before ``end``, and what would give more: the message of the
+    refusal when none fits, of a plan note otherwise."""
+    first = research_partitions.start.strftime("%Y-%m-%d")  # the first month, ended or not
+    first_done = month_complete_on(first)
+    floor = first <= RS.first_period
+    month = f"{first} (complete on {first_done})" if first_done > str(dt.date.today()) else first
+    why = (f"the first test month is {month}, the preset's first_period" if floor else
+           f"the first test month is {month}: a test month needs {RS.train_months} months of training features, "
+           f"and features start {SETTINGS.price_lookback} weekdays after the partitions' start {PARTITIONS_START}")
+    end_text = f"--end {end}" if end_given else f"{end} (the default end)"
+    if chosen:
+        return f"only {len(chosen)} of the {periods} test months asked for are complete by {end_text} " \
+               f"({chosen[0]}..{chosen[-1]}): {why}"
+    fixes = []
+    if coverage and str(coverage[1]) < first_done:
+        fixes.append(f"newer prices, through {first_done} at least (they end on {coverage[1]})")
+    elif first_done <= str(dt.date.today()):
+        fixes.append(f"--end {first_done} or later")
+    if not floor:
+        fixes.append("an earlier partitions_start in cnn_pipelines.yaml (CNN_PARTITIONS_START), with prices from "
+                     "then on" if coverage else "an earlier partitions_start in cnn_pipelines.yaml "
+                     "(CNN_PARTITIONS_START)")
+    fixes.append("--periods 0 to build the features only")
+    return (f"--periods {periods} asks for test months, but none is complete by {end_text}: {why}. "
+            f"Use {'; or '.join(fixes)}.")
 
 
 def summary(root: Path) -> str:

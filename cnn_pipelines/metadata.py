@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import dagster as dg
@@ -49,14 +49,15 @@ def settings_table(settings: Mapping[str, Any]) -> dg.TableMetadataValue:
     return table_value(pd.DataFrame({"setting": list(settings), "value": [str(v) for v in settings.values()]}))
 
 
-def listed(items: Sequence[Any], limit: int = 10) -> str:
+def listed(items: Iterable[Any], limit: int = 10) -> str:
     """Items as one line for a log or a metadata value: all of them up to ``limit``, else the first ``limit``
     and how many more (a universe of quarantined tickers is not a 15-line list)."""
+    items, limit = list(items), max(1, limit)
     shown = ", ".join(str(i) for i in items[:limit])
     return shown if len(items) <= limit else f"{shown} and {len(items) - limit} more ({len(items)} in all)"
 
 
-def short_list(items: Sequence[Any], limit: int = 10) -> dg.MetadataValue:
+def short_list(items: Iterable[Any], limit: int = 10) -> dg.MetadataValue:
     """A list as metadata: inline JSON up to ``limit`` items, else a one-line count with the first few."""
     items = list(items)
     return dg.MetadataValue.json(items) if len(items) <= limit else dg.MetadataValue.text(listed(items, limit))

@@ -30,3 +30,9 @@ def test_a_list_shows_at_most_limit_items_and_counts_the_rest(items, limit):
 def test_a_quarantined_universe_is_one_line_naming_the_first_tickers():
     tickers = [f"M{i:03d}" for i in range(44)]
     assert listed(tickers) == "M000, M001, M002, M003, M004, M005, M006, M007, M008, M009 and 34 more (44 in all)"
+
+
+def test_any_iterable_is_listed_and_a_limit_below_one_shows_one():
+    assert listed(iter(["A", "B", "C"]), 2) == "A, B and 1 more (3 in all)"
+    assert listed({"only"}) == "only"
+    assert listed(["A", "B"], 0) == "A and 1 more (2 in all)"

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cnn_pipelines.trading.features.assets import LOOKAHEAD, SETTINGS
-from cnn_pipelines.main import PlanError, plan, unmet_models
+from cnn_pipelines.main import PlanError, month_complete_on, plan, unmet_models
 from cnn_pipelines.trading.research.assets import FIRST_PERIOD, RS
 
 KEYS = pd.bdate_range("2012-01-02", "2021-12-31").strftime("%Y-%m-%d").tolist()
@@ -74,14 +74,56 @@ def test_the_default_range_starts_where_the_prices_allow_and_errors_name_the_nee
 def test_asking_for_test_months_before_the_first_one_is_refused_not_silently_dropped():
     """An --end before the first research month's end once planned no test month at all, said nothing, and the
     summary then failed on a missing oos_predictions view: the plan names the first possible month instead."""
-    first_end = (pd.Timestamp(FIRST_PERIOD) + pd.offsets.BMonthEnd(0)).strftime("%Y-%m-%d")  # its last weekday
-    before = (pd.Timestamp(FIRST_PERIOD) - pd.offsets.BDay(1)).strftime("%Y-%m-%d")
-    with pytest.raises(PlanError, match=rf"none ends by --end {before}.*start on {FIRST_PERIOD}.*--end {first_end}"):
+    first_end = month_complete_on(FIRST_PERIOD)
+    before = (pd.Timestamp(first_end) - pd.offsets.BDay(1)).strftime("%Y-%m-%d")
+    with pytest.raises(PlanError, match=rf"none is complete by --end {before}: the first test month is "
+                                        rf"{FIRST_PERIOD}: .*Use --end {first_end} or later; or an earlier "
+                                        rf"partitions_start"):
         plan(end=before, periods=2)
     assert plan(end=before, periods=0).periods == []  # features only is still a plan
     p = plan(end=first_end, periods=3)  # one month fits of three: planned, and said
     assert p.periods == [FIRST_PERIOD]
-    assert any(n.startswith(f"only 1 of the 3 test months asked for end by {first_end}") for n in p.notes)
+    assert any(n.startswith(f"only 1 of the 3 test months asked for are complete by --end {first_end}")
+               for n in p.notes)
+
+
+def test_a_month_is_complete_on_its_last_session_not_its_last_calendar_day(monkeypatch):
+    """May 2020 ends on a Sunday: its test month is complete on Friday the 29th. On the NYSE calendar March 2024
+    ends on Good Friday (a holiday): complete on Thursday the 28th, the last day price files hold."""
+    from dataclasses import replace
+
+    import cnn_pipelines.main as main
+
+    assert plan(end="2020-05-29", periods=1, coverage=COVER, keys=KEYS).periods == ["2020-05-01"]
+    assert plan(end="2020-05-28", periods=1, coverage=COVER, keys=KEYS).periods == ["2020-04-01"]
+    monkeypatch.setattr(main, "SETTINGS", replace(main.SETTINGS, calendar="XNYS"))
+    assert month_complete_on("2024-03-01") == "2024-03-28"
+    assert month_complete_on("2021-05-01") == "2021-05-28"  # Memorial Day, Monday the 31st
+
+
+def test_a_refusal_gives_the_advice_that_can_help(monkeypatch):
+    """Prices that end too early need newer prices, not a later --end; a first month fixed by the preset cannot
+    move with the partitions; a first month not yet over is said to be so (the partitions then started less than
+    about two and a half years ago, and the plan once failed with a TypeError on the missing first key)."""
+    from dataclasses import replace
+
+    import dagster as dg
+
+    import cnn_pipelines.main as main
+
+    first_end = month_complete_on(FIRST_PERIOD)
+    short = (dt.date(2012, 1, 2), dt.date(2014, 3, 31))
+    with pytest.raises(PlanError, match=rf"Use newer prices, through {first_end} at least \(they end on 2014-03-31\)"):
+        plan(end="2014-03-31", periods=2, coverage=short, keys=KEYS)
+    monkeypatch.setattr(main, "RS", replace(main.RS, first_period=FIRST_PERIOD))
+    with pytest.raises(PlanError, match="the preset's first_period") as refused:
+        plan(end="2014-03-31", periods=2, keys=KEYS)
+    assert "partitions_start" not in str(refused.value)
+    future = (pd.Timestamp.today() + pd.offsets.MonthBegin(1)).strftime("%Y-%m-01")
+    monkeypatch.setattr(main, "research_partitions", dg.MonthlyPartitionsDefinition(start_date=future))
+    with pytest.raises(PlanError, match=rf"first test month is {future} \(complete on 20..-..-..\)") as refused:
+        plan(end="2020-07-31", periods=2, coverage=COVER, keys=KEYS)
+    assert "or later" not in str(refused.value)
 
 
 def test_the_summary_of_a_lake_without_predictions_says_so(tmp_path, monkeypatch):

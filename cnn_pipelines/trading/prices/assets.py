@@ -133,10 +133,12 @@ def raw_prices(context: dg.AssetExecutionContext, config: RawPricesConfig, price
                   strict=config.strict, source=prices.description, file_errors=file_errors)
     clean, report, kept, quarantine, held = done.table, done.report, done.kept, done.quarantine, done.held
     if held:
-        rules = quarantine.groupby("rule")["ticker"].nunique().sort_values(ascending=False)
+        # one count per kind of rule ("unreadable file: <why>" is one kind, whatever the file's message)
+        rules = quarantine.groupby(quarantine["rule"].str.split(":").str[0])["ticker"].nunique()
+        rules = [f"{r} ({n} ticker{'s' if n > 1 else ''})" for r, n in rules.sort_values(ascending=False).items()]
         context.log.error(f"{len(held)} ticker(s) quarantined (their stored rows kept, their rejected days not "
-                          f"written): {listed(held)}; rules: {listed([f'{r} ({n} tickers)' for r, n in rules.items()])}"
-                          f"; every rejected row is on the no_quarantined_tickers check")
+                          f"written): {listed(held)}; rules: {listed(rules)}; every rejected row is on the "
+                          f"no_quarantined_tickers check")
     repaired = {k: v for k, v in report.repairs.items() if v}
     if repaired:
         context.log.info(f"repairs applied: {repaired}")
