@@ -124,8 +124,12 @@ def raw_prices(context: dg.AssetExecutionContext, config: RawPricesConfig, price
     fetched = prices.fetch(context_start(start), end)  # the days before: context for holiday repeats only
     missing = list(fetched.attrs.get("missing_tickers", []))
     file_errors = dict(fetched.attrs.get("file_errors", {}))
+    ignored = list(fetched.attrs.get("ignored_files", []))
     if missing:
         context.log.warning(f"{len(missing)} tickers returned no data: {listed(missing)}")
+    if ignored:
+        context.log.warning(f"{len(ignored)} file(s) in the price folder are not CSV/Parquet and were not read: "
+                            f"{listed(ignored)}")
     if file_errors and config.strict:
         raise PriceSchemaError("strict ingestion: unreadable price files, nothing was written:\n"
                                + "\n".join(file_errors.values()))
@@ -156,6 +160,7 @@ def raw_prices(context: dg.AssetExecutionContext, config: RawPricesConfig, price
             "stored_rows_kept": len(kept),
             "corporate_actions": _actions(clean),
             "tickers_without_data": short_list(missing),
+            "files_not_read": short_list(ignored),
             "preview": _preview(clean),
         }),
     )

@@ -83,11 +83,24 @@ def _in_range(df: pd.DataFrame, start: dt.date, end: dt.date, source: str, tz: s
 # ----------------------------------------------------------------------------------------------- files
 
 
+PRICE_FILE = re.compile(r"\.(csv|csv\.gz|parquet)$", re.IGNORECASE)  # vendors write .CSV as often as .csv
+
+
+def ignored_files(path: str) -> list[str]:
+    """Names of the files in a price folder that are not read (not CSV/Parquet, e.g. a README), to be named in
+    the run's log rather than passed over in silence; none for a single file or a glob."""
+    p = Path(path)
+    if not p.is_dir():
+        return []
+    return sorted(f.name for f in p.iterdir() if f.is_file() and not PRICE_FILE.search(f.name))
+
+
 def list_price_files(path: str) -> list[Path]:
-    """Files a ``files`` source reads: a directory's *.csv/*.parquet, or a glob pattern, sorted."""
+    """Files a ``files`` source reads: a directory's CSV (.csv, .csv.gz) and Parquet files in any letter case, or
+    a glob pattern, sorted."""
     p = Path(path)
     if p.is_dir():
-        files = sorted([*p.glob("*.csv"), *p.glob("*.parquet"), *p.glob("*.csv.gz")])
+        files = sorted(f for f in p.iterdir() if PRICE_FILE.search(f.name))
     elif p.is_file():
         files = [p]
     else:
@@ -102,9 +115,9 @@ def read_price_file(path: Path) -> pd.DataFrame:
     """Read one CSV/Parquet price file into canonical columns (ticker from the file name if absent)."""
     name = path.name
     try:
-        raw = pd.read_parquet(path) if name.endswith(".parquet") else pd.read_csv(path)
+        raw = pd.read_parquet(path) if name.lower().endswith(".parquet") else pd.read_csv(path)
     except Exception as exc:  # pandas/pyarrow raise many types for corrupt files
-        raise PriceSchemaError(f"{path}: cannot be read as {'Parquet' if name.endswith('.parquet') else 'CSV'} ({exc})") from exc
+        raise PriceSchemaError(f"{path}: cannot be read as {'Parquet' if name.lower().endswith('.parquet') else 'CSV'} ({exc})") from exc
     raw = raw.reset_index(drop=raw.index.name is None and not isinstance(raw.index, pd.MultiIndex))
     # a blank trailing line (",,,,,") is no bar: drop rows with nothing in them before reading dates
     raw = raw.dropna(how="all").reset_index(drop=True)
@@ -113,7 +126,7 @@ def read_price_file(path: Path) -> pd.DataFrame:
 
 def file_ticker(path: Path) -> str:
     """The ticker a per-ticker file stands for: its name without extension, upper case."""
-    return re.sub(r"\.(csv|parquet)(\.gz)?$", "", path.name).upper()
+    return PRICE_FILE.sub("", path.name).upper()
 
 
 def read_price_files(path: str, start: str | dt.date, end: str | dt.date, tz: str | None = None,
@@ -141,6 +154,7 @@ def read_price_files(path: str, start: str | dt.date, end: str | dt.date, tz: st
            else empty_prices().assign(source_file=pd.Series([], dtype="string")))
     out = out.astype({"ticker": "string", "source_file": "string"})
     out.attrs["file_errors"] = errors
+    out.attrs["ignored_files"] = ignored_files(path)
     return out
 
 

@@ -8,6 +8,8 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cnn_pipelines.trading.prices.resources import FilePriceSource, SyntheticPriceSource, YahooPriceSource, price_source_from_env
 from cnn_pipelines.trading.prices.sources import download_yahoo, read_price_files, yahoo_frame_to_long
@@ -33,6 +35,36 @@ def test_per_ticker_csv_files_with_adj_close(tmp_path):
     # ingestion to derive each bar's adjustment
     assert a["close"] == pytest.approx(101.0) and a["open"] == pytest.approx(100.5) and a["adj_close"] == pytest.approx(50.5)
     validate_prices(out)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(names=st.lists(st.tuples(st.sampled_from(["AAA", "bbb", "Cc1", "D.E", "brk-b"]),
+                                st.sampled_from([".csv", ".CSV", ".Csv", ".csv.gz", ".CSV.GZ", ".parquet",
+                                                 ".PARQUET", ".txt", ".xlsx", ""])),
+                      min_size=1, max_size=6, unique_by=lambda t: t[0].upper()))
+def test_every_price_file_is_read_whatever_its_extensions_case_and_the_rest_are_named(tmp_path_factory, names):
+    """An upper-case ``.CSV`` once passed over in silence: its ticker was simply absent from the lake. Every
+    CSV/Parquet file is read, any letter case; any other file in the folder is named as not read."""
+    folder = tmp_path_factory.mktemp("vendor")
+    expected, others = set(), set()
+    for stem, ext in names:
+        frame = ticker_frame(stem)
+        path = folder / f"{stem}{ext}"
+        if ext.lower() == ".parquet":
+            frame.to_parquet(path, index=False)
+        elif ext.lower() in (".csv", ".csv.gz"):
+            frame.to_csv(path, index=False, compression="gzip" if ext.lower().endswith(".gz") else None)
+        else:
+            path.write_text("not prices")
+        (expected if ext.lower() in (".csv", ".csv.gz", ".parquet") else others).add(
+            stem.upper() if ext.lower() in (".csv", ".csv.gz", ".parquet") else path.name)
+    if not expected:
+        with pytest.raises(FileNotFoundError):
+            read_price_files(str(folder), DATES[0], DATES[-1])
+        return
+    out = read_price_files(str(folder), DATES[0], DATES[-1])
+    assert set(out["ticker"]) == expected and out.attrs["file_errors"] == {}
+    assert set(out.attrs["ignored_files"]) == others
 
 
 def test_long_parquet_and_glob(tmp_path):
