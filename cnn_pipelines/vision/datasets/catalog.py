@@ -8,7 +8,9 @@ assets download the book's datasets through tfds. Every dataset lands in the lak
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,7 +89,11 @@ def prepare(spec: DatasetSpec, s: VisionSettings) -> tfds.core.DatasetBuilder:
         # tests patch (DatasetBuilderTestCase replaces the download manager's methods the same way).
         builder._make_download_manager = functools.partial(_mirror_manager, builder, spec.mirror)  # noqa: SLF001
     config = tfds.download.DownloadConfig(try_download_gcs=spec.online)
-    builder.download_and_prepare(download_dir=str(s.download_dir), download_config=config)
+    # tfds prints "Downloading and preparing dataset ..." to stdout whatever the source: offline that reads as a
+    # download, in the middle of make run's summary. The dataset asset logs what was built, from where.
+    with contextlib.redirect_stdout(io.StringIO()) if spec.mirror is not None or not spec.online else \
+            contextlib.nullcontext():
+        builder.download_and_prepare(download_dir=str(s.download_dir), download_config=config)
     return builder
 
 
