@@ -45,8 +45,10 @@ def table_value(frame: pd.DataFrame) -> dg.TableMetadataValue:
 
 
 def settings_table(settings: Mapping[str, Any]) -> dg.TableMetadataValue:
-    """A model's settings as a two-column table shown inline (not a JSON blob of a dozen keys)."""
-    return table_value(pd.DataFrame({"setting": list(settings), "value": [str(v) for v in settings.values()]}))
+    """A model's settings as a two-column table shown inline (not a JSON blob of a dozen keys); an unset
+    setting reads "not set" (its default applies), never None."""
+    return table_value(pd.DataFrame({"setting": list(settings),
+                                     "value": ["not set" if v is None else str(v) for v in settings.values()]}))
 
 
 def listed(items: Iterable[Any], limit: int = 10) -> str:

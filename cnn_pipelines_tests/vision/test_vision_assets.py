@@ -198,6 +198,10 @@ def test_the_clothing_chain_transfers_five_fashion_classes_to_the_other_five(gra
     rows = dict((r.data["setting"], r.data["value"]) for r in curve["chain"].value.records)
     assert rows["trained as"] == "model lenet5_fashion_0_4 (its best epoch)"
     assert rows["source task"].startswith("Fashion-MNIST classes 0-4: T-shirt/top, trouser")
+    # how the source model was trained in this lake, not the defaults: 18 images, one epoch, reduced settings
+    assert rows["source model"].startswith("18 training images, 1 epoch(s), ") and "reduced settings" in \
+        rows["source model"]
+    assert rows["labelled images per point"] == "10, all"  # this run's points, not the chain's defaults
     assert rows["cut after"] == "POOL2, features flattened"
     assert rows["target classes"] == "5: Sandal, Shirt, Sneaker, Bag, Ankle boot"
     with duckdb.connect(str(vision_lake.lake_root / lake.CATALOG_FILE), read_only=True) as con:

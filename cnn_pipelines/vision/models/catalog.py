@@ -54,7 +54,7 @@ def model_specs(datasets: dict[str, DatasetSpec], online: bool) -> list[ModelSpe
         specs.append(ModelSpec(
             "lenet5_fashion_0_4", "fashion_mnist_0_4", lenet5, dataclasses.replace(LENET, epochs=10),
             {"epochs": 2}, "LeNet-5 (notebook 02) on five Fashion-MNIST classes: the backbone of the "
-            "clothing transfer chain", "the book's transfer source is ImageNet (VGG16, DenseNet201)"))
+            "clothing transfer chain", "the book's transfer backbones are trained on ImageNet"))
     cifar_data = "cifar10" if online else ("fashion_mnist" if "fashion_mnist" in datasets else "mnist")
     width = 1.0 if online else CIFAR_WIDTH_OFFLINE
     specs.append(ModelSpec(
@@ -149,12 +149,12 @@ def transfer_specs(datasets: dict[str, DatasetSpec], online: bool) -> list[Trans
             (50, 100, 200, 500, 1000, 10**9), 200, TRANSFER_DEMO,
             "notebooks 09/10 transfer ImageNet VGG16 features to cats vs dogs",
             "transfer ahead of scratch at small label counts",
-            source="Fashion-MNIST classes 0-4: T-shirt/top, trouser, pullover, dress, coat (30,000 images)"))
+            source="Fashion-MNIST classes 0-4: T-shirt/top, trouser, pullover, dress, coat"))
     if "fashion_mnist" in datasets:
         chains.append(TransferSpec(
             "fashion_to_mnist", FASHION_BACKBONE, "mnist", "train", "test", HEAD, FINE_TUNE, SCRATCH,
             (50, 100, 200, 500, 1000, 10**9), 200, TRANSFER_DEMO,
             "notebooks 09/10 transfer ImageNet VGG16 features to cats vs dogs",
             "the second offline chain: clothing features for handwritten digits, a pair where transfer is not "
-            "expected to lead", source="all ten Fashion-MNIST classes (60,000 images)"))
+            "expected to lead", source="all ten Fashion-MNIST classes, as 32x32x3"))
     return chains

@@ -57,7 +57,7 @@ def cut_backbone(network: keras.Model, last_layer: str, pooling: str = "avg") ->
         raise ValueError(f"{network.name} has no layer {last_layer!r}: {[la.name for la in network.layers]}")
     if pooling not in ("avg", "flatten"):
         raise ValueError(f"pooling must be 'avg' or 'flatten', got {pooling!r}")
-    pool = layers.GlobalAveragePooling2D(name="POOL") if pooling == "avg" else layers.Flatten(name="POOL")
+    pool = layers.GlobalAveragePooling2D(name="POOL") if pooling == "avg" else layers.Flatten(name="FEATURES")
     return keras.Model(inp, pool(x), name="backbone")
 
 

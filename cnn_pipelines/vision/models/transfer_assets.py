@@ -285,14 +285,15 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
               deps=[key("bottleneck_features"), key("head"), key("fine_tuned"), key("from_scratch")],
               description="Test accuracy against the number of labelled target images: head on bottleneck "
                           "features (transfer), that head and the backbone's top block fine-tuned, and the same "
-                          "network from scratch, on the same class-balanced subsets, over several seeds.")
+                          f"network from scratch, on the same class-balanced subsets, each point the mean over "
+                          f"{chain.curve_seeds} seeds by default (make run: one).")
     @synced(s)
     def learning_curve(context: dg.AssetExecutionContext, config: CurveConfig) -> dg.MaterializeResult:
         t0 = time.perf_counter()
         info, back = current(s, chain, "bottleneck_features"), current(s, chain, "backbone")
         f = load_features(info)
         data = target_images(chain, dataset, s)
-        sizes = list(config.sizes or chain.curve_sizes)
+        sizes = asked = list(config.sizes or chain.curve_sizes)
         seeds = chain.curve_seeds if config.seeds is None else config.seeds
         min_steps = chain.curve_min_steps if config.min_steps is None else config.min_steps
         head_cfg, tune_cfg, scratch_cfg = (chain.head, chain.fine_tune, chain.scratch) if config.epochs is None else (
@@ -392,7 +393,8 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
             "curve": table_value(curve_table(table)),
             "learning_curve": dg.MetadataValue.md(markdown_image(reports.transfer_curve(
                 table, n_all, f"{chain.name}: test accuracy by number of labelled target images"), "curve")),
-            "chain": table_value(chain_table(chain, dataset, class_names(dataset.builder_for(s.data_dir)))),
+            "chain": table_value(chain_table(chain, dataset, class_names(dataset.builder_for(s.data_dir)), asked,
+                                             source_model(s, chain))),
             "seconds": dg.MetadataValue.float(round(time.perf_counter() - t0, 1)),
         })
 
@@ -433,19 +435,35 @@ def curve_table(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def chain_table(chain: TransferSpec, target: DatasetSpec, classes: list[str]) -> pd.DataFrame:
-    """What the learning curve compares, for its page: the backbone and what it learned on, where it is cut, what
-    fine-tuning unfreezes, and the target task."""
+def source_model(s: VisionSettings, chain: TransferSpec) -> str | None:
+    """How the backbone's source model was actually trained (images, test accuracy, reduced or default
+    settings), from the lake's vision_results; None for keras.applications backbones or an unknown model."""
+    model = chain.backbone.checkpoint_of
+    if not model or model not in lake.materialized_keys(s.lake_root, "vision_results", column="model"):
+        return None
+    row = lake.read_partitions(s.lake_root, "vision_results", [model], column="model").iloc[0]
+    settings = "its default settings" if bool(row["default_config"]) else "reduced settings, as make run uses"
+    return (f"{int(row['n_train']):,} training images, {int(row['epochs_run'])} epoch(s), "
+            f"{float(row['test_accuracy']):.2%} on its test images ({settings})")
+
+
+def chain_table(chain: TransferSpec, target: DatasetSpec, classes: list[str], sizes: list[int] | None = None,
+                trained: str | None = None) -> pd.DataFrame:
+    """What the learning curve compares, for its page: the backbone and what it learned on (``trained``: how its
+    source model was trained in this lake), where it is cut, what fine-tuning unfreezes, the target task and the
+    label counts of this run's points (``sizes``; the chain's defaults when not given)."""
     bb = chain.backbone
     source = (f"model {bb.checkpoint_of} (its best epoch)" if bb.checkpoint_of
               else f"keras.applications.{bb.application} ({bb.weights or 'random'} weights)")
+    sizes = chain.curve_sizes if sizes is None else sizes
     rows = [("backbone", bb.title), ("trained as", source), *([("source task", chain.source)] if chain.source else []),
+            *([("source model", trained)] if trained else []),
             ("cut after", f"{bb.last_layer or 'the last convolutional block'}, features {bb.pooling}-pooled"
              if bb.pooling != "flatten" else f"{bb.last_layer or 'the last convolutional block'}, features flattened"),
             ("fine-tuning unfreezes", f"from {bb.top_block} on, with the head"),
             ("target task", target.title),
             ("target classes", f"{len(classes)}: {', '.join(map(str, classes[:10]))}{', ...' if len(classes) > 10 else ''}"),
-            ("labelled images per point", ", ".join("all" if n >= 10**8 else f"{n:,}" for n in chain.curve_sizes))]
+            ("labelled images per point", ", ".join("all" if n >= 10**8 else f"{n:,}" for n in sizes))]
     return pd.DataFrame(rows, columns=["setting", "value"])
 
 
