@@ -52,21 +52,22 @@ def partition_dates(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date
     return to_date(keys[0]), to_date(keys[-1]), keys
 
 
-def _preview(df: pd.DataFrame, n: int = 8):
+def _preview(df: pd.DataFrame, n: int = 8) -> dict:
     """The first rows of the run's newest day, the partition this metadata sits on (a range run's first rows
-    were of another day): prices to 4 decimals, volumes as whole numbers with separators."""
+    were of another day): prices to 4 decimals, volumes as whole numbers with separators. The day is its own
+    key, not a column repeating it on every row (a narrow date column wrapped as "2026-" / "12-03")."""
     if not len(df):
-        return "empty (holiday or no data)"
+        return {"preview": "empty (holiday or no data)"}
     dates = pd.to_datetime(df["date"])
     head = df[dates == dates.max()].head(n).copy()
-    head["date"] = pd.to_datetime(head["date"]).dt.strftime("%Y-%m-%d")
     for col in ("open", "high", "low", "close"):
         if col in head:
             head[col] = head[col].astype(float).round(4)
     if "volume" in head:
         head["volume"] = head["volume"].map(lambda v: f"{v:,.0f}" if v == v else "n/a")
-    return table_value(head[[c for c in head.columns if c in ("date", "ticker", "open", "high", "low", "close",
-                                                               "volume")]])
+    return {"preview_day": dates.max().strftime("%Y-%m-%d"),
+            "preview": table_value(head[[c for c in head.columns if c in ("ticker", "open", "high", "low", "close",
+                                                                          "volume")]])}
 
 
 def _actions(table: pd.DataFrame) -> dg.MetadataValue:
@@ -161,7 +162,7 @@ def raw_prices(context: dg.AssetExecutionContext, config: RawPricesConfig, price
             "corporate_actions": _actions(clean),
             "tickers_without_data": short_list(missing),
             "files_not_read": short_list(ignored),
-            "preview": _preview(clean),
+            **_preview(clean),
         }),
     )
     yield from price_check_results(clean)

@@ -84,7 +84,9 @@ def daily_signals(context: dg.AssetExecutionContext, production_model: dict, ind
         "names": len(signals), "trade_date": str(next_day),
         "long": short_list(signals.loc[signals["side"] == "long", "ticker"].tolist()),
         "short": short_list(signals.loc[signals["side"] == "short", "ticker"].tolist()),
-        "preview": table_value(signals.head(10).assign(prediction=signals["prediction"].head(10).astype(float).round(4))),
+        "signal_day": day,  # the days are keys, not columns repeating one date on every row (they wrapped)
+        "preview": table_value(signals.head(10).assign(prediction=signals["prediction"].head(10).astype(float).round(4))
+                               .drop(columns=["date", "trade_date"], errors="ignore")),
     })
 
 
