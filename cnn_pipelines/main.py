@@ -255,9 +255,8 @@ def too_few_periods(periods: int, chosen: list[str], end: str, coverage: tuple[d
     elif first_done <= str(dt.date.today()):
         fixes.append(f"--end {first_done} or later")
     if not floor:
-        fixes.append("an earlier partitions_start in cnn_pipelines.yaml (CNN_PARTITIONS_START), with prices from "
-                     "then on" if coverage else "an earlier partitions_start in cnn_pipelines.yaml "
-                     "(CNN_PARTITIONS_START)")
+        fixes.append("an earlier partitions_start in cnn_pipelines.yaml (CNN_PARTITIONS_START)"
+                     + (", with prices from then on" if coverage else ""))
     fixes.append("--periods 0 to build the features only")
     return (f"--periods {periods} asks for test months, but none is complete by {end_text}: {why}. "
             f"Use {'; or '.join(fixes)}.")
@@ -265,6 +264,7 @@ def too_few_periods(periods: int, chosen: list[str], end: str, coverage: tuple[d
 
 def summary(root: Path) -> str:
     """What the run left in the lake, read back through the DuckDB catalog."""
+    views = lake.catalog_views(root) or set()
     with lake.connect(root) as con:
         rows, first, last, tickers = con.execute(
             "select count(*), min(date), max(date), count(distinct ticker) from raw_prices").fetchone()
@@ -273,7 +273,6 @@ def summary(root: Path) -> str:
         t = RS.target
         targets = con.execute(f"select count({t}), avg({t}_ok::int) from forward_returns").fetchone()
         # the same statistic as every asset reports (metrics.oos_ic), not a second definition in SQL
-        views = {r[0] for r in con.execute("select view_name from duckdb_views() where not internal").fetchall()}
         if "oos_predictions" in views:
             preds = con.execute(f"select period, date, prediction, {t} from oos_predictions").df()
             ic, se, days = oos_ic(preds, t)
@@ -304,8 +303,8 @@ def evaluation_summary(root: Path) -> str:
                      f"(t {s['ic']['t_stat']['1D']:.2f}), "
                      f"top-minus-bottom {s['spread']['top_minus_bottom_bps']['1D']:.1f} bps/day; IC by label: "
                      f"{by_label}; report {(reports / 'factor_tearsheet' / 'tearsheet.html').resolve()}")
+    views = lake.catalog_views(root) or set()
     with lake.connect(root) as con:
-        views = {r[0] for r in con.execute("select view_name from duckdb_views() where not internal").fetchall()}
         if "backtest" in views:
             mean, sd, days = con.execute("select avg(net), stddev(net), count(*) from backtest").fetchone()
             lines.append(f"backtest: net Sharpe {mean / sd * 252 ** 0.5:.2f} over {days} days "

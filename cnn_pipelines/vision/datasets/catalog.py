@@ -18,7 +18,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from cnn_pipelines.vision.datasets.sources import Mnist5k, MirrorDownloadManager, check_idx_mirror, mnist5k_csv
+from cnn_pipelines.vision.datasets.sources import (FashionMnistClasses, Mnist5k, MirrorDownloadManager,
+                                                  check_idx_mirror, mnist5k_csv)
 from cnn_pipelines.vision.settings import VisionSettings
 
 IDX_BUILDERS = {"mnist", "fashion_mnist", "fashion_mnist_classes"}  # tfds builders that read MNIST-layout IDX files
@@ -65,12 +66,13 @@ def available_datasets(s: VisionSettings) -> dict[str, DatasetSpec]:
         out["fashion_mnist"] = DatasetSpec("fashion_mnist", "fashion_mnist", "Fashion-MNIST clothing (70,000 real images)",
                                            f"IDX files in {s.fashion_mnist_dir} (offline mirror)",
                                            mirror=s.fashion_mnist_dir)
-        # the same files split by class: the offline transfer chain's source task and its target task
-        for name, cfg, kept in (("fashion_mnist_0_4", "classes_0_4", "T-shirt/top, trouser, pullover, dress, coat"),
-                                ("fashion_mnist_5_9", "classes_5_9", "sandal, shirt, sneaker, bag, ankle boot")):
-            out[name] = DatasetSpec(name, f"fashion_mnist_classes/{cfg}",
-                                    f"Fashion-MNIST classes {name[-3]}-{name[-1]} only: {kept} (35,000 real images)",
-                                    f"IDX files in {s.fashion_mnist_dir} (offline mirror)", mirror=s.fashion_mnist_dir)
+        # the same files split by class (the builder's configs): the offline transfer chain's source and target
+        for cfg in FashionMnistClasses.BUILDER_CONFIGS:
+            lo, hi = cfg.classes[0], cfg.classes[-1]
+            out[f"fashion_mnist_{lo}_{hi}"] = DatasetSpec(
+                f"fashion_mnist_{lo}_{hi}", f"fashion_mnist_classes/{cfg.name}",
+                f"Fashion-MNIST classes {lo}-{hi} only: {cfg.description} (35,000 real images)",
+                f"IDX files in {s.fashion_mnist_dir} (offline mirror)", mirror=s.fashion_mnist_dir)
     return out
 
 
@@ -91,8 +93,7 @@ def prepare(spec: DatasetSpec, s: VisionSettings) -> tfds.core.DatasetBuilder:
     config = tfds.download.DownloadConfig(try_download_gcs=spec.online)
     # tfds prints "Downloading and preparing dataset ..." to stdout whatever the source: offline that reads as a
     # download, in the middle of make run's summary. The dataset asset logs what was built, from where.
-    with contextlib.redirect_stdout(io.StringIO()) if spec.mirror is not None or not spec.online else \
-            contextlib.nullcontext():
+    with contextlib.nullcontext() if spec.online else contextlib.redirect_stdout(io.StringIO()):
         builder.download_and_prepare(download_dir=str(s.download_dir), download_config=config)
     return builder
 

@@ -129,9 +129,11 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
             ckpt, epoch = Path(row["checkpoint"].iloc[0]), int(row["best_epoch"].iloc[0])
             source = f"{bb.checkpoint_of} checkpoint {ckpt.name}, epoch {epoch} (its best by validation accuracy)"
             config = {"checkpoint": ckpt.name, "epoch": epoch, "last_layer": bb.last_layer, "pooling": bb.pooling}
+            trained = source_model(row.iloc[0])
         else:
             source, config = f"keras.applications.{bb.application}(weights={bb.weights!r})", {
                 "application": bb.application, "weights": bb.weights, "size": bb.image_size}
+            trained = None
         out = stage_dir(s, chain, "backbone") / fingerprint(config=config)
         path = out / "backbone.keras"
         if not path.exists():
@@ -141,7 +143,8 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
         names = [la.name for la in model.layers]
         top = names.index(bb.top_block)
         top_params = sum(int(np.prod(w.shape)) for la in model.layers[top:] for w in la.weights)
-        publish(s, chain, "backbone", {"path": str(path), "fingerprint": path.parent.name, "source": source})
+        publish(s, chain, "backbone", {"path": str(path), "fingerprint": path.parent.name, "source": source,
+                                       "source_model": trained})
         return asset_result(context, {
             "source": dg.MetadataValue.text(source),
             "input_shape": dg.MetadataValue.text(str(model.input_shape[1:])),
@@ -394,7 +397,7 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
             "learning_curve": dg.MetadataValue.md(markdown_image(reports.transfer_curve(
                 table, n_all, f"{chain.name}: test accuracy by number of labelled target images"), "curve")),
             "chain": table_value(chain_table(chain, dataset, class_names(dataset.builder_for(s.data_dir)), asked,
-                                             source_model(s, chain))),
+                                             back.get("source_model"))),
             "seconds": dg.MetadataValue.float(round(time.perf_counter() - t0, 1)),
         })
 
@@ -435,13 +438,10 @@ def curve_table(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def source_model(s: VisionSettings, chain: TransferSpec) -> str | None:
-    """How the backbone's source model was actually trained (images, test accuracy, reduced or default
-    settings), from the lake's vision_results; None for keras.applications backbones or an unknown model."""
-    model = chain.backbone.checkpoint_of
-    if not model or model not in lake.materialized_keys(s.lake_root, "vision_results", column="model"):
-        return None
-    row = lake.read_partitions(s.lake_root, "vision_results", [model], column="model").iloc[0]
+def source_model(row: pd.Series) -> str:
+    """How a backbone's source model was trained (images, epochs, test accuracy, reduced or default settings),
+    from its vision_results row: the backbone asset records it beside the checkpoint it cut, so the learning
+    curve's page describes that checkpoint, not a newer one trained since."""
     settings = "its default settings" if bool(row["default_config"]) else "reduced settings, as make run uses"
     return (f"{int(row['n_train']):,} training images, {int(row['epochs_run'])} epoch(s), "
             f"{float(row['test_accuracy']):.2%} on its test images ({settings})")
@@ -450,7 +450,7 @@ def source_model(s: VisionSettings, chain: TransferSpec) -> str | None:
 def chain_table(chain: TransferSpec, target: DatasetSpec, classes: list[str], sizes: list[int] | None = None,
                 trained: str | None = None) -> pd.DataFrame:
     """What the learning curve compares, for its page: the backbone and what it learned on (``trained``: how its
-    source model was trained in this lake), where it is cut, what fine-tuning unfreezes, the target task and the
+    source model was trained, ``source_model``), where it is cut, what fine-tuning unfreezes, the target task and the
     label counts of this run's points (``sizes``; the chain's defaults when not given)."""
     bb = chain.backbone
     source = (f"model {bb.checkpoint_of} (its best epoch)" if bb.checkpoint_of
