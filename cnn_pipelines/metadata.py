@@ -32,6 +32,8 @@ def table_value(frame: pd.DataFrame) -> dg.TableMetadataValue:
     for c in frame.columns:
         kind = ("int" if pd.api.types.is_integer_dtype(frame[c]) else
                 "float" if pd.api.types.is_float_dtype(frame[c]) else "string")
+        if kind == "float" and frame[c].dtype.itemsize < 8:  # float32 0.1484 is 0.14839999 as a Python float
+            shown[c] = pd.Series([float(str(v)) for v in frame[c].to_numpy()], index=frame.index, dtype=object)
         if kind == "float" and frame[c].isna().any():
             shown[c] = frame[c].map(lambda v: "n/a" if pd.isna(v) else f"{v:g}")
             kind = "string"
@@ -49,6 +51,13 @@ def settings_table(settings: Mapping[str, Any]) -> dg.TableMetadataValue:
     setting reads "not set" (its default applies), never None."""
     return table_value(pd.DataFrame({"setting": list(settings),
                                      "value": ["not set" if v is None else str(v) for v in settings.values()]}))
+
+
+def percent(share: float, digits: int = 2, missing: str = "n/a") -> float | str:
+    """A share (0.9102) as the percentage a reader expects (91.02), rounded to ``digits``; a share that does not
+    exist (no images, NaN) reads ``missing``. Keys holding it end in ``_pct``."""
+    value = float(share)
+    return round(100 * value, digits) if value == value and abs(value) != float("inf") else missing
 
 
 def listed(items: Iterable[Any], limit: int = 10) -> str:

@@ -177,26 +177,49 @@ def postgres():
 
 def metadata_offenders(metadata_by_asset: dict) -> list[str]:
     """Metadata values that break the UI's formatting rules (issue 31): floats not rounded to 4 decimals, NaN or
-    infinity, "nan"/"None" in text, long unrounded decimals in a table, inline JSON lists of more than 10 items."""
+    infinity, "nan"/"None" in text, long unrounded decimals in a table, inline JSON lists of more than 10 items,
+    and a share (accuracy, return, drawdown, turnover, volatility, a fraction) given as a bare fraction: its key
+    or column must carry its unit (``_pct``, ``_bps``, ``%``). Nested JSON and table cells are checked too."""
     import math
     import re
+
+    share = re.compile(r"accuracy|return|drawdown|turnover|share|fraction|volatility|right")
+    unit = re.compile(r"pct|bps|%|points|pts")
+
+    def number(where: str, key: str, v) -> list[str]:
+        if isinstance(v, bool) or not isinstance(v, float):
+            return []
+        if not math.isfinite(v) or round(v, 4) != v:
+            return [f"{where}: {v!r}"]
+        if share.search(str(key).lower()) and not unit.search(str(key).lower()):
+            return [f"{where}: share {v!r} without a unit in its name"]
+        return []
+
+    def nested(where: str, key: str, v) -> list[str]:
+        if isinstance(v, dict):
+            return [o for k, x in v.items() for o in nested(f"{where}.{k}", k, x)]
+        if isinstance(v, list):
+            return [o for x in v for o in nested(where, key, x)]
+        return number(where, key, v)
 
     out = []
     for asset, metadata in metadata_by_asset.items():
         for key, entry in metadata.items():
             value = entry.value
-            if isinstance(value, float) and (not math.isfinite(value) or round(value, 4) != value):
-                out.append(f"{asset}.{key}: {value!r}")
+            where = f"{asset}.{key}"
+            if isinstance(value, float):
+                out += number(where, key, value)
             elif isinstance(value, str) and not value.startswith("!["):
                 if re.search(r"\bnan\b|\bNone\b", value) or re.search(r"\d\.\d{6,}", value):
-                    out.append(f"{asset}.{key}: {value[:80]!r}")
-            elif isinstance(value, (list, dict)) and len(value) > 10:
-                out.append(f"{asset}.{key}: inline JSON of {len(value)} items")
+                    out.append(f"{where}: {value[:80]!r}")
+            elif isinstance(value, (list, dict)):
+                if len(value) > 10:
+                    out.append(f"{where}: inline JSON of {len(value)} items")
+                out += nested(where, key, value)
             elif hasattr(value, "records"):  # a table
                 for record in value.records:
-                    for v in record.data.values():
-                        if isinstance(v, float) and (not math.isfinite(v) or round(v, 4) != v):
-                            out.append(f"{asset}.{key}: table value {v!r}")
+                    for column, v in record.data.items():
+                        out += number(f"{where}[{column}]", column, v)
     return out
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dagster as dg
+import numpy as np
+import pandas as pd
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cnn_pipelines.metadata import listed, short_list
+from cnn_pipelines.metadata import listed, percent, short_list, table_value
 
 NAMES = st.lists(st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.", min_size=1, max_size=6), max_size=300)
 
@@ -36,3 +38,15 @@ def test_any_iterable_is_listed_and_a_limit_below_one_shows_one():
     assert listed(iter(["A", "B", "C"]), 2) == "A, B and 1 more (3 in all)"
     assert listed({"only"}) == "only"
     assert listed(["A", "B"], 0) == "A and 1 more (2 in all)"
+
+
+def test_a_table_shows_rounded_float32_as_rounded_and_gaps_as_n_a():
+    frame = pd.DataFrame({"mean activation": np.float32([0.1484, 6.004]), "IC": [0.0123, np.nan]})
+    rows = [r.data for r in table_value(frame).records]
+    assert [r["mean activation"] for r in rows] == [0.1484, 6.004]  # not 0.14839999377727509
+    assert [r["IC"] for r in rows] == ["0.0123", "n/a"]
+
+
+def test_a_share_reads_as_a_rounded_percentage_and_a_missing_one_says_so():
+    assert percent(0.910234) == 91.02 and percent(0.5, 1) == 50.0
+    assert percent(float("nan"), missing="no test images") == "no test images"

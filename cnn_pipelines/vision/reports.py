@@ -210,6 +210,9 @@ def transfer_curve(table: pd.DataFrame, n_all: int, title: str) -> bytes:
                     fontsize=9, color="C1")
     seeds = int(table["seeds"].max())
     ax.set_xscale("log")
+    ax.set_xlim(n.min() / 1.5, n.max() * 1.5)  # room for the first and last points' labels inside the axes
+    low, high = ax.get_ylim()
+    ax.set_ylim(low - 0.06 * (high - low), high + 0.06 * (high - low))  # and for the lowest and highest
     ax.set_xticks(list(n), [f"{int(v):,}" + (" (all)" if v >= n_all else "") for v in n])
     ax.minorticks_off()
     ax.set_xlabel("labelled target images, validation included (log scale)", fontsize=11)

@@ -401,7 +401,7 @@ def test_a_vision_model_trains_on_another_machine_than_its_dataset(s3_root, tmp_
     monkeypatch.setenv("CNN_LAKE_CACHE", str(tmp_path / "machine-c"))
     again = materializations(dg.materialize([model], run_config=config))["lenet5_mnist"]
     assert "nothing retrained" in again["summary"].value
-    assert again["test_accuracy"].value == trained["test_accuracy"].value
+    assert again["test_accuracy_pct"].value == trained["test_accuracy_pct"].value
 
 
 def test_a_mirrored_folder_uploads_finished_files_only_descriptions_last(s3_root, tmp_path, monkeypatch):

@@ -78,6 +78,10 @@ def test_vendor_folder_in_three_layouts_runs_the_main_job_end_to_end(tmp_path: P
             if event is not None:
                 latest[key.to_user_string()] = event.asset_materialization.metadata
         assert len(latest) > 10 and not metadata_offenders(latest), metadata_offenders(latest)
+        backtest = latest["backtest"]  # its headline in %, the same figure as its statistics table's
+        stats = {r.data["statistic"]: r.data for r in backtest["stats"].value.records}
+        assert stats["annual return %"]["long_short"] == backtest["annual_return_pct"].value
+        assert stats["max drawdown %"]["long_short"] == backtest["max_drawdown_pct"].value <= 0
     preds = lake.read_partitions(root, "oos_predictions", ["2020-06-01", "2020-07-01"], "period")
     ic, _, days = oos_ic(preds, "fwd_open_1d")
     assert study["oos_ic"].value == round(ic, 4) and study["oos_days"].value == days and study["periods"].value == 2

@@ -4,6 +4,7 @@ user reads in the UI, the results are queryable in DuckDB, and an unchanged mode
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import dagster as dg
 import duckdb
@@ -87,6 +88,11 @@ def graph(tmp_path_factory):
     return settings, materializations(first), materializations(again), models, {c.name: c for c in chains}
 
 
+def said_pct(summary: str) -> float:
+    """The first bold percentage of a summary ("Test accuracy **91.02%** ...")."""
+    return float(re.search(r"\*\*([0-9.]+)%\*\*", summary).group(1))
+
+
 def test_vision_graph_materializes_with_pictures_and_results_in_the_lake(graph):
     vision_lake, meta, again, models, _ = graph
     assert [m.name for m in models] == ["lenet5_mnist", "lenet5_fashion_mnist", "lenet5_fashion_0_4", "cifar_cnn"]
@@ -96,7 +102,8 @@ def test_vision_graph_materializes_with_pictures_and_results_in_the_lake(graph):
     assert "data:image/webp;base64," in meta["mnist"]["samples"].value  # photo grids as WebP
     for name in ("lenet5_mnist", "lenet5_fashion_mnist", "cifar_cnn"):
         m = meta[name]
-        assert 0 <= m["test_accuracy"].value <= 1 and m["epochs_run"].value == 1
+        assert m["epochs_run"].value == 1  # the accuracy in %, as the summary says it (issue 31)
+        assert 0 <= m["test_accuracy_pct"].value <= 100 and said_pct(m["summary"].value) == pytest.approx(m["test_accuracy_pct"].value, abs=0.011)
         for picture in ("learning_curves", "confusion_matrix", "worst_mistakes"):
             assert ("data:image/webp;base64," if picture == "worst_mistakes" else "data:image/png;base64,") \
                 in m[picture].value
@@ -144,7 +151,8 @@ def test_transfer_chain_and_house_numbers_materialize_from_the_checkpoint_graph(
         "test_features.npy", "test_labels.npy", "train_features.npy", "train_labels.npy"]
     for stage in ("head", "fine_tuned", "from_scratch"):
         m = meta[f"fashion_to_mnist/{stage}"]
-        assert 0 <= m["test_accuracy"].value <= 1 and "data:image/png;base64," in m["learning_curves"].value
+        assert said_pct(m["summary"].value) == pytest.approx(m["test_accuracy_pct"].value, abs=0.011)
+        assert "data:image/png;base64," in m["learning_curves"].value
     curve = meta["fashion_to_mnist/learning_curve"]
     assert "data:image/png;base64," in curve["learning_curve"].value and "fine-tuned" in curve["summary"].value
     chain_rows = dict((r.data["setting"], r.data["value"]) for r in curve["chain"].value.records)
@@ -153,7 +161,7 @@ def test_transfer_chain_and_house_numbers_materialize_from_the_checkpoint_graph(
     assert chain_rows["cut after"].startswith(chain.backbone.last_layer) and chain.backbone.top_block in \
         chain_rows["fine-tuning unfreezes"]
     reader = meta["house_number_reader"]
-    assert 0 <= reader["sequence_accuracy"].value <= 1
+    assert said_pct(reader["summary"].value) == pytest.approx(reader["sequence_accuracy_pct"].value, abs=0.011)
     for picture in ("examples", "worst_failures"):  # grids of photos: JPEG
         assert "data:image/webp;base64," in reader[picture].value
     assert "data:image/png;base64," in reader["learning_curves"].value

@@ -10,7 +10,7 @@ from matplotlib.ticker import PercentFormatter
 import numpy as np
 import pandas as pd
 
-from cnn_pipelines.metadata import asset_output, asset_result
+from cnn_pipelines.metadata import asset_output, asset_result, table_value
 from cnn_pipelines.storage import lake
 from cnn_pipelines.trading.prices.adjustments import adjust_as_of
 from cnn_pipelines.trading.prices.assets import raw_prices
@@ -20,11 +20,12 @@ from cnn_pipelines.trading.features.panel import target_columns
 from cnn_pipelines.trading.evaluation.backtest import run_backtest
 from cnn_pipelines.trading.evaluation.leaderboard import build_leaderboard, same_rows
 from cnn_pipelines.trading.evaluation.metrics import oos_ic, seed_ic_spread
+from cnn_pipelines.trading.evaluation.study_view import leaderboard_display, leaderboard_trading, tearsheets_display
 from cnn_pipelines.trading.research.model_assets import MODEL_PREDICTIONS, MONTHLY_MODELS, PREDICTION_TABLES
-from cnn_pipelines.plots import heatmap, markdown_image, png_bytes, rounded, table_markdown
+from cnn_pipelines.plots import heatmap, markdown_image, png_bytes, rounded
 from cnn_pipelines.trading.settings import current_evaluation_settings
 from cnn_pipelines.trading.evaluation.tearsheet import factor_tearsheet as build_tearsheet
-from cnn_pipelines.trading.evaluation.tearsheet import to_html, to_markdown
+from cnn_pipelines.trading.evaluation.tearsheet import to_html, to_tables
 
 ES = current_evaluation_settings()
 
@@ -85,7 +86,6 @@ def factor_tearsheet(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     prices, sessions = load_prices_after(root, str(min(preds["date"])))
     sheet = build_tearsheet(preds, prices, ES.periods, ES.quantiles, sessions)
     html = write_report(sheet, reports_dir("factor_tearsheet"), "CNN-TA out-of-sample factor tearsheet")
-    md = to_markdown(sheet)
     meta = {
         # The whole tearsheet is below (tables and figures); the HTML file is for reading outside the UI.
         "report_file": dg.MetadataValue.path(str(html.resolve())),
@@ -96,20 +96,30 @@ def factor_tearsheet(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         **{f"ic_{label}": rounded(row["ic_mean"], 4, "n/a (no realized labels)")
            for label, row in sheet.label_ic.iterrows()},
         "trained_on": RS.target,
-        "last_price_exits": dg.MetadataValue.md(sheet.exits.head(50).astype(str).to_markdown(index=False)
-                                                if len(sheet.exits) else "none: every position exited at a real open"),
+        "last_price_exits": (table_value(sheet.exits.head(50).astype(str)) if len(sheet.exits) else
+                             dg.MetadataValue.text("none: every position exited at a real open")),
         "sample": dg.MetadataValue.json(sheet.sample),
-        **{k: dg.MetadataValue.md(v) for k, v in md.items()},
+        **{k: table_value(v) for k, v in to_tables(sheet).items()},
         **{f"figure_{k}": dg.MetadataValue.md(markdown_image(v, k)) for k, v in sheet.figures.items()},
     }
     context.log.info(f"tearsheet: 1D IC {meta['ic_mean_1d']}, t {meta['ic_t_stat_1d']}, report {html}")
     return asset_result(context, meta)
 
 
-def stats_markdown(stats: pd.DataFrame) -> str:
-    """Backtest statistics rounded to 4 decimals; a cell that does not apply reads "n/a" with a footnote."""
-    return table_markdown(stats.astype(float), 4, "does not apply to that book (the equal-weight benchmark is held, "
-                                                  "not traded: no turnover)")
+STATS_SHOWN = (  # backtest statistic, how its table names it, scale, decimals
+    ("total_return", "total return %", 100, 1), ("annual_return", "annual return %", 100, 1),
+    ("annual_volatility", "annual volatility %", 100, 1), ("sharpe", "Sharpe, net", 1, 2),
+    ("gross_sharpe", "Sharpe, gross", 1, 2), ("max_drawdown", "max drawdown %", 100, 1),
+    ("mean_daily_turnover", "turnover %/day (n/a: held, not traded)", 100, 1), ("beta", "beta to the universe", 1, 3))
+
+
+def stats_table(stats: pd.DataFrame) -> pd.DataFrame:
+    """Backtest statistics as the asset page shows them, one row each: shares in %, Sharpe 2 decimals, beta 3;
+    a cell that does not apply (the equal-weight universe has no turnover) reads "n/a"."""
+    rows = [{"statistic": label, **{book: round(float(stats.loc[key, book]) * scale, digits)
+                                    for book in stats.columns}}
+            for key, label, scale, digits in STATS_SHOWN if key in stats.index]
+    return pd.DataFrame(rows)
 
 
 @dg.asset(deps=[oos_predictions, raw_prices], group_name="evaluation", io_manager_key="lake", kinds={"pandas"})
@@ -144,15 +154,16 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig):
     return asset_output(context, daily, {
         "days": len(daily), "first_date": str(daily["date"].min().date()), "last_date": str(daily["date"].max().date()),
         "sharpe": rounded(s["sharpe"], 2, "n/a (no return variance)"),
-        "annual_return": rounded(s["annual_return"]), "annual_volatility": rounded(s["annual_volatility"]),
-        "max_drawdown": rounded(s["max_drawdown"]), "mean_daily_turnover": rounded(s["mean_daily_turnover"]),
+        "annual_return_pct": rounded(100 * s["annual_return"], 1),
+        "annual_volatility_pct": rounded(100 * s["annual_volatility"], 1),
+        "max_drawdown_pct": rounded(100 * s["max_drawdown"], 1),
+        "turnover_pct_per_day": rounded(100 * s["mean_daily_turnover"], 1),
         "beta": rounded(s["beta"], 3, "n/a (benchmark has no variance)"),
         "top_k": config.top_k, "cost_bps": config.cost_bps,
         "min_names_per_day": fewest,
-        "positions_without_real_bar": dg.MetadataValue.md(
-            res.events.head(50).astype(str).to_markdown(index=False) if len(res.events)
-            else "none: every position entered and exited at a real open"),
-        "stats": dg.MetadataValue.md(stats_markdown(res.stats)),
+        "positions_without_real_bar": (table_value(res.events.head(50).astype(str)) if len(res.events) else
+                                       dg.MetadataValue.text("none: every position entered and exited at a real open")),
+        "stats": table_value(stats_table(res.stats)),
         "equity_curve": dg.MetadataValue.md(markdown_image(png, "equity curve")),
     })
 
@@ -233,11 +244,13 @@ def model_leaderboard(context: dg.AssetExecutionContext, config: BacktestConfig)
         "models": dg.MetadataValue.json(list(board.table["model"])), "target": RS.target,
         "periods": int(preds["period"].nunique()), "days": days,
         "leader": str(board.table["model"].iloc[0]) if len(board.table) else "n/a",
-        "leaderboard": dg.MetadataValue.md(table_markdown(shown.set_index("rank"), 4, "undefined on this sample")),
-        "prediction_rank_correlation": dg.MetadataValue.md(table_markdown(board.prediction_corr, 3)),
+        "leaderboard": table_value(leaderboard_display(board.table)),
+        "trading": table_value(leaderboard_trading(board.table)),
+        "prediction_rank_correlation": table_value(board.prediction_corr.astype(float).round(3).rename_axis(
+            "model").reset_index()),
         "ic_by_period": dg.MetadataValue.md(markdown_image(heat, "IC by period")),
         "net_returns": dg.MetadataValue.md(markdown_image(curves, "cumulative net returns")),
-        "tearsheets": dg.MetadataValue.md(table_markdown(sheets.drop(columns="report"), 4, "too few dates")),
+        "tearsheets": table_value(tearsheets_display(sheets)),
         **{f"tearsheet_{m}": dg.MetadataValue.path(str(r)) for m, r in sheets["report"].items()},
         "note": f"{days} test days: differences between models smaller than about two IC standard errors are noise. "
                 + seed_note(root, sorted(preds["period"].astype(str).unique())),

@@ -45,6 +45,29 @@ def leaderboard_display(board: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+def leaderboard_trading(board: pd.DataFrame) -> pd.DataFrame:
+    """The leaderboard's trading and coverage columns, the second narrow table beside ``leaderboard_display``:
+    monthly IC (monthly models only), turnover and net annual return in %, coverage in %, days and rows."""
+    return pd.DataFrame({
+        "model": board["model"].astype(str), "monthly IC": board["monthly_ic"].round(4),
+        "turnover %/day": (100 * board["mean_daily_turnover"]).round(1),
+        "net return %/yr": (100 * board["net_annual_return"]).round(1),
+        "coverage %": (100 * board["coverage"]).round(1), "days": board["days"].astype(int),
+        "rows": board["rows"].astype(int),
+    })
+
+
+def tearsheets_display(sheets: pd.DataFrame) -> pd.DataFrame:
+    """Each model's tearsheet headline (``model_tearsheets``) for its page: ICs 4 decimals, t 2, bps 1."""
+    out = pd.DataFrame({"model": sheets.index.astype(str)})
+    for c in [c for c in sheets.columns if c.startswith("ic_")]:
+        out[f"IC {c[3:]}"] = sheets[c].astype(float).round(4).to_numpy()
+    out["t 1D"] = sheets["t_1D"].astype(float).round(2).to_numpy()
+    out["bps/day 1D"] = sheets["top_minus_bottom_bps_1D"].astype(float).round(1).to_numpy()
+    out["rank autocorr."] = sheets["rank_autocorrelation"].astype(float).round(3).to_numpy()
+    return out
+
+
 def study_view(root: Path, target: str, oracle=None) -> StudyView:
     """Everything the study report shows, from the lake at ``root``. ``oracle``: a callable giving the daily IC
     of the market's true expected returns on given (date, ticker, target) rows (the synthetic source's), or None.
@@ -92,6 +115,7 @@ def _study_view(root: Path, target: str, oracle=None) -> StudyView:
                 n["oracle_ic"] = round(float(o.mean()), 4) if len(o) else "n/a (no rows)"
         else:
             view.missing["predictions"] = "no out-of-sample predictions: run research_job for some months"
+        board = None
         if "model_leaderboard" in views:
             board = con.execute("select * from model_leaderboard order by rank").df()
             view.tables["leaderboard"] = leaderboard_display(board)
@@ -126,9 +150,37 @@ def _study_view(root: Path, target: str, oracle=None) -> StudyView:
                   "tearsheet_days": int(s.get("sample", {}).get("days", 0)),
                   "tearsheet_top_minus_bottom_bps": round(s["spread"]["top_minus_bottom_bps"]["1D"], 1)})
     else:
+        s = None
         view.missing["tearsheet"] = "not built: run evaluation_job"
+    sources = ic_sources(n, board, s)
+    if len(sources) > 1:
+        view.tables["ic_by_source"] = sources
     view.verdict = verdict(n)
     return view
+
+
+def ic_sources(n: dict, board: pd.DataFrame | None, sheet: dict | None, model: str = "cnn_ta") -> pd.DataFrame:
+    """Why the study shows up to three 1-day ICs of the same model: each scores a different set of rows. The
+    study's own is every out-of-sample row; the leaderboard's only the rows every model predicts; the
+    tearsheet's only days on which alphalens has every horizon it reports realized (its longest cuts the
+    newest days) and names with a bar at the next open."""
+    rows = []
+    if "oos_ic" in n:
+        rows.append({"where": "study (oos_ic)", "IC": n["oos_ic"], "days": n["oos_days"],
+                     "rows scored": f"every out-of-sample row of {model}"})
+    mine = board[board["model"] == model] if board is not None and len(board) else None
+    if mine is not None and len(mine):
+        rows.append({"where": "model_leaderboard", "IC": round(float(mine["mean_ic"].iloc[0]), 4),
+                     "days": int(mine["days"].iloc[0]),
+                     "rows scored": f"the rows all {len(board)} models predict, so each is scored on the same rows"})
+    if sheet is not None:
+        horizons = list(sheet.get("ic", {}).get("ic_mean", {}))
+        sample = sheet.get("sample", {})
+        rows.append({"where": "factor_tearsheet (1D)", "IC": round(float(sheet["ic"]["ic_mean"]["1D"]), 4),
+                     "days": int(sample.get("days", 0)),
+                     "rows scored": f"days up to {sample.get('last_date', 'n/a')}, when all of "
+                                    f"{', '.join(horizons)} are realized; names with a bar at the next open"})
+    return pd.DataFrame(rows, columns=["where", "IC", "days", "rows scored"])
 
 
 def verdict(n: dict) -> str:

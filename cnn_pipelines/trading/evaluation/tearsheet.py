@@ -26,7 +26,7 @@ from scipy import stats  # noqa: E402
 
 from cnn_pipelines.trading.evaluation.backtest import trade_returns  # noqa: E402
 from cnn_pipelines.trading.evaluation.metrics import oos_ic  # noqa: E402
-from cnn_pipelines.plots import table_markdown, png_bytes  # noqa: E402
+from cnn_pipelines.plots import png_bytes  # noqa: E402
 
 PERIODS = (1, 5, 10, 21)
 
@@ -101,7 +101,7 @@ def factor_tearsheet(predictions: pd.DataFrame, prices: pd.DataFrame, periods=PE
     sample = {
         "first_date": str(dates.min().date()), "last_date": str(dates.max().date()), "days": int(dates.nunique()),
         "tickers": int(clean.index.get_level_values("asset").nunique()), "observations": int(len(clean)),
-        "input_observations": int(len(factor)), "dropped_fraction": float(1 - len(clean) / max(len(factor), 1)),
+        "input_observations": int(len(factor)), "dropped_pct": round(100 * (1 - len(clean) / max(len(factor), 1)), 1),
         "quantiles": quantiles,
         "last_price_exits": int(len(exits)),
     }
@@ -143,16 +143,29 @@ def _figures(ic: pd.DataFrame, mean_q_bps: pd.DataFrame, spread_daily: pd.DataFr
     return figs
 
 
-def to_markdown(sheet: Tearsheet) -> dict[str, str]:
-    short = "too few dates for this horizon"
-    return {
-        "ic_summary": table_markdown(sheet.ic_summary, 4, short),
-        "ic_by_label": (table_markdown(sheet.label_ic, 4, "no realized labels") if sheet.label_ic is not None
-                        and len(sheet.label_ic) else "no label columns"),
-        "mean_return_by_quantile_bps": table_markdown(sheet.mean_return_by_quantile, 2, "empty quantile"),
-        "top_minus_bottom": table_markdown(sheet.spread, 3, short),
-        "turnover": table_markdown(sheet.turnover, 3, "no previous day to compare with"),
+def to_tables(sheet: Tearsheet) -> dict[str, pd.DataFrame]:
+    """The tearsheet's tables as its asset page shows them: ICs 4 decimals, t 2, p 3, bps 1, turnover in %;
+    a cell the sample cannot fill (too few dates, an empty quantile) is NaN, which the page shows as n/a."""
+    ic = sheet.ic_summary.astype(float)
+    tables = {
+        "ic_summary": pd.DataFrame({"horizon": ic.index.astype(str), "IC": ic["ic_mean"].round(4).to_numpy(),
+                                    "IC sd": ic["ic_std"].round(4).to_numpy(), "t": ic["t_stat"].round(2).to_numpy(),
+                                    "p": ic["p_value"].round(3).to_numpy(), "days": ic["days"].astype(int).to_numpy()}),
+        "mean_return_by_quantile_bps": sheet.mean_return_by_quantile.astype(float).round(1).rename(
+            columns=str).rename_axis("quantile").reset_index(),
+        "top_minus_bottom": pd.DataFrame({"horizon": sheet.spread.index.astype(str),
+                                          "bps/day": sheet.spread["top_minus_bottom_bps"].astype(float).round(1).to_numpy(),
+                                          "t": sheet.spread["t_stat"].astype(float).round(2).to_numpy()}),
+        "turnover": pd.DataFrame({"quantile": sheet.turnover.index.astype(int),
+                                  "turnover %/day": (100 * sheet.turnover["mean_daily_turnover"].astype(float)).round(1)
+                                  .to_numpy()}),
     }
+    if sheet.label_ic is not None and len(sheet.label_ic):
+        lab = sheet.label_ic.astype(float)
+        tables["ic_by_label"] = pd.DataFrame({"label": lab.index.astype(str), "IC": lab["ic_mean"].round(4).to_numpy(),
+                                              "s.e.": lab["ic_se"].round(4).to_numpy(),
+                                              "days": lab["days"].fillna(0).astype(int).to_numpy()})
+    return tables
 
 
 def to_html(sheet: Tearsheet, title: str) -> str:
@@ -163,7 +176,7 @@ def to_html(sheet: Tearsheet, title: str) -> str:
     parts = [f"<html><head><meta charset='utf-8'><title>{title}</title></head><body>",
              f"<h1>{title}</h1>",
              f"<p>Sample: {s['first_date']} to {s['last_date']}, {s['days']} days, {s['tickers']} tickers, "
-             f"{s['observations']:,} observations; alphalens dropped {s['dropped_fraction']:.2%} of "
+             f"{s['observations']:,} observations; alphalens dropped {s['dropped_pct']:.1f}% of "
              f"{s['input_observations']:,} (not yet realized, or no bar at the next open). Forward returns run from "
              f"the next open to the open P sessions later, from real bars only (never forward-filled); "
              f"{s['last_price_exits']:,} positions whose exit open had no bar and that never traded again (delisted) "

@@ -6,7 +6,7 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
-from cnn_pipelines.metadata import asset_output
+from cnn_pipelines.metadata import asset_output, table_value
 from cnn_pipelines.trading.prices.assets import partition_dates
 from cnn_pipelines.trading.features.reports import universe_turnover
 from cnn_pipelines.trading.features.panel import feature_columns, forward_returns_table, target_columns, universe_table
@@ -51,7 +51,7 @@ def universe(context: dg.AssetExecutionContext, raw_prices: pd.DataFrame):
         "universe_size": SETTINGS.universe_size,
         "window_days": SETTINGS.universe_window,
         "mean_members_per_day": round(float(table.groupby("date").size().mean()), 1) if len(table) else 0.0,
-        "mean_daily_turnover": round(float(turnover.mean()), 4) if len(turnover) else 0.0,
+        "turnover_pct_per_day": round(100 * float(turnover.mean()), 2) if len(turnover) else 0.0,
     }
     if len(turnover) > 2:
         meta["turnover"] = dg.MetadataValue.md(markdown_image(
@@ -71,8 +71,8 @@ def indicator_panel(context: dg.AssetExecutionContext, raw_prices: pd.DataFrame)
             f"{SETTINGS.shard_tickers} tickers (CNN_PANEL_SHARD) in {workers} process(es) (CNN_PANEL_WORKERS)"}
     nan_share = summary.nan_share()
     if len(nan_share):
-        meta["nan_share_by_family"] = dg.MetadataValue.md(
-            nan_share.rename("nan_share").to_frame().round(4).to_markdown())
+        meta["missing_by_family"] = table_value(pd.DataFrame({
+            "family": nan_share.index.astype(str), "missing %": (100 * nan_share.astype(float)).round(2).to_numpy()}))
     corr = summary.correlation()
     if not corr.empty:
         meta["family_correlation"] = dg.MetadataValue.md(markdown_image(

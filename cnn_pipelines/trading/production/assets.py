@@ -3,6 +3,7 @@ at the partition date, and daily_signals for the next trading day; plus the nigh
 
 import dataclasses
 import datetime as dt
+from collections.abc import Iterator
 
 import dagster as dg
 
@@ -13,11 +14,11 @@ from cnn_pipelines.metadata import asset_output, short_list, table_value
 from cnn_pipelines.plots import rounded
 from cnn_pipelines.storage import lake
 from cnn_pipelines.trading.features.assets import SETTINGS
-from cnn_pipelines.trading.research.assets import CALENDAR, RS, period_seed
+from cnn_pipelines.trading.research.assets import CALENDAR, RS, epochs_shown, period_seed
 from cnn_pipelines.trading.research.layout import ImageLayout, to_images
 from cnn_pipelines.trading.features.panel import forward_returns_table
 from cnn_pipelines.trading.partitions import weekday_partitions
-from cnn_pipelines.trading.production.training import production_fold, rank_signals
+from cnn_pipelines.trading.production.training import SIGNAL_CHECKS, production_fold, rank_signals, signal_problems
 from cnn_pipelines.trading.research.periods import fit_fold
 from cnn_pipelines.trading.settings import current_evaluation_settings
 
@@ -58,11 +59,13 @@ def production_model(context: dg.AssetExecutionContext, indicator_panel: pd.Data
         "day": day, "train_rows": len(x_tr), "val_rows": len(x_va), "ensemble": dg.MetadataValue.json(result.ensemble),
         "best_val_ic": rounded(float(result.epochs["val_ic"].max()), 4, "n/a (no validation IC)"),
         "last_label_date": out["last_label_date"],
-        "epochs": table_value(result.epochs.round(4)),
+        "epochs": table_value(epochs_shown(result.epochs)),
     })
 
 
-@dg.asset(partitions_def=weekday_partitions, io_manager_key="lake", group_name="production", kinds={"pandas"})
+@dg.asset(partitions_def=weekday_partitions, io_manager_key="lake", group_name="production", kinds={"pandas"},
+          check_specs=[dg.AssetCheckSpec(name, asset="daily_signals", description=text)
+                       for name, text in SIGNAL_CHECKS.items()])
 def daily_signals(context: dg.AssetExecutionContext, production_model: dict, indicator_panel: pd.DataFrame):
     """Ranked predictions for the next trading day, with long/short flags (top/bottom K), from features known
     at the partition date's close."""
@@ -74,13 +77,15 @@ def daily_signals(context: dg.AssetExecutionContext, production_model: dict, ind
     if rows.empty:
         context.log.warning(f"{day}: no features (holiday?); no signals")
         empty = rank_signals(rows, pd.Series([], dtype=float).to_numpy(), ES.top_k, next_day)
-        return asset_output(context, empty, {"names": 0})
+        yield asset_output(context, empty, {"names": 0})
+        yield from signal_check_results(empty, rows, next_day)
+        return
     # trained on another machine of a cluster: its place in this machine's mirror of the lake
     pred = predict_ensemble(lake.stored_artifact(lake.default_root(), production_model["checkpoints"]),
                             production_model["ensemble"],
                             to_images(rows, ImageLayout.from_json(production_model)))
     signals = rank_signals(rows, pred, ES.top_k, next_day)
-    return asset_output(context, signals, {
+    yield asset_output(context, signals, {
         "names": len(signals), "trade_date": str(next_day),
         "long": short_list(signals.loc[signals["side"] == "long", "ticker"].tolist()),
         "short": short_list(signals.loc[signals["side"] == "short", "ticker"].tolist()),
@@ -88,6 +93,16 @@ def daily_signals(context: dg.AssetExecutionContext, production_model: dict, ind
         "preview": table_value(signals.head(10).assign(prediction=signals["prediction"].head(10).astype(float).round(4))
                                .drop(columns=["date", "trade_date"], errors="ignore")),
     })
+    yield from signal_check_results(signals, rows, next_day)
+
+
+def signal_check_results(signals: pd.DataFrame, rows: pd.DataFrame, next_day) -> Iterator[dg.AssetCheckResult]:
+    """daily_signals' checks (``SIGNAL_CHECKS``), each naming what it found; a failure is an error: these
+    signals would trade."""
+    for name, problems in signal_problems(signals, rows, ES.top_k, next_day).items():
+        yield dg.AssetCheckResult(check_name=name, passed=not problems, severity=dg.AssetCheckSeverity.ERROR,
+                                  metadata={"names": len(signals),
+                                            "found": "; ".join(problems) if problems else "nothing wrong"})
 
 
 nightly_job = dg.define_asset_job(

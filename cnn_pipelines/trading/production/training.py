@@ -34,3 +34,43 @@ def rank_signals(day_rows: pd.DataFrame, prediction: np.ndarray, k: int, next_da
     out["side"] = np.where(out["rank"] <= k, "long", np.where(out["rank"] > n - k, "short", "none"))
     out["trade_date"] = next_day
     return out.sort_values("rank").reset_index(drop=True)
+
+
+SIGNAL_CHECKS = {
+    "one_row_per_member": "Every name with features on the day has exactly one signal, and no other name has one",
+    "balanced_book": "K longs and K shorts (K shrinks to half the names when fewer than 2K), every prediction "
+                     "finite, and every long predicted above every short",
+    "next_session": "The signals trade on the exchange's next session after the day (never a holiday or weekend)",
+}
+
+
+def signal_problems(signals: pd.DataFrame, day_rows: pd.DataFrame, k: int, next_day: dt.date
+                    ) -> dict[str, list[str]]:
+    """What is wrong with a day's ``signals`` (``rank_signals``' output) for ``day_rows`` (the names with features
+    that day), per check in ``SIGNAL_CHECKS``: empty lists when nothing is. Problems name the tickers."""
+    from cnn_pipelines.metadata import listed
+
+    out: dict[str, list[str]] = {name: [] for name in SIGNAL_CHECKS}
+    tickers = signals["ticker"].astype(str)
+    members = set(day_rows["ticker"].astype(str))
+    doubled = sorted(set(tickers[tickers.duplicated()]))
+    if doubled:
+        out["one_row_per_member"].append(f"{len(doubled)} name(s) with more than one signal: {listed(doubled)}")
+    if missing := sorted(members - set(tickers)):
+        out["one_row_per_member"].append(f"{len(missing)} name(s) with features but no signal: {listed(missing)}")
+    if extra := sorted(set(tickers) - members):
+        out["one_row_per_member"].append(f"{len(extra)} name(s) with a signal but no features: {listed(extra)}")
+    n, want = len(signals), min(k, len(signals) // 2)
+    longs, shorts = signals[signals["side"] == "long"], signals[signals["side"] == "short"]
+    if (len(longs), len(shorts)) != (want, want):
+        out["balanced_book"].append(f"{len(longs)} long and {len(shorts)} short, expected {want} each of {n} names")
+    pred = signals["prediction"].astype(float)
+    if bad := sorted(tickers[~np.isfinite(pred)]):
+        out["balanced_book"].append(f"{len(bad)} prediction(s) not finite: {listed(bad)}")
+    elif len(longs) and len(shorts) and longs["prediction"].min() < shorts["prediction"].max():
+        crossed = sorted(set(longs.loc[longs["prediction"] < shorts["prediction"].max(), "ticker"].astype(str)))
+        out["balanced_book"].append(f"long names predicted below a short one: {listed(crossed)}")
+    dates = sorted({pd.Timestamp(d).date() for d in signals["trade_date"]}) if n else []
+    if dates and dates != [next_day]:
+        out["next_session"].append(f"trade dates {listed(dates)}, expected {next_day}")
+    return out

@@ -180,6 +180,20 @@ def previous_layout(root, previous: str | None, period: str) -> ImageLayout | No
     return ImageLayout.from_json(lake.read_json(path))
 
 
+
+def epochs_shown(epochs: pd.DataFrame) -> pd.DataFrame:
+    """A training run's epochs as its page shows them, narrow enough to show whole: loss and validation IC
+    (with its s.e.) 4 decimals, seconds 1, training samples per second whole."""
+    out = pd.DataFrame({"epoch": epochs["epoch"].astype(int), "loss": epochs["loss"].round(4),
+                        "val IC": epochs["val_ic"].round(4)})
+    if "val_ic_se" in epochs:
+        out["s.e."] = epochs["val_ic_se"].round(4)
+    if "seconds" in epochs:
+        out["seconds"] = epochs["seconds"].round(1)
+    if "train_samples_per_s" in epochs:
+        out["samples/s"] = epochs["train_samples_per_s"].fillna(0).round().astype(int)
+    return out
+
 @dg.asset(ins={"indicator_panel": _window("indicator_panel"), "forward_returns": _window("forward_returns")},
           deps=_own_source("feature_selection"), **RESEARCH_ASSET)
 def feature_selection(context: dg.AssetExecutionContext, indicator_panel: pd.DataFrame, forward_returns: pd.DataFrame,
@@ -352,7 +366,7 @@ def cnn_model(context: dg.AssetExecutionContext, image_layout: dict, indicator_p
         "period": period, "train_rows": len(x_tr), "val_rows": len(x_va), "ensemble_epochs": dg.MetadataValue.json(result.ensemble),
         "trained_epochs_this_run": result.trained_epochs,
         "best_val_ic": rounded(float(result.epochs["val_ic"].max()), 4, "n/a (no validation IC)"),
-        "epochs": dg.MetadataValue.md(result.epochs.round(5).to_markdown(index=False)),
+        "epochs": table_value(epochs_shown(result.epochs)),
         "flops_per_sample_forward": FLOPS_PER_SAMPLE_FORWARD, "model_period": period, "retrained": True,
         "started_from": started, "epochs_trained": int(len(result.epochs)), "stopped_early": result.stopped_early,
         "precision": precision_why,

@@ -83,7 +83,7 @@ def model_predictions_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             "period": period, "cutoff": str(fold.cutoff), "model": spec.name, "rows": len(out),
             "model_period": anchor, "retrained": anchor == period,
             "train_rows": train_rows, "fit_seconds": round(time.perf_counter() - t0, 2),
-            "chosen_on_validation": dg.MetadataValue.json({k: (float(v) if isinstance(v, float) else v)
+            "chosen_on_validation": dg.MetadataValue.json({k: (rounded(v, 4) if isinstance(v, float) else v)
                                                            for k, v in fitted.chosen.items()}),
             "validation": dg.MetadataValue.md(table_markdown(pd.DataFrame(fitted.validation), 4)),
             "mean_daily_ic": rounded(ic, 4, "n/a (no realized labels yet)"),

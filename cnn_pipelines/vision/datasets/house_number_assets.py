@@ -9,7 +9,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from cnn_pipelines.metadata import asset_result
+from cnn_pipelines.metadata import asset_result, table_value
 from cnn_pipelines.plots import markdown_image
 from cnn_pipelines.storage import lake
 from cnn_pipelines.storage.checkpoints import fingerprint
@@ -105,7 +105,7 @@ def house_numbers_asset(spec: HouseNumberSpec, mnist: DatasetSpec | None, s: Vis
             "source": dg.MetadataValue.text(source),
             "format1_folder": dg.MetadataValue.path(str(folder)),
             "crop_shape": dg.MetadataValue.text(f"{CROP[0]} x {CROP[1]} x 3"),
-            "digits_per_number": dg.MetadataValue.md(lengths.to_markdown()),
+            "digits_per_number": table_value(lengths.reset_index()),
             "raw_images": dg.MetadataValue.md(markdown_image(reports.raw_with_boxes(
                 folder, 12, "house_numbers: format-1 images with their digitStruct.mat boxes"), "raw")),
             "crops": dg.MetadataValue.md(markdown_image(reports.house_number_examples(

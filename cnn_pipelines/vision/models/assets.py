@@ -8,7 +8,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from cnn_pipelines.metadata import asset_result, settings_table
+from cnn_pipelines.metadata import asset_result, percent, settings_table, table_value
 from cnn_pipelines.plots import markdown_image
 from cnn_pipelines.storage import lake
 from cnn_pipelines.vision.datasets.catalog import DatasetSpec, load_numpy
@@ -53,6 +53,8 @@ def model_metadata(spec, dataset, s, cfg, trained, test, images, wall) -> dict:
         "class": names, "test images": per_class_n,
         "accuracy": np.where(per_class_n > 0, np.diag(matrix) / np.maximum(per_class_n, 1), np.nan),
     })
+    shown = per_class.assign(accuracy=[percent(a, 1, "no test images") for a in per_class["accuracy"]]
+                             ).rename(columns={"accuracy": "accuracy %"})
     result = {
         "model": spec.name, "dataset": dataset.name, "dataset_title": dataset.title, "source": dataset.source,
         "test_accuracy": test.accuracy, "n_train": trained.n_train, "n_validation": trained.n_validation,
@@ -74,7 +76,7 @@ def model_metadata(spec, dataset, s, cfg, trained, test, images, wall) -> dict:
     else:
         target = f" (target {spec.target:.0%}: {'met' if test.accuracy >= spec.target else 'NOT met'})"
     return {
-        "test_accuracy": dg.MetadataValue.float(round(test.accuracy, 4)),
+        "test_accuracy_pct": dg.MetadataValue.float(percent(test.accuracy)),
         "summary": dg.MetadataValue.md(
             f"**{spec.title}**\n\nTest accuracy **{test.accuracy:.2%}** on {len(test.labels):,} held-out images"
             f"{target}; book: {spec.book}.\n\nTrained on {trained.n_train:,} images ({dataset.source}), "
@@ -90,7 +92,7 @@ def model_metadata(spec, dataset, s, cfg, trained, test, images, wall) -> dict:
         "worst_mistakes": dg.MetadataValue.md(markdown_image(reports.worst_mistakes(
             images, test.labels, test.predicted, test.confidence, names,
             title=f"{title}: the most confident wrong predictions"), "mistakes")),
-        "per_class_accuracy": dg.MetadataValue.md(per_class.round(4).to_markdown(index=False)),
+        "per_class_accuracy": table_value(shown),
     }
 
 
@@ -123,7 +125,7 @@ def filters_asset(s: VisionSettings) -> dg.AssetsDefinition:
             "input_shape": dg.MetadataValue.text(str(demo.image.shape)),
             "activation_shape": dg.MetadataValue.text(f"{demo.conv.shape} after the convolution, "
                                                       f"{demo.pooled.shape} after 4x4 max pooling"),
-            "active_share": dg.MetadataValue.md(demo.stats.to_markdown(index=False)),
+            "active_share": table_value(demo.stats),
             "filters": dg.MetadataValue.md(markdown_image(reports.filters_plot(demo.filters), "filters")),
             "activation_maps": dg.MetadataValue.md(markdown_image(
                 reports.activation_maps(demo.image, demo.conv, demo.pooled, demo.labels), "activations")),

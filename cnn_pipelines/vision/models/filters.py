@@ -51,7 +51,7 @@ def run_filter_demo(out_dir: Path) -> FilterDemo:
     tmp_npz = out_dir / ".activations.tmp.npz"
     np.savez_compressed(tmp_npz, image=image, filters=filters, conv=conv, pooled=pooled)
     tmp_npz.replace(out_dir / "activations.npz")
-    stats = pd.DataFrame({"filter": FILTER_LABELS, "active pixels": (conv > 0).mean(axis=(0, 1)).round(3),
+    stats = pd.DataFrame({"filter": FILTER_LABELS, "active pixels %": (100 * (conv > 0).mean(axis=(0, 1))).round(1),
                           "mean activation": conv.mean(axis=(0, 1)).round(4),
                           "max activation": conv.max(axis=(0, 1)).round(3)})
     return FilterDemo(image, source, filters, conv, pooled, FILTER_LABELS, stats, path)

@@ -9,7 +9,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from cnn_pipelines.metadata import asset_result, settings_table
+from cnn_pipelines.metadata import asset_result, percent, settings_table, table_value
 from cnn_pipelines.plots import markdown_image
 from cnn_pipelines.storage import lake
 from cnn_pipelines.storage.checkpoints import epoch_path, fingerprint, load_state
@@ -105,9 +105,9 @@ def reader_asset(spec: HouseNumberSpec, s: VisionSettings) -> dg.AssetsDefinitio
                   f" (target {spec.target:.0%}: {'met' if scores['sequence_accuracy'] >= spec.target else 'NOT met'})"
                   if default else f" (reduced settings; the {spec.target:.0%} target is for the default configuration)")
         return asset_result(context, {
-            "sequence_accuracy": dg.MetadataValue.float(round(scores["sequence_accuracy"], 4)),
-            "digit_accuracy": dg.MetadataValue.float(round(scores["digit_accuracy"], 4)),
-            "length_accuracy": dg.MetadataValue.float(round(scores["length_accuracy"], 4)),
+            "sequence_accuracy_pct": dg.MetadataValue.float(percent(scores["sequence_accuracy"])),
+            "digit_accuracy_pct": dg.MetadataValue.float(percent(scores["digit_accuracy"])),
+            "length_accuracy_pct": dg.MetadataValue.float(percent(scores["length_accuracy"])),
             "summary": dg.MetadataValue.md(
                 f"**{scores['sequence_accuracy']:.2%}** of {len(y):,} held-out house numbers read fully right"
                 f"{target}; book: 83 % on SVHN. Digits right: {scores['digit_accuracy']:.2%}; length right: "
@@ -115,7 +115,7 @@ def reader_asset(spec: HouseNumberSpec, s: VisionSettings) -> dg.AssetsDefinitio
                 f"by the validation share fully right ({n_val:,} numbers)"
                 + ("; stopped early" if stopped else "")
                 + (f"; {trained} epoch(s) trained in this run." if trained else "; nothing retrained.")),
-            "by_length": dg.MetadataValue.md(by_length.round(4).to_markdown(index=False)),
+            "by_length": table_value(by_length_shown(by_length)),
             "chosen_epoch": dg.MetadataValue.int(best),
             "images_per_s": dg.MetadataValue.float(round(result["images_per_s"], 1)),
             "wall_seconds": dg.MetadataValue.float(round(wall, 1)),
@@ -132,6 +132,13 @@ def reader_asset(spec: HouseNumberSpec, s: VisionSettings) -> dg.AssetsDefinitio
         })
 
     return house_number_reader
+
+
+def by_length_shown(by_length: pd.DataFrame) -> pd.DataFrame:
+    """``reader_by_length`` as its page shows it: the shares in %."""
+    shares = ["fully right", "digits right", "length right"]
+    return by_length.assign(**{c: [percent(v, 1) for v in by_length[c]] for c in shares}).rename(
+        columns={c: f"{c} %" for c in shares})
 
 
 def reader_by_length(y: np.ndarray, pred: np.ndarray) -> pd.DataFrame:

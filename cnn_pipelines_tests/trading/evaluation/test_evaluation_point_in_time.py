@@ -56,7 +56,7 @@ def test_tearsheet_does_not_credit_the_signal_day_over_a_missing_next_bar():
     sessions = pd.bdate_range("2024-01-08", periods=n_days)
     sheet = factor_tearsheet(preds, prices, periods=(1,), sessions=sessions)
     assert abs(sheet.ic_summary.loc["1D", "ic_mean"]) < 0.06, sheet.ic_summary  # forward-filled: about 0.3
-    assert sheet.sample["dropped_fraction"] > 0.25  # the names with no bar at t+1 cannot be traded
+    assert sheet.sample["dropped_pct"] > 25  # the names with no bar at t+1 cannot be traded
 
 
 def test_every_realized_label_is_scored_even_one_the_jump_rule_keeps_out_of_training():

@@ -9,7 +9,7 @@ import pytest
 from cnn_pipelines.storage import lake
 from cnn_pipelines.trading.evaluation.metrics import oos_ic
 from cnn_pipelines.trading.evaluation.study_assets import table_value
-from cnn_pipelines.trading.evaluation.study_view import backtest_figures, leaderboard_display, study_view, verdict
+from cnn_pipelines.trading.evaluation.study_view import ic_sources, backtest_figures, leaderboard_display, study_view, verdict
 
 
 def test_an_empty_lake_says_what_to_run_instead_of_showing_zeros(tmp_path):
@@ -67,3 +67,14 @@ def test_backtest_figures_are_annualized_from_daily_net_returns():
     assert b["net_sharpe"] == pytest.approx(net.mean() / net.std() * np.sqrt(252))
     assert b["net_annual_return"] == pytest.approx(np.prod(1 + net) - 1)  # one year of days
     assert b["max_drawdown"] == pytest.approx(-0.005) and b["mean_daily_turnover"] == 0.5
+
+
+def test_the_three_ics_of_one_model_each_say_which_rows_they_score():
+    board = pd.DataFrame({"rank": [1, 2], "model": ["ar_cnn", "cnn_ta"], "mean_ic": [0.1, 0.090812], "days": [65, 64]})
+    sheet = {"ic": {"ic_mean": {"1D": 0.109512, "5D": 0.05, "21D": 0.01}},
+             "sample": {"days": 46, "last_date": "2026-11-03"}}
+    table = ic_sources({"oos_ic": 0.0895, "oos_days": 65}, board, sheet)
+    assert table["IC"].tolist() == [0.0895, 0.0908, 0.1095] and table["days"].tolist() == [65, 64, 46]
+    assert "all 2 models" in table["rows scored"].iloc[1]  # cnn_ta's row, not the leader's
+    assert "2026-11-03" in table["rows scored"].iloc[2] and "21D" in table["rows scored"].iloc[2]
+    assert len(ic_sources({"oos_ic": 0.0895, "oos_days": 65}, None, None)) == 1  # nothing to compare: one row

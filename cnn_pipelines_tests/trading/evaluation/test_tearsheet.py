@@ -37,7 +37,7 @@ def test_perfect_next_open_signal_has_ic_one(market):
     assert sheet.ic_summary.loc["1D", "p_value"] < 1e-6
     q = sheet.mean_return_by_quantile["1D"]
     assert q.is_monotonic_increasing and sheet.spread.loc["1D", "top_minus_bottom_bps"] > 0
-    assert sheet.sample["days"] == 60 and sheet.sample["tickers"] == 30 and sheet.sample["dropped_fraction"] == 0.0
+    assert sheet.sample["days"] == 60 and sheet.sample["tickers"] == 30 and sheet.sample["dropped_pct"] == 0.0
 
 
 def test_same_day_close_signal_is_not_credited(market):
@@ -59,4 +59,4 @@ def test_noisy_signal_ic_matches_construction(market):
     sheet = factor_tearsheet(as_predictions(noisy), prices, periods=(1,))
     assert 0.3 < sheet.ic_summary.loc["1D", "ic_mean"] < 0.55
     html = to_html(sheet, "test")
-    assert "<img src='data:image/png;base64," in html and "dropped 0.00%" in html
+    assert "<img src='data:image/png;base64," in html and "dropped 0.0%" in html

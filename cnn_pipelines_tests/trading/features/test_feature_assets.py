@@ -49,9 +49,10 @@ def test_metadata_reports_coverage_correlations_and_turnover(lake_with_features)
     panel = meta["indicator_panel"]
     assert panel["feature_columns"].value == 300 and panel["run_rows"].value > panel["rows"].value > 0
     assert panel["lake_covers"].value == "2014-03-03 .. 2014-03-21 (15 weekday partitions)"
-    assert "RSI" in panel["nan_share_by_family"].value
+    missing = {r.data["family"]: r.data["missing %"] for r in panel["missing_by_family"].value.records}
+    assert "RSI" in missing and all(0 <= v <= 100 for v in missing.values())
     assert "data:image/png;base64," in panel["family_correlation"].value
-    assert meta["universe"]["mean_daily_turnover"].value >= 0
+    assert 0 <= meta["universe"]["turnover_pct_per_day"].value <= 200
     assert meta["forward_returns"]["fwd_1d_realized"].value > 0
     assert meta["forward_returns"]["fwd_open_1d_realized"].value > 0
 

@@ -5,6 +5,8 @@ import datetime as dt
 import dagster as dg
 import numpy as np
 import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cnn_pipelines.trading.features.assets import forward_returns, indicator_panel
 from cnn_pipelines.definitions import defs
@@ -12,7 +14,7 @@ from cnn_pipelines.trading.production.assets import daily_signals, nightly_parti
 from cnn_pipelines.trading.prices.market import MarketConfig, SyntheticMarket
 from cnn_pipelines.trading.features.panel import forward_returns_table
 from cnn_pipelines.trading.prices.calendar import trading_calendar
-from cnn_pipelines.trading.production.training import production_fold, rank_signals
+from cnn_pipelines.trading.production.training import production_fold, rank_signals, signal_problems
 from cnn_pipelines.trading.settings import FeatureSettings
 from cnn_pipelines.trading.research.walkforward import realization_dates, split_masks
 
@@ -74,6 +76,36 @@ def test_rank_signals_flags_top_and_bottom_k():
     assert (out["trade_date"] == dt.date(2026, 11, 26)).all()
 
 
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(0, 40), k=st.integers(1, 12), seed=st.integers(0, 10_000), ties=st.booleans())
+def test_ranked_signals_pass_their_checks_for_any_universe_and_k(n, k, seed, ties):
+    """The checks' invariants hold for whatever rank_signals makes (any size, any K, tied predictions)."""
+    rng = np.random.default_rng(seed)
+    rows = pd.DataFrame({"date": [dt.date(2024, 7, 3)] * n, "ticker": [f"T{i:03d}" for i in rng.permutation(n)]})
+    pred = rng.integers(0, 3, n).astype(float) if ties else rng.normal(size=n)
+    out = rank_signals(rows, pred, k, dt.date(2024, 7, 5))
+    assert signal_problems(out, rows, k, dt.date(2024, 7, 5)) == {
+        "one_row_per_member": [], "balanced_book": [], "next_session": []}
+
+
+def test_signal_checks_name_what_is_wrong():
+    rows = pd.DataFrame({"date": [dt.date(2024, 7, 3)] * 6, "ticker": list("ABCDEF")})
+    good = rank_signals(rows, np.array([0.1, 0.5, -0.2, 0.3, -0.9, 0.0]), k=2, next_day=dt.date(2024, 7, 5))
+    day = dt.date(2024, 7, 5)
+    doubled = pd.concat([good, good.iloc[[0]]], ignore_index=True)
+    assert "1 name(s) with more than one signal: B" in signal_problems(doubled, rows, 2, day)["one_row_per_member"]
+    dropped = good[good["ticker"] != "C"]
+    assert "1 name(s) with features but no signal: C" in signal_problems(dropped, rows, 2, day)["one_row_per_member"]
+    flipped = good.assign(side=good["side"].replace({"long": "short", "short": "long"}))
+    assert "long names predicted below a short one: C, E" in signal_problems(flipped, rows, 2, day)["balanced_book"]
+    lopsided = good.assign(side=["long", "long", "long", "none", "short", "short"])
+    assert "3 long and 2 short, expected 2 each of 6 names" in signal_problems(lopsided, rows, 2, day)["balanced_book"]
+    gap = good.assign(prediction=good["prediction"].where(good["ticker"] != "F"))
+    assert "1 prediction(s) not finite: F" in signal_problems(gap, rows, 2, day)["balanced_book"]
+    assert signal_problems(good, rows, 2, dt.date(2024, 7, 4))["next_session"] == [
+        "trade dates 2024-07-05, expected 2024-07-04"]
+
+
 def test_the_materialized_signals_trade_on_the_next_session_across_a_holiday(monkeypatch):
     """Issue 29: nothing read daily_signals itself, so reverting its trade date to BDay(1) passed every test.
     Materialized for Wednesday 2024-07-03, before the market's 4 July holiday, its signals trade on Friday
@@ -101,3 +133,5 @@ def test_the_materialized_signals_trade_on_the_next_session_across_a_holiday(mon
     assert (signals["trade_date"] == dt.date(2024, 7, 5)).all() and sorted(signals["ticker"]) == list("ABCDEF")
     meta = result.get_asset_materialization_events()[0].materialization.metadata
     assert meta["trade_date"].value == "2024-07-05"
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks == {"one_row_per_member": True, "balanced_book": True, "next_session": True}

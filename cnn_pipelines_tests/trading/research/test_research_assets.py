@@ -122,7 +122,9 @@ def test_comparison_models_predict_the_same_rows_and_the_leaderboard_scores_them
                 for e in result.get_asset_materialization_events()}
     meta = by_asset["model_leaderboard"]
     assert sorted(meta["models"].value) == ["ar_cnn", "cnn_ta", "hgb", "ridge"]  # ranked by mean IC
-    assert "data:image/png;base64," in meta["ic_by_period"].value and "net_sharpe" in meta["leaderboard"].value
+    assert "data:image/png;base64," in meta["ic_by_period"].value
+    rows = [r.data for r in meta["leaderboard"].value.records]  # issue 31: tables shown inline, not markdown
+    assert [r["model"] for r in rows] == meta["models"].value and all("net Sharpe" in r for r in rows)
     with duckdb.connect(str(root / lake.CATALOG_FILE), read_only=True) as con:
         counts = dict(con.execute("select model, count(*) from model_predictions group by model").fetchall())
         board = con.execute("select model, rank, days from model_leaderboard order by rank").fetchall()
@@ -131,7 +133,10 @@ def test_comparison_models_predict_the_same_rows_and_the_leaderboard_scores_them
     assert [r[1] for r in board] == [1, 2, 3, 4]
     # the month ended in the lake: ar_cnn (a monthly model) has a monthly IC, the daily models none
     assert -1 <= monthly["ar_cnn"] <= 1 and all(pd.isna(monthly[m]) for m in ("cnn_ta", "ridge", "hgb"))
-    assert "monthly_ic" in meta["leaderboard"].value and "ic_1D" in meta["tearsheets"].value
+    trading = {r.data["model"]: r.data for r in meta["trading"].value.records}
+    assert float(trading["ar_cnn"]["monthly IC"]) == round(monthly["ar_cnn"], 4) and trading["ridge"]["monthly IC"] == "n/a"
+    assert {r.data["model"] for r in meta["tearsheets"].value.records} == set(trading)
+    assert all(-1 <= r.data["IC 1D"] <= 1 for r in meta["tearsheets"].value.records)
     for model in ("ar_cnn", "cnn_ta", "hgb", "ridge"):  # a tearsheet per model, from the same tearsheet code
         report = meta[f"tearsheet_{model}"].value
         assert report.endswith(f"{model}/tearsheet.html") and "data:image/png;base64," in open(report).read()
@@ -145,6 +150,9 @@ def test_comparison_models_predict_the_same_rows_and_the_leaderboard_scores_them
     assert isinstance(study["net_sharpe"].value, float) and isinstance(study["tearsheet_ic_1d"].value, float)
     assert "signals" in study["not_built_yet"].value and "nightly_job" in study["not_built_yet"].value
     assert "too short to judge" in study["verdict"].value
+    sources = [r.data for r in study["ic_by_source"].value.records]  # why the page shows three ICs
+    assert [r["where"] for r in sources] == ["study (oos_ic)", "model_leaderboard", "factor_tearsheet (1D)"]
+    assert sources[0]["IC"] == study["oos_ic"].value and sources[2]["IC"] == study["tearsheet_ic_1d"].value
     assert not metadata_offenders(by_asset), metadata_offenders(by_asset)
 
 
