@@ -294,11 +294,11 @@ def leakage_audit(context: dg.AssetExecutionContext):
     table = pd.concat([run_audit(FULL_AUDIT, log=context.log.info), run_audit(CADENCE_AUDIT, log=context.log.info)])
     ok, why = verdict(table)
     context.log.info(f"leakage audit: {why}")
-    meta = {f"{m.split(' (')[0].replace(' ', '_').replace(':', '')}_{k}": float(table.loc[m, k])
+    meta = {f"{m.split(' (')[0].replace(' ', '_').replace(':', '')}_{k}": rounded(table.loc[m, k], 4)
             for m in table.index if ": " not in m for k in ("ic", "se")}
     yield asset_output(context, table.reset_index(), {
-        **meta, "planted_oracle_ic": float(table.loc["planted signal", "oracle_ic"]), "max_null_se": MAX_SE,
-        "target": RS.target, "verdict": why, "table": dg.MetadataValue.md(table.round(4).to_markdown()),
+        **meta, "planted_oracle_ic": rounded(table.loc["planted signal", "oracle_ic"], 4), "max_null_se": MAX_SE,
+        "target": RS.target, "verdict": why, "table": table_value(table.round(4).rename_axis("market").reset_index()),
     })
     yield dg.AssetCheckResult(check_name="no_leakage", passed=ok, severity=dg.AssetCheckSeverity.ERROR,
                               metadata={"verdict": why})

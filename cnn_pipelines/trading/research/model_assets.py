@@ -11,8 +11,8 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from cnn_pipelines.metadata import asset_output
-from cnn_pipelines.plots import rounded, table_markdown
+from cnn_pipelines.metadata import asset_output, table_value
+from cnn_pipelines.plots import rounded
 from cnn_pipelines.trading.evaluation.metrics import oos_ic
 from cnn_pipelines.trading.models import BASELINES, ModelSpec
 from cnn_pipelines.storage import lake as lake_files
@@ -85,7 +85,7 @@ def model_predictions_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             "train_rows": train_rows, "fit_seconds": round(time.perf_counter() - t0, 2),
             "chosen_on_validation": dg.MetadataValue.json({k: (rounded(v, 4) if isinstance(v, float) else v)
                                                            for k, v in fitted.chosen.items()}),
-            "validation": dg.MetadataValue.md(table_markdown(pd.DataFrame(fitted.validation), 4)),
+            "validation": table_value(pd.DataFrame(fitted.validation).round(4)),
             "mean_daily_ic": rounded(ic, 4, "n/a (no realized labels yet)"),
             "ic_standard_error": rounded(se, 4, "n/a (fewer than two days)"), "ic_days": days,
         })
