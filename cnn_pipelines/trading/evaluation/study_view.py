@@ -47,24 +47,24 @@ def leaderboard_display(board: pd.DataFrame) -> pd.DataFrame:
 
 def leaderboard_trading(board: pd.DataFrame) -> pd.DataFrame:
     """The leaderboard's trading and coverage columns, the second narrow table beside ``leaderboard_display``:
-    monthly IC (monthly models only), turnover and net annual return in %, coverage in %, days and rows."""
+    monthly IC (monthly models only), turnover and net annual return in %, coverage in % (five columns: the UI
+    cuts a wider table at the metadata column's edge)."""
     return pd.DataFrame({
         "model": board["model"].astype(str), "monthly IC": board["monthly_ic"].round(4),
         "turnover %/day": (100 * board["mean_daily_turnover"]).round(1),
         "net return %/yr": (100 * board["net_annual_return"]).round(1),
-        "coverage %": (100 * board["coverage"]).round(1), "days": board["days"].astype(int),
-        "rows": board["rows"].astype(int),
+        "coverage %": (100 * board["coverage"]).round(1),
     })
 
 
 def tearsheets_display(sheets: pd.DataFrame) -> pd.DataFrame:
-    """Each model's tearsheet headline (``model_tearsheets``) for its page: ICs 4 decimals, t 2, bps 1."""
+    """Each model's tearsheet headline (``model_tearsheets``) for its page: ICs 4 decimals, t 2, bps 1 (seven
+    columns at most; rank autocorrelation is in each model's tearsheet)."""
     out = pd.DataFrame({"model": sheets.index.astype(str)})
     for c in [c for c in sheets.columns if c.startswith("ic_")]:
         out[f"IC {c[3:]}"] = sheets[c].astype(float).round(4).to_numpy()
     out["t 1D"] = sheets["t_1D"].astype(float).round(2).to_numpy()
     out["bps/day 1D"] = sheets["top_minus_bottom_bps_1D"].astype(float).round(1).to_numpy()
-    out["rank autocorr."] = sheets["rank_autocorrelation"].astype(float).round(3).to_numpy()
     return out
 
 

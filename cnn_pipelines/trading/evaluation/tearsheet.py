@@ -143,18 +143,24 @@ def _figures(ic: pd.DataFrame, mean_q_bps: pd.DataFrame, spread_daily: pd.DataFr
     return figs
 
 
+def p_value(p: float) -> str:
+    """A p-value as a reader quotes it: 3 decimals, "< 0.001" below that, "n/a" when not defined."""
+    return "n/a" if p != p else "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
 def to_tables(sheet: Tearsheet) -> dict[str, pd.DataFrame]:
-    """The tearsheet's tables as its asset page shows them: ICs 4 decimals, t 2, p 3, bps 1, turnover in %;
+    """The tearsheet's tables as its asset page shows them: ICs 4 decimals, t 2, p 3, bps 1 (per horizon: the
+    5D spread is over five days), turnover in %;
     a cell the sample cannot fill (too few dates, an empty quantile) is NaN, which the page shows as n/a."""
     ic = sheet.ic_summary.astype(float)
     tables = {
         "ic_summary": pd.DataFrame({"horizon": ic.index.astype(str), "IC": ic["ic_mean"].round(4).to_numpy(),
                                     "IC sd": ic["ic_std"].round(4).to_numpy(), "t": ic["t_stat"].round(2).to_numpy(),
-                                    "p": ic["p_value"].round(3).to_numpy(), "days": ic["days"].astype(int).to_numpy()}),
+                                    "p": [p_value(p) for p in ic["p_value"]], "days": ic["days"].astype(int).to_numpy()}),
         "mean_return_by_quantile_bps": sheet.mean_return_by_quantile.astype(float).round(1).rename(
             columns=str).rename_axis("quantile").reset_index(),
         "top_minus_bottom": pd.DataFrame({"horizon": sheet.spread.index.astype(str),
-                                          "bps/day": sheet.spread["top_minus_bottom_bps"].astype(float).round(1).to_numpy(),
+                                          "bps": sheet.spread["top_minus_bottom_bps"].astype(float).round(1).to_numpy(),
                                           "t": sheet.spread["t_stat"].astype(float).round(2).to_numpy()}),
         "turnover": pd.DataFrame({"quantile": sheet.turnover.index.astype(int),
                                   "turnover %/day": (100 * sheet.turnover["mean_daily_turnover"].astype(float)).round(1)

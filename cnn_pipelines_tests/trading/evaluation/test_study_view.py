@@ -9,7 +9,8 @@ import pytest
 from cnn_pipelines.storage import lake
 from cnn_pipelines.trading.evaluation.metrics import oos_ic
 from cnn_pipelines.trading.evaluation.study_assets import table_value
-from cnn_pipelines.trading.evaluation.study_view import ic_sources, backtest_figures, leaderboard_display, study_view, verdict
+from cnn_pipelines.trading.evaluation.study_view import (backtest_figures, ic_sources, leaderboard_display,
+                                                          leaderboard_trading, study_view, tearsheets_display, verdict)
 
 
 def test_an_empty_lake_says_what_to_run_instead_of_showing_zeros(tmp_path):
@@ -78,3 +79,16 @@ def test_the_three_ics_of_one_model_each_say_which_rows_they_score():
     assert "all 2 models" in table["rows scored"].iloc[1]  # cnn_ta's row, not the leader's
     assert "2026-11-03" in table["rows scored"].iloc[2] and "21D" in table["rows scored"].iloc[2]
     assert len(ic_sources({"oos_ic": 0.0895, "oos_days": 65}, None, None)) == 1  # nothing to compare: one row
+
+
+def test_the_leaderboards_other_tables_are_narrow_enough_to_show_whole():
+    """The UI cuts a metadata table at its column's edge (measured: 7 short columns fit at 1600 px)."""
+    board = pd.DataFrame({"model": ["cnn_ta", "ar_cnn"], "monthly_ic": [np.nan, 0.05312], "mean_daily_turnover": [1.538, 0.16],
+                          "net_annual_return": [6.019, 0.168], "coverage": [1.0, 0.99384]})
+    trading = leaderboard_trading(board)
+    assert len(trading.columns) <= 5 and trading["turnover %/day"].tolist() == [153.8, 16.0]
+    assert trading["coverage %"].tolist() == [100.0, 99.4] and trading["net return %/yr"].tolist() == [601.9, 16.8]
+    sheets = pd.DataFrame({"ic_1D": [0.11137], "ic_5D": [0.1], "ic_10D": [0.04], "ic_21D": [-0.07], "t_1D": [4.613],
+                           "top_minus_bottom_bps_1D": [83.61], "rank_autocorrelation": [0.75]}, index=["cnn_ta"])
+    shown = tearsheets_display(sheets)
+    assert len(shown.columns) <= 7 and shown.iloc[0].tolist() == ["cnn_ta", 0.1114, 0.1, 0.04, -0.07, 4.61, 83.6]

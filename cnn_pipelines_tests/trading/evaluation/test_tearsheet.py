@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cnn_pipelines.trading.evaluation.tearsheet import factor_tearsheet, to_html
+from cnn_pipelines.trading.evaluation.tearsheet import factor_tearsheet, p_value, to_html
 
 DATES = pd.bdate_range("2024-01-01", periods=90)
 
@@ -60,3 +60,7 @@ def test_noisy_signal_ic_matches_construction(market):
     assert 0.3 < sheet.ic_summary.loc["1D", "ic_mean"] < 0.55
     html = to_html(sheet, "test")
     assert "<img src='data:image/png;base64," in html and "dropped 0.0%" in html
+
+
+def test_p_values_read_as_a_reader_quotes_them():
+    assert [p_value(p) for p in (0.04567, 1e-9, float("nan"))] == ["0.046", "< 0.001", "n/a"]
