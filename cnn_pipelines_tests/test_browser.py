@@ -11,6 +11,7 @@ the browser the test is skipped, except under CI (``CI=true``), where it fails.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -179,6 +180,8 @@ def test_picture_in_asset_metadata(ui, page):
     page.wait_for_timeout(500)
     page.screenshot(path=SHOTS / "04_universe_turnover_plot.png")
     assert img.evaluate("i => i.naturalWidth") >= 800  # readable on a 1600 px screen
+    body = page.locator("body").inner_text()  # a share shows in %, its unit in its key
+    assert "turnover_pct_per_day" in body and not re.findall(r"\d\.\d{5,}", body)
 
 
 def test_the_study_view_shows_the_study_inline_and_says_what_is_not_built(ui, page):
@@ -191,6 +194,7 @@ def test_the_study_view_shows_the_study_inline_and_says_what_is_not_built(ui, pa
     body = page.locator("body").inner_text()
     assert "no out-of-sample predictions yet" in body and "run research_job" in body and "run evaluation_job" in body
     assert "universe_members_per_day" in body and " nan" not in body.lower() and "None" not in body
+    assert not re.findall(r"\d\.\d{5,}", body)  # every number rounded to what it means
 
 
 def test_launch_one_partition_from_the_ui(ui, page):
