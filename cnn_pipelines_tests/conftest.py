@@ -183,7 +183,7 @@ def metadata_offenders(metadata_by_asset: dict) -> list[str]:
     import math
     import re
 
-    share = re.compile(r"accuracy|return|drawdown|turnover|share|fraction|volatility|right")
+    share = re.compile(r"accuracy|return|drawdown|turnover|share|fraction|volatility|right|coverage")
     unit = re.compile(r"pct|bps|%|points|pts")
 
     def number(where: str, key: str, v) -> list[str]:

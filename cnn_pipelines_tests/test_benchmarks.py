@@ -154,3 +154,19 @@ def test_transfer_benchmark_reports_the_learning_curve_of_three_methods() -> Non
     assert r["advantage_50"] == pytest.approx(r["transfer"][0] - r["scratch"][0], abs=0.02)
     assert r["advantage_100"] == pytest.approx(r["transfer"][1] - r["scratch"][1], abs=0.02)
     assert 50 < r["source_accuracy"] <= 100
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("pair", ["coarse", "digits"])
+def test_transfer_benchmark_measures_the_other_pairs(pair: str) -> None:
+    """The two other kinds of transfer docs/vision.md reports (coarse labels to fine ones, MNIST to 8x8 digits)
+    run from the same script, at toy sizes."""
+    from cnn_pipelines.vision.settings import DEBIAN_FASHION_MNIST
+
+    if pair == "coarse" and not (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip("needs Debian's dataset-fashion-mnist (.ci/run installs it)")
+    r = run_benchmark("transfer.py", "--pair", pair, "--labels", "50", "--seeds", "1", "--backbone-epochs", "1",
+                      "--min-steps", "5")
+    assert r["pair"] == pair and r["labels"] == [50] and all(0 < r[m][0] <= 100 for m in ("transfer", "scratch"))
+    assert 50 < r["source_accuracy"] <= 100  # four coarse classes or ten digits, learned in one epoch
+

@@ -8,7 +8,7 @@ import pandas as pd
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cnn_pipelines.metadata import listed, percent, short_list, table_value
+from cnn_pipelines.metadata import listed, percent, percent_value, short_list, table_value
 
 NAMES = st.lists(st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.", min_size=1, max_size=6), max_size=300)
 
@@ -50,3 +50,8 @@ def test_a_table_shows_rounded_float32_as_rounded_and_gaps_as_n_a():
 def test_a_share_reads_as_a_rounded_percentage_and_a_missing_one_says_so():
     assert percent(0.910234) == 91.02 and percent(0.5, 1) == 50.0
     assert percent(float("nan"), missing="no test images") == "no test images"
+
+
+def test_a_share_that_does_not_exist_is_text_not_a_crash():
+    assert percent_value(0.5) == dg.MetadataValue.float(50.0)
+    assert percent_value(float("nan")) == dg.MetadataValue.text("n/a (nothing to count)")

@@ -152,34 +152,37 @@ def _study_view(root: Path, target: str, oracle=None) -> StudyView:
     else:
         s = None
         view.missing["tearsheet"] = "not built: run evaluation_job"
-    sources = ic_sources(n, board, s)
+    sources = ic_sources(n, board, s, target)
     if len(sources) > 1:
         view.tables["ic_by_source"] = sources
     view.verdict = verdict(n)
     return view
 
 
-def ic_sources(n: dict, board: pd.DataFrame | None, sheet: dict | None, model: str = "cnn_ta") -> pd.DataFrame:
-    """Why the study shows up to three 1-day ICs of the same model: each scores a different set of rows. The
-    study's own is every out-of-sample row; the leaderboard's only the rows every model predicts; the
-    tearsheet's only days on which alphalens has every horizon it reports realized (its longest cuts the
-    newest days) and names with a bar at the next open."""
+def ic_sources(n: dict, board: pd.DataFrame | None, sheet: dict | None, target: str, model: str = "cnn_ta"
+               ) -> pd.DataFrame:
+    """Why the study shows up to three ICs of the same model (``model``: the leaderboard's name for the CNN):
+    each scores other rows. The study's own scores every out-of-sample row against ``target``; the leaderboard's
+    only the rows every model predicts; the tearsheet's alphalens' 1-day trade returns, only on days on which
+    every horizon it reports is realized (its longest cuts the newest days) and names with a bar at the next
+    open."""
     rows = []
     if "oos_ic" in n:
         rows.append({"where": "study (oos_ic)", "IC": n["oos_ic"], "days": n["oos_days"],
-                     "rows scored": f"every out-of-sample row of {model}"})
+                     "rows scored": f"every out-of-sample row of {model}, against {target}"})
     mine = board[board["model"] == model] if board is not None and len(board) else None
     if mine is not None and len(mine):
         rows.append({"where": "model_leaderboard", "IC": round(float(mine["mean_ic"].iloc[0]), 4),
                      "days": int(mine["days"].iloc[0]),
-                     "rows scored": f"the rows all {len(board)} models predict, so each is scored on the same rows"})
+                     "rows scored": f"the rows all {len(board)} models predict, against {target}"})
     if sheet is not None:
         horizons = list(sheet.get("ic", {}).get("ic_mean", {}))
         sample = sheet.get("sample", {})
         rows.append({"where": "factor_tearsheet (1D)", "IC": round(float(sheet["ic"]["ic_mean"]["1D"]), 4),
                      "days": int(sample.get("days", 0)),
-                     "rows scored": f"days up to {sample.get('last_date', 'n/a')}, when all of "
-                                    f"{', '.join(horizons)} are realized; names with a bar at the next open"})
+                     "rows scored": f"1-day open-to-open returns on days up to {sample.get('last_date', 'n/a')}, "
+                                    f"when all of {', '.join(horizons)} are realized; names with a bar at the "
+                                    "next open"})
     return pd.DataFrame(rows, columns=["where", "IC", "days", "rows scored"])
 
 

@@ -51,11 +51,11 @@ def universe(context: dg.AssetExecutionContext, raw_prices: pd.DataFrame):
         "universe_size": SETTINGS.universe_size,
         "window_days": SETTINGS.universe_window,
         "mean_members_per_day": round(float(table.groupby("date").size().mean()), 1) if len(table) else 0.0,
-        "turnover_pct_per_day": round(100 * float(turnover.mean()), 2) if len(turnover) else 0.0,
+        "turnover_pct_per_day": round(100 * float(turnover.mean()), 1) if len(turnover) else 0.0,
     }
     if len(turnover) > 2:
         meta["turnover"] = dg.MetadataValue.md(markdown_image(
-            line_plot(turnover, "Daily universe turnover (share of new members)", "share"), "turnover"))
+            line_plot(100 * turnover, "Daily universe turnover (new members, % of the universe)", "%"), "turnover"))
     return asset_output(context, table, report(context, table, meta))
 
 

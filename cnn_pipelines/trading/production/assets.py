@@ -78,7 +78,7 @@ def daily_signals(context: dg.AssetExecutionContext, production_model: dict, ind
         context.log.warning(f"{day}: no features (holiday?); no signals")
         empty = rank_signals(rows, pd.Series([], dtype=float).to_numpy(), ES.top_k, next_day)
         yield asset_output(context, empty, {"names": 0})
-        yield from signal_check_results(empty, rows, next_day)
+        yield from signal_check_results(empty, rows, day)
         return
     # trained on another machine of a cluster: its place in this machine's mirror of the lake
     pred = predict_ensemble(lake.stored_artifact(lake.default_root(), production_model["checkpoints"]),
@@ -93,13 +93,13 @@ def daily_signals(context: dg.AssetExecutionContext, production_model: dict, ind
         "preview": table_value(signals.head(10).assign(prediction=signals["prediction"].head(10).astype(float).round(4))
                                .drop(columns=["date", "trade_date"], errors="ignore")),
     })
-    yield from signal_check_results(signals, rows, next_day)
+    yield from signal_check_results(signals, rows, day)
 
 
-def signal_check_results(signals: pd.DataFrame, rows: pd.DataFrame, next_day) -> Iterator[dg.AssetCheckResult]:
+def signal_check_results(signals: pd.DataFrame, rows: pd.DataFrame, day: str) -> Iterator[dg.AssetCheckResult]:
     """daily_signals' checks (``SIGNAL_CHECKS``), each naming what it found; a failure is an error: these
     signals would trade."""
-    for name, problems in signal_problems(signals, rows, ES.top_k, next_day).items():
+    for name, problems in signal_problems(signals, rows, ES.top_k, day, CALENDAR).items():
         yield dg.AssetCheckResult(check_name=name, passed=not problems, severity=dg.AssetCheckSeverity.ERROR,
                                   metadata={"names": len(signals),
                                             "found": "; ".join(problems) if problems else "nothing wrong"})

@@ -40,14 +40,16 @@ SIGNAL_CHECKS = {
     "one_row_per_member": "Every name with features on the day has exactly one signal, and no other name has one",
     "balanced_book": "K longs and K shorts (K shrinks to half the names when fewer than 2K), every prediction "
                      "finite, and every long predicted above every short",
-    "next_session": "The signals trade on the exchange's next session after the day (never a holiday or weekend)",
+    "next_session": "The signals trade on the first exchange session after the day: a session, with none "
+                    "between (never a holiday or weekend)",
 }
 
 
-def signal_problems(signals: pd.DataFrame, day_rows: pd.DataFrame, k: int, next_day: dt.date
-                    ) -> dict[str, list[str]]:
-    """What is wrong with a day's ``signals`` (``rank_signals``' output) for ``day_rows`` (the names with features
-    that day), per check in ``SIGNAL_CHECKS``: empty lists when nothing is. Problems name the tickers."""
+def signal_problems(signals: pd.DataFrame, day_rows: pd.DataFrame, k: int, day: str | dt.date,
+                    calendar: TradingCalendar) -> dict[str, list[str]]:
+    """What is wrong with ``day``'s ``signals`` (``rank_signals``' output) for ``day_rows`` (the names with
+    features that day), per check in ``SIGNAL_CHECKS``: empty lists when nothing is. Problems name the tickers.
+    The trade date is checked against ``calendar``'s sessions, not against the date the signals were given."""
     from cnn_pipelines.metadata import listed
 
     out: dict[str, list[str]] = {name: [] for name in SIGNAL_CHECKS}
@@ -70,7 +72,11 @@ def signal_problems(signals: pd.DataFrame, day_rows: pd.DataFrame, k: int, next_
     elif len(longs) and len(shorts) and longs["prediction"].min() < shorts["prediction"].max():
         crossed = sorted(set(longs.loc[longs["prediction"] < shorts["prediction"].max(), "ticker"].astype(str)))
         out["balanced_book"].append(f"long names predicted below a short one: {listed(crossed)}")
-    dates = sorted({pd.Timestamp(d).date() for d in signals["trade_date"]}) if n else []
-    if dates and dates != [next_day]:
-        out["next_session"].append(f"trade dates {listed(dates)}, expected {next_day}")
+    after = pd.Timestamp(day) + pd.Timedelta(days=1)
+    for trade in sorted({pd.Timestamp(d).date() for d in signals["trade_date"]}) if n else []:
+        between = [s.date() for s in calendar.sessions(after.date(), trade)] if trade >= after.date() else []
+        if between != [trade]:
+            why = ("not after the day" if trade < after.date() else "not a session" if trade not in between
+                   else f"sessions before it: {listed(between[:-1])}")
+            out["next_session"].append(f"trade date {trade} for {pd.Timestamp(day).date()}: {why}")
     return out

@@ -231,7 +231,8 @@ def feature_selection(context: dg.AssetExecutionContext, indicator_panel: pd.Dat
         "selected": family_list(ranking.loc[ranking["selected"], "family"]),
         "families_left_out": dg.MetadataValue.json(
             {r.family: f"coverage {r.coverage:.1%} of training rows" for r in left_out.itertuples()}),
-        "ranking": table_value(ranking.drop(columns="period").round(4)),
+        "ranking": table_value(ranking.drop(columns="period").round(4).assign(
+            coverage=(100 * ranking["coverage"]).round(1)).rename(columns={"coverage": "coverage %"})),
         "mutual_information": dg.MetadataValue.md(markdown_image(png_bytes(fig), "mutual information")),
     })
 

@@ -9,7 +9,7 @@ import dagster as dg
 import numpy as np
 import tensorflow_datasets as tfds
 
-from cnn_pipelines.metadata import asset_result, percent, table_value
+from cnn_pipelines.metadata import asset_result, percent_value, table_value
 from cnn_pipelines.plots import markdown_image
 from cnn_pipelines.vision.datasets.catalog import DatasetSpec, class_names, load_numpy, prepare
 from cnn_pipelines.vision import reports
@@ -50,8 +50,8 @@ def dataset_asset(spec: DatasetSpec, s: VisionSettings) -> dg.AssetsDefinition:
             "path": dg.MetadataValue.path(str(version_dir)),
             "size_mb": dg.MetadataValue.float(round(size_mb, 1)),
             "class_balance": table_value(balance.reset_index()),
-            "min_class_pct": dg.MetadataValue.float(percent(
-                min(np.bincount(v, minlength=len(names)).min() / max(1, len(v)) for v in labels.values()), 1)),
+            "min_class_pct": percent_value(
+                min(np.bincount(v, minlength=len(names)).min() / max(1, len(v)) for v in labels.values()), 1),
             "samples": dg.MetadataValue.md(markdown_image(grid, "samples")),
             "seconds": dg.MetadataValue.float(round(time.perf_counter() - t0, 1)),
         })

@@ -8,7 +8,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from cnn_pipelines.metadata import asset_result, percent, settings_table, table_value
+from cnn_pipelines.metadata import asset_result, percent, percent_value, settings_table, table_value
 from cnn_pipelines.plots import markdown_image
 from cnn_pipelines.storage import lake
 from cnn_pipelines.vision.datasets.catalog import DatasetSpec, load_numpy
@@ -76,7 +76,7 @@ def model_metadata(spec, dataset, s, cfg, trained, test, images, wall) -> dict:
     else:
         target = f" (target {spec.target:.0%}: {'met' if test.accuracy >= spec.target else 'NOT met'})"
     return {
-        "test_accuracy_pct": dg.MetadataValue.float(percent(test.accuracy)),
+        "test_accuracy_pct": percent_value(test.accuracy),
         "summary": dg.MetadataValue.md(
             f"**{spec.title}**\n\nTest accuracy **{test.accuracy:.2%}** on {len(test.labels):,} held-out images"
             f"{target}; book: {spec.book}.\n\nTrained on {trained.n_train:,} images ({dataset.source}), "

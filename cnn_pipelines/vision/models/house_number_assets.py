@@ -9,7 +9,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from cnn_pipelines.metadata import asset_result, percent, settings_table, table_value
+from cnn_pipelines.metadata import asset_result, percent, percent_value, settings_table, table_value
 from cnn_pipelines.plots import markdown_image
 from cnn_pipelines.storage import lake
 from cnn_pipelines.storage.checkpoints import epoch_path, fingerprint, load_state
@@ -105,9 +105,9 @@ def reader_asset(spec: HouseNumberSpec, s: VisionSettings) -> dg.AssetsDefinitio
                   f" (target {spec.target:.0%}: {'met' if scores['sequence_accuracy'] >= spec.target else 'NOT met'})"
                   if default else f" (reduced settings; the {spec.target:.0%} target is for the default configuration)")
         return asset_result(context, {
-            "sequence_accuracy_pct": dg.MetadataValue.float(percent(scores["sequence_accuracy"])),
-            "digit_accuracy_pct": dg.MetadataValue.float(percent(scores["digit_accuracy"])),
-            "length_accuracy_pct": dg.MetadataValue.float(percent(scores["length_accuracy"])),
+            "sequence_accuracy_pct": percent_value(scores["sequence_accuracy"]),
+            "digit_accuracy_pct": percent_value(scores["digit_accuracy"]),
+            "length_accuracy_pct": percent_value(scores["length_accuracy"]),
             "summary": dg.MetadataValue.md(
                 f"**{scores['sequence_accuracy']:.2%}** of {len(y):,} held-out house numbers read fully right"
                 f"{target}; book: 83 % on SVHN. Digits right: {scores['digit_accuracy']:.2%}; length right: "

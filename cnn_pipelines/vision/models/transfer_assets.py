@@ -16,7 +16,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from cnn_pipelines.metadata import asset_result, percent, table_value
+from cnn_pipelines.metadata import asset_result, percent_value, table_value
 from cnn_pipelines.plots import markdown_image
 from cnn_pipelines.storage import lake
 from cnn_pipelines.storage.checkpoints import fingerprint, save_keras
@@ -389,9 +389,9 @@ def transfer_assets(chain: TransferSpec, dataset: DatasetSpec, s: VisionSettings
                                       f"{reports.seeds_text(seeds)}, each point trained for at least {min_steps} "
                                       "gradient steps; the stages' final models train only a few epochs. The default "
                                       "configuration's numbers are in docs/vision.md.")),
-            "head_accuracy_pct": dg.MetadataValue.float(percent(finals["head"])),
-            "fine_tuned_accuracy_pct": dg.MetadataValue.float(percent(finals["fine_tuned"])),
-            "scratch_accuracy_pct": dg.MetadataValue.float(percent(finals["from_scratch"])),
+            "head_accuracy_pct": percent_value(finals["head"]),
+            "fine_tuned_accuracy_pct": percent_value(finals["fine_tuned"]),
+            "scratch_accuracy_pct": percent_value(finals["from_scratch"]),
             "seeds": dg.MetadataValue.int(seeds),
             "curve": table_value(curve_table(table)),
             "learning_curve": dg.MetadataValue.md(markdown_image(reports.transfer_curve(
@@ -496,7 +496,7 @@ def _model_result(s, chain, dataset, stage, trained, cfg, default, acc, labels, 
     title = f"{chain.name} {stage}"
     matrix = reports.confusion(labels, pred, len(names))
     return {
-        "test_accuracy_pct": dg.MetadataValue.float(percent(acc)),
+        "test_accuracy_pct": percent_value(acc),
         "summary": dg.MetadataValue.md(
             f"Test accuracy **{acc:.2%}** on {len(labels):,} {dataset.name} images ({note}); trained on "
             f"{n_train:,}, chosen epoch {trained.best_epoch} of {len(ep)} by validation accuracy on {n_val:,} more"

@@ -74,11 +74,12 @@ def test_the_three_ics_of_one_model_each_say_which_rows_they_score():
     board = pd.DataFrame({"rank": [1, 2], "model": ["ar_cnn", "cnn_ta"], "mean_ic": [0.1, 0.090812], "days": [65, 64]})
     sheet = {"ic": {"ic_mean": {"1D": 0.109512, "5D": 0.05, "21D": 0.01}},
              "sample": {"days": 46, "last_date": "2026-11-03"}}
-    table = ic_sources({"oos_ic": 0.0895, "oos_days": 65}, board, sheet)
+    table = ic_sources({"oos_ic": 0.0895, "oos_days": 65}, board, sheet, "fwd_open_1d")
     assert table["IC"].tolist() == [0.0895, 0.0908, 0.1095] and table["days"].tolist() == [65, 64, 46]
     assert "all 2 models" in table["rows scored"].iloc[1]  # cnn_ta's row, not the leader's
+    assert table["rows scored"].iloc[0].endswith("against fwd_open_1d")
     assert "2026-11-03" in table["rows scored"].iloc[2] and "21D" in table["rows scored"].iloc[2]
-    assert len(ic_sources({"oos_ic": 0.0895, "oos_days": 65}, None, None)) == 1  # nothing to compare: one row
+    assert len(ic_sources({"oos_ic": 0.0895, "oos_days": 65}, None, None, "fwd_5d")) == 1  # nothing to compare
 
 
 def test_the_leaderboards_other_tables_are_narrow_enough_to_show_whole():

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cnn_pipelines.trading.evaluation.tearsheet import factor_tearsheet, p_value, to_html
+from cnn_pipelines.trading.evaluation.tearsheet import factor_tearsheet, p_value, to_html, to_tables
 
 DATES = pd.bdate_range("2024-01-01", periods=90)
 
@@ -64,3 +64,17 @@ def test_noisy_signal_ic_matches_construction(market):
 
 def test_p_values_read_as_a_reader_quotes_them():
     assert [p_value(p) for p in (0.04567, 1e-9, float("nan"))] == ["0.046", "< 0.001", "n/a"]
+
+
+def test_the_tearsheet_tables_show_shares_in_percent_and_ics_rounded(market):
+    prices, fwd = market
+    sheet = factor_tearsheet(as_predictions(fwd), prices, periods=(1, 5))
+    tables = to_tables(sheet)
+    ic = tables["ic_summary"].set_index("horizon")
+    assert ic.loc["1D", "IC"] == round(sheet.ic_summary.loc["1D", "ic_mean"], 4) and ic.loc["1D", "p"] == "< 0.001"
+    turnover = tables["turnover"].set_index("quantile")["turnover %/day"]
+    expected = (100 * sheet.turnover["mean_daily_turnover"]).round(1)
+    assert turnover.tolist() == expected.tolist() and (turnover > 1).any()  # in %, not a fraction
+    spread = tables["top_minus_bottom"].set_index("horizon")
+    assert spread.loc["5D", "bps"] == round(sheet.spread.loc["5D", "top_minus_bottom_bps"], 1)
+

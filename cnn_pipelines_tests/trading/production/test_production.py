@@ -19,6 +19,8 @@ from cnn_pipelines.trading.settings import FeatureSettings
 from cnn_pipelines.trading.research.walkforward import realization_dates, split_masks
 
 
+XNYS = trading_calendar("XNYS")
+
 def test_schedule_requests_the_newest_complete_weekday():
     cases = {
         dt.datetime(2025, 12, 1, 2, 0): "2025-11-28",   # Monday night run -> Friday
@@ -84,26 +86,33 @@ def test_ranked_signals_pass_their_checks_for_any_universe_and_k(n, k, seed, tie
     rows = pd.DataFrame({"date": [dt.date(2024, 7, 3)] * n, "ticker": [f"T{i:03d}" for i in rng.permutation(n)]})
     pred = rng.integers(0, 3, n).astype(float) if ties else rng.normal(size=n)
     out = rank_signals(rows, pred, k, dt.date(2024, 7, 5))
-    assert signal_problems(out, rows, k, dt.date(2024, 7, 5)) == {
+    assert signal_problems(out, rows, k, "2024-07-03", XNYS) == {
         "one_row_per_member": [], "balanced_book": [], "next_session": []}
 
 
 def test_signal_checks_name_what_is_wrong():
     rows = pd.DataFrame({"date": [dt.date(2024, 7, 3)] * 6, "ticker": list("ABCDEF")})
     good = rank_signals(rows, np.array([0.1, 0.5, -0.2, 0.3, -0.9, 0.0]), k=2, next_day=dt.date(2024, 7, 5))
-    day = dt.date(2024, 7, 5)
+
+    def problems(signals, check):
+        return signal_problems(signals, rows, 2, "2024-07-03", XNYS)[check]
+
     doubled = pd.concat([good, good.iloc[[0]]], ignore_index=True)
-    assert "1 name(s) with more than one signal: B" in signal_problems(doubled, rows, 2, day)["one_row_per_member"]
-    dropped = good[good["ticker"] != "C"]
-    assert "1 name(s) with features but no signal: C" in signal_problems(dropped, rows, 2, day)["one_row_per_member"]
+    assert "1 name(s) with more than one signal: B" in problems(doubled, "one_row_per_member")
+    assert "1 name(s) with features but no signal: C" in problems(good[good["ticker"] != "C"], "one_row_per_member")
     flipped = good.assign(side=good["side"].replace({"long": "short", "short": "long"}))
-    assert "long names predicted below a short one: C, E" in signal_problems(flipped, rows, 2, day)["balanced_book"]
+    assert "long names predicted below a short one: C, E" in problems(flipped, "balanced_book")
     lopsided = good.assign(side=["long", "long", "long", "none", "short", "short"])
-    assert "3 long and 2 short, expected 2 each of 6 names" in signal_problems(lopsided, rows, 2, day)["balanced_book"]
+    assert "3 long and 2 short, expected 2 each of 6 names" in problems(lopsided, "balanced_book")
     gap = good.assign(prediction=good["prediction"].where(good["ticker"] != "F"))
-    assert "1 prediction(s) not finite: F" in signal_problems(gap, rows, 2, day)["balanced_book"]
-    assert signal_problems(good, rows, 2, dt.date(2024, 7, 4))["next_session"] == [
-        "trade dates 2024-07-05, expected 2024-07-04"]
+    assert "1 prediction(s) not finite: F" in problems(gap, "balanced_book")
+    # the trade date is checked against the calendar, not against the date the signals were given
+    assert problems(good.assign(trade_date=dt.date(2024, 7, 4)), "next_session") == [
+        "trade date 2024-07-04 for 2024-07-03: not a session"]  # Independence Day (BDay(1) gave it)
+    assert problems(good.assign(trade_date=dt.date(2024, 7, 8)), "next_session") == [
+        "trade date 2024-07-08 for 2024-07-03: sessions before it: 2024-07-05"]
+    assert problems(good.assign(trade_date=dt.date(2024, 7, 3)), "next_session") == [
+        "trade date 2024-07-03 for 2024-07-03: not after the day"]
 
 
 def test_the_materialized_signals_trade_on_the_next_session_across_a_holiday(monkeypatch):
