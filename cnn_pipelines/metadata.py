@@ -75,6 +75,9 @@ def listed(items: Iterable[Any], limit: int = 10) -> str:
 
 
 def short_list(items: Iterable[Any], limit: int = 10) -> dg.MetadataValue:
-    """A list as metadata: inline JSON up to ``limit`` items, else a one-line count with the first few."""
+    """A list as metadata: "none" when empty (not "[]"), inline JSON up to ``limit`` items, else a one-line count
+    with the first few."""
     items = list(items)
+    if not items:
+        return dg.MetadataValue.text("none")
     return dg.MetadataValue.json(items) if len(items) <= limit else dg.MetadataValue.text(listed(items, limit))

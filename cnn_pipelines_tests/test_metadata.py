@@ -23,7 +23,9 @@ def test_a_list_shows_at_most_limit_items_and_counts_the_rest(items, limit):
     else:
         assert text.endswith(f" and {len(items) - limit} more ({len(items)} in all)")
     value = short_list(items, limit)
-    if len(items) <= limit:
+    if not items:
+        assert value == dg.MetadataValue.text("none")  # not "[]"
+    elif len(items) <= limit:
         assert isinstance(value, dg.JsonMetadataValue) and value.value == items
     else:
         assert isinstance(value, dg.TextMetadataValue) and value.value == text

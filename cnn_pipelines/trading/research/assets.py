@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy.cluster.hierarchy import dendrogram
 
-from cnn_pipelines.metadata import asset_output, table_value
+from cnn_pipelines.metadata import asset_output, listed, table_value
 from cnn_pipelines.storage import lake, objects
 from cnn_pipelines.storage.lake import stored_artifact
 from cnn_pipelines.storage.io_manager import ParquetLakeIOManager
@@ -229,8 +229,9 @@ def feature_selection(context: dg.AssetExecutionContext, indicator_panel: pd.Dat
         "previous_selection": (f"{previous}: families kept while within {RS.n_families} + {RS.selection_buffer}"
                                if before else "none (a warm-start chain begins here, or warm starts are off)"),
         "selected": family_list(ranking.loc[ranking["selected"], "family"]),
-        "families_left_out": dg.MetadataValue.json(
-            {r.family: f"coverage {r.coverage:.1%} of training rows" for r in left_out.itertuples()}),
+        "families_left_out": dg.MetadataValue.text(
+            listed(f"{r.family} (coverage {r.coverage:.1%} of training rows)" for r in left_out.itertuples())
+            or "none: every family covers enough training rows"),
         "ranking": table_value(ranking.drop(columns="period").round(4).assign(
             coverage=(100 * ranking["coverage"]).round(1)).rename(columns={"coverage": "coverage %"})),
         "mutual_information": dg.MetadataValue.md(markdown_image(png_bytes(fig), "mutual information")),
