@@ -10,7 +10,7 @@ from matplotlib.ticker import PercentFormatter
 import numpy as np
 import pandas as pd
 
-from cnn_pipelines.metadata import asset_output, asset_result, table_value
+from cnn_pipelines.metadata import asset_output, asset_result, percent, table_value
 from cnn_pipelines.storage import lake
 from cnn_pipelines.trading.prices.adjustments import adjust_as_of
 from cnn_pipelines.trading.prices.assets import raw_prices
@@ -154,10 +154,10 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig):
     return asset_output(context, daily, {
         "days": len(daily), "first_date": str(daily["date"].min().date()), "last_date": str(daily["date"].max().date()),
         "sharpe": rounded(s["sharpe"], 2, "n/a (no return variance)"),
-        "annual_return_pct": rounded(100 * s["annual_return"], 1),
-        "annual_volatility_pct": rounded(100 * s["annual_volatility"], 1),
-        "max_drawdown_pct": rounded(100 * s["max_drawdown"], 1),
-        "turnover_pct_per_day": rounded(100 * s["mean_daily_turnover"], 1),
+        "annual_return_pct": percent(s["annual_return"], 1),
+        "annual_volatility_pct": percent(s["annual_volatility"], 1),
+        "max_drawdown_pct": percent(s["max_drawdown"], 1),
+        "turnover_pct_per_day": percent(s["mean_daily_turnover"], 1),
         "beta": rounded(s["beta"], 3, "n/a (benchmark has no variance)"),
         "top_k": config.top_k, "cost_bps": config.cost_bps,
         "min_names_per_day": fewest,

@@ -6,7 +6,7 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
-from cnn_pipelines.metadata import asset_output, table_value
+from cnn_pipelines.metadata import asset_output, percent, table_value
 from cnn_pipelines.trading.prices.assets import partition_dates
 from cnn_pipelines.trading.features.reports import universe_turnover
 from cnn_pipelines.trading.features.panel import feature_columns, forward_returns_table, target_columns, universe_table
@@ -51,7 +51,7 @@ def universe(context: dg.AssetExecutionContext, raw_prices: pd.DataFrame):
         "universe_size": SETTINGS.universe_size,
         "window_days": SETTINGS.universe_window,
         "mean_members_per_day": round(float(table.groupby("date").size().mean()), 1) if len(table) else 0.0,
-        "turnover_pct_per_day": round(100 * float(turnover.mean()), 1) if len(turnover) else 0.0,
+        "turnover_pct_per_day": percent(turnover.mean(), 1) if len(turnover) else 0.0,
     }
     if len(turnover) > 2:
         meta["turnover"] = dg.MetadataValue.md(markdown_image(

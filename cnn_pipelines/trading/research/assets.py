@@ -180,7 +180,6 @@ def previous_layout(root, previous: str | None, period: str) -> ImageLayout | No
     return ImageLayout.from_json(lake.read_json(path))
 
 
-
 def epochs_shown(epochs: pd.DataFrame) -> pd.DataFrame:
     """A training run's epochs as its page shows them, narrow enough to show whole: loss and validation IC
     (with its s.e.) 4 decimals, seconds 1, training samples per second whole."""
@@ -193,6 +192,7 @@ def epochs_shown(epochs: pd.DataFrame) -> pd.DataFrame:
     if "train_samples_per_s" in epochs:
         out["samples/s"] = epochs["train_samples_per_s"].fillna(0).round().astype(int)
     return out
+
 
 @dg.asset(ins={"indicator_panel": _window("indicator_panel"), "forward_returns": _window("forward_returns")},
           deps=_own_source("feature_selection"), **RESEARCH_ASSET)
