@@ -66,7 +66,8 @@ def test_vendor_folder_in_three_layouts_runs_the_main_job_end_to_end(tmp_path: P
         failed = [c for c in quarantine if not c.passed]
         assert failed and all(c.severity == dg.AssetCheckSeverity.ERROR for c in failed)
         assert "BRK" in str(failed[0].metadata["quarantined"].value)
-        assert "non-positive price" in failed[0].metadata["by_ticker"].value
+        by_ticker = {r.data["ticker"]: r.data["rules"] for r in failed[0].metadata["by_ticker"].records}
+        assert "non-positive price" in by_ticker["BRK"]
         # issue 31: the study at a glance, refreshed by the evaluation and the nightly runs
         reports = instance.fetch_materializations(dg.AssetKey("study_report"), limit=10).records
         assert len(reports) == 2  # evaluation_job, then nightly_job

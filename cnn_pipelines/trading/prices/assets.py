@@ -19,7 +19,7 @@ from cnn_pipelines.metadata import asset_output, asset_result, listed, short_lis
 from cnn_pipelines.settings_file import project_env
 from cnn_pipelines.storage import lake
 from cnn_pipelines.trading.prices.calendar import to_date, trading_calendar
-from cnn_pipelines.trading.prices.checks import price_check_results
+from cnn_pipelines.trading.prices.checks import bar_text, price_check_results
 from cnn_pipelines.trading.partition_metadata import report as partition_report
 from cnn_pipelines.storage.io_manager import ParquetLakeIOManager
 from cnn_pipelines.trading.partitions import weekday_partitions
@@ -70,15 +70,30 @@ def _preview(df: pd.DataFrame, n: int = 8) -> dict:
                                                                           "volume")]])}
 
 
-def _actions(table: pd.DataFrame) -> dg.MetadataValue:
-    """The run's splits and dividends (ex-dates whose adjustment is not 1), as a table of at most 10 rows."""
+REJECTED_SHOWN = 20
+
+
+def rejected_rows_table(quarantine: pd.DataFrame, limit: int = REJECTED_SHOWN) -> dg.TableMetadataValue:
+    """The first ``limit`` rejected rows by ticker and date: what was held back, the rule it broke and the bar
+    as the source delivered it; the check's ``rejected_rows_total`` says how many there were in all."""
+    q = quarantine.copy()
+    q["date"] = q["date"].fillna("").astype(str) if "date" in q else ""
+    q = q.sort_values(["ticker", "date"], kind="stable").head(limit)
+    return table_value(pd.DataFrame({"ticker": q["ticker"].astype(str), "date": q["date"].replace("", "n/a"),
+                                     "rule": q["rule"].astype(str),
+                                     "bar": [bar_text(r) for _, r in q.iterrows()]}))
+
+
+def _actions(table: pd.DataFrame, key: str) -> dict[str, dg.MetadataValue | int]:
+    """The run's splits and dividends (ex-dates whose adjustment is not 1): the first 10 as a table under
+    ``key`` and their number under ``key_total`` (all of them: ``select * from price_adjustments``)."""
     cols = [c for c in ("date", "ticker", "adjustment", "kind") if c in table.columns]
     events = table.loc[table["adjustment"] != 1.0, cols] if len(table) else table
     if not len(events):
-        return dg.MetadataValue.md("none in this run")
+        return {key: dg.MetadataValue.text("none in this run"), f"{key}_total": 0}
     shown = events.head(10).rename(columns={"date": "ex_date"}).astype({"ex_date": str})
-    more = f"\n\n... and {len(events) - 10} more (`select * from price_adjustments`)" if len(events) > 10 else ""
-    return dg.MetadataValue.md(shown.to_markdown(index=False, floatfmt=".6g") + more)
+    return {key: table_value(shown.assign(adjustment=shown["adjustment"].astype(float).round(6))),
+            f"{key}_total": len(events)}
 
 
 ADJUSTMENTS_VIEW_SQL = "SELECT date AS ex_date, ticker, adjustment FROM raw_prices WHERE adjustment <> 1"
@@ -159,7 +174,7 @@ def raw_prices(context: dg.AssetExecutionContext, config: RawPricesConfig, price
             "quarantined_tickers": short_list(held),
             "quarantined_days": report.quarantined_days,
             "stored_rows_kept": len(kept),
-            "corporate_actions": _actions(clean),
+            **_actions(corporate_actions(clean), "corporate_actions"),
             "tickers_without_data": short_list(missing),
             "files_not_read": short_list(ignored),
             **_preview(clean),
@@ -170,8 +185,9 @@ def raw_prices(context: dg.AssetExecutionContext, config: RawPricesConfig, price
         check_name="no_quarantined_tickers", passed=not held, severity=dg.AssetCheckSeverity.ERROR,
         metadata={
             "quarantined": short_list(held),
-            "by_ticker": dg.MetadataValue.md(by_ticker.to_markdown(index=False) if len(by_ticker) else "none"),
-            "rejected_rows": dg.MetadataValue.md(quarantine.head(50).to_markdown(index=False) if len(quarantine) else "none"),
+            "by_ticker": table_value(by_ticker) if len(by_ticker) else "none",
+            "rejected_rows": rejected_rows_table(quarantine) if len(quarantine) else "none",
+            "rejected_rows_total": len(quarantine),
         },
     )
 
@@ -209,11 +225,12 @@ def price_adjustments(context: dg.AssetExecutionContext, lake: dg.ResourceParam[
         "splits": int((events["kind"] == "split").sum()),
         "reverse_splits": int((events["kind"] == "reverse split").sum()),
         "dividends": int((events["kind"] == "dividend").sum()),
-        "actions": _actions(events),
+        **_actions(events, "actions"),
     }))
     bad = implausible_factors(events)
     yield dg.AssetCheckResult(
         check_name="plausible_factors", passed=not len(bad), severity=dg.AssetCheckSeverity.WARN,
-        metadata={"implausible": dg.MetadataValue.md(bad.head(50).astype({"date": str}).to_markdown(index=False)
-                                                     if len(bad) else "none")},
+        metadata={"implausible": table_value(bad.head(20).astype({"date": str}).assign(
+                      adjustment=lambda b: b["adjustment"].map(lambda f: f"{float(f):g}"))) if len(bad) else "none",
+                  "implausible_total": len(bad)},
     )

@@ -9,7 +9,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from cnn_pipelines.metadata import short_list
+from cnn_pipelines.metadata import short_list, table_value
 from cnn_pipelines.storage import lake
 from cnn_pipelines.trading.prices.adjustments import STORED_COLUMNS
 
@@ -44,6 +44,22 @@ def sanity_violations(df: pd.DataFrame) -> pd.DataFrame:
     return df.loc[bad]
 
 
+def bar_text(row: pd.Series) -> str:
+    """A bar's values on one line, o/h/l/c and volume (the UI cuts a table wider than about seven columns)."""
+    parts = [f"{k[0]} {row[k]:g}" for k in ("open", "high", "low", "close") if k in row and pd.notna(row[k])]
+    if "volume" in row and pd.notna(row["volume"]):
+        parts.append(f"v {row['volume']:,.0f}")
+    if "adjustment" in row and pd.notna(row["adjustment"]) and row["adjustment"] != 1:
+        parts.append(f"adj {row['adjustment']:g}")
+    return " ".join(parts) or "no bar (file or source)"
+
+
+def bars_table(rows: pd.DataFrame) -> dg.TableMetadataValue:
+    """Bars as ticker, date and their values on one line."""
+    return table_value(pd.DataFrame({"ticker": rows["ticker"].astype(str), "date": rows["date"].astype(str),
+                                     "bar": [bar_text(r) for _, r in rows.iterrows()]}))
+
+
 def price_check_results(df: pd.DataFrame) -> Iterator[dg.AssetCheckResult]:
     """Check results for a frame about to be (or just) written as raw_prices."""
     problems = schema_problems(df)
@@ -51,12 +67,12 @@ def price_check_results(df: pd.DataFrame) -> Iterator[dg.AssetCheckResult]:
     dups = df.loc[df.duplicated(["date", "ticker"], keep=False), ["date", "ticker"]] if not problems else df.iloc[:0]
     yield dg.AssetCheckResult(
         check_name="unique_date_ticker", passed=len(dups) == 0,
-        metadata={"duplicates": len(dups), "examples": dg.MetadataValue.md(dups.head(10).astype(str).to_markdown(index=False) if len(dups) else "none")},
+        metadata={"duplicates": len(dups), "examples": table_value(dups.head(10).astype(str)) if len(dups) else "none"},
     )
     bad = sanity_violations(df) if not problems else df.iloc[:0]
     yield dg.AssetCheckResult(
         check_name="price_sanity", passed=len(bad) == 0,
-        metadata={"violations": len(bad), "examples": dg.MetadataValue.md(bad.head(10).astype(str).to_markdown(index=False) if len(bad) else "none")},
+        metadata={"violations": len(bad), "examples": bars_table(bad.head(10)) if len(bad) else "none"},
     )
 
 

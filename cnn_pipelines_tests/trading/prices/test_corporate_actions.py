@@ -169,7 +169,9 @@ def test_the_actions_are_their_own_asset_served_by_the_catalog(tmp_path):
         m = event.materialization
         by_asset.setdefault(m.asset_key.to_user_string(), {})[m.partition] = m.metadata
     raw_meta = by_asset["raw_prices"][last]
-    assert str(SPLIT.date()) in raw_meta["corporate_actions"].value and str(DIVIDEND.date()) in raw_meta["corporate_actions"].value
+    actions = {r.data["ex_date"]: r.data for r in raw_meta["corporate_actions"].records}  # inline table
+    assert set(actions) == {str(SPLIT.date()), str(DIVIDEND.date())} and raw_meta["corporate_actions_total"].value == 2
+    assert actions[str(SPLIT.date())]["kind"] == "split" and actions[str(DIVIDEND.date())]["kind"] == "dividend"
     adj = by_asset["price_adjustments"]
     assert adj[last]["splits"].value == 1 and adj[last]["dividends"].value == 1 and adj[last]["reverse_splits"].value == 0
     assert adj[str(SPLIT.date())]["rows"].value == 1 and adj[str(DIVIDEND.date())]["rows"].value == 1

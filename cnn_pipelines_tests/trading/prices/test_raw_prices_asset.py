@@ -101,8 +101,14 @@ def test_a_bad_ticker_is_quarantined_the_others_land_and_its_stored_rows_stay(la
     check = next(c for c in result.get_asset_check_evaluations() if c.check_name == "no_quarantined_tickers")
     assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
     assert check.metadata["quarantined"].value == ["AAA", "CCC"]
-    rows = check.metadata["rejected_rows"].value
-    assert "non-positive price" in rows and "2021-03-03" in rows and "ccc.csv" in rows
+    rows = [r.data for r in check.metadata["rejected_rows"].records]  # a table shown inline, not markdown
+    aaa_row = next(r for r in rows if r["ticker"] == "AAA")
+    assert aaa_row["date"] == "2021-03-03" and "non-positive price" in aaa_row["rule"] and "c -3" in aaa_row["bar"]
+    ccc_row = next(r for r in rows if r["ticker"] == "CCC")
+    assert "ccc.csv" in ccc_row["rule"] and ccc_row["date"] == "n/a"
+    assert check.metadata["rejected_rows_total"].value == len(rows) == 2
+    by_ticker = {r.data["ticker"]: r.data for r in check.metadata["by_ticker"].records}
+    assert by_ticker["AAA"]["rows"] == 1 and "non-positive price" in by_ticker["AAA"]["rules"]
     # run-level numbers are reported once, on the run's newest partition
     meta = result.get_asset_materialization_events()[-1].materialization.metadata
     assert meta["stored_rows_kept"].value == 1  # AAA's rejected day only; its other days landed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import dagster as dg
 import pytest
 
 from cnn_pipelines.trading.prices.validation import PriceSchemaError, PriceValidationError, validate_prices
@@ -106,3 +107,21 @@ def test_message_lists_many_rows_with_count():
     df["volume"] = -1.0
     err = rejected(df)
     assert len(err.violations) == 60 and "and 40 more" in str(err)
+
+
+def test_a_failed_price_check_names_each_bad_bar_in_an_inline_table():
+    """The checks' evidence is a table the UI shows inline: ticker, day and the bar's values on one line."""
+    from cnn_pipelines.trading.prices.checks import price_check_results
+
+    df = validate_prices(bars())[0].assign(adjustment=1.0)  # the frame raw_prices writes, then broken
+    df.loc[3, ["low", "volume"]] = [10.9, 2_500_000.0]  # low above close: a broken bar
+    df = pd.concat([df, df.iloc[[0]]], ignore_index=True)  # and a duplicated (date, ticker)
+    results = {r.check_name: r for r in price_check_results(df)}
+    sanity, dups = results["price_sanity"], results["unique_date_ticker"]
+    assert not sanity.passed and sanity.metadata["violations"].value == 1
+    row = sanity.metadata["examples"].records[0].data
+    assert (row["ticker"], row["date"]) == ("BBB", "2021-03-02")
+    assert row["bar"] == "o 10 h 11 l 10.9 c 10.5 v 2,500,000"
+    assert not dups.passed and {r.data["ticker"] for r in dups.metadata["examples"].records} == {"AAA"}
+    assert all(r.passed and r.metadata.get("examples", None) in (None, dg.MetadataValue.text("none"))
+               for r in price_check_results(validate_prices(bars())[0].assign(adjustment=1.0)))
