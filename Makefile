@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)
 # Demo range: the trailing DEMO_DAYS weekdays ending at the newest complete partition.
 DEMO_DAYS ?= 520
+# Extra arguments of cnn_pipelines.main, e.g. make run ARGS="--audit --no-vision".
+ARGS ?=
 
 # Real Fashion-MNIST for the vision graphs, offline: Debian's dataset-fashion-mnist (IDX files). Installed when
 # this user can; otherwise the vision graph leaves it out and its models fall back to MNIST digits (and say so).
@@ -41,7 +43,7 @@ $(DEV_STAMP): setup.py | $(BIN)/python
 	touch $@
 
 run: install image-datasets
-	$(BIN)/python -m cnn_pipelines.main --days $(DEMO_DAYS)
+	$(BIN)/python -m cnn_pipelines.main --days $(DEMO_DAYS) $(ARGS)
 
 image-datasets:
 	@if [ ! -d $(FASHION_MNIST_DIR) ]; then \

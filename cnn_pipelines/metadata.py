@@ -74,10 +74,16 @@ def listed(items: Iterable[Any], limit: int = 10) -> str:
     return shown if len(items) <= limit else f"{shown} and {len(items) - limit} more ({len(items)} in all)"
 
 
+def inline(value: Mapping[str, Any] | Iterable[Any]) -> dg.MetadataValue:
+    """A short list ("6, 7, 8") or mapping ("days 46; tickers 40") as one line of text, "none" when empty;
+    inline JSON took a line per item and quoted every key."""
+    if isinstance(value, Mapping):
+        return dg.MetadataValue.text("; ".join(f"{k} {v}" for k, v in value.items()) or "none")
+    return short_list(value)
+
+
 def short_list(items: Iterable[Any], limit: int = 10) -> dg.MetadataValue:
-    """A list as metadata: "none" when empty (not "[]"), inline JSON up to ``limit`` items, else a one-line count
-    with the first few."""
+    """A list as one line of metadata text: "none" when empty (not "[]"), the items up to ``limit``, else the
+    first ``limit`` and a count (inline JSON took a line per item)."""
     items = list(items)
-    if not items:
-        return dg.MetadataValue.text("none")
-    return dg.MetadataValue.json(items) if len(items) <= limit else dg.MetadataValue.text(listed(items, limit))
+    return dg.MetadataValue.text(listed(items, limit) if items else "none")

@@ -71,14 +71,38 @@ def markdown_image(image: bytes, alt: str) -> str:
     return f"![{alt}](data:{image_mime(image)};base64,{base64.b64encode(image).decode()})"
 
 
+ANNOTATED_CELLS = 60  # a heatmap this small prints its values in the cells; a bigger one would be unreadable
+
+
 def heatmap(matrix: pd.DataFrame, title: str, vmin: float = -1, vmax: float = 1, cmap: str = "RdBu_r") -> bytes:
-    fig, ax = plt.subplots(figsize=(0.38 * len(matrix.columns) + 2, 0.34 * len(matrix.index) + 1.5))
-    im = ax.imshow(matrix.to_numpy(dtype=float), vmin=vmin, vmax=vmax, cmap=cmap, aspect="auto")
-    ax.set_xticks(range(len(matrix.columns)), matrix.columns, rotation=90, fontsize=8)
+    """A colour matrix; up to ANNOTATED_CELLS cells also carry their values (4 decimals), since a colour alone
+    does not say whether an IC is 0.02 or 0.05."""
+    values = matrix.to_numpy(dtype=float)
+    small = values.size <= ANNOTATED_CELLS
+    width = (0.9 if small else 0.38) * len(matrix.columns) + 2
+    fig, ax = plt.subplots(figsize=(width, (0.45 if small else 0.34) * len(matrix.index) + 1.5))
+    im = ax.imshow(values, vmin=vmin, vmax=vmax, cmap=cmap, aspect="auto")
+    ax.set_xticks(range(len(matrix.columns)), matrix.columns, rotation=0 if small else 90, fontsize=8)
     ax.set_yticks(range(len(matrix.index)), matrix.index, fontsize=8)
+    if small:
+        for (i, j), v in np.ndenumerate(values):
+            strong = np.isfinite(v) and abs(v) > 0.6 * max(abs(vmin), abs(vmax))
+            ax.text(j, i, "n/a" if not np.isfinite(v) else f"{v:.4f}", ha="center", va="center", fontsize=8,
+                    color="white" if strong else "black")
     ax.set_title(title)
     fig.colorbar(im, ax=ax, shrink=0.8)
     return png_bytes(fig)
+
+
+def date_axis(ax, locator=None) -> None:
+    """Concise dates on the x axis ("Sep", "15", "Oct") with the year alone as the offset: the default offset
+    named the last tick's month ("2026-Dec" under a September-November series)."""
+    import matplotlib.dates as mdates
+
+    locator = locator or ax.xaxis.get_major_locator()
+    formatter = mdates.ConciseDateFormatter(locator)
+    formatter.offset_formats = ["", "%Y", "%Y", "%Y-%b-%d", "%Y-%b-%d", "%Y-%b-%d %H:%M"]
+    ax.xaxis.set_major_formatter(formatter)
 
 
 def line_plot(series: pd.Series, title: str, ylabel: str) -> bytes:
@@ -88,7 +112,7 @@ def line_plot(series: pd.Series, title: str, ylabel: str) -> bytes:
     ax.plot(pd.to_datetime(series.index), np.asarray(series, dtype=float), lw=1)
     locator = mdates.AutoDateLocator(maxticks=8)
     ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    date_axis(ax, locator)
     ax.set_title(title)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)

@@ -23,12 +23,8 @@ def test_a_list_shows_at_most_limit_items_and_counts_the_rest(items, limit):
     else:
         assert text.endswith(f" and {len(items) - limit} more ({len(items)} in all)")
     value = short_list(items, limit)
-    if not items:
-        assert value == dg.MetadataValue.text("none")  # not "[]"
-    elif len(items) <= limit:
-        assert isinstance(value, dg.JsonMetadataValue) and value.value == items
-    else:
-        assert isinstance(value, dg.TextMetadataValue) and value.value == text
+    # one line of text: "none", not "[]"; never a JSON list taking a line per item
+    assert isinstance(value, dg.TextMetadataValue) and value.value == (text if items else "none")
 
 
 def test_a_quarantined_universe_is_one_line_naming_the_first_tickers():

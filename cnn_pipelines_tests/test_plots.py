@@ -5,6 +5,7 @@ import base64
 import io
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -50,3 +51,28 @@ def test_photo_grids_are_webp_and_markdown_names_each_format():
     assert Image.open(io.BytesIO(base64.b64decode(md.split(",", 1)[1][:-1]))).format == "PNG"
     with pytest.raises(ValueError, match="not a PNG, JPEG or WebP"):
         markdown_image(b"GIF89a....", "gif")
+
+
+def test_a_date_axis_names_the_year_not_the_last_ticks_month():
+    """A September-November series read "2026-Dec" under its axis (matplotlib's default offset)."""
+    from cnn_pipelines.plots import date_axis
+
+    days = pd.bdate_range("2026-09-01", "2026-12-01")
+    fig, ax = plt.subplots()
+    ax.plot(days, range(len(days)))
+    date_axis(ax)
+    fig.canvas.draw()
+    assert ax.xaxis.get_major_formatter().get_offset() == "2026"
+    assert [t.get_text() for t in ax.get_xticklabels()][:2] == ["Sep", "15"]
+    plt.close(fig)
+
+
+def test_a_small_heatmap_prints_its_values_and_a_large_one_does_not(monkeypatch):
+    """A colour alone does not say whether an IC is 0.02 or 0.05; 400 numbers in a 20x20 map would be noise."""
+    from cnn_pipelines import plots
+
+    texts = []
+    monkeypatch.setattr(plots, "png_bytes", lambda fig: texts.append([t.get_text() for t in fig.axes[0].texts]) or b"")
+    plots.heatmap(pd.DataFrame([[0.01234, np.nan]], index=["cnn_ta"], columns=["2026-09", "2026-10"]), "IC", -0.1, 0.1)
+    plots.heatmap(pd.DataFrame(np.zeros((20, 20))), "correlation")
+    assert texts == [["0.0123", "n/a"], []]

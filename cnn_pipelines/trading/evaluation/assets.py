@@ -4,13 +4,12 @@ long-short backtest with costs. Reports land in ``data_lake/reports/``."""
 from pathlib import Path
 
 import dagster as dg
-import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 from matplotlib.ticker import PercentFormatter
 import numpy as np
 import pandas as pd
 
-from cnn_pipelines.metadata import asset_output, asset_result, percent, table_value
+from cnn_pipelines.metadata import asset_output, asset_result, inline, percent, table_value
 from cnn_pipelines.storage import lake
 from cnn_pipelines.trading.prices.adjustments import adjust_as_of
 from cnn_pipelines.trading.prices.assets import raw_prices
@@ -22,7 +21,7 @@ from cnn_pipelines.trading.evaluation.leaderboard import build_leaderboard, same
 from cnn_pipelines.trading.evaluation.metrics import oos_ic, seed_ic_spread
 from cnn_pipelines.trading.evaluation.study_view import leaderboard_display, leaderboard_trading, tearsheets_display
 from cnn_pipelines.trading.research.model_assets import MODEL_PREDICTIONS, MONTHLY_MODELS, PREDICTION_TABLES
-from cnn_pipelines.plots import heatmap, markdown_image, png_bytes, rounded
+from cnn_pipelines.plots import date_axis, heatmap, markdown_image, png_bytes, rounded
 from cnn_pipelines.trading.settings import current_evaluation_settings
 from cnn_pipelines.trading.evaluation.tearsheet import factor_tearsheet as build_tearsheet
 from cnn_pipelines.trading.evaluation.tearsheet import to_html, to_tables
@@ -98,7 +97,7 @@ def factor_tearsheet(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         "trained_on": RS.target,
         "last_price_exits": (table_value(sheet.exits.head(50).astype(str)) if len(sheet.exits) else
                              dg.MetadataValue.text("none: every position exited at a real open")),
-        "sample": dg.MetadataValue.json(sheet.sample),
+        "sample": inline(sheet.sample),
         **{k: table_value(v) for k, v in to_tables(sheet).items()},
         **{f"figure_{k}": dg.MetadataValue.md(markdown_image(v, k)) for k, v in sheet.figures.items()},
     }
@@ -141,7 +140,7 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig):
     ax.legend()
     ax.set_ylabel("cumulative return")
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
+    date_axis(ax)
     fewest = int(preds.groupby("date").size().min())
     k_text = f"K = {config.top_k} per side" + (f" ({fewest // 2} on days with {fewest} names)"
                                                if fewest < 2 * config.top_k else "")
@@ -161,11 +160,25 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig):
         "beta": rounded(s["beta"], 3, "n/a (benchmark has no variance)"),
         "top_k": config.top_k, "cost_bps": config.cost_bps,
         "min_names_per_day": fewest,
-        "positions_without_real_bar": (table_value(res.events.head(50).astype(str)) if len(res.events) else
+        "positions_without_real_bar": (table_value(position_events(res.events)) if len(res.events) else
                                        dg.MetadataValue.text("none: every position entered and exited at a real open")),
+        "positions_without_real_bar_total": len(res.events),
         "stats": table_value(stats_table(res.stats)),
         "equity_curve": dg.MetadataValue.md(markdown_image(png, "equity curve")),
     })
+
+
+EVENT_LABELS = {"exited at last real price": "exit at last price", "halted: exited at the re-open": "exit at re-open",
+                "no bar at the entry open: held cash": "no entry: cash"}
+
+
+def position_events(events: pd.DataFrame, limit: int = 20) -> pd.DataFrame:
+    """The first ``limit`` position-days without a real bar, with short labels: three narrow columns, so the
+    day is never wrapped as "2026-09-" / "11" beside a long label."""
+    shown = events.head(limit)
+    return pd.DataFrame({"day": pd.to_datetime(shown["date"]).dt.strftime("%Y-%m-%d"),
+                         "ticker": shown["ticker"].astype(str),
+                         "what": shown["event"].map(lambda e: EVENT_LABELS.get(e, e))})
 
 
 def load_model_predictions(root: Path, tables: dict[str, str], target: str) -> pd.DataFrame:
@@ -215,7 +228,7 @@ def model_leaderboard(context: dg.AssetExecutionContext, config: BacktestConfig)
     """CNN-TA and the comparison models on the same walk-forward periods and rows: mean daily rank IC (t-stat),
     the monthly IC of monthly models, top-minus-bottom quintile spread, turnover and net Sharpe of the
     long-short book after costs, IC by period, the rank correlation between the models' predictions, and a
-    factor tearsheet per model (reports/model_leaderboard/<model>/)."""
+    factor tearsheet per model (reports/model_leaderboard/MODEL/tearsheet.html)."""
     root = lake.default_root()
     preds = load_model_predictions(root, PREDICTION_TABLES, RS.target)
     # from a week before the first test day: the first month's monthly IC needs the previous month-end close
@@ -232,7 +245,7 @@ def model_leaderboard(context: dg.AssetExecutionContext, config: BacktestConfig)
     ax.axhline(0, color="gray", lw=0.6)
     ax.set_ylabel("cumulative net return")
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
+    date_axis(ax)
     ax.set_title(f"Long-short top/bottom {config.top_k}, next open, {config.cost_bps:g} bps/side, by model")
     ax.legend()
     curves = png_bytes(fig)
@@ -241,7 +254,7 @@ def model_leaderboard(context: dg.AssetExecutionContext, config: BacktestConfig)
     days = int(shown["days"].min()) if len(shown) else 0
     context.log.info("model leaderboard:\n" + shown.round(4).to_string(index=False))
     return asset_output(context, board.table, {
-        "models": dg.MetadataValue.json(list(board.table["model"])), "target": RS.target,
+        "models": ", ".join(board.table["model"].astype(str)), "target": RS.target,
         "periods": int(preds["period"].nunique()), "days": days,
         "leader": str(board.table["model"].iloc[0]) if len(board.table) else "n/a",
         "leaderboard": table_value(leaderboard_display(board.table)),
@@ -251,10 +264,22 @@ def model_leaderboard(context: dg.AssetExecutionContext, config: BacktestConfig)
         "ic_by_period": dg.MetadataValue.md(markdown_image(heat, "IC by period")),
         "net_returns": dg.MetadataValue.md(markdown_image(curves, "cumulative net returns")),
         "tearsheets": table_value(tearsheets_display(sheets)),
-        **{f"tearsheet_{m}": dg.MetadataValue.path(str(r)) for m, r in sheets["report"].items()},
+        "tearsheet_folder": dg.MetadataValue.path(str(reports_dir("model_leaderboard").resolve())),
+        "tearsheet_files": f"MODEL/tearsheet.html in that folder, for {', '.join(sheets.index.astype(str))}",
+        "sample": sample_note(preds),
         "note": f"{days} test days: differences between models smaller than about two IC standard errors are noise. "
                 + seed_note(root, sorted(preds["period"].astype(str).unique())),
     })
+
+
+def sample_note(preds: pd.DataFrame) -> str:
+    """Which rows the leaderboard scores, and why its cnn_ta figures differ a little from factor_tearsheet's
+    and backtest's (those score every row cnn_ta predicts)."""
+    common, _ = same_rows(preds)
+    own = int(preds.loc[preds["model"] == "cnn_ta", "prediction"].notna().sum())
+    per_model = int(len(common) / max(common["model"].nunique(), 1))
+    return (f"{per_model} (date, ticker) rows that every model predicts, of cnn_ta's {own}: factor_tearsheet and "
+            f"backtest score all of cnn_ta's rows, so their cnn_ta figures differ from these by a little")
 
 
 def seed_note(root: Path, periods: list[str]) -> str:
@@ -277,11 +302,11 @@ def seed_note(root: Path, periods: list[str]) -> str:
 # It reads nothing from the lake (it builds its own markets and lake), but it audits the code that produces
 # oos_predictions: the dependency shows that lineage and marks the audit stale when that pipeline reruns.
 @dg.asset(group_name="evaluation", io_manager_key="lake", kinds={"keras"}, deps=[oos_predictions],
-          metadata={"how_to_run": "not part of make run (it takes minutes): make run --audit, or launch audit_job"},
+          metadata={"how_to_run": "not part of make run (it takes minutes): make run ARGS=--audit, or launch audit_job"},
           check_specs=[dg.AssetCheckSpec("no_leakage", asset="leakage_audit",
                                          description="null-market IC ~ 0 (s.e. <= 0.015), planted signal recovered, "
                                                      "and the planted one-day leak flagged. Not evaluated until "
-                                                     "the audit runs: make run --audit, or launch audit_job "
+                                                     "the audit runs: make run ARGS=--audit, or launch audit_job "
                                                      "(minutes)")])
 def leakage_audit(context: dg.AssetExecutionContext):
     """The real pipeline (raw_prices ... oos_predictions, in a lake of its own) on synthetic markets with

@@ -12,7 +12,7 @@ from cnn_pipelines.trading.evaluation.study_view import study_view
 from cnn_pipelines.trading.production.assets import daily_signals
 from cnn_pipelines.trading.research.assets import RS
 
-# per-partition assets a reader goes on to, in the order of the graph
+# the assets a reader goes on to for detail, in the order of the graph
 LINKED = ("raw_prices", "universe", "indicator_panel", "forward_returns", "cnn_model", "oos_predictions",
           "model_leaderboard", "factor_tearsheet", "backtest", "daily_signals")
 
@@ -47,6 +47,6 @@ def study_report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     objects.pull(curve)  # drawn on another machine of a cluster
     if curve.exists():
         meta["equity_curve"] = dg.MetadataValue.md(markdown_image(curve.read_bytes(), "backtest equity curve"))
-    meta["per_partition_assets"] = dg.MetadataValue.md(" · ".join(f"[{a}](/assets/{a})" for a in LINKED))
+    meta["asset_pages"] = dg.MetadataValue.md(" · ".join(f"[{a}](/assets/{a})" for a in LINKED))
     context.log.info(f"study: {view.verdict}")
     return asset_result(context, meta)

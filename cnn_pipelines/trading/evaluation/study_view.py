@@ -58,12 +58,12 @@ def leaderboard_trading(board: pd.DataFrame) -> pd.DataFrame:
 
 
 def tearsheets_display(sheets: pd.DataFrame) -> pd.DataFrame:
-    """Each model's tearsheet headline (``model_tearsheets``) for its page: ICs 4 decimals, t 2, bps 1 (seven
-    columns at most; rank autocorrelation is in each model's tearsheet)."""
+    """Each model's tearsheet headline (``model_tearsheets``) for its page: ICs 4 decimals, bps 1. Six columns
+    at most: a seventh pushed the page's metadata past its right edge at 1600 px (the 1D t-stat is in the
+    leaderboard, rank autocorrelation in each model's tearsheet)."""
     out = pd.DataFrame({"model": sheets.index.astype(str)})
     for c in [c for c in sheets.columns if c.startswith("ic_")]:
         out[f"IC {c[3:]}"] = sheets[c].astype(float).round(4).to_numpy()
-    out["t 1D"] = sheets["t_1D"].astype(float).round(2).to_numpy()
     out["bps/day 1D"] = sheets["top_minus_bottom_bps_1D"].astype(float).round(1).to_numpy()
     return out
 
@@ -121,6 +121,8 @@ def _study_view(root: Path, target: str, oracle=None) -> StudyView:
             view.tables["leaderboard"] = leaderboard_display(board)
             if len(board):
                 n["leader"] = str(board["model"].iloc[0])
+                n["leaderboard_rows"] = ("the rows every model predicts: its cnn_ta IC and net Sharpe differ a "
+                                         "little from oos_ic's and net_sharpe's, which score every cnn_ta row")
         else:
             view.missing["leaderboard"] = "not built: run evaluation_job"
         if "backtest" in views:

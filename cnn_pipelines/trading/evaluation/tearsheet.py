@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.dates as mdates  # noqa: E402
 from matplotlib.ticker import PercentFormatter  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -26,7 +25,7 @@ from scipy import stats  # noqa: E402
 
 from cnn_pipelines.trading.evaluation.backtest import trade_returns  # noqa: E402
 from cnn_pipelines.trading.evaluation.metrics import oos_ic  # noqa: E402
-from cnn_pipelines.plots import png_bytes  # noqa: E402
+from cnn_pipelines.plots import date_axis, png_bytes  # noqa: E402
 
 PERIODS = (1, 5, 10, 21)
 
@@ -125,7 +124,7 @@ def _figures(ic: pd.DataFrame, mean_q_bps: pd.DataFrame, spread_daily: pd.DataFr
     ax.set_title(f"{who}Information coefficient (daily Spearman rank correlation, prediction vs forward return)")
     ax.set_ylabel("rank IC")
     ax.legend()
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
+    date_axis(ax)
     figs["ic"] = png_bytes(fig)
     fig, ax = plt.subplots(figsize=(8, 3))
     mean_q_bps.plot.bar(ax=ax, rot=0)
@@ -135,7 +134,7 @@ def _figures(ic: pd.DataFrame, mean_q_bps: pd.DataFrame, spread_daily: pd.DataFr
     figs["quantile_returns"] = png_bytes(fig)
     fig, ax = plt.subplots(figsize=(8, 3))
     ax.plot(spread_daily.index, (1 + spread_daily.iloc[:, 0].fillna(0)).cumprod() - 1, lw=1.2)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
+    date_axis(ax)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_ylabel("cumulative return")
     ax.set_title(f"{who}Cumulative top-minus-bottom quantile return ({spread_daily.columns[0]}, daily rebalanced)")

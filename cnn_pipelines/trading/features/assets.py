@@ -67,12 +67,15 @@ def indicator_panel(context: dg.AssetExecutionContext, raw_prices: pd.DataFrame)
     # Shard by shard (SETTINGS.shard_tickers names at a time, in parallel processes where there are cores) into a
     # spool the lake commits month by month: memory grows with the shard, not the universe.
     spool, summary, workers = spool_panel(raw_prices, SETTINGS, start, end)
-    meta = {"feature_columns": len(feature_columns(SETTINGS)), "shards": f"{summary.shards} of up to "
-            f"{SETTINGS.shard_tickers} tickers (CNN_PANEL_SHARD) in {workers} process(es) (CNN_PANEL_WORKERS)"}
+    meta = {"feature_columns": len(feature_columns(SETTINGS)),
+            "computed_in": f"{summary.shards} shard(s) of at most {SETTINGS.shard_tickers} tickers (CNN_PANEL_SHARD), "
+                           f"{workers} process(es) (CNN_PANEL_WORKERS)"}
     nan_share = summary.nan_share()
-    if len(nan_share):
+    if len(nan_share) and (nan_share > 0).any():
         meta["missing_by_family"] = table_value(pd.DataFrame({
             "family": nan_share.index.astype(str), "missing %": (100 * nan_share.astype(float)).round(2).to_numpy()}))
+    elif len(nan_share):  # twenty rows of 0 said less than this line
+        meta["missing_by_family"] = dg.MetadataValue.text("none: every family has a value in every row")
     corr = summary.correlation()
     if not corr.empty:
         meta["family_correlation"] = dg.MetadataValue.md(markdown_image(
@@ -107,14 +110,21 @@ def forward_returns(context: dg.AssetExecutionContext, raw_prices: pd.DataFrame)
     meta = {"calendar": SETTINGS.calendar}
     if len(raw_prices):
         meta["prices_through"] = str(max(raw_prices["date"]))
+    pending = {}
     for col in target_columns(SETTINGS):
         realized = table[col].notna()
         excluded = int((realized & ~table[f"{col}_ok"]).sum())
         meta[f"{col}_realized"] = int(realized.sum())
+        pending[col] = len(table) - int(realized.sum())
         meta[f"{col}_untrainable_jumps"] = excluded
         if excluded:
             context.log.warning(f"{excluded} {col} labels not trained on: a one-day move beyond "
                                 f"{SETTINGS.max_abs_daily_return:.0%} inside the horizon (they are still evaluated)")
+    meta["labels_pending"] = (
+        f"{', '.join(f'{c} {n}' for c, n in pending.items() if n)} rows: a label is realized once the bars at the "
+        f"end of its horizon are in the lake (prices through {meta.get('prices_through', 'n/a')}), so the newest "
+        "days wait; they fill in as those bars land (labels_fill_in_sensor)"
+        if any(pending.values()) else "none: every label of this run is realized")
     return asset_output(context, table, report(context, table, meta))
 
 

@@ -15,7 +15,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from cnn_pipelines.metadata import asset_output, asset_result, listed, short_list, table_value
+from cnn_pipelines.metadata import asset_output, asset_result, inline, listed, short_list, table_value
 from cnn_pipelines.settings_file import project_env
 from cnn_pipelines.storage import lake
 from cnn_pipelines.trading.prices.calendar import to_date, trading_calendar
@@ -170,7 +170,7 @@ def raw_prices(context: dg.AssetExecutionContext, config: RawPricesConfig, price
             "source": prices.description,
             "calendar": CALENDAR_NAME,
             "strict": config.strict,
-            "repairs": dg.MetadataValue.json(report.repairs),
+            "repairs": inline(report.repairs),
             "quarantined_tickers": short_list(held),
             "quarantined_days": report.quarantined_days,
             "stored_rows_kept": len(kept),

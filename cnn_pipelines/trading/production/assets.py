@@ -10,7 +10,7 @@ import dagster as dg
 from cnn_pipelines.cluster import TRAINS
 import pandas as pd
 
-from cnn_pipelines.metadata import asset_output, short_list, table_value
+from cnn_pipelines.metadata import asset_output, inline, short_list, table_value
 from cnn_pipelines.plots import rounded
 from cnn_pipelines.storage import lake
 from cnn_pipelines.trading.features.assets import SETTINGS
@@ -56,7 +56,7 @@ def production_model(context: dg.AssetExecutionContext, indicator_panel: pd.Data
                               "families_ranked": ranking["family"].tolist(), "train_rows": int(len(x_tr)),
                               "last_label_date": str(max(data.frame.loc[data.train | data.val, "date"]))}
     return asset_output(context, out, {
-        "day": day, "train_rows": len(x_tr), "val_rows": len(x_va), "ensemble": dg.MetadataValue.json(result.ensemble),
+        "day": day, "train_rows": len(x_tr), "val_rows": len(x_va), "ensemble_epochs": inline(result.ensemble),
         "best_val_ic": rounded(float(result.epochs["val_ic"].max()), 4, "n/a (no validation IC)"),
         "last_label_date": out["last_label_date"],
         "epochs": table_value(epochs_shown(result.epochs)),

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy.cluster.hierarchy import dendrogram
 
-from cnn_pipelines.metadata import asset_output, listed, table_value
+from cnn_pipelines.metadata import asset_output, inline, listed, table_value
 from cnn_pipelines.storage import lake, objects
 from cnn_pipelines.storage.lake import stored_artifact
 from cnn_pipelines.storage.io_manager import ParquetLakeIOManager
@@ -326,7 +326,7 @@ def cnn_model(context: dg.AssetExecutionContext, image_layout: dict, indicator_p
         reused = doc | {"period": period, "model_period": anchor, "trained_epochs_this_run": 0}
         return asset_output(context, reused, {
             "period": period, "model_period": anchor, "retrained": False, "checkpoints": doc["checkpoints"],
-            "ensemble_epochs": dg.MetadataValue.json(doc["ensemble"]),
+            "ensemble_epochs": inline(doc["ensemble"]),
             "note": f"not a retrain month (every {RS.retrain_every}): the model fitted for {anchor} "
                     f"(cutoff before {anchor}) predicts {period}"})
     lay = ImageLayout.from_json(image_layout)
@@ -365,7 +365,7 @@ def cnn_model(context: dg.AssetExecutionContext, image_layout: dict, indicator_p
                     for m in members],
     }
     meta = {
-        "period": period, "train_rows": len(x_tr), "val_rows": len(x_va), "ensemble_epochs": dg.MetadataValue.json(result.ensemble),
+        "period": period, "train_rows": len(x_tr), "val_rows": len(x_va), "ensemble_epochs": inline(result.ensemble),
         "trained_epochs_this_run": result.trained_epochs,
         "best_val_ic": rounded(float(result.epochs["val_ic"].max()), 4, "n/a (no validation IC)"),
         "epochs": table_value(epochs_shown(result.epochs)),
@@ -381,7 +381,7 @@ def cnn_model(context: dg.AssetExecutionContext, image_layout: dict, indicator_p
         meta["train_samples_per_s"] = round(float(result.samples_per_s))
     if RS.seeds > 1:
         meta["seeds"] = RS.seeds
-        meta["best_val_ic_by_seed"] = dg.MetadataValue.json([rounded(m["best_val_ic"], 4, "n/a") for m in members])
+        meta["best_val_ic_by_seed"] = inline([rounded(m["best_val_ic"], 4, "n/a") for m in members])
     heat = _ic_heatmap(models_dir(lake.root))
     if heat:
         meta["val_ic_heatmap"] = dg.MetadataValue.md(heat)
@@ -425,7 +425,7 @@ def oos_predictions(context: dg.AssetExecutionContext, cnn_model: dict, cnn_imag
         for k, p in enumerate(preds):
             out[f"prediction_seed{k}"] = p
         spread = seed_ic_spread(out, RS.target)
-        by_seed = {"seeds": spread["seeds"], "ic_by_seed": dg.MetadataValue.json(spread["ic_by_seed"]),
+        by_seed = {"seeds": spread["seeds"], "ic_by_seed": inline(spread["ic_by_seed"]),
                    "ic_seed_spread": rounded(spread["ic_seed_spread"], 4, "n/a (one finite IC)")}
     return asset_output(context, out, {
         **by_seed,
@@ -433,6 +433,6 @@ def oos_predictions(context: dg.AssetExecutionContext, cnn_model: dict, cnn_imag
         "target": RS.target, "realized_labels": int(out[RS.target].notna().sum()),
         "mean_daily_ic": rounded(ic, 4, "n/a (no realized labels yet)"),
         "ic_standard_error": rounded(se, 4, "n/a (fewer than two days)"), "ic_days": days,
-        "ensemble_epochs": dg.MetadataValue.json(cnn_model["ensemble"]),
+        "ensemble_epochs": inline(cnn_model["ensemble"]),
         "model_period": cnn_model.get("model_period", period),
     })

@@ -11,7 +11,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from cnn_pipelines.metadata import asset_output, table_value
+from cnn_pipelines.metadata import asset_output, inline, table_value
 from cnn_pipelines.plots import rounded
 from cnn_pipelines.trading.evaluation.metrics import oos_ic
 from cnn_pipelines.trading.models import BASELINES, ModelSpec
@@ -83,7 +83,7 @@ def model_predictions_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             "period": period, "cutoff": str(fold.cutoff), "model": spec.name, "rows": len(out),
             "model_period": anchor, "retrained": anchor == period,
             "train_rows": train_rows, "fit_seconds": round(time.perf_counter() - t0, 2),
-            "chosen_on_validation": dg.MetadataValue.json({k: (rounded(v, 4) if isinstance(v, float) else v)
+            "chosen_on_validation": inline({k: (rounded(v, 4) if isinstance(v, float) else v)
                                                            for k, v in fitted.chosen.items()}),
             "validation": table_value(pd.DataFrame(fitted.validation).round(4)),
             "mean_daily_ic": rounded(ic, 4, "n/a (no realized labels yet)"),

@@ -83,7 +83,7 @@ def test_the_three_ics_of_one_model_each_say_which_rows_they_score():
 
 
 def test_the_leaderboards_other_tables_are_narrow_enough_to_show_whole():
-    """The UI cuts a metadata table at its column's edge (measured: 7 short columns fit at 1600 px)."""
+    """The UI cuts a metadata table at its column's edge (measured: 6 short columns fit at 1600 px beside the page's other metadata, 7 did not)."""
     board = pd.DataFrame({"model": ["cnn_ta", "ar_cnn"], "monthly_ic": [np.nan, 0.05312], "mean_daily_turnover": [1.538, 0.16],
                           "net_annual_return": [6.019, 0.168], "coverage": [1.0, 0.99384]})
     trading = leaderboard_trading(board)
@@ -92,4 +92,22 @@ def test_the_leaderboards_other_tables_are_narrow_enough_to_show_whole():
     sheets = pd.DataFrame({"ic_1D": [0.11137], "ic_5D": [0.1], "ic_10D": [0.04], "ic_21D": [-0.07], "t_1D": [4.613],
                            "top_minus_bottom_bps_1D": [83.61], "rank_autocorrelation": [0.75]}, index=["cnn_ta"])
     shown = tearsheets_display(sheets)
-    assert len(shown.columns) <= 7 and shown.iloc[0].tolist() == ["cnn_ta", 0.1114, 0.1, 0.04, -0.07, 4.61, 83.6]
+    assert len(shown.columns) <= 6 and shown.iloc[0].tolist() == ["cnn_ta", 0.1114, 0.1, 0.04, -0.07, 83.6]
+
+
+def test_position_events_are_three_narrow_columns_with_every_event_labelled():
+    """backtest's positions without a real bar: a short label for every event run_backtest can write, the day
+    as one unbroken date, and at most 20 rows (the total is its own key)."""
+    import inspect
+    import re
+
+    from cnn_pipelines.trading.evaluation import backtest as bt
+    from cnn_pipelines.trading.evaluation.assets import EVENT_LABELS, position_events
+
+    written = set(re.findall(r'_events\([^\n]*, "([^"]+)"\)', inspect.getsource(bt.run_backtest)))
+    assert written and written == set(EVENT_LABELS)
+    events = pd.DataFrame({"date": pd.bdate_range("2026-09-01", periods=30), "ticker": "SYN0001",
+                           "event": [sorted(written)[i % len(written)] for i in range(30)]})
+    shown = position_events(events)
+    assert list(shown.columns) == ["day", "ticker", "what"] and len(shown) == 20
+    assert shown["day"].iloc[0] == "2026-09-01" and shown["what"].str.len().max() <= 20

@@ -100,7 +100,7 @@ def test_a_bad_ticker_is_quarantined_the_others_land_and_its_stored_rows_stay(la
     assert set(after["ticker"]) == {"AAA", "BBB"}
     check = next(c for c in result.get_asset_check_evaluations() if c.check_name == "no_quarantined_tickers")
     assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
-    assert check.metadata["quarantined"].value == ["AAA", "CCC"]
+    assert check.metadata["quarantined"].value == "AAA, CCC"
     rows = [r.data for r in check.metadata["rejected_rows"].records]  # a table shown inline, not markdown
     aaa_row = next(r for r in rows if r["ticker"] == "AAA")
     assert aaa_row["date"] == "2021-03-03" and "non-positive price" in aaa_row["rule"] and "c -3" in aaa_row["bar"]

@@ -2,6 +2,7 @@
 
 import dataclasses
 import re
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -137,9 +138,13 @@ def test_comparison_models_predict_the_same_rows_and_the_leaderboard_scores_them
     assert float(trading["ar_cnn"]["monthly IC"]) == round(monthly["ar_cnn"], 4) and trading["ridge"]["monthly IC"] == "n/a"
     assert {r.data["model"] for r in meta["tearsheets"].value.records} == set(trading)
     assert all(-1 <= r.data["IC 1D"] <= 1 for r in meta["tearsheets"].value.records)
+    folder = Path(meta["tearsheet_folder"].value)  # one short path: four long ones ran past the page's edge
     for model in ("ar_cnn", "cnn_ta", "hgb", "ridge"):  # a tearsheet per model, from the same tearsheet code
-        report = meta[f"tearsheet_{model}"].value
-        assert report.endswith(f"{model}/tearsheet.html") and "data:image/png;base64," in open(report).read()
+        assert model in meta["tearsheet_files"].value
+        assert "data:image/png;base64," in (folder / model / "tearsheet.html").read_text()
+    assert meta["models"].value == ", ".join(r["model"] for r in rows)
+    common, own = (int(n) for n in re.findall(r"\d+", meta["sample"].value)[:2])
+    assert common == counts["cnn_ta"] and own >= common
     # issue 31: the study at a glance, over the same lake
     study = by_asset["study_report"]
     preds = lake.read_partitions(root, "oos_predictions", [PERIOD], "period")
@@ -233,7 +238,7 @@ def test_several_seeds_average_their_predictions_and_report_the_spread(research_
     assert not preds["prediction_seed1"].equals(preds["prediction_seed0"])
     mean = (preds["prediction_seed0"] + preds["prediction_seed1"]) / 2
     assert preds["prediction"].to_numpy() == pytest.approx(mean.to_numpy(), abs=1e-6)
-    ics = meta["oos_predictions"]["ic_by_seed"].value
+    ics = [float(v) for v in meta["oos_predictions"]["ic_by_seed"].value.split(", ")]  # one line of text
     assert meta["oos_predictions"]["seeds"].value == 2 and len(ics) == 2
     assert meta["oos_predictions"]["ic_seed_spread"].value == pytest.approx(float(pd.Series(ics).std()), abs=2e-4)
     monkeypatch.setenv("CNN_LAKE_ROOT", str(root))
