@@ -14,15 +14,52 @@ def asset_output(context: dg.AssetExecutionContext, value: Any, metadata: Mappin
 
     Metadata given to ``dg.Output`` is stored twice, in the step-output event and in the materialization; a
     period's pictures would double the instance's history for nothing. Asset metadata is stored once."""
+    metadata = dict(metadata or {})
+    if "lake_covers" not in metadata:
+        metadata = {**run_covers(context), **metadata}
     if metadata:
-        context.add_asset_metadata(dict(metadata))
+        context.add_asset_metadata(metadata)
     return dg.Output(value)
 
 
 def asset_result(context: dg.AssetExecutionContext, metadata: Mapping[str, Any]) -> dg.MaterializeResult:
     """A materialization whose ``metadata`` is stored once (see ``asset_output``)."""
-    context.add_asset_metadata(dict(metadata))
+    context.add_asset_metadata(metadata if "lake_covers" in metadata else {**run_covers(context), **metadata})
     return dg.MaterializeResult()
+
+
+def lake_covers(root, table: str, keys: list[str], column: str = "date") -> dict:
+    """``lake_covers``: the first and last partition of ``table`` in the lake at ``root``, with this run's
+    ``keys``, and how many there are. ``column``: "date" for weekday tables (month files, or a folder per day
+    for JSON documents), "period" for the monthly research tables."""
+    from cnn_pipelines.storage import lake
+
+    d = lake.table_dir(root, table)
+    held = set(keys)
+    if d.exists():
+        held |= set(lake.materialized_keys(root, table)) if column == "date" else set()
+        held |= {p.name.removeprefix(f"{column}=") for p in d.glob(f"{column}=*") if any(p.glob("data.*"))}
+    days = sorted(held)
+    if not days:
+        return {"lake_covers": "nothing yet"}
+    count = f"{len(days)} {'monthly' if column == 'period' else 'weekday'} partition{'s' if len(days) > 1 else ''}"
+    if column == "period":
+        return {"lake_covers": f"{days[0][:7]} .. {days[-1][:7]} ({count})"}
+    return {"lake_covers": f"{days[0]} .. {days[-1]} ({count})"}
+
+
+def run_covers(context: dg.AssetExecutionContext) -> dict:
+    """``lake_covers`` for a one-partition run of an asset stored in the lake (its "lake" resource), so its
+    page names the range built before it, not the one partition its latest event is about; {} otherwise
+    (range runs report it through ``partition_metadata.report``)."""
+    root = getattr(getattr(context.resources, "lake", None), "root", None)
+    if root is None or not context.has_partition_key:
+        return {}
+    from cnn_pipelines.storage import lake
+
+    monthly = isinstance(context.assets_def.partitions_def, dg.MonthlyPartitionsDefinition)
+    return lake_covers(lake.as_root(root), context.asset_key.path[-1], [context.partition_key],
+                       "period" if monthly else "date")
 
 
 def table_value(frame: pd.DataFrame) -> dg.TableMetadataValue:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import dagster as dg
 import pandas as pd
 
+from cnn_pipelines.metadata import lake_covers
 from cnn_pipelines.storage import lake
 from cnn_pipelines.storage.spool import SpooledTable
 
@@ -61,21 +62,7 @@ def lake_coverage(context: dg.AssetExecutionContext, keys: list[str]) -> dict:
     return lake_covers(lake.as_root(root), context.asset_key.path[-1], keys)
 
 
-def lake_covers(root, table: str, keys: list[str], column: str = "date") -> dict:
-    """``lake_covers``: the first and last partition of ``table`` in the lake at ``root`` (with this run's
-    ``keys``) and how many there are; ``column`` "period" for the monthly research tables (JSON or Parquet)."""
-    if column == "date":
-        have = lake.materialized_keys(root, table)
-    else:
-        d = lake.table_dir(root, table)
-        have = [p.name.removeprefix(f"{column}=") for p in d.glob(f"{column}=*") if any(p.glob("data.*"))] \
-            if d.exists() else []
-    held = sorted(set(have) | set(keys))
-    if not held:
-        return {"lake_covers": "nothing yet"}
-    if column == "date":
-        return {"lake_covers": f"{held[0]} .. {held[-1]} ({len(held)} weekday partitions)"}
-    return {"lake_covers": f"{held[0][:7]} .. {held[-1][:7]} ({len(held)} monthly partitions)"}
+
 
 
 def report(context: dg.AssetExecutionContext, table: pd.DataFrame | SpooledTable, per_run: dict) -> dict:

@@ -83,6 +83,11 @@ def test_vendor_folder_in_three_layouts_runs_the_main_job_end_to_end(tmp_path: P
         stats = {r.data["statistic"]: r.data for r in backtest["stats"].value.records}
         assert stats["annual return %"]["long_short"] == backtest["annual_return_pct"].value
         assert stats["max drawdown %"]["long_short"] == backtest["max_drawdown_pct"].value <= 0
+        # a partitioned asset's page names the range the lake holds, whichever run wrote its latest event
+        assert latest["cnn_model"]["lake_covers"].value == "2020-06 .. 2020-07 (2 monthly partitions)"
+        assert latest["daily_signals"]["lake_covers"].value.endswith("weekday partition)")  # the nightly day
+        assert all("lake_covers" in latest[a] for a in ("raw_prices", "universe", "feature_selection",
+                                                          "oos_predictions", "production_model"))
     preds = lake.read_partitions(root, "oos_predictions", ["2020-06-01", "2020-07-01"], "period")
     ic, _, days = oos_ic(preds, "fwd_open_1d")
     assert study["oos_ic"].value == round(ic, 4) and study["oos_days"].value == days and study["periods"].value == 2
