@@ -177,7 +177,7 @@ def postgres():
 
 def metadata_offenders(metadata_by_asset: dict) -> list[str]:
     """Metadata values that break the UI's formatting rules (issue 31): floats not rounded to 4 decimals, NaN or
-    infinity, "nan"/"None" in text, long unrounded decimals in a table, inline JSON lists of more than 10 items,
+    infinity, "nan"/"None" in text, long unrounded decimals in a table, any inline JSON list or mapping,
     and a share (accuracy, return, drawdown, turnover, volatility, a fraction) given as a bare fraction: its key
     or column must carry its unit (``_pct``, ``_bps``, ``%``). Nested JSON and table cells are checked too."""
     import math
@@ -212,9 +212,8 @@ def metadata_offenders(metadata_by_asset: dict) -> list[str]:
             elif isinstance(value, str) and not value.startswith("!["):
                 if re.search(r"\bnan\b|\bNone\b", value) or re.search(r"\d\.\d{6,}", value):
                     out.append(f"{where}: {value[:80]!r}")
-            elif isinstance(value, (list, dict)):
-                if len(value) > 10:
-                    out.append(f"{where}: inline JSON of {len(value)} items")
+            elif isinstance(value, (list, dict)):  # JSON takes a line per item and quotes every key
+                out.append(f"{where}: inline JSON of {len(value)} items (one line of text or a table instead)")
                 out += nested(where, key, value)
             elif hasattr(value, "records"):  # a table
                 for record in value.records:

@@ -8,7 +8,7 @@ import pandas as pd
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cnn_pipelines.metadata import listed, percent, percent_value, short_list, table_value
+from cnn_pipelines.metadata import inline, listed, percent, percent_value, short_list, table_value
 
 NAMES = st.lists(st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.", min_size=1, max_size=6), max_size=300)
 
@@ -53,3 +53,22 @@ def test_a_share_reads_as_a_rounded_percentage_and_a_missing_one_says_so():
 def test_a_share_that_does_not_exist_is_text_not_a_crash():
     assert percent_value(0.5) == dg.MetadataValue.float(50.0)
     assert percent_value(float("nan")) == dg.MetadataValue.text("n/a (nothing to count)")
+
+
+def test_the_formatting_check_names_each_kind_of_offender():
+    """The check every end-to-end test runs on the UI's metadata must be able to fail, once per rule."""
+    from cnn_pipelines_tests.conftest import metadata_offenders
+
+    good = {"ic": dg.MetadataValue.float(0.0895), "annual_return_pct": dg.MetadataValue.float(595.5),
+            "models": short_list(["cnn_ta", "ridge"]), "ensemble_epochs": inline([6, 7, 8]),
+            "sample": inline({"days": 46, "dropped_pct": 29.4}),
+            "stats": table_value(pd.DataFrame({"statistic": ["Sharpe"], "value": [5.99]}))}
+    assert metadata_offenders({"asset": good}) == []
+    bad = {"mean_daily_ic": dg.MetadataValue.float(0.05112123648709017),
+           "annual_return": dg.MetadataValue.float(5.955),
+           "note": dg.MetadataValue.text("IC nan over None days"),
+           "models": dg.MetadataValue.json(["cnn_ta", "ridge"]),
+           "stats": table_value(pd.DataFrame({"turnover": [1.538]}))}
+    found = metadata_offenders({"asset": bad})
+    assert [f.split(":")[0] for f in found] == ["asset.mean_daily_ic", "asset.annual_return", "asset.note",
+                                                 "asset.models", "asset.stats[turnover]"], found
