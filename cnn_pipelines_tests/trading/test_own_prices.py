@@ -96,6 +96,8 @@ def test_vendor_folder_in_three_layouts_runs_the_main_job_end_to_end(tmp_path: P
     assert [r.data["model"] for r in board.records][0] in {"cnn_ta", "ridge", "hgb", "ar_cnn"} and len(board.records) == 4
     assert {"IC", "s.e.", "net Sharpe", "bps/day"} <= {c.name for c in board.schema.columns}
     assert study["signals_for"].value > "2020-07-30" and len(study["signals"].value.records) > 0
+    # the model's output is a cross-sectional z-score, and the column says so (not a bare "prediction")
+    assert [c.name for c in study["signals"].value.schema.columns] == ["ticker", "side", "rank", "predicted z"]
     assert "too short to judge" in study["verdict"].value and "not_built_yet" not in study
 
     # labels after the historical end are realized (the look-ahead partitions were materialized)

@@ -11,6 +11,7 @@ import pandas as pd
 from cnn_pipelines.storage import lake, objects
 from cnn_pipelines.trading.evaluation.backtest import performance
 from cnn_pipelines.trading.evaluation.metrics import daily_ic, mean_and_se, newey_west_se
+from cnn_pipelines.trading.production.training import SCORE_COLUMN
 
 # Below this many test days an IC's standard error is too wide to rank models or to trust a Sharpe ratio.
 SHORT_SAMPLE_DAYS = 250
@@ -140,8 +141,8 @@ def _study_view(root: Path, target: str, oracle=None) -> StudyView:
                                      order by side, rank""").df()
             if len(signals):
                 n["signals_for"] = str(signals["trade_date"].iloc[0])[:10]
-            view.tables["signals"] = signals.drop(columns="trade_date").assign(
-                prediction=signals["prediction"].astype(float).round(4))
+            view.tables["signals"] = signals.drop(columns=["trade_date", "prediction"]).assign(
+                **{SCORE_COLUMN: signals["prediction"].astype(float).round(3)})
         else:
             view.missing["signals"] = "no signals yet: run nightly_job"
     summary = lake.artifact_dir(root, "reports", "factor_tearsheet") / "summary.json"

@@ -18,7 +18,7 @@ from cnn_pipelines.trading.research.assets import CALENDAR, RS, epochs_shown, pe
 from cnn_pipelines.trading.research.layout import ImageLayout, to_images
 from cnn_pipelines.trading.features.panel import forward_returns_table
 from cnn_pipelines.trading.partitions import weekday_partitions
-from cnn_pipelines.trading.production.training import SIGNAL_CHECKS, production_fold, rank_signals, signal_problems
+from cnn_pipelines.trading.production.training import SCORE_COLUMN, SIGNAL_CHECKS, production_fold, rank_signals, signal_problems
 from cnn_pipelines.trading.research.periods import fit_fold
 from cnn_pipelines.trading.settings import current_evaluation_settings
 
@@ -90,8 +90,9 @@ def daily_signals(context: dg.AssetExecutionContext, production_model: dict, ind
         "long": short_list(signals.loc[signals["side"] == "long", "ticker"].tolist()),
         "short": short_list(signals.loc[signals["side"] == "short", "ticker"].tolist()),
         "signal_day": day,  # the days are keys, not columns repeating one date on every row (they wrapped)
-        "preview": table_value(signals.head(10).assign(prediction=signals["prediction"].head(10).astype(float).round(4))
-                               .drop(columns=["date", "trade_date"], errors="ignore")),
+        "preview": table_value(signals.head(10).assign(**{SCORE_COLUMN: signals["prediction"].head(10).astype(float)
+                                                          .round(3)})
+                               .drop(columns=["date", "trade_date", "prediction"], errors="ignore")),
     })
     yield from signal_check_results(signals, rows, day)
 

@@ -12,6 +12,11 @@ from cnn_pipelines.trading.prices.calendar import TradingCalendar
 from cnn_pipelines.trading.research.walkforward import Fold
 
 
+# The models predict each name's cross-sectional z-score of the target (training labels are standardized per
+# day), not a return: tables of signals say so.
+SCORE_COLUMN = "predicted z"
+
+
 def production_fold(day: str | dt.date, train_months: int, val_months: int, calendar: TradingCalendar) -> Fold:
     """Training window ending at ``day``: every label must be realized on or before ``day``."""
     d = pd.Timestamp(day)
