@@ -53,11 +53,13 @@ def run_covers(context: dg.AssetExecutionContext) -> dict:
     page names the range built before it, not the one partition its latest event is about; {} otherwise
     (range runs report it through ``partition_metadata.report``)."""
     root = getattr(getattr(context.resources, "lake", None), "root", None)
-    if root is None or not context.has_partition_key:
+    partitions = context.assets_def.partitions_def
+    # an unpartitioned asset in a partitioned run (study_report in the nightly run) has the run's key too
+    if root is None or partitions is None or not context.has_partition_key:
         return {}
     from cnn_pipelines.storage import lake
 
-    monthly = isinstance(context.assets_def.partitions_def, dg.MonthlyPartitionsDefinition)
+    monthly = isinstance(partitions, dg.MonthlyPartitionsDefinition)
     return lake_covers(lake.as_root(root), context.asset_key.path[-1], [context.partition_key],
                        "period" if monthly else "date")
 

@@ -92,6 +92,7 @@ def test_vendor_folder_in_three_layouts_runs_the_main_job_end_to_end(tmp_path: P
     ic, _, days = oos_ic(preds, "fwd_open_1d")
     assert study["oos_ic"].value == round(ic, 4) and study["oos_days"].value == days and study["periods"].value == 2
     assert "oracle_ic" not in study  # only a synthetic market knows its expected returns
+    assert "lake_covers" not in study  # not partitioned, though the nightly run that refreshed it is
     board = study["leaderboard"].value
     assert [r.data["model"] for r in board.records][0] in {"cnn_ta", "ridge", "hgb", "ar_cnn"} and len(board.records) == 4
     assert {"IC", "s.e.", "net Sharpe", "bps/day"} <= {c.name for c in board.schema.columns}
