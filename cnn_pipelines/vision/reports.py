@@ -64,14 +64,19 @@ def class_balance(labels_by_split: dict[str, np.ndarray], names: list[str]) -> p
 
 
 def learning_curves(epochs: pd.DataFrame, best_epoch: int, title: str) -> bytes:
-    """Loss and accuracy per epoch, training vs validation, the chosen epoch marked."""
+    """Loss and accuracy (in %, as every page shows it) per epoch, training vs validation, the chosen epoch
+    marked; whole epochs on the x axis, even for a run of one (it read 0.945 ... 1.050)."""
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4))
-    for ax, key, label in ((a1, "loss", "cross-entropy loss"), (a2, "accuracy", "accuracy")):
-        ax.plot(epochs["epoch"], epochs[key], marker="o", label="training")
-        ax.plot(epochs["epoch"], epochs[f"val_{key}"], marker="o", label="validation")
+    for ax, key, label, scale in ((a1, "loss", "cross-entropy loss", 1), (a2, "accuracy", "accuracy (%)", 100)):
+        ax.plot(epochs["epoch"], scale * epochs[key], marker="o", label="training")
+        ax.plot(epochs["epoch"], scale * epochs[f"val_{key}"], marker="o", label="validation")
         ax.axvline(best_epoch, color="grey", ls="--", lw=1, label=f"chosen epoch {best_epoch}")
         ax.set_xlabel("epoch", fontsize=11)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if 0 < len(epochs) <= 20:  # few epochs: a tick on each (the integer locator falls back to fractions)
+            ax.set_xticks(epochs["epoch"].astype(int).tolist())
+            ax.set_xlim(epochs["epoch"].min() - 0.5, epochs["epoch"].max() + 0.5)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(label, fontsize=11)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=10)

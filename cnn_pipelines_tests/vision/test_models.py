@@ -134,3 +134,9 @@ def test_model_catalog_labels_the_offline_cifar_stand_in_honestly(vision_lake):
     assert offline["lenet5_mnist"].target == 0.97 and offline["lenet5_fashion_mnist"].target == 0.89
     online = {m.name: m for m in model_specs(available_datasets(dataclasses.replace(vision_lake, online=True)), True)}
     assert online["cifar_cnn"].dataset == "cifar10" and "not CIFAR-10" not in online["cifar_cnn"].title
+    # the book's CIFAR-10 result is compared only with a CIFAR-10 run
+    assert online["cifar_cnn"].book == "76.23 % on CIFAR-10" and "not comparable" in offline["cifar_cnn"].book
+    from cnn_pipelines.vision.models.house_number_assets import book_line
+
+    assert book_line("SVHN house numbers") == "book: 83 % on SVHN"
+    assert "not comparable" in book_line("house numbers composed of real MNIST digits")

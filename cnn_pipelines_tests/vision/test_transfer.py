@@ -188,7 +188,7 @@ def test_the_curve_reports_each_methods_mean_and_spread_over_seeds_and_no_spread
     assert table.loc[1000, ["transfer_sd", "fine_tuned_sd", "scratch_sd"]].isna().all()
     shown = curve_table(table).set_index("labels")
     assert shown.loc[50, "scratch %"] == "70.0 ± 8.2" and shown.loc[1000, "transfer %"] == "95.0"
-    assert shown.loc[50, "lead, pts"] == 12.0
+    assert shown.loc[50, "transfer − scratch, pts"] == 12.0  # which lead it is, in its name
 
 
 @settings(max_examples=60, deadline=None)

@@ -24,7 +24,7 @@ from cnn_pipelines.trading.research.model_assets import MODEL_PREDICTIONS, MONTH
 from cnn_pipelines.plots import date_axis, heatmap, markdown_image, png_bytes, rounded
 from cnn_pipelines.trading.settings import current_evaluation_settings
 from cnn_pipelines.trading.evaluation.tearsheet import factor_tearsheet as build_tearsheet
-from cnn_pipelines.trading.evaluation.tearsheet import to_html, to_tables
+from cnn_pipelines.trading.evaluation.tearsheet import Tearsheet, to_html, to_tables
 
 ES = current_evaluation_settings()
 
@@ -75,6 +75,16 @@ def write_report(sheet, out: Path, title: str) -> Path:
     return html
 
 
+def sample_days_note(sheet: Tearsheet, target: str) -> str:
+    """Why the tearsheet's 1D IC covers fewer days than ``ic_<target>``: alphalens keeps a day only when every
+    horizon it reports is realized, so the longest cuts the newest days."""
+    s, longest = sheet.sample, str(sheet.ic_summary.index[-1])
+    label = sheet.label_ic.loc[target] if sheet.label_ic is not None and target in sheet.label_ic.index else None
+    every = f"; ic_{target} scores every realized day of the label ({int(label['days'])})" if label is not None else ""
+    return (f"{s['days']} days, {s['first_date']} .. {s['last_date']}: alphalens keeps a day only when every horizon "
+            f"up to {longest} is realized, so the newest days are left out of its tables{every}")
+
+
 @dg.asset(deps=[oos_predictions, raw_prices], group_name="evaluation", kinds={"alphalens"})
 def factor_tearsheet(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """Alphalens on all out-of-sample predictions against open-to-open trade returns from real bars (never
@@ -90,6 +100,7 @@ def factor_tearsheet(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         "report_file": dg.MetadataValue.path(str(html.resolve())),
         "ic_mean_1d": rounded(sheet.ic_summary.iloc[0]["ic_mean"]),
         "ic_t_stat_1d": rounded(sheet.ic_summary.iloc[0]["t_stat"], 2),
+        "days_scored": sample_days_note(sheet, RS.target),
         "top_minus_bottom_bps_1d": rounded(sheet.spread.iloc[0]["top_minus_bottom_bps"], 1),
         "rank_autocorrelation": rounded(sheet.rank_autocorrelation, 3, "n/a (fewer than two dates)"),
         **{f"ic_{label}": rounded(row["ic_mean"], 4, "n/a (no realized labels)")

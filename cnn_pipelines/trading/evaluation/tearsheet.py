@@ -24,7 +24,7 @@ import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from cnn_pipelines.trading.evaluation.backtest import trade_returns  # noqa: E402
-from cnn_pipelines.trading.evaluation.metrics import oos_ic  # noqa: E402
+from cnn_pipelines.trading.evaluation.metrics import newey_west_se, oos_ic  # noqa: E402
 from cnn_pipelines.plots import date_axis, png_bytes  # noqa: E402
 
 PERIODS = (1, 5, 10, 21)
@@ -59,6 +59,24 @@ def forward_returns_for_alphalens(factor: pd.Series, prices: pd.DataFrame, perio
     return pd.DataFrame(cols), pd.concat(exits, ignore_index=True)
 
 
+def overlap_t(x: pd.Series, horizon: int) -> tuple[float, float]:
+    """t-statistic and two-sided p-value of the mean of a daily series of ``horizon``-day statistics. Windows
+    of consecutive days share horizon - 1 days, so the series is autocorrelated by construction: the plain
+    t-test counts 46 overlapping 21-day windows as 46 independent ones. The s.e. is Newey-West with at least
+    horizon - 1 lags (and the usual 4 (N/100)^(2/9))."""
+    x = np.asarray(x, dtype=float)
+    x = x[np.isfinite(x)]
+    n = len(x)
+    if n < 2:
+        return float("nan"), float("nan")
+    lags = min(n - 1, max(horizon - 1, int(4 * (n / 100) ** (2 / 9))))
+    se, mean = newey_west_se([pd.Series(x)], lags=lags), float(x.mean())
+    if not se > 0:  # every day the same value: no spread to test against
+        return (float("nan"), float("nan")) if mean == 0 else (float(np.sign(mean) * np.inf), 0.0)
+    t = mean / se
+    return float(t), float(2 * stats.t.sf(abs(t), df=n - 1))
+
+
 def factor_tearsheet(predictions: pd.DataFrame, prices: pd.DataFrame, periods=PERIODS, quantiles: int = 5,
                      sessions: pd.DatetimeIndex | None = None, name: str = "") -> Tearsheet:
     """Alphalens statistics of ``predictions`` (date, ticker, prediction and any realized label columns
@@ -80,7 +98,7 @@ def factor_tearsheet(predictions: pd.DataFrame, prices: pd.DataFrame, periods=PE
     rows = {}
     for c in cols:
         x = ic[c].dropna()
-        t, p = stats.ttest_1samp(x, 0.0) if len(x) > 1 else (np.nan, np.nan)
+        t, p = overlap_t(x, int(c[:-1]))
         rows[c] = {"ic_mean": x.mean(), "ic_std": x.std(), "t_stat": t, "p_value": p, "days": len(x)}
     ic_summary = pd.DataFrame(rows).T
     mean_q, _ = al.performance.mean_return_by_quantile(clean, by_date=False, demeaned=True)
@@ -90,8 +108,8 @@ def factor_tearsheet(predictions: pd.DataFrame, prices: pd.DataFrame, periods=PE
     spread_daily = by_date.xs(top, level="factor_quantile") - by_date.xs(bottom, level="factor_quantile")
     spread = pd.DataFrame({
         "top_minus_bottom_bps": spread_daily.mean() * 1e4,
-        "t_stat": spread_daily.mean() / (spread_daily.std() / np.sqrt(spread_daily.count())),
-    })
+        "t_stat": [overlap_t(spread_daily[c].dropna(), int(c[:-1]))[0] for c in spread_daily.columns],
+    }, index=spread_daily.columns)
     turnover = pd.DataFrame({"mean_daily_turnover": {
         int(q): float(al.performance.quantile_turnover(clean["factor_quantile"], q, period=1).mean())
         for q in sorted(clean["factor_quantile"].unique())}})
@@ -148,19 +166,19 @@ def p_value(p: float) -> str:
 
 
 def to_tables(sheet: Tearsheet) -> dict[str, pd.DataFrame]:
-    """The tearsheet's tables as its asset page shows them: ICs 4 decimals, t 2, p 3, bps 1 (per horizon: the
-    5D spread is over five days), turnover in %;
+    """The tearsheet's tables as its asset page shows them: ICs 4 decimals, t 2 and p 3 (Newey-West, "t (NW)"),
+    bps 1 (per horizon: the 5D spread is over five days), turnover in %;
     a cell the sample cannot fill (too few dates, an empty quantile) is NaN, which the page shows as n/a."""
     ic = sheet.ic_summary.astype(float)
     tables = {
         "ic_summary": pd.DataFrame({"horizon": ic.index.astype(str), "IC": ic["ic_mean"].round(4).to_numpy(),
-                                    "IC sd": ic["ic_std"].round(4).to_numpy(), "t": ic["t_stat"].round(2).to_numpy(),
+                                    "IC sd": ic["ic_std"].round(4).to_numpy(), "t (NW)": ic["t_stat"].round(2).to_numpy(),
                                     "p": [p_value(p) for p in ic["p_value"]], "days": ic["days"].astype(int).to_numpy()}),
         "mean_return_by_quantile_bps": sheet.mean_return_by_quantile.astype(float).round(1).rename(
             columns=str).rename_axis("quantile").reset_index(),
         "top_minus_bottom": pd.DataFrame({"horizon": sheet.spread.index.astype(str),
                                           "bps": sheet.spread["top_minus_bottom_bps"].astype(float).round(1).to_numpy(),
-                                          "t": sheet.spread["t_stat"].astype(float).round(2).to_numpy()}),
+                                          "t (NW)": sheet.spread["t_stat"].astype(float).round(2).to_numpy()}),
         "turnover": pd.DataFrame({"quantile": sheet.turnover.index.astype(int),
                                   "turnover %/day": (100 * sheet.turnover["mean_daily_turnover"].astype(float)).round(1)
                                   .to_numpy()}),
@@ -185,8 +203,8 @@ def to_html(sheet: Tearsheet, title: str) -> str:
              f"{s['input_observations']:,} (not yet realized, or no bar at the next open). Forward returns run from "
              f"the next open to the open P sessions later, from real bars only (never forward-filled); "
              f"{s['last_price_exits']:,} positions whose exit open had no bar and that never traded again (delisted) "
-             f"exit at their last real price; a halted name exits at the open it re-opens on. No z-score filter. t-statistics of overlapping horizons (5D and longer) are "
-             f"overstated.</p>",
+             f"exit at their last real price; a halted name exits at the open it re-opens on. No z-score filter. t-statistics and p-values use "
+             f"Newey-West standard errors with at least P - 1 lags: the P-day windows of consecutive days overlap.</p>",
              f"<p>Mean factor rank autocorrelation (1 day): {sheet.rank_autocorrelation:.3f}</p>"]
     tables = [("Information coefficient", sheet.ic_summary)]
     if sheet.label_ic is not None and len(sheet.label_ic):

@@ -54,15 +54,16 @@ def partition_dates(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date
 
 def _preview(df: pd.DataFrame, n: int = 8) -> dict:
     """The first rows of the run's newest day, the partition this metadata sits on (a range run's first rows
-    were of another day): prices to 4 decimals, volumes as whole numbers with separators. The day is its own
-    key, not a column repeating it on every row (a narrow date column wrapped as "2026-" / "12-03")."""
+    were of another day): prices to the cent (4 decimals below 1), volumes as whole numbers with separators.
+    The day is its own key, not a column repeating it on every row (a narrow date column wrapped as "2026-" /
+    "12-03")."""
     if not len(df):
         return {"preview": "empty (holiday or no data)"}
     dates = pd.to_datetime(df["date"])
     head = df[dates == dates.max()].head(n).copy()
-    for col in ("open", "high", "low", "close"):
+    for col in ("open", "high", "low", "close"):  # cents, as a quote reads (4 decimals pushed volume off the page)
         if col in head:
-            head[col] = head[col].astype(float).round(4)
+            head[col] = [round(v, 2) if abs(v) >= 1 else round(v, 4) for v in head[col].astype(float)]
     if "volume" in head:
         head["volume"] = head["volume"].map(lambda v: f"{v:,.0f}" if v == v else "n/a")
     return {"preview_day": dates.max().strftime("%Y-%m-%d"),

@@ -257,7 +257,9 @@ def image_layout(context: dg.AssetExecutionContext, feature_selection: pd.DataFr
     layout, z_cols, z_rows = fit_image_layout(data, families, SETTINGS, RS, period_seed(period), before)
     out = layout.to_json() | {"period": period, "cutoff": str(fold.cutoff), "model_period": period}
     meta = {"period": period, "families": family_list(layout.families),
-            "rows": ", ".join(str(int(i)) for i in layout.period_index), "model_period": period}
+            "image_rows": f"{len(layout.period_index)} look-backs (days), top to bottom: "
+                          + ", ".join(str(SETTINGS.periods[int(i)]) for i in layout.period_index),
+            "model_period": period}
     if z_cols is None:
         meta["grid_order"] = f"kept from {previous} (same families); scaler refitted on this window"
         return asset_output(context, out, meta)
@@ -325,7 +327,7 @@ def cnn_model(context: dg.AssetExecutionContext, image_layout: dict, indicator_p
         doc = period_doc(lake.root, "cnn_model", anchor, "its model predicts this month")
         reused = doc | {"period": period, "model_period": anchor, "trained_epochs_this_run": 0}
         return asset_output(context, reused, {
-            "period": period, "model_period": anchor, "retrained": False, "checkpoints": doc["checkpoints"],
+            "period": period, "model_period": anchor, "retrain_month": False, "checkpoints": doc["checkpoints"],
             "ensemble_epochs": inline(doc["ensemble"]),
             "note": f"not a retrain month (every {RS.retrain_every}): the model fitted for {anchor} "
                     f"(cutoff before {anchor}) predicts {period}"})
@@ -369,7 +371,7 @@ def cnn_model(context: dg.AssetExecutionContext, image_layout: dict, indicator_p
         "trained_epochs_this_run": result.trained_epochs,
         "best_val_ic": rounded(float(result.epochs["val_ic"].max()), 4, "n/a (no validation IC)"),
         "epochs": table_value(epochs_shown(result.epochs)),
-        "flops_per_sample_forward": FLOPS_PER_SAMPLE_FORWARD, "model_period": period, "retrained": True,
+        "flops_per_sample_forward": FLOPS_PER_SAMPLE_FORWARD, "model_period": period, "retrain_month": True,
         "started_from": started, "epochs_trained": int(len(result.epochs)), "stopped_early": result.stopped_early,
         "precision": precision_why,
         "val_ic_unseen_by_start": rounded(unseen_ic, 4, "n/a (no validation day after the start's own)"),

@@ -81,7 +81,7 @@ def model_predictions_asset(spec: ModelSpec) -> dg.AssetsDefinition:
                          f"over {days} days")
         return asset_output(context, out, {
             "period": period, "cutoff": str(fold.cutoff), "model": spec.name, "rows": len(out),
-            "model_period": anchor, "retrained": anchor == period,
+            "model_period": anchor, "retrain_month": anchor == period,
             "train_rows": train_rows, "fit_seconds": round(time.perf_counter() - t0, 2),
             "chosen_on_validation": inline({k: (rounded(v, 4) if isinstance(v, float) else v)
                                                            for k, v in fitted.chosen.items()}),
@@ -146,7 +146,7 @@ def ar_cnn_predictions(context: dg.AssetExecutionContext, cnn_images: pd.DataFra
     context.log.info(f"ar_cnn {period}: {len(train[0])} training samples, daily IC {ic:+.4f}, monthly IC {monthly_ic:+.4f}")
     return asset_output(context, out, {
         "period": period, "cutoff": str(fold.cutoff), "model": "ar_cnn", "lags": AR.lags,
-        "model_period": anchor, "retrained": anchor == period,
+        "model_period": anchor, "retrain_month": anchor == period,
         "training_months": (f"{months[0]} .. {months[-1]} (targets through {months[-1] + 1})" if anchor == period
                             else f"none this month: the model fitted for {anchor}"),
         "train_samples": int(len(train[0])) if anchor == period else 0, "predicted_tickers": int(len(by_ticker)),

@@ -434,7 +434,7 @@ def curve_table(table: pd.DataFrame) -> pd.DataFrame:
     for m, title in (("transfer", "transfer %"), ("fine_tuned", "fine-tuned %"), ("scratch", "scratch %")):
         out[title] = ["n/a" if a != a else f"{100 * a:.1f}" if d != d else f"{100 * a:.1f} ± {100 * d:.1f}"
                       for a, d in zip(table[m], table[f"{m}_sd"])]
-    out["lead, pts"] = (100 * (table["transfer"] - table["scratch"])).round(1).values  # transfer − scratch
+    out["transfer − scratch, pts"] = (100 * (table["transfer"] - table["scratch"])).round(1).values
     return out
 
 
@@ -502,5 +502,6 @@ def _model_result(s, chain, dataset, stage, trained, cfg, default, acc, labels, 
             f"{n_train:,}, chosen epoch {trained.best_epoch} of {len(ep)} by validation accuracy on {n_val:,} more"
             + (f"; {trained.trained_epochs} epoch(s) trained in this run." if trained.trained_epochs
                else "; nothing retrained: inputs and config unchanged.")),
-        **checkpoint_metadata(title, ep, trained.best_epoch, n_train, cfg, trained.ckpt, wall, matrix, names, acc),
+        **checkpoint_metadata(title, ep, trained.best_epoch, n_train, cfg, trained.ckpt, wall, matrix, names, acc,
+                              trained.trained_epochs),
     }

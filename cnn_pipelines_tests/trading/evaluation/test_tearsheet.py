@@ -78,3 +78,21 @@ def test_the_tearsheet_tables_show_shares_in_percent_and_ics_rounded(market):
     spread = tables["top_minus_bottom"].set_index("horizon")
     assert spread.loc["5D", "bps"] == round(sheet.spread.loc["5D", "top_minus_bottom_bps"], 1)
 
+
+
+def test_overlapping_horizons_are_not_counted_as_independent_days():
+    """A 21-day IC measured on each of 46 consecutive days is about two independent windows, not 46: the
+    tearsheet's t must shrink with the overlap (Newey-West), where the plain t-test would not."""
+    from scipy import stats
+
+    from cnn_pipelines.trading.evaluation.tearsheet import overlap_t
+
+    rng = np.random.default_rng(3)
+    daily = rng.normal(0.01, 0.1, 46 + 20)
+    rolling = pd.Series(np.convolve(daily, np.ones(21) / 21, mode="valid"))  # 46 overlapping 21-day means
+    plain_t = stats.ttest_1samp(rolling, 0.0).statistic
+    t21, p21 = overlap_t(rolling, 21)
+    assert abs(t21) < abs(plain_t) / 2 and p21 > stats.ttest_1samp(rolling, 0.0).pvalue
+    iid = pd.Series(rng.normal(0.05, 0.1, 200))  # no overlap: close to the plain t-test
+    assert overlap_t(iid, 1)[0] == pytest.approx(stats.ttest_1samp(iid, 0.0).statistic, rel=0.25)
+    assert overlap_t(pd.Series([0.2] * 10), 1) == (np.inf, 0.0) and np.isnan(overlap_t(pd.Series([0.3]), 1)[0])

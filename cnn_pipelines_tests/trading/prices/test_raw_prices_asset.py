@@ -35,8 +35,8 @@ def test_range_run_writes_every_partition_and_reports(lake_root, tiny_source):
     preview = last["preview"].value.records
     day = lake.read_partitions(lake_root, "raw_prices", ["2020-01-10"]).set_index("ticker")
     assert last["preview_day"].value == "2020-01-10" and "date" not in preview[0].data  # no date column to wrap
-    assert preview and all(r.data["close"] == pytest.approx(day.loc[r.data["ticker"], "close"], abs=1e-4)
-                           for r in preview)
+    assert preview and all(r.data["close"] == pytest.approx(day.loc[r.data["ticker"], "close"], abs=0.005)
+                           and r.data["close"] == round(r.data["close"], 2) for r in preview)  # to the cent
     assert all("preview" not in by_key[k] and "run_rows" not in by_key[k] for k in keys[:-1])
     checks = result.get_asset_check_evaluations()
     assert {c.check_name for c in checks} == {"schema", "unique_date_ticker", "price_sanity", "no_quarantined_tickers"}

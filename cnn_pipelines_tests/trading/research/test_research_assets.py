@@ -16,7 +16,7 @@ from cnn_pipelines.trading.research.assets import CALENDAR, CHAIN_START_TAG, RS,
 from cnn_pipelines.trading.prices.resources import SyntheticPriceSource
 from cnn_pipelines.trading.research.walkforward import fold_for
 from cnn_pipelines.trading.research.model_assets import MODEL_PREDICTIONS
-from cnn_pipelines.trading.evaluation.assets import backtest, factor_tearsheet, model_leaderboard
+from cnn_pipelines.trading.evaluation.assets import ES, backtest, factor_tearsheet, model_leaderboard
 from cnn_pipelines.trading.evaluation.metrics import oos_ic
 from cnn_pipelines.trading.evaluation.study_assets import study_report
 from cnn_pipelines.storage.io_manager import ParquetLakeIOManager
@@ -77,6 +77,11 @@ def test_metadata_has_rankings_pictures_and_ics(research_lake):
     assert not metadata_offenders(meta)  # issue 31: rounded, no nan, no long inline lists
     assert "data:image/png;base64," in meta["feature_selection"]["mutual_information"].value
     assert "data:image/png;base64," in meta["image_layout"]["dendrograms"].value
+    head, rows = meta["image_layout"]["image_rows"].value.split(": ")  # look-backs in days, not indices
+    from cnn_pipelines.trading.features.assets import SETTINGS
+
+    assert head == f"{len(SETTINGS.periods)} look-backs (days), top to bottom"
+    assert sorted(int(r) for r in rows.split(", ")) == sorted(SETTINGS.periods)
     assert "data:image/png;base64," in meta["cnn_images"]["mean_image_by_decile"].value
     assert "data:image/png;base64," in meta["cnn_model"]["val_ic_heatmap"].value
     assert meta["cnn_model"]["trained_epochs_this_run"].value == RS.epochs
@@ -151,6 +156,10 @@ def test_comparison_models_predict_the_same_rows_and_the_leaderboard_scores_them
         assert "data:image/png;base64," in (folder / model / "tearsheet.html").read_text()
     common, own = (int(n) for n in re.findall(r"\d+", meta["sample"].value)[:2])
     assert (common, own) == (every_model, cnn_rows) and 0 < common <= own  # the rows the leaderboard scores
+    sheet = by_asset["factor_tearsheet"]  # its 1D IC's days, and why they are fewer than the label's
+    days, label_days = (int(n) for n in re.match(r"(\d+) days, .* realized day of the label \((\d+)\)",
+                                                  sheet["days_scored"].value).groups())
+    assert f"up to {ES.periods[-1]}D is realized" in sheet["days_scored"].value and 0 < days <= label_days
     # issue 31: the study at a glance, over the same lake
     study = by_asset["study_report"]
     preds = lake.read_partitions(root, "oos_predictions", [PERIOD], "period")
@@ -190,7 +199,7 @@ def test_between_retrains_a_month_is_predicted_by_the_retrain_periods_model(rese
             for e in result.get_asset_materialization_events()}
     for asset in ("feature_selection", "image_layout", "cnn_model", "oos_predictions"):
         assert meta[asset]["model_period"].value == PERIOD, asset
-    assert meta["cnn_model"]["retrained"].value is False
+    assert meta["cnn_model"]["retrain_month"].value is False
     for asset in ("feature_selection", "cnn_model", "oos_predictions"):  # April's page names March too
         assert meta[asset]["lake_covers"].value == f"{PERIOD[:7]} .. {april[:7]} (2 monthly partitions)", asset
     assert not (root / "models" / "cnn" / april).exists()  # nothing trained for April
@@ -210,7 +219,7 @@ def test_between_retrains_a_month_is_predicted_by_the_retrain_periods_model(rese
     april_images = result.output_for_node("cnn_images")
     for model in ("ridge", "hgb", "ar_cnn"):
         assert meta[f"{model}_predictions"]["model_period"].value == PERIOD, model
-        assert meta[f"{model}_predictions"]["retrained"].value is False, model
+        assert meta[f"{model}_predictions"]["retrain_month"].value is False, model
         assert not (root / "models" / model / april).exists(), model
     for model in ("ridge", "hgb"):
         march_model = pickle.loads(fitted_path(root, model, PERIOD).read_bytes())
