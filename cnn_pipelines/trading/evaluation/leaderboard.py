@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from cnn_pipelines.trading.evaluation.backtest import run_backtest, trade_returns
-from cnn_pipelines.trading.evaluation.metrics import MIN_NAMES, daily_ic, mean_and_se
+from cnn_pipelines.trading.evaluation.metrics import MIN_NAMES, daily_ic, mean_and_se, newey_west_se
 
 
 @dataclass
@@ -108,8 +108,10 @@ def build_leaderboard(preds: pd.DataFrame, prices: pd.DataFrame, target: str, k:
     preds, coverage = same_rows(preds)
     for model, f in preds.groupby("model", sort=True):
         ic = daily_ic(f["date"].to_numpy(), f["prediction"].to_numpy(float), f[target].to_numpy(float))
-        mean, se = mean_and_se(ic)
         per_day = f[["date", "period"]].drop_duplicates().set_index("date")["period"]
+        # Newey-West within each test month, as the study's oos_ic_se: adjacent days share prices and a model
+        mean = float(ic.mean()) if len(ic) else float("nan")
+        se = newey_west_se([b for _, b in ic.groupby(per_day.reindex(ic.index).to_numpy())])
         period_ic[model] = ic.groupby(per_day.reindex(ic.index).to_numpy()).mean()
         bt = run_backtest(f[["date", "ticker", "prediction"]], prices, k, cost_bps, sessions)
         s = bt.stats["long_short"]

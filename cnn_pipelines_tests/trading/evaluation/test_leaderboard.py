@@ -188,3 +188,24 @@ def test_the_monthly_label_is_first_open_to_last_open_and_a_name_delisted_mid_mo
     assert monthly_ic(frame, prices).iloc[0] == pytest.approx(1.0)  # close to close: -1 on T0..T3, T4 dropped
     assert not len(month_trade_returns(prices[pd.to_datetime(prices["date"]) < pd.Timestamp("2021-02-26")],
                                        pd.Period("2021-02", "M")))  # the month has not ended
+
+
+def test_the_leaderboards_standard_error_is_the_studys_newey_west_one():
+    """The leaderboard and the study view quote one kind of s.e. for one kind of IC: Newey-West within each
+    test month (it showed an iid 0.0200 beside the study's 0.0194). A model that is right on runs of days
+    has autocorrelated daily ICs, and its s.e. must be wider than the iid one."""
+    from cnn_pipelines.trading.evaluation.metrics import newey_west_se
+
+    preds, prices, sessions = _market(days=80)
+    day = pd.Series(pd.to_datetime(preds["date"]))
+    streak = np.where((day.dt.day // 7) % 2 == 0, 1.0, -1.0)  # right for a week, wrong the next
+    preds.loc[preds["model"] == "noise", "prediction"] = (
+        streak * preds["fwd_open_1d"] + np.random.default_rng(5).normal(0, 0.02, len(preds)))[preds["model"] == "noise"]
+    preds["period"] = np.where(day < pd.Timestamp("2021-02-15"), "2021-01-01", "2021-02-01")
+    board = build_leaderboard(preds, prices, "fwd_open_1d", k=3, cost_bps=5, sessions=sessions)
+    row = board.table.set_index("model").loc["noise"]
+    f = preds[preds["model"] == "noise"]
+    blocks = [daily_ic(g["date"].to_numpy(), g["prediction"].to_numpy(), g["fwd_open_1d"].to_numpy())
+              for _, g in f.groupby("period")]
+    assert row["ic_se"] == pytest.approx(newey_west_se(blocks))
+    assert row["ic_se"] > 1.25 * mean_and_se(pd.concat(blocks))[1]  # the iid s.e. understates it
