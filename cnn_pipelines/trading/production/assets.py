@@ -37,7 +37,8 @@ def _window(asset: str, extra: int = 0) -> dg.AssetIn:
 def production_model(context: dg.AssetExecutionContext, indicator_panel: pd.DataFrame,
                      raw_prices: pd.DataFrame) -> dg.Output[dict]:
     """CNN trained on the trailing window ending at the partition date. Labels are recomputed from prices
-    up to that date, so only returns already realized are used; selection, layout and epochs as in research."""
+    up to that date, so only returns already realized are used. Selection, layout and the epoch ensemble are
+    fitted the way research fits them, on this window (so its families and epochs are its own)."""
     from cnn_pipelines.trading.research.cnn import fingerprint, train_period
 
     day = context.partition_key
