@@ -14,9 +14,7 @@ def asset_output(context: dg.AssetExecutionContext, value: Any, metadata: Mappin
 
     Metadata given to ``dg.Output`` is stored twice, in the step-output event and in the materialization; a
     period's pictures would double the instance's history for nothing. Asset metadata is stored once."""
-    metadata = dict(metadata or {})
-    if "lake_covers" not in metadata:
-        metadata = {**run_covers(context), **metadata}
+    metadata = _with_covers(context, metadata or {})
     if metadata:
         context.add_asset_metadata(metadata)
     return dg.Output(value)
@@ -24,8 +22,13 @@ def asset_output(context: dg.AssetExecutionContext, value: Any, metadata: Mappin
 
 def asset_result(context: dg.AssetExecutionContext, metadata: Mapping[str, Any]) -> dg.MaterializeResult:
     """A materialization whose ``metadata`` is stored once (see ``asset_output``)."""
-    context.add_asset_metadata(metadata if "lake_covers" in metadata else {**run_covers(context), **metadata})
+    context.add_asset_metadata(_with_covers(context, metadata))
     return dg.MaterializeResult()
+
+
+def _with_covers(context: dg.AssetExecutionContext, metadata: Mapping[str, Any]) -> dict:
+    """``metadata`` headed by ``lake_covers`` (``run_covers``) unless it already names it."""
+    return dict(metadata) if "lake_covers" in metadata else {**run_covers(context), **metadata}
 
 
 def lake_covers(root, table: str, keys: list[str], column: str = "date") -> dict:
@@ -48,19 +51,19 @@ def lake_covers(root, table: str, keys: list[str], column: str = "date") -> dict
     return {"lake_covers": f"{days[0]} .. {days[-1]} ({count})"}
 
 
-def run_covers(context: dg.AssetExecutionContext) -> dict:
-    """``lake_covers`` for a one-partition run of an asset stored in the lake (its "lake" resource), so its
-    page names the range built before it, not the one partition its latest event is about; {} otherwise
-    (range runs report it through ``partition_metadata.report``)."""
+def run_covers(context: dg.AssetExecutionContext, keys: list[str] | None = None) -> dict:
+    """``lake_covers`` for a run of a partitioned asset stored in the lake (its "lake" resource), so its page
+    names the range built before it, not only the partitions its latest event is about: ``keys`` (a range run's
+    partitions) or the run's one partition; {} for an unpartitioned asset or a range run without ``keys``."""
     root = getattr(getattr(context.resources, "lake", None), "root", None)
     partitions = context.assets_def.partitions_def
     # an unpartitioned asset in a partitioned run (study_report in the nightly run) has the run's key too
-    if root is None or partitions is None or not context.has_partition_key:
+    if root is None or partitions is None or (keys is None and not context.has_partition_key):
         return {}
     from cnn_pipelines.storage import lake
 
     monthly = isinstance(partitions, dg.MonthlyPartitionsDefinition)
-    return lake_covers(lake.as_root(root), context.asset_key.path[-1], [context.partition_key],
+    return lake_covers(lake.as_root(root), context.asset_key.path[-1], keys or [context.partition_key],
                        "period" if monthly else "date")
 
 

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 import dagster as dg
 import pandas as pd
 
-from cnn_pipelines.metadata import lake_covers
-from cnn_pipelines.storage import lake
+from cnn_pipelines.metadata import run_covers
 from cnn_pipelines.storage.spool import SpooledTable
 
 
@@ -53,25 +52,13 @@ def run_meta(summary: TableSummary, keys: list[str]) -> dict:
             "run_last_date": days[-1] if days else "n/a (no rows)"}
 
 
-def lake_coverage(context: dg.AssetExecutionContext, keys: list[str]) -> dict:
-    """What the lake holds of this table once the run's partitions land, so a one-day nightly run does not hide
-    the range materialized before it (an asset's overview shows its latest event only)."""
-    root = getattr(getattr(context.resources, "lake", None), "root", None)
-    if root is None:
-        return {}
-    return lake_covers(lake.as_root(root), context.asset_key.path[-1], keys)
-
-
-
-
-
 def report(context: dg.AssetExecutionContext, table: pd.DataFrame | SpooledTable, per_run: dict) -> dict:
     """Attach per-partition metadata to each partition of this run and ``per_run`` (plus the run's totals and
     what the lake covers) to the newest one; returns what ``dg.Output`` should carry (everything, for a
     one-partition run)."""
     keys = list(context.partition_keys)
     summary = TableSummary.of(table)
-    per_run = {**lake_coverage(context, keys), **per_run}
+    per_run = {**run_covers(context, keys), **per_run}
     if len(keys) == 1:
         return {**partition_meta(summary, keys[0]), **run_meta(summary, keys), **per_run}
     for key in keys:

@@ -245,7 +245,8 @@ def model_leaderboard(context: dg.AssetExecutionContext, config: BacktestConfig)
     # from a week before the first test day: the first month's monthly IC needs the previous month-end close
     prices, sessions = load_prices_after(root, str((pd.Timestamp(min(preds["date"])) - pd.Timedelta(days=10)).date()))
     board = build_leaderboard(preds, prices, RS.target, config.top_k, config.cost_bps, sessions, MONTHLY_MODELS)
-    sheets = model_tearsheets(same_rows(preds)[0], prices, sessions, reports_dir("model_leaderboard"))
+    common = same_rows(preds)[0]
+    sheets = model_tearsheets(common, prices, sessions, reports_dir("model_leaderboard"))
     model_predictions_view(root, PREDICTION_TABLES)
     lim = max(0.05, float(np.nanmax(np.abs(board.period_ic.to_numpy())))) if board.period_ic.size else 0.05
     heat = heatmap(board.period_ic.T.rename(columns=lambda p: str(p)[:7]),
@@ -277,16 +278,15 @@ def model_leaderboard(context: dg.AssetExecutionContext, config: BacktestConfig)
         "tearsheets": table_value(tearsheets_display(sheets)),
         "tearsheet_folder": dg.MetadataValue.path(str(reports_dir("model_leaderboard").resolve())),
         "tearsheet_files": f"MODEL/tearsheet.html in that folder, for {', '.join(sheets.index.astype(str))}",
-        "sample": sample_note(preds),
+        "sample": sample_note(common, preds),
         "note": f"{days} test days: differences between models smaller than about two IC standard errors are noise. "
                 + seed_note(root, sorted(preds["period"].astype(str).unique())),
     })
 
 
-def sample_note(preds: pd.DataFrame) -> str:
-    """Which rows the leaderboard scores, and why its cnn_ta figures differ a little from factor_tearsheet's
-    and backtest's (those score every row cnn_ta predicts)."""
-    common, _ = same_rows(preds)
+def sample_note(common: pd.DataFrame, preds: pd.DataFrame) -> str:
+    """Which rows the leaderboard scores (``common``: ``same_rows`` of ``preds``), and why its cnn_ta figures
+    differ a little from factor_tearsheet's and backtest's (those score every row cnn_ta predicts)."""
     own = int(preds.loc[preds["model"] == "cnn_ta", "prediction"].notna().sum())
     per_model = int(len(common) / max(common["model"].nunique(), 1))
     return (f"{per_model} (date, ticker) rows that every model predicts, of cnn_ta's {own}: factor_tearsheet and "

@@ -109,10 +109,11 @@ def build_leaderboard(preds: pd.DataFrame, prices: pd.DataFrame, target: str, k:
     for model, f in preds.groupby("model", sort=True):
         ic = daily_ic(f["date"].to_numpy(), f["prediction"].to_numpy(float), f[target].to_numpy(float))
         per_day = f[["date", "period"]].drop_duplicates().set_index("date")["period"]
+        by_period = ic.groupby(per_day.reindex(ic.index).to_numpy())
         # Newey-West within each test month, as the study's oos_ic_se: adjacent days share prices and a model
         mean = float(ic.mean()) if len(ic) else float("nan")
-        se = newey_west_se([b for _, b in ic.groupby(per_day.reindex(ic.index).to_numpy())])
-        period_ic[model] = ic.groupby(per_day.reindex(ic.index).to_numpy()).mean()
+        se = newey_west_se([b for _, b in by_period])
+        period_ic[model] = by_period.mean()
         bt = run_backtest(f[["date", "ticker", "prediction"]], prices, k, cost_bps, sessions)
         s = bt.stats["long_short"]
         nets[model] = bt.daily.set_index("date")["net"]

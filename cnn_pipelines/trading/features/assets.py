@@ -115,7 +115,7 @@ def forward_returns(context: dg.AssetExecutionContext, raw_prices: pd.DataFrame)
         realized = table[col].notna()
         excluded = int((realized & ~table[f"{col}_ok"]).sum())
         meta[f"{col}_realized"] = int(realized.sum())
-        pending[col] = len(table) - int(realized.sum())
+        pending[col] = len(table) - meta[f"{col}_realized"]
         meta[f"{col}_untrainable_jumps"] = excluded
         if excluded:
             context.log.warning(f"{excluded} {col} labels not trained on: a one-day move beyond "

@@ -19,7 +19,7 @@ from cnn_pipelines.metadata import asset_output, asset_result, inline, listed, s
 from cnn_pipelines.settings_file import project_env
 from cnn_pipelines.storage import lake
 from cnn_pipelines.trading.prices.calendar import to_date, trading_calendar
-from cnn_pipelines.trading.prices.checks import bar_text, price_check_results
+from cnn_pipelines.trading.prices.checks import bars_frame, price_check_results
 from cnn_pipelines.trading.partition_metadata import report as partition_report
 from cnn_pipelines.storage.io_manager import ParquetLakeIOManager
 from cnn_pipelines.trading.partitions import weekday_partitions
@@ -80,9 +80,9 @@ def rejected_rows_table(quarantine: pd.DataFrame, limit: int = REJECTED_SHOWN) -
     q = quarantine.copy()
     q["date"] = q["date"].fillna("").astype(str) if "date" in q else ""
     q = q.sort_values(["ticker", "date"], kind="stable").head(limit)
-    return table_value(pd.DataFrame({"ticker": q["ticker"].astype(str), "date": q["date"].replace("", "n/a"),
-                                     "rule": q["rule"].astype(str),
-                                     "bar": [bar_text(r) for _, r in q.iterrows()]}))
+    shown = bars_frame(q.assign(date=q["date"].replace("", "n/a")))
+    shown.insert(2, "rule", q["rule"].astype(str).to_numpy())
+    return table_value(shown)
 
 
 def _actions(table: pd.DataFrame, key: str) -> dict[str, dg.MetadataValue | int]:

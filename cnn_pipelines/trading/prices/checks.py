@@ -54,10 +54,15 @@ def bar_text(row: pd.Series) -> str:
     return " ".join(parts) or "no bar (file or source)"
 
 
+def bars_frame(rows: pd.DataFrame) -> pd.DataFrame:
+    """Bars as ticker, date and their values on one line (``bar_text``): three narrow columns."""
+    return pd.DataFrame({"ticker": rows["ticker"].astype(str), "date": rows["date"].astype(str),
+                         "bar": [bar_text(r) for _, r in rows.iterrows()]})
+
+
 def bars_table(rows: pd.DataFrame) -> dg.TableMetadataValue:
-    """Bars as ticker, date and their values on one line."""
-    return table_value(pd.DataFrame({"ticker": rows["ticker"].astype(str), "date": rows["date"].astype(str),
-                                     "bar": [bar_text(r) for _, r in rows.iterrows()]}))
+    """``bars_frame`` as a table the UI shows inline."""
+    return table_value(bars_frame(rows))
 
 
 def price_check_results(df: pd.DataFrame) -> Iterator[dg.AssetCheckResult]:
