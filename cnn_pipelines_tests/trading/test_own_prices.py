@@ -1,4 +1,4 @@
-"""A user's own folder of messy vendor files, in three layouts, runs through the main job with a historical --end,
+"""A user's own folder of messy vendor files, in four layouts, runs through the main job with a historical --end,
 end to end."""
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from cnn_pipelines_tests.trading.prices.vendor_files import vendor_folder
 
 
 @pytest.mark.timeout(1500)
-def test_vendor_folder_in_three_layouts_runs_the_main_job_end_to_end(tmp_path: Path):
+def test_vendor_folder_in_four_layouts_runs_the_main_job_end_to_end(tmp_path: Path):
     """Per-ticker Yahoo CSVs, a long CSV with Symbol and DST-changing offsets (and the index ^GSPC), a long
-    lowercase Parquet file. Before issue 27 the offsets crashed planning (AttributeError on .dt), ^GSPC was
+    lowercase Parquet file, and the two-level CSV yfinance's download writes (V1). Before issue 27 the offsets crashed planning (AttributeError on .dt), ^GSPC was
     traded, its bar on 2018-12-05 quarantined its history, and --days 300 failed in feature_selection."""
     files = tmp_path / "vendor"
     clean = vendor_folder(files, "2017-01-03", "2020-09-30", n_tickers=5, broken="BRK", layouts=True)
@@ -54,6 +54,8 @@ def test_vendor_folder_in_three_layouts_runs_the_main_job_end_to_end(tmp_path: P
     brk = set(days[prices["ticker"] == "BRK"])
     assert bad_day not in brk and before_bad in brk and after_bad in brk
     assert sorted(prices["ticker"].unique()) == ["BRK", *[f"V{i}" for i in range(5)], "^GSPC"]
+    v1 = prices.loc[prices["ticker"] == "V1"].set_index(days[prices["ticker"] == "V1"])["close"].sort_index()
+    assert len(v1) > 300 and np.allclose(v1, clean["V1"].set_index("Date")["Close"].reindex(v1.index))  # yfinance's layout
     assert pd.Timestamp("2018-12-05") not in set(days)  # the index's flat bar on the closure: repaired
     gspc = set(days[prices["ticker"] == "^GSPC"])
     assert {pd.Timestamp("2018-12-04"), pd.Timestamp("2018-12-06")} <= gspc and min(gspc) == days.min()  # all kept

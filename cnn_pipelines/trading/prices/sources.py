@@ -112,16 +112,58 @@ def list_price_files(path: str) -> list[Path]:
 
 
 def read_price_file(path: Path) -> pd.DataFrame:
-    """Read one CSV/Parquet price file into canonical columns (ticker from the file name if absent)."""
+    """Read one CSV/Parquet price file into canonical columns (ticker from the file name if absent).
+
+    Long files, per-ticker files and files with columns on two levels (fields x tickers, as
+    ``yfinance.download(...)`` returns them and ``to_csv`` / ``to_parquet`` save them) are all read."""
     name = path.name
+    parquet = name.lower().endswith(".parquet")
     try:
-        raw = pd.read_parquet(path) if name.lower().endswith(".parquet") else pd.read_csv(path)
+        if parquet:
+            raw = pd.read_parquet(path)
+        elif _two_level_header(path):
+            raw = pd.read_csv(path, header=[0, 1], index_col=0)
+        else:
+            raw = pd.read_csv(path)
     except Exception as exc:  # pandas/pyarrow raise many types for corrupt files
-        raise PriceSchemaError(f"{path}: cannot be read as {'Parquet' if name.lower().endswith('.parquet') else 'CSV'} ({exc})") from exc
+        raise PriceSchemaError(f"{path}: cannot be read as {'Parquet' if parquet else 'CSV'} ({exc})") from exc
+    if isinstance(raw.columns, pd.MultiIndex):
+        return two_level_to_long(raw, source=str(path))
     raw = raw.reset_index(drop=raw.index.name is None and not isinstance(raw.index, pd.MultiIndex))
     # a blank trailing line (",,,,,") is no bar: drop rows with nothing in them before reading dates
     raw = raw.dropna(how="all").reset_index(drop=True)
     return normalize_columns(raw, source=str(path), ticker=file_ticker(path))
+
+
+def _two_level_header(path: Path) -> bool:
+    """Whether a CSV holds columns on two levels as pandas writes them (``yfinance.download(...).to_csv()``): a
+    row of fields (``Price,Close,High,...``) and a row of tickers (``Ticker,AAPL,AAPL,...``), in either order,
+    then the index's name alone (``Date,,,``). Read as one header, the dates would sit under ``Price``."""
+    try:
+        head = pd.read_csv(path, header=None, nrows=3, dtype=str, skip_blank_lines=False)
+    except Exception:  # noqa: BLE001 - the full read names what is wrong with the file
+        return False
+    return (len(head) == 3 and head.shape[1] > 1 and _normalize_name(head.iat[2, 0]) == "date"
+            and bool(head.iloc[2, 1:].isna().all()) and bool(head.iloc[:2, 1:].notna().all().all()))
+
+
+def two_level_to_long(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Bars in columns on two levels, fields (Open, Close, Adj Close, ...) and tickers in either order, with the
+    dates as index (yfinance's ``download``), as the canonical long table. A ticker's rows with no field
+    (before it listed, after it delisted) are the layout's padding, not bars, and are left out."""
+    if frame.columns.nlevels != 2:
+        raise PriceSchemaError(f"{source}: columns on {frame.columns.nlevels} levels; expected fields and tickers")
+    field_level = [i for i in (0, 1) if "close" in {_normalize_name(v) for v in frame.columns.get_level_values(i)}]
+    if len(field_level) != 1:
+        levels = [sorted({str(v) for v in frame.columns.get_level_values(i)})[:8] for i in (0, 1)]
+        raise PriceSchemaError(f"{source}: columns on two levels, but not one level of fields (Open, High, Low, "
+                               f"Close, Volume) and one of tickers; found {levels}")
+    long = frame.stack(level=1 - field_level[0], future_stack=True)
+    long.index = long.index.set_names(["date", "ticker"])
+    long = long.reset_index()
+    long.columns = [str(c) for c in long.columns]
+    long = normalize_columns(long, source=source)
+    return long.dropna(subset=["open", "high", "low", "close", "volume"], how="all").reset_index(drop=True)
 
 
 def file_ticker(path: Path) -> str:
@@ -174,18 +216,12 @@ def yahoo_frame_to_long(frame: pd.DataFrame, tickers: Sequence[str]) -> pd.DataF
     one ticker) into the canonical long table. Tickers with no rows are simply absent."""
     if frame is None or frame.empty:
         return pd.DataFrame(columns=CANONICAL_COLUMNS)
-    fields = {"open", "high", "low", "close", "adj close", "volume", "dividends", "stock splits", "capital gains"}
     if isinstance(frame.columns, pd.MultiIndex):
-        lvl0 = {str(v).lower() for v in frame.columns.get_level_values(0)}
-        ticker_level = 1 if lvl0 <= fields else 0
-        long = frame.stack(level=ticker_level, future_stack=True)
-        long.index = long.index.set_names(["date", "ticker"])
-        long = long.reset_index()
-    else:
-        if len(tickers) != 1:
-            raise PriceSchemaError(f"yahoo: flat columns {list(frame.columns)} but {len(tickers)} tickers requested")
-        long = frame.rename_axis("date").reset_index()
-        long["ticker"] = tickers[0]
+        return two_level_to_long(frame, source="yahoo")
+    if len(tickers) != 1:
+        raise PriceSchemaError(f"yahoo: flat columns {list(frame.columns)} but {len(tickers)} tickers requested")
+    long = frame.rename_axis("date").reset_index()
+    long["ticker"] = tickers[0]
     long.columns = [str(c) for c in long.columns]
     long = normalize_columns(long, source="yahoo")
     long = long.dropna(subset=["open", "high", "low", "close", "volume"], how="all")

@@ -100,6 +100,66 @@ def test_no_files_is_a_clear_error(tmp_path):
         read_price_files(str(tmp_path / "nothing*"), "2022-01-01", "2022-02-01")
 
 
+@st.composite
+def bars_in_two_layouts(draw) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The same bars as a long table and as yfinance.download returns them: columns (Price, Ticker) or
+    (Ticker, Price), dates as index (naive, or New York midnights as Ticker.history gives), a ticker that is
+    absent on some days (listed late, delisted, a missing bar) padded with empty cells."""
+    tickers = draw(st.lists(st.sampled_from(["AAPL", "MSFT", "BRK-B", "^GSPC", "X", "ab.c"]), min_size=1, max_size=4,
+                            unique=True))
+    days = pd.bdate_range("2022-01-03", periods=draw(st.integers(2, 8)), name="Date")
+    extras = draw(st.sampled_from([[], ["Adj Close"], ["Adj Close", "Dividends", "Stock Splits"]]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    rows = []
+    for t in tickers:
+        present = draw(st.lists(st.booleans(), min_size=len(days), max_size=len(days)).filter(any))
+        close = 50 * np.exp(rng.normal(0, 0.02, len(days)).cumsum())
+        bars = pd.DataFrame({"Date": days, "Ticker": t, "Open": close * 1.001, "High": close * 1.01,
+                             "Low": close * 0.99, "Close": close, "Volume": rng.integers(1, 10**7, len(days)) * 1.0})
+        if extras:
+            bars["Adj Close"] = close * 0.98
+        if "Stock Splits" in extras:
+            bars["Dividends"] = 0.0
+            bars["Stock Splits"] = np.where(rng.random(len(days)) < 0.2, 2.0, 0.0)
+        rows.append(bars.loc[present])
+    long = pd.concat(rows, ignore_index=True)
+    wide = long.set_index(["Date", "Ticker"]).unstack("Ticker")
+    wide.columns = wide.columns.set_names(["Price", "Ticker"])
+    if draw(st.booleans()):
+        wide = wide.swaplevel(axis=1).sort_index(axis=1)  # group_by="ticker"
+    if draw(st.booleans()):
+        wide.index = wide.index.tz_localize("America/New_York")
+    return long, wide
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(layouts=bars_in_two_layouts(), ext=st.sampled_from([".csv", ".csv.gz", ".parquet"]))
+def test_yfinance_two_level_files_read_as_the_same_bars_as_a_long_file(tmp_path_factory, layouts, ext):
+    """``yf.download([...]).to_csv()`` writes a Price row, a Ticker row and a Date row; read as one header, the
+    dates sat under 'Price' and every such file was quarantined ("missing column(s) ['date']"). Whatever the
+    level order, index and format, the file reads as the same bars as the long file of the same data."""
+    long, wide = layouts
+    folder = tmp_path_factory.mktemp("two_level")
+    long.to_csv(folder / "long.csv", index=False)
+    path = folder / f"download{ext}"
+    wide.to_parquet(path) if ext == ".parquet" else wide.to_csv(path)
+    want = read_price_files(str(folder / "long.csv"), DATES[0], "2022-02-01")
+    got = read_price_files(str(path), DATES[0], "2022-02-01")
+    assert got.attrs["file_errors"] == {}
+    key = ["ticker", "date"]
+    pd.testing.assert_frame_equal(got.drop(columns="source_file").sort_values(key).reset_index(drop=True),
+                                  want.drop(columns="source_file").sort_values(key).reset_index(drop=True),
+                                  check_dtype=False, check_like=True, rtol=1e-12)
+
+
+def test_two_level_columns_without_a_level_of_fields_are_named(tmp_path):
+    frame = yf_multi(["AAA"])
+    frame.columns = pd.MultiIndex.from_tuples([(t, f.replace("Close", "Last")) for f, t in frame.columns])
+    frame.to_csv(tmp_path / "odd.csv")
+    errors = read_price_files(str(tmp_path), DATES[0], DATES[-1]).attrs["file_errors"]
+    assert re.search(r"odd\.csv: columns on two levels.*'Last'", errors["ODD"])
+
+
 def yf_multi(tickers: list[str], price_first: bool = True) -> pd.DataFrame:
     """A frame shaped like yfinance.download(auto_adjust=True) for several tickers."""
     fields = ["Close", "High", "Low", "Open", "Volume"]

@@ -1,6 +1,7 @@
 """A folder of messy per-ticker vendor CSVs, as a user exports them: Yahoo layout with Adj Close, US dates
 with a time of day, a leading unnamed index column, float volume, weekend and holiday rows that repeat the
-previous bar, and (optionally) one ticker with a broken row."""
+previous bar, and (optionally) one ticker with a broken row; with ``layouts``, also a long CSV, a long Parquet
+file and the two-level CSV that ``yfinance.download(...).to_csv()`` writes."""
 
 from __future__ import annotations
 
@@ -51,6 +52,11 @@ def vendor_folder(folder: Path, start: str, end: str, n_tickers: int = 5, broken
 
 def _other_layouts(folder: Path, clean: dict[str, pd.DataFrame], names: list[str]) -> None:
     long_csv, long_parquet = names[2:4], names[4:]
+    # what `yfinance.download([...], auto_adjust=False).to_csv()` writes: a Price row, a Ticker row, a Date row
+    wide = clean[names[1]].set_index("Date")
+    wide.columns = pd.MultiIndex.from_product([wide.columns, [names[1]]], names=["Price", "Ticker"])
+    wide.to_csv(folder / "yf_download.csv")
+    (folder / f"{names[1]}.csv").unlink()
     frames = []
     for name in long_csv:
         frames.append(clean[name].assign(Symbol=name))
