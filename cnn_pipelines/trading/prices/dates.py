@@ -7,6 +7,9 @@ What vendors write, and what it becomes (always the exchange's local calendar da
   converted to the exchange's time zone, then dated. A stamp at midnight in its own offset labels a date
   (``2020-01-02T00:00:00Z`` is the bar of 2020-01-02, not New York's evening of the 1st), so it keeps the
   date as written;
+- integers of 9 to 19 digits: seconds, milliseconds, microseconds or nanoseconds since 1970 in UTC, by their
+  length (APIs, Polygon's and Databento's files), dated like a ``Z`` timestamp: in the exchange's zone, a UTC
+  midnight labelling its date;
 - numeric day/month dates (``03.04.2020``, ``04/03/2020``): day-first or month-first is decided per file from
   all its rows (a first field above 12 means day-first, a second above 12 month-first), never from the first
   row. A file whose every date reads both ways takes the ``date_order`` setting; without one it is refused
@@ -27,6 +30,7 @@ DATE_ORDERS = ("dayfirst", "monthfirst")
 DEFAULT_TZ = "America/New_York"
 _YMD = re.compile(r"^(?P<y>\d{4})[-/.](?P<m>\d{1,2})[-/.](?P<d>\d{1,2})(?P<rest>.*)$")
 _YMD8 = re.compile(r"^(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})(?P<rest>(?:[ T].*)?)$")
+_EPOCH = r"\d{9,19}"
 _NUM = re.compile(r"^(?P<a>\d{1,2})[-/.](?P<b>\d{1,2})[-/.](?P<y>\d{4}|\d{2})(?P<rest>.*)$")
 _TIME = re.compile(r"^(?:[ T](?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:\.\d+)?)?)?\s*"
                    r"(?P<off>Z|UTC|[+-]\d{2}(?::?\d{2})?)?$")
@@ -64,7 +68,18 @@ def session_dates(values: pd.Series, tz: str | None = None, date_order: str | No
         values = values.astype("Int64")  # yyyymmdd read as floats because of an empty cell
     if pd.api.types.is_integer_dtype(values.dtype):
         values = values.astype("string")
-    return _text_to_sessions(values.astype("string").str.strip(), tz, date_order, source)
+    text = values.astype("string").str.strip()
+    if len(text.dropna()) and bool(text.dropna().str.fullmatch(_EPOCH).all()):
+        return _epoch_to_sessions(text, tz)
+    return _text_to_sessions(text, tz, date_order, source)
+
+
+def _epoch_to_sessions(text: pd.Series, tz: str) -> pd.Series:
+    """Integer epochs in UTC, their unit read from their length (10 digits seconds, 13 ms, 16 us, 19 ns)."""
+    digits = text.str.len().fillna(0).astype(int).to_numpy()
+    scale = np.select([digits <= 10, digits <= 13, digits <= 16], [10**9, 10**6, 10**3], 1)
+    nanos = pd.to_numeric(text).astype("Int64") * pd.Series(scale, index=text.index, dtype="Int64")
+    return _aware_to_sessions(pd.to_datetime(nanos, unit="ns", utc=True), tz)
 
 
 def _aware_to_sessions(values: pd.Series, tz: str) -> pd.Series:

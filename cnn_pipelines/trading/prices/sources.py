@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import glob as globlib
+import gzip
 import logging
 import re
 import time
@@ -25,13 +26,18 @@ from cnn_pipelines.trading.prices.validation import CANONICAL_COLUMNS, PriceSche
 log = logging.getLogger(__name__)
 
 _ALIASES = {
+    # date_time: AmiBroker's "Date/Time"; ts_event: Databento; window_start: Polygon's flat files
     "date": "date", "datetime": "date", "timestamp": "date", "time": "date", "day": "date",
+    "date_time": "date", "ts_event": "date", "window_start": "date",
     "ticker": "ticker", "symbol": "ticker", "asset": "ticker",
     "open": "open", "high": "high", "low": "low", "close": "close",
+    # Bloomberg's fields
+    "px_open": "open", "px_high": "high", "px_low": "low", "px_last": "close", "px_volume": "volume",
     "adj_close": "adj_close", "adjclose": "adj_close", "adjusted_close": "adj_close",
     "volume": "volume", "vol": "volume",
     "stock_splits": "stock_splits", "splits": "stock_splits", "split": "stock_splits",
 }
+_TICKER_FALLBACK = "name"  # Kaggle's S&P 500 files name the ticker "Name"; used only where no ticker column is
 ACTION_COLUMNS = ["adj_close", "stock_splits"]  # kept beside the canonical columns: what adjustments derive from
 
 
@@ -55,6 +61,8 @@ def normalize_columns(df: pd.DataFrame, source: str, ticker: str | None = None) 
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise PriceSchemaError(f"{source}: columns {dupes} appear more than once after normalising {list(df.columns)}")
+    if "ticker" not in names and _TICKER_FALLBACK in names:
+        names = ["ticker" if n == _TICKER_FALLBACK else n for n in names]
     out.columns = names
     if "ticker" not in out.columns:
         if ticker is None:
@@ -107,7 +115,11 @@ def list_price_files(path: str) -> list[Path]:
         files = sorted(Path(f) for f in globlib.glob(path))
     files = [f for f in files if f.is_file()]
     if not files:
-        raise FileNotFoundError(f"no CSV/Parquet price files found at {path!r}")
+        others = ignored_files(path)
+        text = [f for f in others if f.lower().endswith(".txt")]
+        hint = (f"; it holds {len(text)} .txt file(s) (e.g. {text[0]}): point price_files at a glob such as "
+                f"'{Path(path) / '*.txt'}' to read them as CSV" if text else "")
+        raise FileNotFoundError(f"no CSV/Parquet price files found at {path!r}{hint}")
     return files
 
 
@@ -121,10 +133,12 @@ def read_price_file(path: Path) -> pd.DataFrame:
     try:
         if parquet:
             raw = pd.read_parquet(path)
-        elif _two_level_header(path):
-            raw = pd.read_csv(path, header=[0, 1], index_col=0)
         else:
-            raw = pd.read_csv(path)
+            dialect = csv_dialect(path)
+            if _two_level_header(path, dialect):
+                raw = pd.read_csv(path, header=[0, 1], index_col=0, **dialect)
+            else:
+                raw = pd.read_csv(path, **dialect)
     except Exception as exc:  # pandas/pyarrow raise many types for corrupt files
         raise PriceSchemaError(f"{path}: cannot be read as {'Parquet' if parquet else 'CSV'} ({exc})") from exc
     if isinstance(raw.columns, pd.MultiIndex):
@@ -135,12 +149,41 @@ def read_price_file(path: Path) -> pd.DataFrame:
     return normalize_columns(raw, source=str(path), ticker=file_ticker(path))
 
 
-def _two_level_header(path: Path) -> bool:
+_DECIMAL_COMMA = re.compile(r"(?:^|;)\s*-?\d+,\d+\s*(?:;|$)")
+
+
+def _head(path: Path, lines: int = 6) -> list[str]:
+    """The first lines of a CSV (gzip or not), for sniffing its dialect."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", errors="replace") as fh:  # an Excel BOM is no part of a name
+            return [line.rstrip("\r\n") for _, line in zip(range(lines), fh)]
+    except OSError:
+        return []  # the full read names what is wrong with the file
+
+
+def csv_dialect(path: Path) -> dict:
+    """How to read a vendor CSV: its delimiter from the header line (comma, or a semicolon or tab where the header
+    has no comma), and its number format. Semicolon files are European exports: decimal comma, and a point
+    between thousands where numbers carry one (dates stay text, so ``04.01.2021`` is not read as a number).
+    Comma files may quote numbers with thousands separators (``"1,234.56"``)."""
+    head = _head(path)
+    header = head[0] if head else ""
+    if "," in header or not header:
+        return {"sep": ",", "thousands": ","}
+    sep = ";" if ";" in header else "\t" if "\t" in header else ","
+    if sep != ";" or not any(_DECIMAL_COMMA.search(line) for line in head[1:]):
+        return {"sep": sep}
+    dates = [c for c in header.split(";") if _normalize_name(c.strip('"')) == "date"]
+    return {"sep": ";", "decimal": ",", "thousands": ".", "dtype": {c.strip('"'): str for c in dates}}
+
+
+def _two_level_header(path: Path, dialect: dict) -> bool:
     """Whether a CSV holds columns on two levels as pandas writes them (``yfinance.download(...).to_csv()``): a
     row of fields (``Price,Close,High,...``) and a row of tickers (``Ticker,AAPL,AAPL,...``), in either order,
     then the index's name alone (``Date,,,``). Read as one header, the dates would sit under ``Price``."""
     try:
-        head = pd.read_csv(path, header=None, nrows=3, dtype=str, skip_blank_lines=False)
+        head = pd.read_csv(path, header=None, nrows=3, dtype=str, skip_blank_lines=False, sep=dialect["sep"])
     except Exception:  # noqa: BLE001 - the full read names what is wrong with the file
         return False
     return (len(head) == 3 and head.shape[1] > 1 and _normalize_name(head.iat[2, 0]) == "date"
@@ -167,8 +210,10 @@ def two_level_to_long(frame: pd.DataFrame, source: str) -> pd.DataFrame:
 
 
 def file_ticker(path: Path) -> str:
-    """The ticker a per-ticker file stands for: its name without extension, upper case."""
-    return PRICE_FILE.sub("", path.name).upper()
+    """The ticker a per-ticker file stands for: its name without extension, upper case (``aapl.us.txt``, picked
+    by a glob, is ``AAPL.US``)."""
+    name = PRICE_FILE.sub("", path.name)
+    return (name if name != path.name else re.sub(r"\.[A-Za-z]{1,4}$", "", name)).upper()
 
 
 def read_price_files(path: str, start: str | dt.date, end: str | dt.date, tz: str | None = None,

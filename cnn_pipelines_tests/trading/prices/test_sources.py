@@ -152,6 +152,90 @@ def test_yfinance_two_level_files_read_as_the_same_bars_as_a_long_file(tmp_path_
                                   check_dtype=False, check_like=True, rtol=1e-12)
 
 
+# how vendors name the columns: (date, open, high, low, close, volume, ticker or None for one file per ticker)
+VENDOR_NAMES = {
+    "yahoo": ("Date", "Open", "High", "Low", "Close", "Volume", None),
+    "alpha_vantage": ("timestamp", "open", "high", "low", "close", "volume", None),
+    "amibroker": ("Date/Time", "Open", "High", "Low", "Close", "Volume", "Ticker"),
+    "bloomberg": ("Date", "PX_OPEN", "PX_HIGH", "PX_LOW", "PX_LAST", "PX_VOLUME", None),
+    "databento": ("ts_event", "open", "high", "low", "close", "volume", "symbol"),
+    "polygon": ("window_start", "open", "high", "low", "close", "volume", "ticker"),
+    "kaggle_sp500": ("date", "open", "high", "low", "close", "volume", "Name"),
+}
+# how they write the session date of a bar (a New York date)
+DATE_WRITERS = {
+    "iso": lambda d: d.strftime("%Y-%m-%d"),
+    "yyyymmdd": lambda d: d.strftime("%Y%m%d"),
+    "us": lambda d: d.strftime("%m/%d/%Y"),
+    "day_first": lambda d: d.strftime("%d.%m.%Y"),
+    "utc_midnight": lambda d: d.strftime("%Y-%m-%dT00:00:00.000Z"),
+    "epoch_s": lambda d: (d.tz_localize("America/New_York").tz_convert("UTC").asi8 // 10**9).astype(str),
+    "epoch_ms_close": lambda d: ((d + pd.Timedelta(hours=16)).tz_localize("America/New_York").asi8 // 10**6).astype(str),
+    "epoch_ns": lambda d: d.tz_localize("America/New_York").asi8.astype(str),
+}
+
+
+@st.composite
+def vendor_file(draw) -> tuple[pd.DataFrame, str, str, bytes]:
+    """Bars of one or more tickers, and the same bars as one vendor writes them: its column names, date
+    encoding, delimiter and number format (European: semicolons, decimal comma, points between thousands),
+    byte-order mark, line ends and row order."""
+    names = VENDOR_NAMES[draw(st.sampled_from(sorted(VENDOR_NAMES)))]
+    tickers = ["ACME"] if names[6] is None else draw(st.lists(st.sampled_from(["AAPL", "MSFT", "BRK.B"]),
+                                                               min_size=1, max_size=3, unique=True))
+    days = pd.bdate_range("2021-01-04", periods=draw(st.integers(9, 30)))  # past the 12th: day-first is decidable
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    bars = []
+    for t in tickers:
+        close = np.round(50 * np.exp(rng.normal(0, 0.02, len(days)).cumsum()), 2)
+        bars.append(pd.DataFrame({"date": days, "ticker": t, "open": np.round(close * 1.003, 2),
+                                  "high": np.round(close * 1.01, 2), "low": np.round(close * 0.99, 2),
+                                  "close": close, "volume": rng.integers(1, 5 * 10**6, len(days)).astype(float)}))
+    truth = pd.concat(bars, ignore_index=True)
+    out = pd.DataFrame({names[0]: DATE_WRITERS[draw(st.sampled_from(sorted(DATE_WRITERS)))](pd.DatetimeIndex(truth["date"]))})
+    for col, name in zip(["open", "high", "low", "close"], names[1:5]):
+        out[name] = truth[col]
+    european = draw(st.booleans())
+    out[names[5]] = [f"{v:,.0f}".replace(",", ".") for v in truth["volume"]] if european else truth["volume"]
+    if names[6] is not None:
+        out[names[6]] = truth["ticker"]
+    if draw(st.booleans()):
+        out = out.iloc[::-1]  # newest first, as Alpha Vantage writes
+    sep = ";" if european else draw(st.sampled_from([",", "\t"]))
+    text = out.to_csv(index=False, sep=sep, decimal="," if european else ".",
+                      lineterminator=draw(st.sampled_from(["\n", "\r\n"])))
+    data = (b"\xef\xbb\xbf" if draw(st.booleans()) else b"") + text.encode()
+    return truth, "ACME.csv" if names[6] is None else "prices.csv", sep, data
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=vendor_file())
+def test_vendor_dialects_read_as_the_same_bars(tmp_path_factory, case):
+    """Files that Bloomberg, AmiBroker, Databento, Polygon, Alpha Vantage and Kaggle's S&P 500 set write were
+    each quarantined for a column name ('PX_LAST', 'Date/Time', 'ts_event', 'window_start'), read as one ticker
+    named after the file ('Name'), or refused for their dates (epochs) or delimiter (European semicolons and
+    decimal commas, tabs). Whatever the vendor's names, dates, delimiter and number format, the bars read the same."""
+    truth, name, sep, data = case
+    folder = tmp_path_factory.mktemp("dialect")
+    (folder / name).write_bytes(data)
+    got = read_price_files(str(folder), "2021-01-01", "2021-03-31")
+    assert got.attrs["file_errors"] == {}, (sep, data[:300])
+    key = ["ticker", "date"]
+    want = truth.assign(date=truth["date"].dt.date).sort_values(key).reset_index(drop=True)
+    got = got[want.columns].sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, want, check_dtype=False, rtol=1e-12)
+
+
+def test_a_folder_of_txt_price_files_is_pointed_at_a_glob_and_read_with_tickers_from_their_names(tmp_path):
+    """Kaggle's US stocks set is a folder of ``aapl.us.txt`` CSVs: the folder error says which glob reads them."""
+    for t in ("aapl.us", "msft.us"):
+        ticker_frame(t).assign(OpenInt=0).to_csv(tmp_path / f"{t}.txt", index=False)
+    with pytest.raises(FileNotFoundError, match=r"2 \.txt file\(s\).*glob such as '.*\*\.txt'"):
+        read_price_files(str(tmp_path), DATES[0], DATES[-1])
+    out = read_price_files(str(tmp_path / "*.txt"), DATES[0], DATES[-1])
+    assert set(out["ticker"]) == {"AAPL.US", "MSFT.US"} and len(out) == 10
+
+
 def test_two_level_columns_without_a_level_of_fields_are_named(tmp_path):
     frame = yf_multi(["AAA"])
     frame.columns = pd.MultiIndex.from_tuples([(t, f.replace("Close", "Last")) for f, t in frame.columns])
