@@ -391,9 +391,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="print every Dagster event of every run (by default "
                                                                "the terminal shows warnings and errors; the UI has all)")
     args = parser.parse_args(argv)
-    from cnn_pipelines.trading.prices.resources import price_source_from_env
+    from cnn_pipelines.trading.prices.resources import FilePriceSource, price_source_from_env
 
-    coverage = price_source_from_env().coverage()
+    source = price_source_from_env()
+    coverage = source.coverage()
+    if coverage is None and isinstance(source, FilePriceSource):  # nothing a run could store: say why now
+        raise PlanError(source.why_no_bars())
     first = dt.date.fromisoformat(weekday_partitions.get_first_partition_key())
     clipped = bool(coverage and coverage[0] < first)
     prices_start = coverage[0] if coverage else None

@@ -283,3 +283,19 @@ def test_the_printed_transfer_lines_average_seeds_and_read_a_lake_from_before_se
     assert "transfer new_chain: 50 labelled images: head on transferred features 85.00%, fine-tuned 85.00%, same " \
            "network from scratch 65.00% (full offline data, mean of 2 seeds)" in text
     assert "fine-tuned n/a" in text  # the old chain's rows are read beside the new ones
+
+
+def test_price_files_with_no_readable_bar_stop_the_plan_naming_why(tmp_path, monkeypatch):
+    """A folder of Kaggle's ``aapl.us.txt`` files, or of files none of which reads, once planned a range from
+    nothing and launched a run that failed inside raw_prices. The plan now stops first, saying what to change."""
+    import cnn_pipelines.main as main
+
+    (tmp_path / "aapl.us.txt").write_text("Date,Open,High,Low,Close,Volume,OpenInt\n2021-01-04,1,1,1,1,10,0\n")
+    monkeypatch.setenv("CNN_PRICE_SOURCE", "files")
+    monkeypatch.setenv("CNN_PRICE_FILES", str(tmp_path))
+    monkeypatch.setattr(main, "prepare_instance", lambda: pytest.fail("a run was prepared"))
+    with pytest.raises(PlanError, match=r"1 \.txt file.*glob such as '.*\*\.txt'"):
+        main.main(["--end", "2021-01-04", "--no-vision"])
+    (tmp_path / "prices.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(PlanError, match=r"no file at .* holds a readable bar: .*prices\.csv: missing column"):
+        main.main(["--end", "2021-01-04", "--no-vision"])

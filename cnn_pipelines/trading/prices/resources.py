@@ -94,6 +94,18 @@ class FilePriceSource(PriceSource):
     def coverage(self) -> tuple[dt.date, dt.date] | None:
         return _files_coverage(self.path, self.exchange, self.date_order, _fingerprint(self.path))
 
+    def why_no_bars(self) -> str:
+        """Why the files hold no bar at all, for a plan to stop on before any run: none found (with what the
+        folder holds instead), or every file unreadable (the first errors, naming file and column)."""
+        try:
+            list_price_files(self.path)
+        except FileNotFoundError as exc:
+            return str(exc)
+        errors = read_price_files(self.path, dt.date(1800, 1, 1), dt.date(2200, 1, 1),
+                                  tz=trading_calendar(self.exchange).timezone, date_order=self.date_order).attrs["file_errors"]
+        listed = "; ".join(list(errors.values())[:3]) + (f"; and {len(errors) - 3} more" if len(errors) > 3 else "")
+        return f"no file at {self.path!r} holds a readable bar" + (f": {listed}" if listed else "")
+
     @property
     def description(self) -> str:
         return f"files({self.path})"
