@@ -89,6 +89,15 @@ def test_vision_benchmark_reports_both_pipelines_on_the_same_network():
 
 
 @pytest.mark.timeout(300)
+def test_ingest_benchmark_compares_both_date_layouts_with_a_plain_read() -> None:
+    r = run_benchmark("ingest.py", "--tickers", "6", "--days", "300")
+    for layout in ("iso", "us_time"):
+        assert r[f"{layout}_rows"] == 1800 and positive(r[f"{layout}_ratio"])
+        assert r[f"{layout}_kept_rows"] == r["iso_kept_rows"] > 0  # both layouts keep the same quarter
+    assert isinstance(r["goal_met"], bool)
+
+
+@pytest.mark.timeout(300)
 def test_lake_benchmark_compares_layouts_on_the_same_rows() -> None:
     r = run_benchmark("lake.py", "--names", "8", "--years", "1", "--columns", "12")
     assert r["rows"] == 8 * 261 and r["files"] == 12  # one file per calendar month (2015 has 261 weekdays)

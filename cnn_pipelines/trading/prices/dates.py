@@ -68,10 +68,54 @@ def session_dates(values: pd.Series, tz: str | None = None, date_order: str | No
         values = values.astype("Int64")  # yyyymmdd read as floats because of an empty cell
     if pd.api.types.is_integer_dtype(values.dtype):
         values = values.astype("string")
+    plain = _plain_dates(values, date_order)
+    if plain is not None:
+        return plain
     text = values.astype("string").str.strip()
     if len(text.dropna()) and bool(text.dropna().str.fullmatch(_EPOCH).all()):
         return _epoch_to_sessions(text, tz)
     return _text_to_sessions(text, tz, date_order, source)
+
+
+_ISO = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}(?P<t>[ T]\d{1,2}:\d{2}(?P<s>:\d{2})?)?$")
+_DAY_MONTH = re.compile(r"^\d{1,2}(?P<sep>[/.-])\d{1,2}(?P=sep)\d{4}(?P<t>[ T]\d{1,2}:\d{2}(?P<s>:\d{2})?)?$")
+
+
+def _plain_dates(values: pd.Series, date_order: str | None) -> pd.Series | None:
+    """The layouts most files use, without offsets (``2020-01-02``, ``20200102``, ``01/02/2020 16:00:00``,
+    ``02.01.2020``), parsed in C instead of through the regexes of the general path (``benchmarks/ingest.py``).
+    Numeric day/month dates follow the same rule: the one order that reads every row, else ``date_order``.
+    None when the first value has another layout or any row does not parse: the general path decides (and
+    names the rows it cannot read)."""
+    present = values.dropna()
+    if not len(present):
+        return None
+    first = str(present.iloc[0]).strip()
+    if re.fullmatch(r"\d{8}", first):
+        orders = {None: "%Y%m%d"}
+    elif m := _ISO.match(first):
+        orders = {None: "%Y-%m-%d" + _time_format(m)}
+    elif m := _DAY_MONTH.match(first):
+        sep, time = m["sep"], _time_format(m)
+        orders = {"monthfirst": f"%m{sep}%d{sep}%Y{time}", "dayfirst": f"%d{sep}%m{sep}%Y{time}"}
+    else:
+        return None
+    for order, fmt in orders.items():
+        dates = pd.to_datetime(values, format=fmt, errors="coerce")
+        if int(dates.notna().sum()) != len(present):
+            continue  # some row does not read this way: the other order, or the general path
+        if order == "monthfirst" and not bool((dates.dt.day > 12).any()):
+            # every row reads day-first too: the setting decides, or the general path refuses naming it
+            return None if date_order is None else pd.to_datetime(values, format=orders[date_order]).dt.normalize()
+        return dates.dt.normalize()
+    return None
+
+
+def _time_format(match: re.Match) -> str:
+    """The strptime suffix for the time of day a matched date carries (none, hh:mm or hh:mm:ss)."""
+    if not match["t"]:
+        return ""
+    return match["t"][0] + ("%H:%M:%S" if match["s"] else "%H:%M")
 
 
 def _epoch_to_sessions(text: pd.Series, tz: str) -> pd.Series:

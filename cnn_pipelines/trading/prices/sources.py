@@ -7,6 +7,7 @@ resources wrapping these live in ``resources.py``.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import glob as globlib
 import gzip
@@ -134,8 +135,9 @@ def read_price_file(path: Path) -> pd.DataFrame:
         if parquet:
             raw = pd.read_parquet(path)
         else:
-            dialect = csv_dialect(path)
-            if _two_level_header(path, dialect):
+            head = _head(path)
+            dialect = csv_dialect(path, head)
+            if _two_level_header(head, dialect["sep"]):
                 raw = pd.read_csv(path, header=[0, 1], index_col=0, **dialect)
             else:
                 raw = pd.read_csv(path, **dialect)
@@ -162,12 +164,12 @@ def _head(path: Path, lines: int = 6) -> list[str]:
         return []  # the full read names what is wrong with the file
 
 
-def csv_dialect(path: Path) -> dict:
+def csv_dialect(path: Path, head: list[str] | None = None) -> dict:
     """How to read a vendor CSV: its delimiter from the header line (comma, or a semicolon or tab where the header
     has no comma), and its number format. Semicolon files are European exports: decimal comma, and a point
     between thousands where numbers carry one (dates stay text, so ``04.01.2021`` is not read as a number).
     Comma files may quote numbers with thousands separators (``"1,234.56"``)."""
-    head = _head(path)
+    head = _head(path) if head is None else head
     header = head[0] if head else ""
     if "," in header or not header:
         return {"sep": ",", "thousands": ","}
@@ -178,16 +180,13 @@ def csv_dialect(path: Path) -> dict:
     return {"sep": ";", "decimal": ",", "thousands": ".", "dtype": {c.strip('"'): str for c in dates}}
 
 
-def _two_level_header(path: Path, dialect: dict) -> bool:
+def _two_level_header(head: list[str], sep: str) -> bool:
     """Whether a CSV holds columns on two levels as pandas writes them (``yfinance.download(...).to_csv()``): a
     row of fields (``Price,Close,High,...``) and a row of tickers (``Ticker,AAPL,AAPL,...``), in either order,
     then the index's name alone (``Date,,,``). Read as one header, the dates would sit under ``Price``."""
-    try:
-        head = pd.read_csv(path, header=None, nrows=3, dtype=str, skip_blank_lines=False, sep=dialect["sep"])
-    except Exception:  # noqa: BLE001 - the full read names what is wrong with the file
-        return False
-    return (len(head) == 3 and head.shape[1] > 1 and _normalize_name(head.iat[2, 0]) == "date"
-            and bool(head.iloc[2, 1:].isna().all()) and bool(head.iloc[:2, 1:].notna().all().all()))
+    rows = list(csv.reader(head[:3], delimiter=sep))
+    return (len(rows) == 3 and len(rows[0]) > 1 and _normalize_name(rows[2][0]) == "date"
+            and not any(c.strip() for c in rows[2][1:]) and all(c.strip() for r in rows[:2] for c in r[1:]))
 
 
 def two_level_to_long(frame: pd.DataFrame, source: str) -> pd.DataFrame:

@@ -1,0 +1,89 @@
+"""Price-file ingestion benchmark: a folder of per-ticker vendor CSVs read by the `files` source
+(`read_price_files`: dialect sniffing, column names, session dates, splits, the range cut) against pandas' plain
+`read_csv` of the same files, the floor any reader pays. Every raw_prices run reads the whole folder, so this is
+the fixed cost of each nightly run and each partition run of a backfill.
+
+    .venv/bin/python benchmarks/ingest.py                          # 500 tickers x 5,000 days (~2 minutes)
+    .venv/bin/python benchmarks/ingest.py --tickers 50 --days 500  # quick
+
+Two date layouts: ISO dates (`2020-01-02`, most vendors; parsed in C) and US dates with a time of day
+(`01/02/2020 16:00:00`, read through the regexes that decide day/month order and offsets). Same files, same
+run, same machine; best of 2 runs each. Goal: ISO dates at most 3x the plain read. The last line is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from vision import cpu_name  # noqa: E402
+
+from cnn_pipelines.trading.prices.sources import read_price_files  # noqa: E402
+
+LAYOUTS = {"iso": "%Y-%m-%d", "us_time": "%m/%d/%Y 16:00:00"}
+GOAL = 3.0
+
+
+def write_folder(folder: Path, tickers: int, days: int, date_format: str, seed: int = 0) -> int:
+    """Per-ticker CSVs as vendors write them (Date, OHLC, Adj Close, Volume); returns the rows written."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    dates = pd.bdate_range("2000-01-03", periods=days).strftime(date_format)
+    for i in range(tickers):
+        close = 50 * np.exp(rng.normal(0, 0.02, days).cumsum())
+        pd.DataFrame({"Date": dates, "Open": close * 1.002, "High": close * 1.01, "Low": close * 0.99, "Close": close,
+                      "Adj Close": close * 0.98, "Volume": rng.integers(10**5, 10**7, days)}).to_csv(
+            folder / f"T{i:04d}.csv", index=False, float_format="%.4f")
+    return tickers * days
+
+
+def best_of(fn, repeats: int = 2) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tickers", type=int, default=500)
+    parser.add_argument("--days", type=int, default=5000, help="weekdays of history per ticker")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="ingest_bench_"))
+    last = pd.bdate_range("2000-01-03", periods=args.days)[-1]
+    start = (last - pd.DateOffset(months=3)).date()  # a nightly or partition run keeps a short range
+    result: dict = {"cpu": f"{cpu_name()}, {os.cpu_count()} cores", "load": os.getloadavg()[0],
+                    "tickers": args.tickers, "days": args.days}
+    try:
+        print(f"{'dates':<10}{'rows':>12}{'read_csv s':>12}{'ours s':>9}{'ratio':>8}{'kept':>9}")
+        for name, fmt in LAYOUTS.items():
+            folder = root / name
+            rows = write_folder(folder, args.tickers, args.days, fmt)
+            files = sorted(folder.iterdir())
+            plain = best_of(lambda: [pd.read_csv(f) for f in files])
+            kept = {}
+            ours = best_of(lambda: kept.update(n=len(read_price_files(str(folder), start, last.date()))))
+            ratio = ours / plain
+            print(f"{name:<10}{rows:>12,}{plain:>12.2f}{ours:>9.2f}{ratio:>8.2f}{kept['n']:>9,}")
+            result.update({f"{name}_rows": rows, f"{name}_read_csv_s": round(plain, 3), f"{name}_ours_s": round(ours, 3),
+                           f"{name}_ratio": round(ratio, 2), f"{name}_kept_rows": kept["n"]})
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    result["goal_met"] = bool(result["iso_ratio"] <= GOAL)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
