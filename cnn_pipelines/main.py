@@ -325,8 +325,8 @@ def evaluation_summary(root: Path) -> str:
                 lines.append(f"leakage audit, {market}: IC {ic:+.4f} (s.e. {se:.4f}), oracle {oracle:+.4f}")
         if "daily_signals" in views:
             day, trade, longs, shorts = con.execute("""
-                select max(date), max(trade_date), string_agg(ticker, ' ') filter (where side = 'long'),
-                       string_agg(ticker, ' ') filter (where side = 'short')
+                select max(date), max(trade_date), string_agg(ticker, ', ' order by ticker) filter (where side = 'long'),
+                       string_agg(ticker, ', ' order by ticker) filter (where side = 'short')
                 from daily_signals where date = (select max(date) from daily_signals)""").fetchone()
             lines.append(f"signals from {day} for {trade}: long {longs}; short {shorts}")
         if "vision_results" in views:

@@ -141,10 +141,16 @@ def test_the_summary_of_a_lake_without_predictions_says_so(tmp_path, monkeypatch
     t = RS.target
     lake.write_partitions(tmp_path, "forward_returns", pd.DataFrame(
         {"date": [day], "ticker": ["AAA"], t: [0.01], f"{t}_ok": [True]}), ["2020-01-02"])
-    lake.ensure_views(tmp_path, ["raw_prices", "indicator_panel", "forward_returns"])
+    # Bloomberg-style tickers hold spaces: the printed signals separate names with commas, in order
+    lake.write_partitions(tmp_path, "daily_signals", pd.DataFrame(
+        {"date": [day] * 4, "trade_date": [day + pd.Timedelta(days=1)] * 4,
+         "ticker": ["MSFT US EQUITY", "AAPL US EQUITY", "X US EQUITY", "IBM US EQUITY"],
+         "side": ["long", "long", "short", "short"]}), ["2020-01-02"])
+    lake.ensure_views(tmp_path, ["raw_prices", "indicator_panel", "forward_returns", "daily_signals"])
     text = summary(tmp_path)
     assert "raw_prices: 2 rows, 2 tickers" in text
     assert "oos_predictions (cnn_ta): none yet" in text
+    assert "long AAPL US EQUITY, MSFT US EQUITY; short IBM US EQUITY, X US EQUITY" in text
 
 
 def test_no_periods_means_no_research_runs():
