@@ -142,6 +142,10 @@ def raw_prices(context: dg.AssetExecutionContext, config: RawPricesConfig, price
     missing = list(fetched.attrs.get("missing_tickers", []))
     file_errors = dict(fetched.attrs.get("file_errors", {}))
     ignored = list(fetched.attrs.get("ignored_files", []))
+    not_numbers = [f"{name}: {what}" for name, what in sorted(fetched.attrs.get("not_numbers", {}).items())]
+    if not_numbers:
+        context.log.warning(f"text where a number belongs, read as missing (validation holds back those days): "
+                            f"{listed(not_numbers)}")
     if missing:
         context.log.warning(f"{len(missing)} tickers returned no data: {listed(missing)}")
     if ignored:
@@ -178,6 +182,7 @@ def raw_prices(context: dg.AssetExecutionContext, config: RawPricesConfig, price
             **_actions(corporate_actions(clean), "corporate_actions"),
             "tickers_without_data": short_list(missing),
             "files_not_read": short_list(ignored),
+            "text_for_numbers": short_list(not_numbers),
             **_preview(clean),
         }),
     )

@@ -143,12 +143,51 @@ def read_price_file(path: Path) -> pd.DataFrame:
                 raw = pd.read_csv(path, **dialect)
     except Exception as exc:  # pandas/pyarrow raise many types for corrupt files
         raise PriceSchemaError(f"{path}: cannot be read as {'Parquet' if parquet else 'CSV'} ({exc})") from exc
+    decimal = "." if parquet else dialect.get("decimal", ".")
     if isinstance(raw.columns, pd.MultiIndex):
-        return two_level_to_long(raw, source=str(path))
+        return numeric_values(two_level_to_long(raw, source=str(path)), decimal)
     raw = raw.reset_index(drop=raw.index.name is None and not isinstance(raw.index, pd.MultiIndex))
     # a blank trailing line (",,,,,") is no bar: drop rows with nothing in them before reading dates
     raw = raw.dropna(how="all").reset_index(drop=True)
-    return normalize_columns(raw, source=str(path), ticker=file_ticker(path))
+    return numeric_values(normalize_columns(raw, source=str(path), ticker=file_ticker(path)), decimal)
+
+
+NUMERIC_COLUMNS = ["open", "high", "low", "close", "volume", *ACTION_COLUMNS]
+NOT_NUMBERS = "_not_numbers"  # per row: the value columns whose text was no number ("close '-'"), else missing
+_US_THOUSANDS = r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?"
+_DECIMAL_COMMA_NUMBER = r"^-?\d+,(?:\d{1,2}|\d{4,})$"  # a comma not before three digits: no thousands separator
+
+
+def numeric_values(df: pd.DataFrame, decimal: str = ".") -> pd.DataFrame:
+    """Value columns as float64, per file, so one file's text cannot fail the whole batch.
+
+    Quoted US thousands (``"1,234.56"``, ``"12,345,678"``) are numbers where the column leaves no doubt (no
+    value with a decimal comma, and some with a decimal point or two groups, or the column is volume): a
+    column of lone ``"1,234"`` could hold decimal commas. Any other text (``-``, ``n.a.``, ``1.2M``) is a missing value, so
+    validation holds back that ticker's day ("NaN price or volume"); the row's ``NOT_NUMBERS`` column names
+    what the text was, for the run to report. ``decimal=","`` (European files): pandas leaves a column with any
+    such text as strings, so its numbers are read here (``1.234,56``)."""
+    out = df.copy()
+    issues = pd.Series(pd.NA, index=out.index, dtype="string")
+    for col in [c for c in NUMERIC_COLUMNS if c in out.columns]:
+        if pd.api.types.is_numeric_dtype(out[col].dtype):
+            out[col] = out[col].astype("float64")
+            continue
+        original = out[col].astype("string").str.strip().replace("", pd.NA)
+        text, present = original, original.dropna()
+        grouped = present.str.fullmatch(_US_THOUSANDS)
+        if decimal == ",":
+            text = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+        elif (grouped.any() and not bool(present.str.contains(_DECIMAL_COMMA_NUMBER).any())
+                and (col == "volume" or bool(present[grouped].str.contains(r"\.|,\d{3},").any()))):
+            text = text.mask(text.str.fullmatch(_US_THOUSANDS).fillna(False), text.str.replace(",", "", regex=False))
+        values = pd.to_numeric(text, errors="coerce")
+        bad = values.isna() & original.notna()
+        named = col + " " + original.where(bad).map(repr, na_action="ignore").astype("string")
+        issues = issues.where(~bad, issues.fillna("").str.cat(named, sep="; ").str.lstrip("; "))
+        out[col] = values.astype("float64")
+    out[NOT_NUMBERS] = issues
+    return out
 
 
 _DECIMAL_COMMA = re.compile(r"(?:^|;)\s*-?\d+,\d+\s*(?:;|$)")
@@ -223,9 +262,10 @@ def read_price_files(path: str, start: str | dt.date, end: str | dt.date, tz: st
     dates that read both ways. A file that cannot be read (corrupt, missing columns, unreadable or ambiguous
     dates) does not stop the others: its error, naming the file and column, goes to
     ``out.attrs["file_errors"]`` ({ticker: message}, the ticker being the file name) for the caller to
-    quarantine or, in strict mode, raise."""
+    quarantine or, in strict mode, raise. Text where a number belongs (``-``) is a missing value (its day is
+    held back by validation) and ``out.attrs["not_numbers"]`` ({file: what and where}) says so."""
     start_d, end_d = to_date(start), to_date(end)
-    frames, errors = [], {}
+    frames, errors, notes = [], {}, {}
     for f in list_price_files(path):
         try:
             frame = _in_range(read_price_file(f), start_d, end_d, str(f), tz=tz, date_order=date_order)
@@ -235,10 +275,16 @@ def read_price_files(path: str, start: str | dt.date, end: str | dt.date, tz: st
         except Exception as exc:  # noqa: BLE001 - one odd file must not stop the others; its ticker is quarantined
             errors[file_ticker(f)] = f"{f}: cannot be read ({type(exc).__name__}: {exc})"
             continue
+        issues = frame.pop(NOT_NUMBERS).dropna() if NOT_NUMBERS in frame.columns else pd.Series(dtype="string")
+        if len(issues):
+            days = frame.loc[issues.index, "date"].astype(str)
+            shown = "; ".join(f"{d} {i}" for d, i in zip(days.head(3), issues.head(3)))
+            notes[f.name] = f"{len(issues)} bar(s) with text for a number, read as missing: {shown}"
         frames.append(frame.assign(source_file=f.name))
     out = (pd.concat(frames, ignore_index=True) if frames
            else empty_prices().assign(source_file=pd.Series([], dtype="string")))
     out = out.astype({"ticker": "string", "source_file": "string"})
+    out.attrs["not_numbers"] = notes
     out.attrs["file_errors"] = errors
     out.attrs["ignored_files"] = ignored_files(path)
     return out

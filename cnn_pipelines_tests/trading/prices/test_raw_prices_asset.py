@@ -114,6 +114,22 @@ def test_a_bad_ticker_is_quarantined_the_others_land_and_its_stored_rows_stay(la
     assert meta["stored_rows_kept"].value == 1  # AAA's rejected day only; its other days landed
 
 
+def test_text_for_a_number_holds_back_its_day_and_the_run_names_file_day_and_text(lake_root, tmp_path):
+    """A '-' in bbb.csv's close once failed the run for every ticker ("column 'close' has non-numeric values")."""
+    good = _two_ticker_files(tmp_path / "files")
+    good.assign(close=["10.5", "10.6", "-", "10.4", "10.5"]).to_csv(tmp_path / "files" / "bbb.csv", index=False)
+    result = strict_run(lake_root, tmp_path / "files", strict=False)
+    assert result.success
+    after = lake.read_partitions(lake_root, "raw_prices", KEYS)
+    assert len(after[after["ticker"] == "AAA"]) == 5 and len(after[after["ticker"] == "BBB"]) == 4
+    meta = result.get_asset_materialization_events()[-1].materialization.metadata
+    assert meta["text_for_numbers"].value == "bbb.csv: 1 bar(s) with text for a number, read as missing: 2021-03-03 close '-'"
+    check = next(c for c in result.get_asset_check_evaluations() if c.check_name == "no_quarantined_tickers")
+    assert check.metadata["quarantined"].value == "BBB"
+    with pytest.raises(PriceValidationError, match="NaN price or volume"):  # strict: any bad row fails the run
+        strict_run(lake_root, tmp_path / "files", strict=True)
+
+
 @dg.asset(
     partitions_def=weekday_partitions,
     io_manager_key="lake",

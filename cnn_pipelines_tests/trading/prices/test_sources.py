@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import re
 
 import numpy as np
@@ -195,12 +196,18 @@ def vendor_file(draw) -> tuple[pd.DataFrame, str, str, bytes]:
     out = pd.DataFrame({names[0]: DATE_WRITERS[draw(st.sampled_from(sorted(DATE_WRITERS)))](pd.DatetimeIndex(truth["date"]))})
     for col, name in zip(["open", "high", "low", "close"], names[1:5]):
         out[name] = truth[col]
-    european = draw(st.booleans())
-    out[names[5]] = [f"{v:,.0f}".replace(",", ".") for v in truth["volume"]] if european else truth["volume"]
+    european, quoted = draw(st.sampled_from([(True, False), (False, False), (False, True)]))
+    if quoted:  # US exports quoting numbers with thousands separators: "1,234.56", "2,345,678"
+        truth[["open", "high", "low", "close"]] *= 100
+        for col, name in zip(["open", "high", "low", "close"], names[1:5]):
+            out[name] = [f"{v:,.2f}" for v in truth[col]]
+    out[names[5]] = ([f"{v:,.0f}".replace(",", ".") for v in truth["volume"]] if european
+                     else [f"{v:,.0f}" for v in truth["volume"]] if quoted else truth["volume"])
     if names[6] is not None:
         out[names[6]] = truth["ticker"]
     if draw(st.booleans()):
         out = out.iloc[::-1]  # newest first, as Alpha Vantage writes
+        truth = truth.iloc[::-1].reset_index(drop=True)  # the bars in the file's order
     sep = ";" if european else draw(st.sampled_from([",", "\t"]))
     text = out.to_csv(index=False, sep=sep, decimal="," if european else ".",
                       lineterminator=draw(st.sampled_from(["\n", "\r\n"])))
@@ -224,6 +231,39 @@ def test_vendor_dialects_read_as_the_same_bars(tmp_path_factory, case):
     want = truth.assign(date=truth["date"].dt.date).sort_values(key).reset_index(drop=True)
     got = got[want.columns].sort_values(key).reset_index(drop=True)
     pd.testing.assert_frame_equal(got, want, check_dtype=False, rtol=1e-12)
+
+
+JUNK = ["-", "n.a.", "#VALUE!", "1.2M", "--", "null value"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=vendor_file(), cells=st.lists(st.tuples(st.integers(0, 10**6), st.sampled_from(range(5)),
+                                                     st.sampled_from(JUNK)), min_size=1, max_size=4))
+def test_text_where_a_number_belongs_holds_back_that_day_not_the_batch(tmp_path_factory, case, cells):
+    """A '-' in one file's close column once failed the whole batch, every ticker, with "column 'close' has
+    non-numeric values" naming no file. Such text is a missing value now: that ticker's day is quarantined by
+    validation, every other bar lands, and the run names the file, day and text."""
+    truth, name, sep, data = case
+    text = data.decode().lstrip("\ufeff")
+    frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
+    hit = set()
+    for row, col, junk in cells:
+        row %= len(frame)
+        frame.iat[row, 1 + col] = junk  # columns 1-5 are open .. volume in every vendor's layout
+        hit.add(row)
+    folder = tmp_path_factory.mktemp("junk")
+    body = frame.to_csv(index=False, sep=sep, lineterminator="\n")
+    (folder / name).write_text(body)
+    got = read_price_files(str(folder), "2021-01-01", "2021-03-31")
+    assert got.attrs["file_errors"] == {}
+    assert set(got.attrs["not_numbers"]) == {name}
+    assert f"{len(hit)} bar(s) with text for a number" in got.attrs["not_numbers"][name]
+    clean, report = validate_prices(got, strict=False)
+    held = {(r.date, r.ticker) for r in report.quarantine.itertuples()}
+    assert held == {(truth["date"].iloc[r].date(), truth["ticker"].iloc[r]) for r in hit} == set(
+        zip(got.loc[got[["open", "high", "low", "close", "volume"]].isna().any(axis=1), "date"],
+            got.loc[got[["open", "high", "low", "close", "volume"]].isna().any(axis=1), "ticker"]))
+    assert len(clean) == len(truth) - len(hit)
 
 
 def test_a_folder_of_txt_price_files_is_pointed_at_a_glob_and_read_with_tickers_from_their_names(tmp_path):
