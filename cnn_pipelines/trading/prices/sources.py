@@ -184,7 +184,7 @@ def numeric_values(df: pd.DataFrame, decimal: str = ".") -> pd.DataFrame:
         values = pd.to_numeric(text, errors="coerce")
         bad = values.isna() & original.notna()
         named = col + " " + original.where(bad).map(repr, na_action="ignore").astype("string")
-        issues = issues.where(~bad, issues.fillna("").str.cat(named, sep="; ").str.lstrip("; "))
+        issues = issues.where(~bad, issues.fillna("").str.cat(named, sep=", ").str.lstrip(", "))
         out[col] = values.astype("float64")
     out[NOT_NUMBERS] = issues
     return out
@@ -207,11 +207,12 @@ def csv_dialect(path: Path, head: list[str] | None = None) -> dict:
     """How to read a vendor CSV: its delimiter from the header line (comma, or a semicolon or tab where the header
     has no comma), and its number format. Semicolon files are European exports: decimal comma, and a point
     between thousands where numbers carry one (dates stay text, so ``04.01.2021`` is not read as a number).
-    Comma files may quote numbers with thousands separators (``"1,234.56"``)."""
+    Comma files may quote numbers with thousands separators (``"1,234.56"``): ``numeric_values`` reads them
+    where the column leaves no doubt (pandas' ``thousands=","`` would read a quoted ``"101,25"`` as 10125)."""
     head = _head(path) if head is None else head
     header = head[0] if head else ""
     if "," in header or not header:
-        return {"sep": ",", "thousands": ","}
+        return {"sep": ","}  # quoted thousands ("1,234.56") are read per column by numeric_values, not guessed
     sep = ";" if ";" in header else "\t" if "\t" in header else ","
     if sep != ";" or not any(_DECIMAL_COMMA.search(line) for line in head[1:]):
         return {"sep": sep}

@@ -388,3 +388,14 @@ def test_yahoo_downloads_through_today_and_undoes_splits_after_the_range():
     assert seen == [(str((days[-1] + pd.Timedelta(days=1)).date()), True)]
     assert out["close"].tolist() == pytest.approx(traded[:5].tolist()) and (out["volume"] == 1e5).all()
     assert pd.to_datetime(out["date"]).max() == days[4]
+
+
+def test_quoted_decimal_commas_in_a_comma_file_are_never_read_as_thousands(tmp_path):
+    """pandas' thousands="," reads a quoted "101,25" as 10125: such a file is named, its bars held back."""
+    (tmp_path / "EU.csv").write_text('Date,Open,High,Low,Close,Volume\n'
+                                     '2021-01-04,"101,25","102,00","100,50","101,75","1,000"\n'
+                                     '2021-01-05,"1,234.50","1,240.00","1,230.00","1,235.25","12,345,678"\n')
+    out = read_price_files(str(tmp_path), "2021-01-01", "2021-02-01").set_index("date")
+    assert out.loc[dt.date(2021, 1, 4), ["open", "close"]].isna().all()  # never 10125
+    assert out.loc[dt.date(2021, 1, 4), "volume"] == 1000 and out.loc[dt.date(2021, 1, 5), "volume"] == 12345678
+    assert "2021-01-04 open '101,25', high '102,00'" in out.attrs["not_numbers"]["EU.csv"]
