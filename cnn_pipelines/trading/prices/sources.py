@@ -82,11 +82,27 @@ def _in_range(df: pd.DataFrame, start: dt.date, end: dt.date, source: str, tz: s
     dates = session_dates(df["date"], tz=tz, date_order=date_order, source=source)
     if dates.isna().any():
         raise PriceSchemaError(f"{source}: column 'date' has {int(dates.isna().sum())} empty values")
+    _refuse_intraday(df, dates, source)
     df = unsplit(df.assign(date=dates))
     keep = (dates >= pd.Timestamp(start)) & (dates <= pd.Timestamp(end))
     out = df.loc[keep].copy()
     out["date"] = dates[keep].dt.date
     return out
+
+
+def _refuse_intraday(df: pd.DataFrame, dates: pd.Series, source: str) -> None:
+    """A file of intraday bars (several stamps per ticker and session) is refused with what to do: read as
+    daily bars, every day's bars would disagree with each other and each day be quarantined as a conflict."""
+    keys = pd.DataFrame({"ticker": df["ticker"].to_numpy(), "day": dates.to_numpy()})
+    if not keys.duplicated().any():
+        return
+    stamps = df["date"].astype(str).groupby([df["ticker"].astype(str), dates]).nunique()
+    if len(stamps) and stamps.median() > 1:
+        (ticker, day), n = stamps.idxmax(), int(stamps.max())
+        raise PriceSchemaError(
+            f"{source}: intraday bars ({int(stamps.median())} per ticker and day; {ticker} on {day.date()}: {n}): "
+            f"the pipeline reads one bar per session; resample to daily bars first (open first, high max, low min, "
+            f"close last, volume sum)")
 
 
 # ----------------------------------------------------------------------------------------------- files

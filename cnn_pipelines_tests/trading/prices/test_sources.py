@@ -399,3 +399,28 @@ def test_quoted_decimal_commas_in_a_comma_file_are_never_read_as_thousands(tmp_p
     assert out.loc[dt.date(2021, 1, 4), ["open", "close"]].isna().all()  # never 10125
     assert out.loc[dt.date(2021, 1, 4), "volume"] == 1000 and out.loc[dt.date(2021, 1, 5), "volume"] == 12345678
     assert "2021-01-04 open '101,25', high '102,00'" in out.attrs["not_numbers"]["EU.csv"]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(per_day=st.integers(2, 80), days=st.integers(1, 4), minutes=st.sampled_from([1, 5, 30]),
+       offset=st.booleans(), twice=st.booleans())
+def test_intraday_bars_are_refused_with_what_to_do_and_a_repeated_daily_bar_is_not(tmp_path_factory, per_day, days,
+                                                                                   minutes, offset, twice):
+    """Minute bars once read as 390 conflicting daily bars a day, every day quarantined as a "conflicting
+    duplicate". The file is now named as intraday with how to resample it; the same daily bar written twice is
+    still one bar."""
+    folder = tmp_path_factory.mktemp("intraday")
+    per_day = min(per_day, 390 // minutes)  # within the session, 09:30-16:00
+    sessions = pd.bdate_range("2021-03-01", periods=days)
+    stamps = pd.DatetimeIndex([s + pd.Timedelta(hours=9, minutes=30 + minutes * k) for s in sessions for k in range(per_day)])
+    text = (stamps.tz_localize("America/New_York").map(lambda t: t.isoformat()) if offset
+            else stamps.strftime("%Y-%m-%d %H:%M:%S"))
+    pd.DataFrame({"timestamp": text, "open": 10.0, "high": 10.5, "low": 9.5, "close": 10.0,
+                  "volume": 100.0}).to_csv(folder / "MINUTE.csv", index=False)
+    daily = ticker_frame("D")
+    (pd.concat([daily, daily]) if twice else daily).to_csv(folder / "DAILY.csv", index=False)
+    out = read_price_files(str(folder), "2021-01-01", "2022-02-01")
+    assert set(out.attrs["file_errors"]) == {"MINUTE"}
+    assert re.search(rf"MINUTE\.csv: intraday bars \({per_day} per ticker and day.*resample to daily bars",
+                     out.attrs["file_errors"]["MINUTE"])
+    assert set(out["ticker"]) == {"DAILY"}
