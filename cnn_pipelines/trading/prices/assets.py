@@ -19,7 +19,8 @@ from cnn_pipelines.metadata import asset_output, asset_result, inline, listed, s
 from cnn_pipelines.settings_file import project_env
 from cnn_pipelines.storage import lake
 from cnn_pipelines.trading.prices.calendar import to_date, trading_calendar
-from cnn_pipelines.trading.prices.checks import bars_frame, price_check_results
+from cnn_pipelines.trading.prices.checks import (MOVE_LIMIT, MOVE_LOOKBACK_DAYS, bars_frame, implausible_moves,
+                                                 price_check_results)
 from cnn_pipelines.trading.partition_metadata import report as partition_report
 from cnn_pipelines.storage.io_manager import ParquetLakeIOManager
 from cnn_pipelines.trading.partitions import weekday_partitions
@@ -37,6 +38,10 @@ RAW_PRICES_CHECKS = [
     dg.AssetCheckSpec("no_quarantined_tickers", asset="raw_prices",
                       description="No bar rejected, no file unreadable and no stored row missing from the source "
                                   "in this run (what was held back and what was kept is named)"),
+    dg.AssetCheckSpec("plausible_moves", asset="raw_prices",
+                      description=f"No close more than {MOVE_LIMIT:g}x, or under 1/{MOVE_LIMIT:g} of, the ticker's "
+                                  f"previous bar after its split/dividend adjustment (a bad tick, a unit change, an "
+                                  f"unreported split); a warning: the bars are stored as the vendor sent them"),
 ]
 
 
@@ -187,6 +192,7 @@ def raw_prices(context: dg.AssetExecutionContext, config: RawPricesConfig, price
         }),
     )
     yield from price_check_results(clean)
+    yield moves_check(lake.root_path, clean, start)
     yield dg.AssetCheckResult(
         check_name="no_quarantined_tickers", passed=not held, severity=dg.AssetCheckSeverity.ERROR,
         metadata={
@@ -196,6 +202,20 @@ def raw_prices(context: dg.AssetExecutionContext, config: RawPricesConfig, price
             "rejected_rows_total": len(quarantine),
         },
     )
+
+
+def moves_check(root: Path, clean: pd.DataFrame, start: dt.date) -> dg.AssetCheckResult:
+    """``plausible_moves`` over the run's bars, each against the ticker's previous bar (the stored days before
+    the run are context, so a one-day nightly run is judged like a backfill)."""
+    before = pd.bdate_range(start - dt.timedelta(days=MOVE_LOOKBACK_DAYS), start - dt.timedelta(days=1))
+    held = lake.held_keys(root, "raw_prices", [d.strftime("%Y-%m-%d") for d in before])
+    context = lake.read_partitions(root, "raw_prices", held) if held else clean.iloc[:0]
+    moves = implausible_moves(pd.concat([context, clean], ignore_index=True), since=start)
+    return dg.AssetCheckResult(
+        check_name="plausible_moves", passed=not len(moves), severity=dg.AssetCheckSeverity.WARN,
+        metadata={"moves": table_value(moves.head(20)) if len(moves) else "none", "moves_total": len(moves),
+                  "limit": f"x{MOVE_LIMIT:g} or x1/{MOVE_LIMIT:g} from the previous bar within "
+                           f"{MOVE_LOOKBACK_DAYS} days, after its adjustment"})
 
 
 def stored_actions(root: Path, keys: list[str]) -> pd.DataFrame:

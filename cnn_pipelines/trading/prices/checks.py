@@ -65,6 +65,39 @@ def bars_table(rows: pd.DataFrame) -> dg.TableMetadataValue:
     return table_value(bars_frame(rows))
 
 
+MOVE_LIMIT = 5.0       # a close more than 5x, or under a fifth of, the previous one: +400 % / -80 % in a day
+MOVE_LOOKBACK_DAYS = 10  # the previous bar must be this recent (calendar days); after a longer halt anything goes
+
+
+def implausible_moves(bars: pd.DataFrame, since: dt.date | None = None, limit: float = MOVE_LIMIT) -> pd.DataFrame:
+    """Closes that moved by more than ``limit``x from the ticker's previous bar (at most MOVE_LOOKBACK_DAYS
+    earlier), after the split/dividend adjustment on the later bar: a vendor's bad tick or a unit change (a
+    London price in pounds among pence is 100x), or a split the file does not report. Real daily moves that
+    large are rare enough to be worth a look. ``bars`` are stored rows (with ``adjustment`` where known);
+    only moves dated on or after ``since`` are returned, the earlier bars being context."""
+    cols = ["ticker", "date", "previous", "move"]
+    if not len(bars):
+        return pd.DataFrame(columns=cols)
+    b = bars.assign(_day=pd.to_datetime(bars["date"])).sort_values(["ticker", "_day"], kind="stable")
+    b = b.drop_duplicates(["ticker", "_day"], keep="last")
+    adj = b["adjustment"].astype(float) if "adjustment" in b.columns else pd.Series(1.0, index=b.index)
+    prev_close = b.groupby("ticker", sort=False)["close"].shift(1)
+    prev_day = b.groupby("ticker", sort=False)["_day"].shift(1)
+    move = b["close"] / (prev_close * adj)
+    recent = (b["_day"] - prev_day) <= pd.Timedelta(days=MOVE_LOOKBACK_DAYS)
+    flagged = recent & ((move > limit) | (move < 1 / limit))
+    if since is not None:
+        flagged &= b["_day"] >= pd.Timestamp(since)
+    hit = b.loc[flagged]
+    return pd.DataFrame({
+        "ticker": hit["ticker"].astype(str).to_numpy(),
+        "date": hit["_day"].dt.strftime("%Y-%m-%d").to_numpy(),
+        "previous": [f"{d:%Y-%m-%d} close {c:g}" for d, c in zip(prev_day[flagged], prev_close[flagged])],
+        "move": [f"close {c:g}, x{m:.3g}" + (f" after adj {a:g}" if a != 1 else "")
+                 for c, m, a in zip(hit["close"], move[flagged], adj[flagged])],
+    }, columns=cols)
+
+
 def price_check_results(df: pd.DataFrame) -> Iterator[dg.AssetCheckResult]:
     """Check results for a frame about to be (or just) written as raw_prices."""
     problems = schema_problems(df)

@@ -39,7 +39,8 @@ def test_range_run_writes_every_partition_and_reports(lake_root, tiny_source):
                            and r.data["close"] == round(r.data["close"], 2) for r in preview)  # to the cent
     assert all("preview" not in by_key[k] and "run_rows" not in by_key[k] for k in keys[:-1])
     checks = result.get_asset_check_evaluations()
-    assert {c.check_name for c in checks} == {"schema", "unique_date_ticker", "price_sanity", "no_quarantined_tickers"}
+    assert {c.check_name for c in checks} == {"schema", "unique_date_ticker", "price_sanity", "no_quarantined_tickers",
+                                              "plausible_moves"}
     assert all(c.passed for c in checks)
     assert len(instance.get_runs()) == 1
 
@@ -128,6 +129,26 @@ def test_text_for_a_number_holds_back_its_day_and_the_run_names_file_day_and_tex
     assert check.metadata["quarantined"].value == "BBB"
     with pytest.raises(PriceValidationError, match="NaN price or volume"):  # strict: any bad row fails the run
         strict_run(lake_root, tmp_path / "files", strict=True)
+
+
+def test_a_bad_tick_warns_in_a_backfill_and_in_the_nightly_run_after_it(lake_root, tmp_path):
+    """A 100x close (a London price in pounds among pence, a bad tick) was stored and traded on in silence. The
+    plausible_moves check warns, naming the day and the move, in a range run and in a one-day run, whose
+    previous bar is in the lake; the bars stay as the vendor sent them."""
+    good = _two_ticker_files(tmp_path / "files")
+    good.assign(close=[10.5, 10.6, 1060.0, 10.4, 10.5], high=[11, 11, 1061, 11, 11]).to_csv(
+        tmp_path / "files" / "aaa.csv", index=False)
+    result = strict_run(lake_root, tmp_path / "files", strict=False)
+    check = next(c for c in result.get_asset_check_evaluations() if c.check_name == "plausible_moves")
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    rows = [r.data for r in check.metadata["moves"].records]
+    assert [(r["ticker"], r["date"]) for r in rows] == [("AAA", "2021-03-03"), ("AAA", "2021-03-04")]
+    assert rows[0]["move"] == "close 1060, x100" and rows[0]["previous"] == "2021-03-02 close 10.6"
+    assert lake.read_partitions(lake_root, "raw_prices", ["2021-03-03"]).set_index("ticker").loc["AAA", "close"] == 1060
+    nightly = run_range([raw_prices], "2021-03-04", "2021-03-04",
+                        lake_resources(lake_root, FilePriceSource(path=str(tmp_path / "files"))))
+    check = next(c for c in nightly.get_asset_check_evaluations() if c.check_name == "plausible_moves")
+    assert not check.passed and [r.data["date"] for r in check.metadata["moves"].records] == ["2021-03-04"]
 
 
 @dg.asset(

@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import dagster as dg
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cnn_pipelines.trading.prices.validation import PriceSchemaError, PriceValidationError, validate_prices
 
@@ -125,3 +127,39 @@ def test_a_failed_price_check_names_each_bad_bar_in_an_inline_table():
     assert not dups.passed and {r.data["ticker"] for r in dups.metadata["examples"].records} == {"AAA"}
     assert all(r.passed and r.metadata.get("examples", None) in (None, dg.MetadataValue.text("none"))
                for r in price_check_results(validate_prices(bars())[0].assign(adjustment=1.0)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(3, 40), seed=st.integers(0, 10**6), splits=st.lists(st.tuples(st.integers(1, 39),
+                                                                                  st.sampled_from([0.5, 0.1, 3.0, 0.25])),
+                                                                        max_size=3),
+       spike=st.one_of(st.none(), st.tuples(st.integers(1, 39), st.sampled_from([100.0, 0.01, 12.0, 1 / 12]))))
+def test_plausible_moves_flags_planted_spikes_never_adjusted_splits_and_judges_a_day_as_a_range(n, seed, splits,
+                                                                                                spike):
+    """Daily moves within the limit and splits that carry their adjustment are never flagged; a planted close
+    x100 (or x0.01, x12, x1/12: beyond the limit whatever the day's own move) is flagged on its day; a run over
+    the range flags what day-by-day runs with the stored days before them as context flag."""
+    from cnn_pipelines.trading.prices.checks import MOVE_LIMIT, implausible_moves
+
+    rng = np.random.default_rng(seed)
+    days = pd.bdate_range("2021-03-01", periods=n)
+    close = 20 * np.exp(np.cumsum(rng.uniform(-0.5, 0.5, n) * np.log(MOVE_LIMIT) * 0.9))  # |log move| < log 5
+    adjustment = np.ones(n)
+    for at, factor in splits:
+        if at < n:
+            close[at:] *= factor  # the bars as traded after a split ...
+            adjustment[at] *= factor  # ... and the factor that makes the earlier ones comparable
+    bars = pd.DataFrame({"date": days.date, "ticker": "T", "close": close, "adjustment": adjustment})
+    planted = None
+    if spike and spike[0] < n:
+        planted = days[spike[0]].strftime("%Y-%m-%d")
+        bars.loc[spike[0], "close"] *= spike[1]
+    flagged = implausible_moves(bars)
+    if planted is None:
+        assert flagged.empty
+    else:
+        assert planted in set(flagged["date"])
+        assert set(flagged["date"]) <= {planted, *[d.strftime("%Y-%m-%d") for d in days[spike[0] + 1: spike[0] + 2]]}
+    day_by_day = pd.concat([implausible_moves(bars.iloc[: i + 1], since=bars["date"].iloc[i]) for i in range(n)],
+                           ignore_index=True)
+    pd.testing.assert_frame_equal(day_by_day, flagged.reset_index(drop=True), check_dtype=False)
