@@ -10,7 +10,7 @@ import dagster as dg
 import pandas as pd
 
 from cnn_pipelines.trading.features.assets import SETTINGS, forward_returns, indicator_panel, universe
-from cnn_pipelines.trading.prices.assets import raw_prices
+from cnn_pipelines.trading.prices.assets import RAW_PRICES_CHECKS, raw_prices
 from cnn_pipelines.trading.prices.resources import SyntheticPriceSource
 
 from cnn_pipelines_tests.conftest import REPO_ROOT, lake_resources, run_range
@@ -28,7 +28,7 @@ def test_range_run_history_grows_by_kilobytes_per_partition_not_by_pictures(tmp_
     home.mkdir()
     shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        assert run_range([raw_prices], first, "2014-05-02", res, instance).success  # with its 4 checks
+        assert run_range([raw_prices], first, "2014-05-02", res, instance).success  # with its checks
         before = _storage_bytes(home)
         result = run_range([raw_prices.to_source_asset(), universe, indicator_panel, forward_returns],
                            start, end, res, instance,
@@ -44,7 +44,7 @@ def test_range_run_history_grows_by_kilobytes_per_partition_not_by_pictures(tmp_
     assert not (home / "history" / "runs").exists()
     with sqlite3.connect(home / "history" / "events" / "event_log.db") as con:
         checks = con.execute("select check_name, execution_status, partition from asset_check_executions").fetchall()
-    assert len(checks) == 2 * 4 and all(status != "PLANNED" and part is None for _, status, part in checks), checks
+    assert len(checks) == 2 * len(RAW_PRICES_CHECKS) and all(status != "PLANNED" and part is None for _, status, part in checks), checks
     # metadata (and its pictures) is stored with the materialization, not again with the step's output
     assert outputs and all(not e.event_specific_data.metadata for e in outputs)
     partitions = len(pd.bdate_range(start, end))

@@ -179,10 +179,10 @@ def numeric_values(df: pd.DataFrame, decimal: str = ".") -> pd.DataFrame:
 
     Quoted US thousands (``"1,234.56"``, ``"12,345,678"``) are numbers where the column leaves no doubt (no
     value with a decimal comma, and some with a decimal point or two groups, or the column is volume): a
-    column of lone ``"1,234"`` could hold decimal commas. Any other text (``-``, ``n.a.``, ``1.2M``) is a missing value, so
-    validation holds back that ticker's day ("NaN price or volume"); the row's ``NOT_NUMBERS`` column names
-    what the text was, for the run to report. ``decimal=","`` (European files): pandas leaves a column with any
-    such text as strings, so its numbers are read here (``1.234,56``)."""
+    column of lone ``"1,234"`` could hold decimal commas. Any other text (``-``, ``n.a.``, ``1.2M``) is a
+    missing value, so validation holds back that ticker's day ("NaN price or volume"); the row's
+    ``NOT_NUMBERS`` column names what the text was, for the run to report. ``decimal=","`` (European files):
+    pandas leaves a column with any such text as strings, so its numbers are read here (``1.234,56``)."""
     out = df.copy()
     issues = pd.Series(pd.NA, index=out.index, dtype="string")
     for col in [c for c in NUMERIC_COLUMNS if c in out.columns]:
