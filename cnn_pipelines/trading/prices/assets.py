@@ -192,7 +192,7 @@ def raw_prices(context: dg.AssetExecutionContext, config: RawPricesConfig, price
         }),
     )
     yield from price_check_results(clean)
-    yield moves_check(lake.root_path, clean, start)
+    yield moves_check(context, lake.root_path, clean, start)
     yield dg.AssetCheckResult(
         check_name="no_quarantined_tickers", passed=not held, severity=dg.AssetCheckSeverity.ERROR,
         metadata={
@@ -204,16 +204,27 @@ def raw_prices(context: dg.AssetExecutionContext, config: RawPricesConfig, price
     )
 
 
-def moves_check(root: Path, clean: pd.DataFrame, start: dt.date) -> dg.AssetCheckResult:
-    """``plausible_moves`` over the run's bars, each against the ticker's previous bar (the stored days before
-    the run are context, so a one-day nightly run is judged like a backfill)."""
+def moves_check(context: dg.AssetExecutionContext, root: Path, clean: pd.DataFrame,
+                start: dt.date) -> dg.AssetCheckResult:
+    """``plausible_moves`` over everything the lake holds, run after the run's bars are written: a nightly run
+    does not hide a bad tick a backfill stored (the bars stay as sent). The run's own moves, each against the
+    ticker's previous bar (stored days before the run as context), are counted and named in the run's log."""
     before = pd.bdate_range(start - dt.timedelta(days=MOVE_LOOKBACK_DAYS), start - dt.timedelta(days=1))
     held = lake.held_keys(root, "raw_prices", [d.strftime("%Y-%m-%d") for d in before])
-    context = lake.read_partitions(root, "raw_prices", held) if held else clean.iloc[:0]
-    moves = implausible_moves(pd.concat([context, clean], ignore_index=True), since=start)
+    stored = lake.read_partitions(root, "raw_prices", held) if held else clean.iloc[:0]
+    in_run = implausible_moves(pd.concat([stored, clean], ignore_index=True), since=start)
+    if len(in_run):
+        named = [f"{t} on {d} ({m})" for t, d, m in in_run[["ticker", "date", "move"]].itertuples(index=False)]
+        context.log.warning(f"{len(in_run)} close(s) moved more than {MOVE_LIMIT:g}x from the previous bar (stored "
+                            f"as sent; see the plausible_moves check): {listed(named, 5)}")
+    keys = lake.materialized_keys(root, "raw_prices")
+    whole = implausible_moves(lake.read_partitions(root, "raw_prices", keys)) if keys else in_run
+    whole = whole.sort_values(["date", "ticker"], ascending=[False, True], kind="stable")
     return dg.AssetCheckResult(
-        check_name="plausible_moves", passed=not len(moves), severity=dg.AssetCheckSeverity.WARN,
-        metadata={"moves": table_value(moves.head(20)) if len(moves) else "none", "moves_total": len(moves),
+        check_name="plausible_moves", passed=not len(whole), severity=dg.AssetCheckSeverity.WARN,
+        metadata={"moves": table_value(whole.head(20)) if len(whole) else "none", "moves_total": len(whole),
+                  "moves_in_this_run": len(in_run),
+                  "scope": f"every stored bar, {keys[0]} .. {keys[-1]}" if keys else "nothing stored yet",
                   "limit": f"x{MOVE_LIMIT:g} or x1/{MOVE_LIMIT:g} from the previous bar within "
                            f"{MOVE_LOOKBACK_DAYS} days, after its adjustment"})
 

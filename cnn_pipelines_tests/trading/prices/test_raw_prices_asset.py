@@ -133,8 +133,9 @@ def test_text_for_a_number_holds_back_its_day_and_the_run_names_file_day_and_tex
 
 def test_a_bad_tick_warns_in_a_backfill_and_in_the_nightly_run_after_it(lake_root, tmp_path):
     """A 100x close (a London price in pounds among pence, a bad tick) was stored and traded on in silence. The
-    plausible_moves check warns, naming the day and the move, in a range run and in a one-day run, whose
-    previous bar is in the lake; the bars stay as the vendor sent them."""
+    plausible_moves check warns, naming the day and the move, over everything the lake holds: the nightly run
+    after a backfill does not turn it green; a one-day run judges its day against the stored day before it.
+    The bars stay as the vendor sent them."""
     good = _two_ticker_files(tmp_path / "files")
     good.assign(close=[10.5, 10.6, 1060.0, 10.4, 10.5], high=[11, 11, 1061, 11, 11]).to_csv(
         tmp_path / "files" / "aaa.csv", index=False)
@@ -142,13 +143,20 @@ def test_a_bad_tick_warns_in_a_backfill_and_in_the_nightly_run_after_it(lake_roo
     check = next(c for c in result.get_asset_check_evaluations() if c.check_name == "plausible_moves")
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
     rows = [r.data for r in check.metadata["moves"].records]
-    assert [(r["ticker"], r["date"]) for r in rows] == [("AAA", "2021-03-03"), ("AAA", "2021-03-04")]
-    assert rows[0]["move"] == "close 1060, x100" and rows[0]["previous"] == "2021-03-02 close 10.6"
+    assert [(r["ticker"], r["date"]) for r in rows] == [("AAA", "2021-03-04"), ("AAA", "2021-03-03")]  # newest first
+    assert rows[1]["move"] == "close 1060, x100" and rows[1]["previous"] == "2021-03-02 close 10.6"
     assert lake.read_partitions(lake_root, "raw_prices", ["2021-03-03"]).set_index("ticker").loc["AAA", "close"] == 1060
-    nightly = run_range([raw_prices], "2021-03-04", "2021-03-04",
+    assert check.metadata["moves_in_this_run"].value == 2
+    # the nightly run after it neither hides the stored tick nor loses its own move against the stored day before
+    nightly = run_range([raw_prices], "2021-03-05", "2021-03-05",
                         lake_resources(lake_root, FilePriceSource(path=str(tmp_path / "files"))))
     check = next(c for c in nightly.get_asset_check_evaluations() if c.check_name == "plausible_moves")
-    assert not check.passed and [r.data["date"] for r in check.metadata["moves"].records] == ["2021-03-04"]
+    assert not check.passed and [r.data["date"] for r in check.metadata["moves"].records] == ["2021-03-04", "2021-03-03"]
+    assert check.metadata["moves_in_this_run"].value == 0
+    again = run_range([raw_prices], "2021-03-04", "2021-03-04",
+                      lake_resources(lake_root, FilePriceSource(path=str(tmp_path / "files"))))
+    check = next(c for c in again.get_asset_check_evaluations() if c.check_name == "plausible_moves")
+    assert check.metadata["moves_in_this_run"].value == 1 and check.metadata["moves_total"].value == 2
 
 
 @dg.asset(
