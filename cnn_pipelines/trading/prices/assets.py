@@ -38,6 +38,10 @@ RAW_PRICES_CHECKS = [
     dg.AssetCheckSpec("no_quarantined_tickers", asset="raw_prices",
                       description="No bar rejected, no file unreadable and no stored row missing from the source "
                                   "in this run (what was held back and what was kept is named)"),
+    dg.AssetCheckSpec("no_open_rejections", asset="raw_prices",
+                      description="Every bar a run held back has been stored since (a corrected file re-ingested for "
+                                  "its days); over the whole lake, so a nightly run does not hide what a backfill "
+                                  "held back"),
     dg.AssetCheckSpec("plausible_moves", asset="raw_prices",
                       description=f"No close more than {MOVE_LIMIT:g}x, or under 1/{MOVE_LIMIT:g} of, the ticker's "
                                   f"previous bar after its split/dividend adjustment (a bad tick, a unit change, an "
@@ -193,6 +197,7 @@ def raw_prices(context: dg.AssetExecutionContext, config: RawPricesConfig, price
     )
     yield from price_check_results(clean)
     yield moves_check(context, lake.root_path, clean, start)
+    yield open_rejections_check(record_rejections(lake.root_path, quarantine, keys, context.run_id))
     yield dg.AssetCheckResult(
         check_name="no_quarantined_tickers", passed=not held, severity=dg.AssetCheckSeverity.ERROR,
         metadata={
@@ -227,6 +232,42 @@ def moves_check(context: dg.AssetExecutionContext, root: Path, clean: pd.DataFra
                   "scope": f"every stored bar, {keys[0]} .. {keys[-1]}" if keys else "nothing stored yet",
                   "limit": f"x{MOVE_LIMIT:g} or x1/{MOVE_LIMIT:g} from the previous bar within "
                            f"{MOVE_LOOKBACK_DAYS} days, after its adjustment"})
+
+
+REJECTIONS = "raw_prices_rejections"  # the held-back bars per day: a lake table (and DuckDB view) of its own
+
+
+def record_rejections(root: Path, quarantine: pd.DataFrame, keys: list[str], run_id: str) -> pd.DataFrame:
+    """Store the run's held-back bars under their days and return every one the lake still records. Each run
+    rewrites the days it covers, so re-ingesting a day from a corrected file clears it; a nightly run leaves the
+    backfill's days as they were. Rows without a day (an unreadable file) stay the run's own check's."""
+    days = pd.to_datetime(quarantine["date"], errors="coerce") if len(quarantine) else pd.Series(dtype="datetime64[ns]")
+    dated = quarantine.loc[days.notna() & days.dt.strftime("%Y-%m-%d").isin(keys)] if len(quarantine) else quarantine
+    ledger = pd.DataFrame({
+        "date": pd.to_datetime(dated["date"]).dt.date.to_numpy() if len(dated) else np.array([], dtype=object),
+        "ticker": dated["ticker"].astype(str).to_numpy() if len(dated) else np.array([], dtype=object),
+        "rule": dated["rule"].astype(str).to_numpy() if len(dated) else np.array([], dtype=object),
+        "bar": bars_frame(dated)["bar"].to_numpy() if len(dated) else np.array([], dtype=object),
+        "run_id": run_id,
+    })
+    lake.write_partitions(root, REJECTIONS, ledger.astype({"ticker": "string", "rule": "string", "bar": "string",
+                                                           "run_id": "string"}), keys)
+    lake.ensure_views(root, [REJECTIONS])
+    return lake.read_partitions(root, REJECTIONS, lake.materialized_keys(root, REJECTIONS))
+
+
+def open_rejections_check(ledger: pd.DataFrame) -> dg.AssetCheckResult:
+    """``no_open_rejections``: the held-back bars the lake records, newest first (the first 20 shown)."""
+    shown = ledger.assign(date=ledger["date"].astype(str)).sort_values(["date", "ticker"], ascending=[False, True])
+    return dg.AssetCheckResult(
+        check_name="no_open_rejections", passed=not len(ledger), severity=dg.AssetCheckSeverity.WARN,
+        metadata={"open": table_value(shown[["ticker", "date", "rule", "bar"]].head(REJECTED_SHOWN)) if len(ledger)
+                  else "none",
+                  "open_total": len(ledger),
+                  "tickers": short_list(sorted(set(ledger["ticker"].astype(str)))),
+                  "to_clear": "correct the files, then re-run those days: python -m cnn_pipelines.launch "
+                              "price_history_job --partition-range FIRST...LAST",
+                  "query": f"select * from {REJECTIONS} (the lake's DuckDB catalog)"})
 
 
 def stored_actions(root: Path, keys: list[str]) -> pd.DataFrame:

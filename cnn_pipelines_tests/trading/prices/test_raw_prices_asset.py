@@ -40,7 +40,7 @@ def test_range_run_writes_every_partition_and_reports(lake_root, tiny_source):
     assert all("preview" not in by_key[k] and "run_rows" not in by_key[k] for k in keys[:-1])
     checks = result.get_asset_check_evaluations()
     assert {c.check_name for c in checks} == {"schema", "unique_date_ticker", "price_sanity", "no_quarantined_tickers",
-                                              "plausible_moves"}
+                                              "plausible_moves", "no_open_rejections"}
     assert all(c.passed for c in checks)
     assert len(instance.get_runs()) == 1
 
@@ -129,6 +129,35 @@ def test_text_for_a_number_holds_back_its_day_and_the_run_names_file_day_and_tex
     assert check.metadata["quarantined"].value == "BBB"
     with pytest.raises(PriceValidationError, match="NaN price or volume"):  # strict: any bad row fails the run
         strict_run(lake_root, tmp_path / "files", strict=True)
+
+
+def test_a_held_back_bar_stays_flagged_after_the_nightly_run_until_a_corrected_file_is_re_ingested(lake_root,
+                                                                                                   tmp_path):
+    """After make run on a messy folder the Checks tab showed no_quarantined_tickers green: it reported the
+    nightly run's one day, and the bars the backfill held back were visible nowhere. no_open_rejections reads
+    the lake's record of held-back bars, so it stays failed until the days are re-ingested from a fixed file."""
+    good = _two_ticker_files(tmp_path / "files")
+    good.assign(close=[10.5, 10.6, -3.0, 10.4, 10.5]).to_csv(tmp_path / "files" / "aaa.csv", index=False)
+    source = lake_resources(lake_root, FilePriceSource(path=str(tmp_path / "files")))
+
+    def open_rejections(result):
+        check = next(c for c in result.get_asset_check_evaluations() if c.check_name == "no_open_rejections")
+        rows = [] if check.passed else [(r.data["ticker"], r.data["date"], r.data["rule"]) for r in
+                                        check.metadata["open"].records]
+        return check, rows
+
+    check, rows = open_rejections(strict_run(lake_root, tmp_path / "files", strict=False))
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert rows == [("AAA", "2021-03-03", "non-positive price")]
+    nightly = run_range([raw_prices], "2021-03-05", "2021-03-05", source)
+    assert next(c for c in nightly.get_asset_check_evaluations() if c.check_name == "no_quarantined_tickers").passed
+    assert open_rejections(nightly)[1] == rows  # the nightly run's own day is clean; the lake's hole is still named
+    with lake.connect(lake_root) as con:
+        assert con.execute("select ticker, rule from raw_prices_rejections").fetchall() == [("AAA", "non-positive price")]
+    good.to_csv(tmp_path / "files" / "aaa.csv", index=False)  # the vendor's corrected file
+    check, rows = open_rejections(run_range([raw_prices], "2021-03-03", "2021-03-03", source))
+    assert check.passed and check.metadata["open_total"].value == 0
+    assert lake.read_partitions(lake_root, "raw_prices", ["2021-03-03"]).set_index("ticker").loc["AAA", "close"] == 10.5
 
 
 def test_a_bad_tick_warns_in_a_backfill_and_in_the_nightly_run_after_it(lake_root, tmp_path):
