@@ -266,8 +266,9 @@ def open_rejections_check(ledger: pd.DataFrame) -> dg.AssetCheckResult:
                   "open_total": len(ledger),
                   "tickers": short_list(sorted(set(ledger["ticker"].astype(str)))),
                   "to_clear": "nothing open" if not len(ledger) else (
-                      f"correct the files, then re-run those days: python -m cnn_pipelines.launch price_history_job "
-                      f"--partition-range {min(shown['date'])}...{max(shown['date'])}"),
+                      f"correct the files, then re-run those days (trading_job recomputes what they feed; "
+                      f"price_history_job for days before the features): python -m cnn_pipelines.launch "
+                      f"trading_job --partition-range {min(shown['date'])}...{max(shown['date'])}"),
                   "query": f"select * from {REJECTIONS} (the lake's DuckDB catalog)"})
 
 
