@@ -102,6 +102,8 @@ def test_vendor_folder_in_four_layouts_runs_the_main_job_end_to_end(tmp_path: Pa
     # the model's output is a cross-sectional z-score, and the column says so (not a bare "prediction")
     assert [c.name for c in study["signals"].value.schema.columns] == ["ticker", "side", "rank", "predicted z"]
     assert "too short to judge" in study["verdict"].value and "not_built_yet" not in study
+    # the data's health over the whole lake: BRK's bad bar is still held back after the nightly run
+    assert study["held_back_bars"].value == 1 and study["implausible_moves"].value == 0
 
     # labels after the historical end are realized (the look-ahead partitions were materialized)
     with duckdb.connect(str(root / "lake.duckdb"), read_only=True) as con:

@@ -11,6 +11,7 @@ import pandas as pd
 from cnn_pipelines.storage import lake, objects
 from cnn_pipelines.trading.evaluation.backtest import performance
 from cnn_pipelines.trading.evaluation.metrics import daily_ic, mean_and_se, newey_west_se
+from cnn_pipelines.trading.prices.checks import REJECTIONS, implausible_moves
 from cnn_pipelines.trading.production.training import SCORE_COLUMN
 
 # Below this many test days an IC's standard error is too wide to rank models or to trust a Sharpe ratio.
@@ -93,6 +94,13 @@ def _study_view(root: Path, target: str, oracle=None) -> StudyView:
                 "select count(*), min(date), max(date), count(distinct ticker) from raw_prices").fetchone()
             n.update({"price_rows": int(rows), "price_tickers": int(tickers),
                       "price_range": f"{first} .. {last}" if rows else "no rows"})
+            # the data's health, as raw_prices' warnings have it over the whole lake
+            held = set(con.execute("select * from raw_prices limit 0").df().columns)  # older lakes: no adjustment
+            bars = con.execute(f"select {', '.join(c for c in ('ticker', 'date', 'close', 'adjustment') if c in held)} "
+                               f"from raw_prices").df()
+            n["implausible_moves"] = len(implausible_moves(bars))
+            n["held_back_bars"] = (int(con.execute(f"select count(*) from {REJECTIONS}").fetchone()[0])
+                                   if REJECTIONS in views else 0)
         else:
             view.missing["prices"] = "raw_prices is not in the lake: run price_history_job or trading_job"
         if "universe" in views:

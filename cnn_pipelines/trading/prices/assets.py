@@ -19,8 +19,8 @@ from cnn_pipelines.metadata import asset_output, asset_result, inline, listed, s
 from cnn_pipelines.settings_file import project_env
 from cnn_pipelines.storage import lake
 from cnn_pipelines.trading.prices.calendar import to_date, trading_calendar
-from cnn_pipelines.trading.prices.checks import (MOVE_LIMIT, MOVE_LOOKBACK_DAYS, bars_frame, implausible_moves,
-                                                 price_check_results)
+from cnn_pipelines.trading.prices.checks import (MOVE_LIMIT, MOVE_LOOKBACK_DAYS, REJECTIONS, bars_frame,
+                                                 implausible_moves, price_check_results)
 from cnn_pipelines.trading.partition_metadata import report as partition_report
 from cnn_pipelines.storage.io_manager import ParquetLakeIOManager
 from cnn_pipelines.trading.partitions import weekday_partitions
@@ -232,9 +232,6 @@ def moves_check(context: dg.AssetExecutionContext, root: Path, clean: pd.DataFra
                   "scope": f"every stored bar, {keys[0]} .. {keys[-1]}" if keys else "nothing stored yet",
                   "limit": f"x{MOVE_LIMIT:g} or x1/{MOVE_LIMIT:g} from the previous bar within "
                            f"{MOVE_LOOKBACK_DAYS} days, after its adjustment"})
-
-
-REJECTIONS = "raw_prices_rejections"  # the held-back bars per day: a lake table (and DuckDB view) of its own
 
 
 def record_rejections(root: Path, quarantine: pd.DataFrame, keys: list[str], run_id: str) -> pd.DataFrame:

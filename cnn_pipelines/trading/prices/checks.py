@@ -65,6 +65,7 @@ def bars_table(rows: pd.DataFrame) -> dg.TableMetadataValue:
     return table_value(bars_frame(rows))
 
 
+REJECTIONS = "raw_prices_rejections"  # the bars ingestion held back, by day: a lake table (and DuckDB view)
 MOVE_LIMIT = 5.0       # a close more than 5x, or under a fifth of, the previous one: +400 % / -80 % in a day
 MOVE_LOOKBACK_DAYS = 10  # the previous bar must be this recent (calendar days); after a longer halt anything goes
 
