@@ -12,6 +12,7 @@ import pandas as pd
 from cnn_pipelines.metadata import short_list, table_value
 from cnn_pipelines.storage import lake
 from cnn_pipelines.trading.prices.adjustments import STORED_COLUMNS
+from cnn_pipelines.trading.prices.resources import PriceSource
 
 EXPECTED_DTYPES = {"ticker": "string", "open": "float64", "high": "float64", "low": "float64", "close": "float64",
                    "volume": "float64", "adjustment": "float64"}
@@ -115,20 +116,31 @@ def price_check_results(df: pd.DataFrame) -> Iterator[dg.AssetCheckResult]:
     )
 
 
-def freshness(root: Path, table: str, last_partition: str | None, max_lag_weekdays: int = 1) -> tuple[bool, dict]:
-    """Whether the newest materialized partition is within ``max_lag_weekdays`` of the newest partition key."""
+def freshness(root: Path, table: str, last_partition: str | None, max_lag_weekdays: int = 1,
+              source_end: str | None = None) -> tuple[bool, dict]:
+    """Whether the newest materialized partition is within ``max_lag_weekdays`` of the newest day there is to
+    ingest: the newest partition key, or the source's last day where it ends before (a folder of historical
+    files is as fresh as it can be once its last day is stored, and is not "behind" forever)."""
     keys = lake.materialized_keys(root, table)
-    if not keys or last_partition is None:
-        return False, {"newest_materialized": None, "newest_partition": last_partition, "lag_weekdays": None}
-    lag = int(np.busday_count(keys[-1], last_partition))
-    return lag <= max_lag_weekdays, {"newest_materialized": keys[-1], "newest_partition": last_partition, "lag_weekdays": lag}
+    due = min(last_partition, source_end) if last_partition and source_end else last_partition
+    meta = {"newest_materialized": keys[-1] if keys else "nothing yet", "newest_partition": last_partition,
+            "source_ends": source_end or "not known before a download (or today)", "due": due}
+    if not keys or due is None:
+        return False, {**meta, "lag_weekdays": "n/a: nothing materialized"}
+    lag = max(0, int(np.busday_count(keys[-1], due)))
+    return lag <= max_lag_weekdays, {**meta, "lag_weekdays": lag}
 
 
 def make_freshness_check(root: str, partitions_def: dg.TimeWindowPartitionsDefinition) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset="raw_prices", description="Newest materialized partition is at most one weekday behind the newest partition", blocking=False)
-    def raw_prices_freshness(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    @dg.asset_check(asset="raw_prices", blocking=False,
+                    description="Newest materialized partition is at most one weekday behind the newest day there is "
+                                "to ingest (the newest partition, or the last day the price files hold)")
+    def raw_prices_freshness(context: dg.AssetCheckExecutionContext, prices: PriceSource) -> dg.AssetCheckResult:
         last = partitions_def.get_last_partition_key()
-        passed, meta = freshness(lake.as_root(root), "raw_prices", last)
-        return dg.AssetCheckResult(passed=passed, severity=dg.AssetCheckSeverity.WARN, metadata={k: dg.MetadataValue.text(str(v)) for k, v in meta.items()})
+        coverage = prices.coverage()  # files: their last day; synthetic: today; yahoo: not known
+        passed, meta = freshness(lake.as_root(root), "raw_prices", last,
+                                 source_end=str(coverage[1]) if coverage else None)
+        return dg.AssetCheckResult(passed=passed, severity=dg.AssetCheckSeverity.WARN,
+                                   metadata={k: dg.MetadataValue.text(str(v)) for k, v in meta.items()})
 
     return raw_prices_freshness

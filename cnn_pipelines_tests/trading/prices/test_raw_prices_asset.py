@@ -210,3 +210,22 @@ def test_downstream_lookback_loads_window_and_names_missing_upstream(lake_root, 
     with pytest.raises(lake.MissingPartitionsError) as info:
         dg.materialize([raw_prices.to_source_asset(), close_window], partition_key="2021-03-02", resources=res)
     assert info.value.missing == ["2021-02-24", "2021-02-25", "2021-02-26"]
+
+
+def test_freshness_is_judged_against_the_last_day_the_files_hold(lake_root, tmp_path):
+    """A study on historical files showed raw_prices_freshness failed forever: the lake was "behind" today's
+    partition by years, though it held the files' last day. Freshness is now measured to the newest day there is
+    to ingest: the newest partition, or the source's last day where that is earlier."""
+    from cnn_pipelines.trading.prices.checks import freshness, make_freshness_check
+
+    _two_ticker_files(tmp_path / "files")  # bars 2021-03-01 .. 2021-03-05
+    assert strict_run(lake_root, tmp_path / "files", strict=False).success
+    last = weekday_partitions.get_last_partition_key()
+    passed, meta = freshness(lake_root, "raw_prices", last, source_end="2021-03-05")
+    assert passed and meta["lag_weekdays"] == 0 and meta["due"] == "2021-03-05"
+    assert not freshness(lake_root, "raw_prices", last)[0]  # a source that does not say where it ends: today's
+    passed, meta = freshness(lake_root, "raw_prices", last, source_end="2021-03-10")  # 3 weekdays not ingested
+    assert not passed and meta["lag_weekdays"] == 3
+    check = make_freshness_check(str(lake_root), weekday_partitions)  # as definitions.py builds it, on this lake
+    evaluation = check(dg.build_asset_check_context(), prices=FilePriceSource(path=str(tmp_path / "files")))
+    assert evaluation.passed and evaluation.metadata["source_ends"].value == "2021-03-05"
