@@ -196,7 +196,7 @@ def raw_prices(context: dg.AssetExecutionContext, config: RawPricesConfig, price
         }),
     )
     yield from price_check_results(clean)
-    yield moves_check(context, lake.root_path, clean, start)
+    yield moves_check(context, lake.root_path, start, end)
     yield open_rejections_check(record_rejections(lake.root_path, quarantine, keys, context.run_id))
     yield dg.AssetCheckResult(
         check_name="no_quarantined_tickers", passed=not held, severity=dg.AssetCheckSeverity.ERROR,
@@ -209,21 +209,17 @@ def raw_prices(context: dg.AssetExecutionContext, config: RawPricesConfig, price
     )
 
 
-def moves_check(context: dg.AssetExecutionContext, root: Path, clean: pd.DataFrame,
-                start: dt.date) -> dg.AssetCheckResult:
+def moves_check(context: dg.AssetExecutionContext, root: Path, start: dt.date, end: dt.date) -> dg.AssetCheckResult:
     """``plausible_moves`` over everything the lake holds, run after the run's bars are written: a nightly run
-    does not hide a bad tick a backfill stored (the bars stay as sent). The run's own moves, each against the
-    ticker's previous bar (stored days before the run as context), are counted and named in the run's log."""
-    before = pd.bdate_range(start - dt.timedelta(days=MOVE_LOOKBACK_DAYS), start - dt.timedelta(days=1))
-    held = lake.held_keys(root, "raw_prices", [d.strftime("%Y-%m-%d") for d in before])
-    stored = lake.read_partitions(root, "raw_prices", held) if held else clean.iloc[:0]
-    in_run = implausible_moves(pd.concat([stored, clean], ignore_index=True), since=start)
+    does not hide a bad tick a backfill stored (the bars stay as sent). The run's own moves (dated in its range,
+    each against the ticker's previous stored bar) are counted and named in the run's log."""
+    keys = lake.materialized_keys(root, "raw_prices")
+    whole = implausible_moves(lake.read_partitions(root, "raw_prices", keys) if keys else pd.DataFrame())
+    in_run = whole.loc[(whole["date"] >= str(start)) & (whole["date"] <= str(end))]
     if len(in_run):
         named = [f"{t} on {d} ({m})" for t, d, m in in_run[["ticker", "date", "move"]].itertuples(index=False)]
         context.log.warning(f"{len(in_run)} close(s) moved more than {MOVE_LIMIT:g}x from the previous bar (stored "
                             f"as sent; see the plausible_moves check): {listed(named, 5)}")
-    keys = lake.materialized_keys(root, "raw_prices")
-    whole = implausible_moves(lake.read_partitions(root, "raw_prices", keys)) if keys else in_run
     whole = whole.sort_values(["date", "ticker"], ascending=[False, True], kind="stable")
     return dg.AssetCheckResult(
         check_name="plausible_moves", passed=not len(whole), severity=dg.AssetCheckSeverity.WARN,
@@ -238,15 +234,11 @@ def record_rejections(root: Path, quarantine: pd.DataFrame, keys: list[str], run
     """Store the run's held-back bars under their days and return every one the lake still records. Each run
     rewrites the days it covers, so re-ingesting a day from a corrected file clears it; a nightly run leaves the
     backfill's days as they were. Rows without a day (an unreadable file) stay the run's own check's."""
-    days = pd.to_datetime(quarantine["date"], errors="coerce") if len(quarantine) else pd.Series(dtype="datetime64[ns]")
-    dated = quarantine.loc[days.notna() & days.dt.strftime("%Y-%m-%d").isin(keys)] if len(quarantine) else quarantine
-    ledger = pd.DataFrame({
-        "date": pd.to_datetime(dated["date"]).dt.date.to_numpy() if len(dated) else np.array([], dtype=object),
-        "ticker": dated["ticker"].astype(str).to_numpy() if len(dated) else np.array([], dtype=object),
-        "rule": dated["rule"].astype(str).to_numpy() if len(dated) else np.array([], dtype=object),
-        "bar": bars_frame(dated)["bar"].to_numpy() if len(dated) else np.array([], dtype=object),
-        "run_id": run_id,
-    })
+    days = pd.to_datetime(quarantine["date"], errors="coerce")
+    dated = quarantine.loc[days.notna() & days.dt.strftime("%Y-%m-%d").isin(keys)]
+    ledger = pd.DataFrame({"date": days[dated.index].dt.date.to_numpy(), "ticker": dated["ticker"].astype(str).to_numpy(),
+                           "rule": dated["rule"].astype(str).to_numpy(), "bar": bars_frame(dated)["bar"].to_numpy(),
+                           "run_id": run_id})
     lake.write_partitions(root, REJECTIONS, ledger.astype({"ticker": "string", "rule": "string", "bar": "string",
                                                            "run_id": "string"}), keys)
     lake.ensure_views(root, [REJECTIONS])

@@ -106,7 +106,10 @@ def _plain_dates(values: pd.Series, date_order: str | None) -> pd.Series | None:
             continue  # some row does not read this way: the other order, or the general path
         if order == "monthfirst" and not bool((dates.dt.day > 12).any()):
             # every row reads day-first too: the setting decides, or the general path refuses naming it
-            return None if date_order is None else pd.to_datetime(values, format=orders[date_order]).dt.normalize()
+            if date_order is None:
+                return None
+            if date_order == "dayfirst":
+                dates = pd.to_datetime(values, format=orders["dayfirst"])
         return dates.dt.normalize()
     return None
 

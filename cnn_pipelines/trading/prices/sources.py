@@ -152,7 +152,7 @@ def read_price_file(path: Path) -> pd.DataFrame:
             raw = pd.read_parquet(path)
         else:
             head = _head(path)
-            dialect = csv_dialect(path, head)
+            dialect = csv_dialect(head)
             if _two_level_header(head, dialect["sep"]):
                 raw = pd.read_csv(path, header=[0, 1], index_col=0, **dialect)
             else:
@@ -219,13 +219,12 @@ def _head(path: Path, lines: int = 6) -> list[str]:
         return []  # the full read names what is wrong with the file
 
 
-def csv_dialect(path: Path, head: list[str] | None = None) -> dict:
-    """How to read a vendor CSV: its delimiter from the header line (comma, or a semicolon or tab where the header
-    has no comma), and its number format. Semicolon files are European exports: decimal comma, and a point
+def csv_dialect(head: list[str]) -> dict:
+    """How to read a vendor CSV, from its first lines (``_head``): its delimiter from the header line (comma, or
+    a semicolon or tab where the header has no comma), and its number format. Semicolon files are European exports: decimal comma, and a point
     between thousands where numbers carry one (dates stay text, so ``04.01.2021`` is not read as a number).
     Comma files may quote numbers with thousands separators (``"1,234.56"``): ``numeric_values`` reads them
     where the column leaves no doubt (pandas' ``thousands=","`` would read a quoted ``"101,25"`` as 10125)."""
-    head = _head(path) if head is None else head
     header = head[0] if head else ""
     if "," in header or not header:
         return {"sep": ","}  # quoted thousands ("1,234.56") are read per column by numeric_values, not guessed
@@ -292,7 +291,7 @@ def read_price_files(path: str, start: str | dt.date, end: str | dt.date, tz: st
         except Exception as exc:  # noqa: BLE001 - one odd file must not stop the others; its ticker is quarantined
             errors[file_ticker(f)] = f"{f}: cannot be read ({type(exc).__name__}: {exc})"
             continue
-        issues = frame.pop(NOT_NUMBERS).dropna() if NOT_NUMBERS in frame.columns else pd.Series(dtype="string")
+        issues = frame.pop(NOT_NUMBERS).dropna()
         if len(issues):
             days = frame.loc[issues.index, "date"].astype(str)
             shown = "; ".join(f"{d} {i}" for d, i in zip(days.head(3), issues.head(3)))
