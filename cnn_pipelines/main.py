@@ -24,7 +24,7 @@ from cnn_pipelines.trading.research.model_assets import _months_window
 from cnn_pipelines.trading.partitions import PARTITIONS_START, weekday_partitions
 from cnn_pipelines.trading.prices.calendar import trading_calendar
 from cnn_pipelines.trading.evaluation.metrics import oos_ic
-from cnn_pipelines.trading.settings import current_evaluation_settings, current_settings
+from cnn_pipelines.trading.settings import current_settings
 from cnn_pipelines.instance import fail_dead_runs
 from cnn_pipelines.instance import prepare as prepare_instance
 from cnn_pipelines.vision.definitions import DEMO_RUN_CONFIG as VISION_DEMO_RUN_CONFIG
@@ -298,8 +298,9 @@ def evaluation_summary(root: Path) -> str:
         by_label = ", ".join(f"{k} {v['ic_mean']:+.4f}" for k, v in s.get("label_ic", {}).items()
                              if k.endswith("_1d"))
         sample = s.get("sample", {})
+        longest = list(s["ic"]["ic_mean"])[-1]  # a horizon no day has realized yet is left out of the tearsheet
         lines.append(f"tearsheet (alphalens, {sample.get('days', '?')} days where every horizon up to "
-                     f"{max(current_evaluation_settings().periods)}D is realized, label {RS.target}): 1D IC {s['ic']['ic_mean']['1D']:+.4f} "
+                     f"{longest} is realized, label {RS.target}): 1D IC {s['ic']['ic_mean']['1D']:+.4f} "
                      f"(t {s['ic']['t_stat']['1D']:.2f}), "
                      f"top-minus-bottom {s['spread']['top_minus_bottom_bps']['1D']:.1f} bps/day; IC by label: "
                      f"{by_label}; report {(reports / 'factor_tearsheet' / 'tearsheet.html').resolve()}")

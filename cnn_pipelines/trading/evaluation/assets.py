@@ -81,8 +81,10 @@ def sample_days_note(sheet: Tearsheet, target: str) -> str:
     s, longest = sheet.sample, str(sheet.ic_summary.index[-1])
     label = sheet.label_ic.loc[target] if sheet.label_ic is not None and target in sheet.label_ic.index else None
     every = f"; ic_{target} scores every realized day of the label ({int(label['days'])})" if label is not None else ""
+    pending = (f"; {s['horizons_not_yet_realized']} not realized on any day yet, so left out"
+               if s.get("horizons_not_yet_realized") else "")
     return (f"{s['days']} days, {s['first_date']} .. {s['last_date']}: alphalens keeps a day only when every horizon "
-            f"up to {longest} is realized, so the newest days are left out of its tables{every}")
+            f"up to {longest} is realized, so the newest days are left out of its tables{pending}{every}")
 
 
 @dg.asset(deps=[oos_predictions, raw_prices], group_name="evaluation", kinds={"alphalens"})

@@ -59,6 +59,19 @@ def forward_returns_for_alphalens(factor: pd.Series, prices: pd.DataFrame, perio
     return pd.DataFrame(cols), pd.concat(exits, ignore_index=True)
 
 
+def realized_horizons(fwd: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The forward-returns frame cut to the horizons alphalens can use, and the longer ones it cannot. Alphalens
+    keeps a prediction only where every horizon is realized, so a study whose test days all lie within 21
+    sessions of the newest prices had no 21D return anywhere and no tearsheet at all. The longest horizons are
+    dropped until some prediction has all the others; with no realized 1-day return yet, it says so."""
+    for k in range(fwd.shape[1], 0, -1):
+        if fwd.iloc[:, :k].notna().all(axis=1).any():
+            return fwd.iloc[:, :k], [str(c) for c in fwd.columns[k:]]
+    dates = fwd.index.get_level_values(0)
+    raise ValueError(f"no prediction ({dates.min().date()} .. {dates.max().date()}) has a realized {fwd.columns[0]} "
+                     f"trade return yet: the tearsheet needs the prices of the sessions after the predictions")
+
+
 def overlap_t(x: pd.Series, horizon: int) -> tuple[float, float]:
     """t-statistic and two-sided p-value of the mean of a daily series of ``horizon``-day statistics. Windows
     of consecutive days share horizon - 1 days, so the series is autocorrelated by construction: the plain
@@ -89,6 +102,7 @@ def factor_tearsheet(predictions: pd.DataFrame, prices: pd.DataFrame, periods=PE
     factor.index = factor.index.set_names(["date", "asset"])
     factor = factor.astype(float)
     fwd, exits = forward_returns_for_alphalens(factor, prices, periods, sessions)
+    fwd, pending = realized_horizons(fwd)
     names = int(factor.groupby(level="date").count().min())
     quantiles = max(2, min(quantiles, names))
     with contextlib.redirect_stdout(io.StringIO()):
@@ -122,6 +136,8 @@ def factor_tearsheet(predictions: pd.DataFrame, prices: pd.DataFrame, periods=PE
         "quantiles": quantiles,
         "last_price_exits": int(len(exits)),
     }
+    if pending:
+        sample["horizons_not_yet_realized"] = ", ".join(pending)
     label_ic = {}
     for col in [c for c in predictions.columns if c.startswith("fwd_") and not c.endswith(("_ok", "_decile"))]:
         mean, se, days = oos_ic(predictions, col)

@@ -6,7 +6,7 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
-from cnn_pipelines.metadata import asset_output, percent, table_value
+from cnn_pipelines.metadata import asset_output, listed, percent, short_list, table_value
 from cnn_pipelines.trading.prices.assets import partition_dates
 from cnn_pipelines.trading.features.reports import universe_turnover
 from cnn_pipelines.trading.features.panel import feature_columns, forward_returns_table, target_columns, universe_table
@@ -53,6 +53,17 @@ def universe(context: dg.AssetExecutionContext, raw_prices: pd.DataFrame):
         "mean_members_per_day": round(float(table.groupby("date").size().mean()), 1) if len(table) else 0.0,
         "turnover_pct_per_day": percent(turnover.mean(), 1) if len(turnover) else 0.0,
     }
+    untraded = table.attrs.get("untraded", {})
+    if untraded:
+        names = [f"{t} ({n} day{'s' if n > 1 else ''})" for t, n in sorted(untraded.items())]
+        context.log.warning(f"{len(untraded)} ticker(s) kept out of the universe on days when they had not traded on "
+                            f"most days of the window before (median dollar volume 0: volume 0 on half or more of its bars, as "
+                            f"vendors write a suspended name's repeated close): {listed(names)}")
+    meta["untraded_tickers"] = short_list(f"{t} ({n} d)" for t, n in sorted(untraded.items()))
+    if table.attrs.get("no_volume_days"):
+        context.log.warning(f"on {table.attrs['no_volume_days']} day(s) no ticker had traded volume in the window "
+                            f"before (the prices carry volume 0): dollar volume cannot rank them, so every name with "
+                            f"enough bars is a member, up to universe_size in ticker order")
     if len(turnover) > 2:
         meta["turnover"] = dg.MetadataValue.md(markdown_image(
             line_plot(100 * turnover, "Daily universe turnover (new members, % of the universe)", "%"), "turnover"))

@@ -20,7 +20,7 @@ from cnn_pipelines.trading.features.factors import (
 )
 from cnn_pipelines.trading.features.indicators import TECHNICAL_FAMILIES, feature_name, iter_technical_features
 from cnn_pipelines.trading.settings import FeatureSettings
-from cnn_pipelines.trading.features.universe import is_tradable, universe_membership
+from cnn_pipelines.trading.features.universe import idle_names, is_tradable, universe_membership
 from cnn_pipelines.trading.features.wide import WideBars, shift, to_long, to_wide
 
 
@@ -65,15 +65,24 @@ def compute_universe(bars: WideBars, s: FeatureSettings) -> Universe:
 
 
 def universe_table(prices: pd.DataFrame, s: FeatureSettings, start, end) -> pd.DataFrame:
-    """(date, ticker, rank, median_dollar_volume) for each member on each date in [start, end]."""
+    """(date, ticker, rank, median_dollar_volume) for each member on each date in [start, end].
+
+    ``attrs["untraded"]`` maps each ticker kept out as idle (``idle_names``) to its idle days in the range, and
+    ``attrs["no_volume_days"]`` counts the range's days on which no name reported volume, so the asset can say
+    why."""
     if prices.empty:
         return empty_universe()
     bars = to_wide(prices)
     u = compute_universe(bars, s)
-    mask = u.member & _out_rows(bars, start, end)[:, None]
+    rows_out = _out_rows(bars, start, end)[:, None]
+    mask = u.member & rows_out
     out = to_long({"median_dollar_volume": u.dollar_volume}, bars.dates, bars.tickers, mask, dtype="float64")
     rows, cols = np.nonzero(mask)
     out.insert(2, "rank", u.rank[rows, cols].astype("int32"))
+    idle, no_volumes = idle_names(u.dollar_volume, is_tradable(bars.tickers, s.non_tradables))
+    idle_days = (idle & rows_out).sum(axis=0)
+    out.attrs["untraded"] = {str(bars.tickers[j]): int(idle_days[j]) for j in np.flatnonzero(idle_days)}
+    out.attrs["no_volume_days"] = int((no_volumes & rows_out & u.member.any(axis=1, keepdims=True)).sum())
     return out
 
 

@@ -38,11 +38,23 @@ def is_tradable(tickers, non_tradables=()) -> np.ndarray:
     return np.array([not str(t).startswith("^") and str(t).strip().upper() not in listed for t in tickers], dtype=bool)
 
 
+def idle_names(med: np.ndarray, tradable: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(idle, no_volumes), T x N and T x 1: a tradable name whose trailing median dollar volume is 0 (volume 0 on
+    half or more of its bars: a suspended stock whose vendor repeats the last close) is idle on a day when some
+    other tradable name did trade; a day on which none did is a data set without volumes (FX rates, some futures
+    files), where dollar volume cannot rank anyone and no name is idle."""
+    ok = np.isfinite(med) if tradable is None else np.isfinite(med) & tradable[None, :]
+    no_volumes = ~(ok & (med > 0)).any(axis=1, keepdims=True)
+    return ok & (med == 0) & ~no_volumes, no_volumes
+
+
 def universe_membership(close: np.ndarray, volume: np.ndarray, has_bar: np.ndarray, size: int, window: int,
                         min_obs: int, tradable: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(member, rank, trailing median dollar volume), each T x N, using only data before each date. Columns
-    that are not ``tradable`` (N booleans) are never members."""
+    that are not ``tradable`` (N booleans) are never members, nor are idle names (``idle_names``), however few
+    tickers there are to fill the universe."""
     med = trailing_median_dollar_volume(close, volume, has_bar, window, min_obs)
-    score = med if tradable is None else np.where(tradable[None, :], med, np.nan)
-    member, rank = top_n_members(score, size)
+    idle, _ = idle_names(med, tradable)
+    ok = ~idle if tradable is None else ~idle & tradable[None, :]
+    member, rank = top_n_members(np.where(ok, med, np.nan), size)
     return member, rank, med

@@ -96,3 +96,21 @@ def test_overlapping_horizons_are_not_counted_as_independent_days():
     iid = pd.Series(rng.normal(0.05, 0.1, 200))  # no overlap: close to the plain t-test
     assert overlap_t(iid, 1)[0] == pytest.approx(stats.ttest_1samp(iid, 0.0).statistic, rel=0.25)
     assert overlap_t(pd.Series([0.2] * 10), 1) == (np.inf, 0.0) and np.isnan(overlap_t(pd.Series([0.3]), 1)[0])
+
+
+def test_horizons_no_day_has_realized_yet_are_left_out_not_the_whole_tearsheet(market):
+    """A study whose test days all lie within 21 sessions of the newest prices (one test month ending at the
+    files' last day) had no 21D return anywhere: alphalens dropped every row and the tearsheet crashed."""
+    prices, fwd = market
+    late = fwd.iloc[-10:].stack().rename("prediction").reset_index()  # the last 10 days: 5D realized on a few
+    late.columns = ["date", "ticker", "prediction"]
+    sheet = factor_tearsheet(late, prices, periods=(1, 5, 10, 21))
+    assert list(sheet.ic_summary.index) == ["1D", "5D"]
+    assert sheet.sample["horizons_not_yet_realized"] == "10D, 21D"
+    assert sheet.ic_summary.loc["1D", "ic_mean"] == pytest.approx(1.0)  # the days where 5D is realized too
+    assert sheet.sample["days"] == 4  # days -10 .. -7: 5D is in at the open of t+1 and out at that of t+6
+    full = factor_tearsheet(as_predictions(fwd), prices, periods=(1, 5))
+    assert "horizons_not_yet_realized" not in full.sample
+    with pytest.raises(ValueError, match=r"has a realized 1D trade return yet"):
+        factor_tearsheet(fwd.iloc[-1:].stack().rename("prediction").reset_index().set_axis(
+            ["date", "ticker", "prediction"], axis=1), prices, periods=(1, 5))

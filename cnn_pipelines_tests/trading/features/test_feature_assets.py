@@ -144,3 +144,30 @@ def test_a_one_day_run_still_says_which_range_the_lake_covers(lake_with_features
     meta = result.asset_materializations_for_node("universe")[0].metadata
     assert meta["lake_covers"].value == "2014-03-03 .. 2014-03-24 (16 weekday partitions)"
     assert meta["rows"].value > 0
+
+
+def test_the_universe_says_which_names_it_kept_out_for_not_trading(tmp_path):
+    """A file whose volume is 0 (a suspended name's repeated close, or a vendor without volumes) is kept out of
+    the universe however few names there are, and the asset names it rather than leaving an empty seat."""
+    import exchange_calendars as xc
+
+    from cnn_pipelines.trading.prices.resources import FilePriceSource
+
+    days = xc.get_calendar("XNYS").sessions_in_range("2020-01-02", "2020-06-30")
+    frames = []
+    for k, t in enumerate(["AAA", "BBB", "CCC", "IDLE"]):
+        close = 10.0 + k + 0.01 * pd.Series(range(len(days))).to_numpy()
+        frames.append(pd.DataFrame({"date": days.strftime("%Y-%m-%d"), "ticker": t, "open": close, "high": close + 0.1,
+                                    "low": close - 0.1, "close": close, "volume": 0.0 if t == "IDLE" else 1e6}))
+    files = tmp_path / "files"
+    files.mkdir()
+    pd.concat(frames).to_csv(files / "prices.csv", index=False)
+    res = lake_resources(tmp_path / "lake", FilePriceSource(path=str(files)))
+    assert run_range([raw_prices], "2020-01-02", "2020-06-30", res).success
+    result = dg.materialize([raw_prices.to_source_asset(), universe], partition_key="2020-06-30", resources=res,
+                            selection=[universe])
+    meta = result.asset_materializations_for_node("universe")[0].metadata
+    assert meta["untraded_tickers"].value == "IDLE (1 d)"
+    stored = lake.read_partitions(tmp_path / "lake", "universe", ["2020-06-30"])
+    assert sorted(stored["ticker"]) == ["AAA", "BBB", "CCC"]
+    assert meta["mean_members_per_day"].value == 3.0
