@@ -311,6 +311,8 @@ def evaluation_summary(root: Path) -> str:
             lines.append(f"backtest: net Sharpe {mean / sd * 252 ** 0.5:.2f} over {days} days "
                          f"(equity curve {(reports / 'backtest' / 'equity_curve.png').resolve()})")
         if "model_leaderboard" in views:
+            from cnn_pipelines.trading.evaluation.assets import not_scored
+
             shown = ["rank", "model", "periods", "days", "rows", "coverage", "mean_ic", "ic_t", "monthly_ic",
                      "top_minus_bottom_bps", "mean_daily_turnover", "net_sharpe"]
             have = {r[0] for r in con.execute("describe model_leaderboard").fetchall()}  # older lakes: no rows
@@ -319,6 +321,8 @@ def evaluation_summary(root: Path) -> str:
             lines.append("model leaderboard (same walk-forward periods and rows; mean daily rank IC vs "
                          f"{RS.target}, long-short top/bottom K after costs):\n"
                          + leaderboard_text(board)
+                         + "".join(f"\n{m}: not scored, it predicted nothing in these periods (see its asset)"
+                                   for m in not_scored(board))
                          + "\n(monthly IC: monthly models only; per-model tearsheets in "
                          + f"{(reports / 'model_leaderboard').resolve()}/<model>/tearsheet.html)")
         if "leakage_audit" in views:

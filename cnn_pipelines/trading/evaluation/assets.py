@@ -9,7 +9,7 @@ from matplotlib.ticker import PercentFormatter
 import numpy as np
 import pandas as pd
 
-from cnn_pipelines.metadata import asset_output, asset_result, inline, percent, table_value
+from cnn_pipelines.metadata import asset_output, asset_result, inline, percent, short_list, table_value
 from cnn_pipelines.storage import lake
 from cnn_pipelines.trading.prices.adjustments import adjust_as_of
 from cnn_pipelines.trading.prices.assets import raw_prices
@@ -267,8 +267,13 @@ def model_leaderboard(context: dg.AssetExecutionContext, config: BacktestConfig)
     shown = board.table.copy()
     days = int(shown["days"].min()) if len(shown) else 0
     context.log.info("model leaderboard:\n" + shown.round(4).to_string(index=False))
+    unscored = not_scored(board.table)
+    if unscored:
+        context.log.warning(f"not on the leaderboard: {', '.join(unscored)}: predicted nothing in these periods "
+                            "(its asset's `fitted` says why, e.g. too few names to fit)")
     return asset_output(context, board.table, {
         "models": ", ".join(board.table["model"].astype(str)), "target": RS.target,
+        "not_scored": short_list(f"{m} (predicted nothing)" for m in unscored),
         "periods": int(preds["period"].nunique()), "days": days,
         "leader": str(board.table["model"].iloc[0]) if len(board.table) else "n/a",
         "leaderboard": table_value(leaderboard_display(board.table)),
@@ -284,6 +289,12 @@ def model_leaderboard(context: dg.AssetExecutionContext, config: BacktestConfig)
         "note": f"{days} test days: differences between models smaller than about two IC standard errors are noise. "
                 + seed_note(root, sorted(preds["period"].astype(str).unique())),
     })
+
+
+def not_scored(table: pd.DataFrame) -> list[str]:
+    """The models of ``PREDICTION_TABLES`` absent from a leaderboard table: they predicted no row (ar_cnn on a
+    universe too small to fit it)."""
+    return [m for m in PREDICTION_TABLES if m not in set(table["model"].astype(str))]
 
 
 def sample_note(common: pd.DataFrame, preds: pd.DataFrame) -> str:

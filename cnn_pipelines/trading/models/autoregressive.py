@@ -135,12 +135,25 @@ def build_ar_cnn(s: ArSettings, seed: int):
     return model
 
 
+MIN_SAMPLES = 50  # (name, month) samples below which the network is not fitted
+
+
+def too_few_samples(train) -> str:
+    """Why ``train`` (x, month, y, keys) is too small to fit: its samples are names x months, so a watch list of
+    three names has 36 in a 12-month window however much older history the prices hold."""
+    keys = train[3]
+    names, months = len({k[1] for k in keys}), len({k[0] for k in keys})
+    return (f"ar_cnn: only {len(keys)} training samples before the cutoff ({names} names over {months} months with "
+            f"12 months of returns before them); it needs {MIN_SAMPLES}: a universe of more names, or older prices "
+            f"where names lack the 12 months of history")
+
+
 def fit_ar(train, s: ArSettings, seed: int):
     """The model fitted on ``train`` (x, month, y) with labels demeaned per month (the cross-section, as IC
     measures it)."""
     x, m, y, keys = train
-    if len(x) < 50:
-        raise ValueError(f"ar_cnn: only {len(x)} training samples before the cutoff; materialize older raw_prices")
+    if len(x) < MIN_SAMPLES:
+        raise ValueError(too_few_samples(train))
     months = np.array([k[0].ordinal for k in keys])
     y = y - pd.Series(y).groupby(months).transform("mean").to_numpy(np.float32)
     model = build_ar_cnn(s, seed)

@@ -20,7 +20,8 @@ from cnn_pipelines.storage import objects
 from cnn_pipelines.storage.checkpoints import save_keras
 from cnn_pipelines.storage.io_manager import ParquetLakeIOManager
 from cnn_pipelines.trading.evaluation.leaderboard import month_trade_returns
-from cnn_pipelines.trading.models.autoregressive import ArSettings, ar_fold, fit_ar, predict_ar
+from cnn_pipelines.trading.models.autoregressive import MIN_SAMPLES as AR_MIN_SAMPLES
+from cnn_pipelines.trading.models.autoregressive import ArSettings, ar_fold, fit_ar, predict_ar, too_few_samples
 from cnn_pipelines.trading.models.base import Fitted, FoldArrays
 from cnn_pipelines.trading.features.assets import SETTINGS
 from cnn_pipelines.trading.features.panel import universe_table
@@ -123,17 +124,30 @@ def ar_cnn_predictions(context: dg.AssetExecutionContext, cnn_images: pd.DataFra
     t0 = time.perf_counter()
     anchor, _ = retrain_plan(period)
     path = fitted_path(lake.root, "ar_cnn", anchor, "model.keras")
+    status = fitted_path(lake.root, "ar_cnn", anchor, "fit.json")  # whether the retrain month could fit, and why
+    model, not_fitted = None, None
     if anchor == period:
-        model = fit_ar(train, AR, period_seed(period))
-        save_keras(model, path)
+        if len(train[0]) < AR_MIN_SAMPLES:  # a small universe: a comparison model that cannot fit predicts nothing
+            not_fitted = too_few_samples(train)
+        else:
+            model = fit_ar(train, AR, period_seed(period))
+            save_keras(model, path)
+        lake_files.write_json(status, {"fitted": model is not None, "why": not_fitted})
     else:
         import keras
 
+        objects.pull(status)
         objects.pull(path)  # fitted on another machine of a cluster
-        if not path.exists():
+        doc = lake_files.read_json(status) if status.exists() else {}
+        if doc.get("fitted") is False:
+            not_fitted = f"the model of retrain month {anchor} was not fitted: {doc['why']}"
+        elif not path.exists():
             raise anchor_model_missing("ar_cnn", anchor)
-        model = keras.models.load_model(path)
-    pred = predict_ar(model, f.inputs)
+        else:
+            model = keras.models.load_model(path)
+    if not_fitted:
+        context.log.warning(f"{not_fitted}. ar_cnn predicts nothing for {period}; the leaderboard leaves it out")
+    pred = predict_ar(model, f.inputs) if model is not None else np.full(len(f.tickers), np.nan, np.float32)
     by_ticker = pd.Series(pred, index=f.tickers, dtype="float32")
     out = predictions_table(cnn_images, cnn_images["ticker"].astype(str).map(by_ticker).to_numpy(np.float32))
     ic, se, days = oos_ic(out.dropna(subset=["prediction"]), RS.target)
@@ -146,10 +160,11 @@ def ar_cnn_predictions(context: dg.AssetExecutionContext, cnn_images: pd.DataFra
     context.log.info(f"ar_cnn {period}: {len(train[0])} training samples, daily IC {ic:+.4f}, monthly IC {monthly_ic:+.4f}")
     return asset_output(context, out, {
         "period": period, "cutoff": str(fold.cutoff), "model": "ar_cnn", "lags": AR.lags,
+        "fitted": "yes" if model is not None else f"no: {not_fitted}",
         "model_period": anchor, "retrain_month": anchor == period,
         "training_months": (f"{months[0]} .. {months[-1]} (targets through {months[-1] + 1})" if anchor == period
                             else f"none this month: the model fitted for {anchor}"),
-        "train_samples": int(len(train[0])) if anchor == period else 0, "predicted_tickers": int(len(by_ticker)),
+        "train_samples": int(len(train[0])) if anchor == period else 0, "predicted_tickers": int(by_ticker.notna().sum()),
         "rows_without_history": int(out["prediction"].isna().sum()), "fit_seconds": round(time.perf_counter() - t0, 2),
         "mean_daily_ic": rounded(ic, 4, "n/a (no realized labels yet)"),
         "ic_standard_error": rounded(se, 4, "n/a (fewer than two days)"),

@@ -14,6 +14,7 @@ from cnn_pipelines.trading.features.panel import feature_columns
 from cnn_pipelines.trading.research.selection import rank_families, sample_rows
 from cnn_pipelines.trading.settings import FeatureSettings, ResearchSettings
 from cnn_pipelines.trading.research.walkforward import Fold, split_masks, test_mask
+from cnn_pipelines.trading.evaluation.metrics import MIN_NAMES
 
 
 @dataclass
@@ -98,10 +99,18 @@ def training_arrays(data: PeriodData, layout: ImageLayout, rs: ResearchSettings)
 
 
 def require_rows(data: PeriodData, label: str, fold: Fold, min_train: int = 100, min_val: int = 20) -> None:
-    """Fail clearly when the window holds too little labelled history to fit anything."""
+    """Fail clearly when the window holds too little labelled history to fit anything, or too few names a day
+    to choose an epoch by daily rank IC (a universe of one or two tickers trained on garbage before)."""
     if data.train.sum() < min_train or data.val.sum() < min_val:
         raise ValueError(f"{label}: only {int(data.train.sum())} training and {int(data.val.sum())} validation rows "
                          f"before {fold.cutoff}; materialize the feature tables from {fold.train_start} on")
+    val = data.frame.loc[data.val]
+    names = int(val.groupby("date")["ticker"].nunique().max())
+    if names < MIN_NAMES:
+        raise ValueError(f"{label}: at most {names} name(s) a day in the validation window (the universe on "
+                         f"{val['date'].min()} .. {val['date'].max()}): the epoch is chosen by the daily rank IC "
+                         f"across names, which needs {MIN_NAMES} or more; a cross-sectional model cannot be studied "
+                         f"on fewer tickers")
 
 
 @dataclass

@@ -192,3 +192,21 @@ def test_a_killed_training_process_resumes_from_its_last_checkpoint(tmp_path):
     assert logs[0] == f"resuming after epoch {done} of {epochs}"
     assert res.trained_epochs == epochs - done and list(res.epochs["epoch"]) == list(range(1, epochs + 1))
     assert sorted(p.name for p in ckpt.glob("epoch_*.keras")) == [f"epoch_{e:02d}.keras" for e in range(1, epochs + 1)]
+
+
+@pytest.mark.parametrize("names", [1, 2, 3])
+def test_a_period_with_fewer_than_three_names_a_day_is_refused_before_training(names):
+    """A one- or two-ticker universe trained a CNN whose epoch was 'chosen' on validation ICs that were all NaN
+    (a rank correlation needs three names), then failed in evaluation with 'No objects to concatenate'."""
+    from cnn_pipelines.trading.research.periods import PeriodData, require_rows
+
+    days = pd.bdate_range("2020-09-01", periods=240)  # enough rows for the row rule with one name
+    frame = pd.DataFrame({"date": np.repeat(days, names), "ticker": np.tile([f"T{i}" for i in range(names)], 240)})
+    last = frame["date"] >= days[200]
+    data = PeriodData(frame, (~last).to_numpy(), last.to_numpy(), np.zeros(len(frame), bool))
+    fold = fold_for("2021-07-01", RS, trading_calendar("XNYS"))
+    if names < 3:
+        with pytest.raises(ValueError, match=rf"at most {names} name\(s\) a day in the validation window"):
+            require_rows(data, "period 2021-07-01", fold)
+    else:
+        require_rows(data, "period 2021-07-01", fold)

@@ -326,3 +326,40 @@ def test_a_backfill_of_months_waits_for_each_months_warm_start_source():
         assert not [p for p in first.parent_partitions if p.asset_key == key] and not first.required_but_nonexistent_parents_partitions
     assert not [p for p in graph.get_parents_partitions(dg.AssetKey("cnn_images"), month).parent_partitions
                 if p.asset_key == dg.AssetKey("cnn_images")]  # only what a warm start reads
+
+
+def test_a_universe_too_small_for_ar_cnn_leaves_it_off_the_board_instead_of_failing_the_month(research_lake,
+                                                                                               tmp_path, monkeypatch):
+    """A watch list of three names gives ar_cnn 36 (name, month) samples: its fit raised, research_job failed
+    for the month and nothing was evaluated. Now ar_cnn predicts nothing, says why, and the leaderboard scores
+    the models that could fit (here the limit is raised instead of shrinking the universe)."""
+    import shutil
+
+    import cnn_pipelines.trading.research.model_assets as model_assets
+    from cnn_pipelines.trading.research.model_assets import ar_cnn_predictions, fitted_path
+
+    root = tmp_path / "lake"
+    shutil.copytree(research_lake[0], root)
+    monkeypatch.setattr(model_assets, "AR_MIN_SAMPLES", 10**9)
+    res = lake_resources(root, SyntheticPriceSource(n_tickers=25, seed=8, signal_strength=0.3))
+    sources = [indicator_panel.to_source_asset(), forward_returns.to_source_asset(), universe.to_source_asset(),
+               raw_prices.to_source_asset()]
+    for month in lake.materialized_keys(root, "ar_cnn_predictions", "period"):  # other tests may add April
+        result = dg.materialize([*sources, *RESEARCH], partition_key=month, resources=res, tags=CHAIN,
+                                selection=[ar_cnn_predictions])
+        assert result.success
+    result = dg.materialize([*sources, *RESEARCH], partition_key=PERIOD, resources=res, tags=CHAIN,
+                            selection=[ar_cnn_predictions])
+    table = result.output_for_node("ar_cnn_predictions")
+    assert len(table) and table["prediction"].isna().all()
+    meta = result.asset_materializations_for_node("ar_cnn_predictions")[0].metadata
+    assert re.match(r"no: ar_cnn: only \d+ training samples before the cutoff \(\d+ names over 12 months",
+                    meta["fitted"].value) and meta["predicted_tickers"].value == 0
+    assert lake.read_json(fitted_path(root, "ar_cnn", PERIOD, "fit.json"))["fitted"] is False
+    monkeypatch.setenv("CNN_LAKE_ROOT", str(root))
+    board = dg.materialize([model_leaderboard], resources={"lake": ParquetLakeIOManager(root=str(root)),
+                                                           "prices": res["prices"]})
+    assert board.success
+    meta = board.asset_materializations_for_node("model_leaderboard")[0].metadata
+    assert sorted(meta["models"].value.split(", ")) == ["cnn_ta", "hgb", "ridge"]
+    assert meta["not_scored"].value == "ar_cnn (predicted nothing)"
