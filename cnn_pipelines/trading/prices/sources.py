@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from cnn_pipelines.trading.prices.calendar import to_date
@@ -83,6 +84,7 @@ def _in_range(df: pd.DataFrame, start: dt.date, end: dt.date, source: str, tz: s
     if dates.isna().any():
         raise PriceSchemaError(f"{source}: column 'date' has {int(dates.isna().sum())} empty values")
     _refuse_intraday(df, dates, source)
+    _refuse_sparse(df, dates, source)
     df = unsplit(df.assign(date=dates))
     keep = (dates >= pd.Timestamp(start)) & (dates <= pd.Timestamp(end))
     out = df.loc[keep].copy()
@@ -103,6 +105,35 @@ def _refuse_intraday(df: pd.DataFrame, dates: pd.Series, source: str) -> None:
             f"{source}: intraday bars ({int(stamps.median())} per ticker and day; {ticker} on {day.date()}: {n}): "
             f"the pipeline reads one bar per session; resample to daily bars first (open first, high max, low min, "
             f"close last, volume sum)")
+
+
+SPARSE_SHARE = 0.25  # bars on at most a quarter of the weekdays a ticker spans: weekly or monthly bars
+SPARSE_MIN_BARS = 8  # fewer bars say nothing about their frequency (a nightly day, a new listing)
+
+
+def _refuse_sparse(df: pd.DataFrame, dates: pd.Series, source: str) -> None:
+    """A file of weekly or monthly bars is refused, naming the share of weekdays its tickers have a bar on.
+    Read as daily bars, each week became one "session": indicators ran over weeks under daily names, and no
+    label was ever realized (the next session never has a bar), so research failed on "0 training rows"."""
+    codes, tickers = pd.factorize(df["ticker"].astype(str))
+    days = dates.to_numpy().astype("datetime64[D]")
+    first = np.full(len(tickers), np.datetime64("2262-01-01"), dtype="datetime64[D]")
+    last = np.full(len(tickers), np.datetime64("1678-01-01"), dtype="datetime64[D]")
+    np.minimum.at(first, codes, days)
+    np.maximum.at(last, codes, days)
+    size = np.bincount(codes, minlength=len(tickers))
+    judged = size >= SPARSE_MIN_BARS
+    if not judged.any():
+        return
+    share = size[judged] / np.maximum(np.busday_count(first[judged], last[judged]) + 1, 1)
+    if np.median(share) > SPARSE_SHARE:
+        return
+    i = int(np.argmin(share))
+    ticker, n, a, b = tickers[judged][i], size[judged][i], first[judged][i], last[judged][i]
+    raise PriceSchemaError(
+        f"{source}: bars on {np.median(share):.0%} of the weekdays its tickers span ({ticker}: {n} bars from {a} "
+        f"to {b}): weekly or monthly bars, or names that trade on fewer than one day in four; the pipeline needs "
+        f"daily bars, one per session")
 
 
 # ----------------------------------------------------------------------------------------------- files

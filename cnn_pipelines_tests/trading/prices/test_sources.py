@@ -424,3 +424,31 @@ def test_intraday_bars_are_refused_with_what_to_do_and_a_repeated_daily_bar_is_n
     assert re.search(rf"MINUTE\.csv: intraday bars \({per_day} per ticker and day.*resample to daily bars",
                      out.attrs["file_errors"]["MINUTE"])
     assert set(out["ticker"]) == {"DAILY"}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rule=st.sampled_from(["W-FRI", "W-MON", "MS", "ME", "QE"]), bars=st.integers(8, 120),
+       holes=st.floats(0.0, 0.5), long_file=st.booleans(), seed=st.integers(0, 2**16))
+def test_weekly_or_monthly_bars_are_refused_and_daily_bars_with_holes_are_not(tmp_path_factory, rule, bars, holes,
+                                                                              long_file, seed):
+    """Weekly bars were read as daily ones: indicators ran over weeks under daily names and no label was ever
+    realized, so research failed on "0 training rows". Such a file is now refused, naming the share of weekdays
+    with a bar; a daily file missing up to half its sessions (an illiquid name, a halt) is read."""
+    folder = tmp_path_factory.mktemp("sparse")
+    rng = np.random.default_rng(seed)
+    days = pd.bdate_range("2019-01-02", periods=bars * 70)  # a quarter holds about 65 weekdays
+    coarse = pd.Series(days, index=days).resample(rule).last().dropna()
+    daily = days[rng.random(len(days)) >= holes]
+
+    def bars_on(stamps, ticker):
+        return pd.DataFrame({"date": pd.DatetimeIndex(stamps).strftime("%Y-%m-%d"), "ticker": ticker, "open": 10.0,
+                             "high": 10.5, "low": 9.5, "close": 10.0, "volume": 100.0})
+
+    sparse = pd.concat([bars_on(coarse.iloc[:bars], t) for t in (["W1", "W2", "W3"] if long_file else ["W1"])])
+    sparse.to_csv(folder / "WEEKLY.csv", index=False)
+    bars_on(daily, "DAILY").to_csv(folder / "DAILY.csv", index=False)
+    out = read_price_files(str(folder), "2018-01-01", "2099-12-31")
+    assert set(out.attrs["file_errors"]) == {"WEEKLY"}
+    assert re.search(r"WEEKLY\.csv: bars on \d+% of the weekdays its tickers span \(W1: \d+ bars from .* to .*\): "
+                     r"weekly or monthly bars", out.attrs["file_errors"]["WEEKLY"])
+    assert set(out["ticker"]) == {"DAILY"} and len(out) == len(daily)
