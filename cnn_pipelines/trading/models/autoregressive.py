@@ -141,11 +141,11 @@ MIN_SAMPLES = 50  # (name, month) samples below which the network is not fitted
 def too_few_samples(train) -> str:
     """Why ``train`` (x, month, y, keys) is too small to fit: its samples are names x months, so a watch list of
     three names has 36 in a 12-month window however much older history the prices hold."""
-    keys = train[3]
-    names, months = len({k[1] for k in keys}), len({k[0] for k in keys})
+    x, keys = train[0], train[3]
+    names, months, lags = len({k[1] for k in keys}), len({k[0] for k in keys}), x.shape[1]
     return (f"ar_cnn: only {len(keys)} training samples before the cutoff ({names} names over {months} months with "
-            f"12 months of returns before them); it needs {MIN_SAMPLES}: a universe of more names, or older prices "
-            f"where names lack the 12 months of history")
+            f"{lags} months of returns before them); it needs {MIN_SAMPLES}: a universe of more names, or older "
+            f"prices where names lack the {lags} months of history")
 
 
 def fit_ar(train, s: ArSettings, seed: int):

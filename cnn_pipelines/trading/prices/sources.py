@@ -31,7 +31,8 @@ _ALIASES = {
     # date_time: AmiBroker's "Date/Time"; ts_event: Databento; window_start: Polygon's flat files
     "date": "date", "datetime": "date", "timestamp": "date", "time": "date", "day": "date",
     "date_time": "date", "ts_event": "date", "window_start": "date",
-    "ticker": "ticker", "symbol": "ticker", "asset": "ticker",
+    # code: EODHD's bulk exports ("AAPL.US"); ts_code: Tushare ("600519.SH")
+    "ticker": "ticker", "symbol": "ticker", "asset": "ticker", "code": "ticker", "ts_code": "ticker",
     "open": "open", "high": "high", "low": "low", "close": "close",
     # Bloomberg's fields
     "px_open": "open", "px_high": "high", "px_low": "low", "px_last": "close", "px_volume": "volume",
@@ -187,7 +188,7 @@ def read_price_file(path: Path) -> pd.DataFrame:
             if _two_level_header(head, dialect["sep"]):
                 raw = pd.read_csv(path, header=[0, 1], index_col=0, **dialect)
             else:
-                raw = pd.read_csv(path, **dialect)
+                raw = _tickers_as_written(pd.read_csv(path, **dialect), path, dialect)
     except Exception as exc:  # pandas/pyarrow raise many types for corrupt files
         raise PriceSchemaError(f"{path}: cannot be read as {'Parquet' if parquet else 'CSV'} ({exc})") from exc
     decimal = "." if parquet else dialect.get("decimal", ".")
@@ -197,6 +198,24 @@ def read_price_file(path: Path) -> pd.DataFrame:
     # a blank trailing line (",,,,,") is no bar: drop rows with nothing in them before reading dates
     raw = raw.dropna(how="all").reset_index(drop=True)
     return numeric_values(normalize_columns(raw, source=str(path), ticker=file_ticker(path)), decimal)
+
+
+def _tickers_as_written(raw: pd.DataFrame, path: Path, dialect: dict) -> pd.DataFrame:
+    """The ticker column as the file writes it. pandas reads ``NA`` (National Bank of Canada on the TSX) and
+    ``NULL`` as missing, and a column of numeric codes (Tokyo's ``7203``, Hong Kong's ``0700``) as integers,
+    losing the leading zero; such a column is read again as text, with nothing taken for missing but blanks."""
+    cols = [c for c in raw.columns if _normalize_name(c) == "ticker"] or [
+        c for c in raw.columns if _normalize_name(c) == _TICKER_FALLBACK]
+    if len(cols) != 1:
+        return raw  # none (a per-ticker file), or several: normalize_columns names the problem
+    col = cols[0]
+    if pd.api.types.is_object_dtype(raw[col].dtype) and raw[col].notna().all():
+        return raw
+    options = {k: v for k, v in dialect.items() if k != "dtype"}
+    text = pd.read_csv(path, usecols=[col], dtype=str, keep_default_na=False, **options)[col]
+    out = raw.copy()
+    out[col] = text.str.strip().replace("", None).to_numpy(dtype=object)
+    return out
 
 
 NUMERIC_COLUMNS = ["open", "high", "low", "close", "volume", *ACTION_COLUMNS]

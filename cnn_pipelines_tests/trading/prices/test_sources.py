@@ -452,3 +452,20 @@ def test_weekly_or_monthly_bars_are_refused_and_daily_bars_with_holes_are_not(tm
     assert re.search(r"WEEKLY\.csv: bars on \d+% of the weekdays its tickers span \(W1: \d+ bars from .* to .*\): "
                      r"weekly or monthly bars", out.attrs["file_errors"]["WEEKLY"])
     assert set(out["ticker"]) == {"DAILY"} and len(out) == len(daily)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tickers=st.lists(st.sampled_from(["NA", "NULL", "NAN", "NONE", "TRUE", "FALSE", "0700", "7203", "0005",
+                                         "600519.SH", "AAPL", "BRK-B", "1"]), min_size=1, max_size=5, unique=True),
+       column=st.sampled_from(["ticker", "Symbol", "code", "ts_code", "Name"]), sep=st.sampled_from([",", ";", "\t"]))
+def test_a_long_file_keeps_every_ticker_as_written(tmp_path_factory, tickers, column, sep):
+    """pandas reads "NA" (National Bank of Canada) and "NULL" as missing and a column of codes (Tokyo's 7203,
+    Hong Kong's 0700) as integers: those rows lost their ticker or its leading zero. Every ticker reads as
+    written, from any of the ticker columns vendors write."""
+    folder = tmp_path_factory.mktemp("tickers")
+    frame = pd.concat([pd.DataFrame({"Date": DATES.strftime("%Y-%m-%d"), column: t, "Open": 10.0, "High": 11.0,
+                                     "Low": 9.0, "Close": 10.5, "Volume": 1000.0}) for t in tickers])
+    frame.to_csv(folder / "long.csv", index=False, sep=sep, decimal="," if sep == ";" else ".")
+    out = read_price_files(str(folder), DATES[0], DATES[-1])
+    assert out.attrs["file_errors"] == {}
+    assert out["ticker"].value_counts().to_dict() == {t: len(DATES) for t in tickers}
