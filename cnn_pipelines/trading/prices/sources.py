@@ -140,7 +140,9 @@ def _refuse_sparse(df: pd.DataFrame, dates: pd.Series, source: str) -> None:
 # ----------------------------------------------------------------------------------------------- files
 
 
-PRICE_FILE = re.compile(r"\.(csv|csv\.gz|parquet)$", re.IGNORECASE)  # vendors write .CSV as often as .csv
+# vendors write .CSV as often as .csv; .h5: an HDF5 store such as the book's assets.h5
+PRICE_FILE = re.compile(r"\.(csv|csv\.gz|parquet|h5|hdf5|hdf)$", re.IGNORECASE)
+HDF_FILE = re.compile(r"\.(h5|hdf5|hdf)$", re.IGNORECASE)
 
 
 def ignored_files(path: str) -> list[str]:
@@ -179,6 +181,9 @@ def read_price_file(path: Path) -> pd.DataFrame:
     ``yfinance.download(...)`` returns them and ``to_csv`` / ``to_parquet`` save them) are all read."""
     name = path.name
     parquet = name.lower().endswith(".parquet")
+    if HDF_FILE.search(name):
+        raw = hdf_price_table(path)
+        return numeric_values(normalize_columns(raw, source=str(path), ticker=file_ticker(path)))
     try:
         if parquet:
             raw = pd.read_parquet(path)
@@ -198,6 +203,52 @@ def read_price_file(path: Path) -> pd.DataFrame:
     # a blank trailing line (",,,,,") is no bar: drop rows with nothing in them before reading dates
     raw = raw.dropna(how="all").reset_index(drop=True)
     return numeric_values(normalize_columns(raw, source=str(path), ticker=file_ticker(path)), decimal)
+
+
+def hdf_price_table(path: Path) -> pd.DataFrame:
+    """The one table of daily bars in an HDF5 store (index levels as columns): the book keeps Quandl's WIKI prices
+    under ``quandl/wiki/prices`` in ``assets.h5``, indexed by (date, ticker), beside tables that are no bars
+    (``quandl/wiki/stocks``) or one series without tickers (``sp500/stooq``). A table with a ticker is preferred;
+    with several such, the store is refused, naming them."""
+    try:
+        with pd.HDFStore(path, mode="r") as store:
+            keys = sorted(store.keys())
+            bars = {k: names for k in keys if _BARS <= (names := _stored_names(store, k))}
+            ticked = [k for k, names in bars.items() if "ticker" in names]
+            chosen = ticked or list(bars)
+            if len(chosen) != 1:
+                what = ("no table of daily bars (date, open, high, low, close, volume)" if not chosen else
+                        f"{len(chosen)} tables of daily bars ({', '.join(chosen)}); write the one to read to a file "
+                        f"of its own (pandas: store[key].to_hdf(path, key=key))")
+                raise PriceSchemaError(f"{path}: {what}; keys: {', '.join(keys) or 'none'}")
+            table = store[chosen[0]]
+    except PriceSchemaError:
+        raise
+    except Exception as exc:  # a corrupt store, or pytables missing
+        raise PriceSchemaError(f"{path}: cannot be read as an HDF5 store ({type(exc).__name__}: {exc})") from exc
+    return table.reset_index() if any(n is not None for n in table.index.names) else table
+
+
+_BARS = {"date", "open", "high", "low", "close", "volume"}
+
+
+def _stored_names(store: pd.HDFStore, key: str) -> set[str]:
+    """Normalized column and index names of a stored DataFrame, read without its rows (a 15-million-row WIKI
+    table is read once, when chosen); empty for anything else."""
+    try:
+        st = store.get_storer(key)
+        if st.is_table:
+            levels = st.levels if isinstance(st.levels, list) else []
+            names = [*(c for _, cols in st.non_index_axes for c in cols), *levels]
+        elif getattr(st.attrs, "pandas_type", None) == "frame":
+            index_names = [getattr(node._v_attrs, "name", None) for name, node in st.group._v_children.items()
+                           if name == "axis1" or name.startswith("axis1_level")]
+            names = [*st.read_index("axis0"), *index_names]
+        else:
+            return set()
+    except Exception:  # noqa: BLE001 - a node pandas cannot describe is no table of bars
+        return set()
+    return {_normalize_name(n) for n in names if n is not None}
 
 
 def _tickers_as_written(raw: pd.DataFrame, path: Path, dialect: dict) -> pd.DataFrame:

@@ -469,3 +469,39 @@ def test_a_long_file_keeps_every_ticker_as_written(tmp_path_factory, tickers, co
     out = read_price_files(str(folder), DATES[0], DATES[-1])
     assert out.attrs["file_errors"] == {}
     assert out["ticker"].value_counts().to_dict() == {t: len(DATES) for t in tickers}
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tickers=st.lists(st.sampled_from(["AAPL", "MSFT", "NA", "BRK_B"]), min_size=1, max_size=3, unique=True),
+       table_format=st.booleans(), extension=st.sampled_from([".h5", ".H5", ".hdf5"]))
+def test_the_books_hdf5_store_reads_as_the_wiki_bars_it_holds(tmp_path_factory, tickers, table_format, extension):
+    """The chapter's notebooks read Quandl's WIKI prices from assets.h5 (key quandl/wiki/prices, indexed by date
+    and ticker, beside metadata and an index series without tickers): the store a reader of the book has. It was
+    not read at all (HDF5 was no price file); it now reads as the WIKI bars, with adj_close for the adjustments."""
+    folder = tmp_path_factory.mktemp("store")
+    store = folder / f"assets{extension}"
+    idx = pd.MultiIndex.from_product([DATES, tickers], names=["date", "ticker"])
+    rng = np.random.default_rng(len(tickers))
+    close = rng.uniform(10, 20, len(idx)).round(2)
+    wiki = pd.DataFrame({"open": close, "high": close + 1, "low": close - 1, "close": close, "volume": 1e6,
+                         "ex-dividend": 0.0, "split_ratio": 1.0, "adj_open": close / 2, "adj_high": (close + 1) / 2,
+                         "adj_low": (close - 1) / 2, "adj_close": close / 2, "adj_volume": 2e6}, index=idx)
+    fmt = "table" if table_format else "fixed"
+    wiki.to_hdf(store, key="quandl/wiki/prices", format=fmt)
+    pd.DataFrame({"name": ["x"], "marketcap": [1.0]}, index=pd.Index(["AAPL"], name="ticker")).to_hdf(
+        store, key="quandl/wiki/stocks", format=fmt)
+    wiki.xs(tickers[0], level="ticker")[["open", "high", "low", "close", "volume"]].to_hdf(store, key="sp500/stooq",
+                                                                                         format=fmt)
+    out = read_price_files(str(folder), DATES[0], DATES[-1])
+    assert out.attrs["file_errors"] == {}
+    got = out.set_index(["date", "ticker"]).sort_index()
+    want = wiki.reset_index().assign(date=lambda d: d["date"].dt.date).set_index(["date", "ticker"]).sort_index()
+    assert [(d, str(t)) for d, t in got.index] == list(want.index)
+    for col in ("open", "high", "low", "close", "volume", "adj_close"):
+        np.testing.assert_allclose(got[col].to_numpy(), want[col].to_numpy())
+    validate_prices(out.drop(columns=["source_file"]))
+    # two tables of bars with tickers: which one is meant cannot be guessed
+    wiki.to_hdf(store, key="other/prices", format=fmt)
+    again = read_price_files(str(folder), DATES[0], DATES[-1])
+    assert re.search(r"2 tables of daily bars \(/other/prices, /quandl/wiki/prices\)",
+                     next(iter(again.attrs["file_errors"].values())))
