@@ -33,19 +33,28 @@ def products_after(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
 
 def unsplit(df: pd.DataFrame) -> pd.DataFrame:
     """Vendors that split-adjust Close retroactively (yfinance) report each split in a ``stock_splits`` column
-    (2.0 for 2:1 on its ex-date): undo it, so open/high/low/close/volume are what traded that day. Expects one
-    file's rows (all its history up to the snapshot) with parsed dates."""
+    (2.0 for 2:1 on its ex-date): undo it, so open/high/low/close/volume are what traded that day. Others write
+    the same column beside prices as traded (Quandl's EOD ``Split``, 1.0 on other days): there the close falls
+    by the ratio on the ex-date, and that split is left as it is (undoing it doubled every earlier price). A
+    missing ``adj_close`` is the close adjusted for every split. Expects one file's rows (all its history up to
+    the snapshot) with parsed dates."""
     if "stock_splits" not in df.columns:
         return df
     out = df.sort_values(["ticker", "date"], kind="stable").copy()
     k = pd.to_numeric(out["stock_splits"], errors="coerce").fillna(0.0)
     k = k.where(k > 0, 1.0)
-    later = pd.Series(products_after(k.to_numpy(), out["ticker"].to_numpy()), index=out.index)
+    close = pd.to_numeric(out["close"], errors="coerce")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fall = np.log(close.groupby(out["ticker"].to_numpy()).shift(1) / close)
+        traded = (k != 1.0) & (np.abs(fall - np.log(k)) < np.abs(fall))  # the close already shows this split
+    groups = out["ticker"].to_numpy()
+    every = pd.Series(products_after(k.to_numpy(), groups), index=out.index)
+    undo = pd.Series(products_after(k.where(~traded, 1.0).to_numpy(), groups), index=out.index)
     for col in ("open", "high", "low", "close"):
-        out[col] = pd.to_numeric(out[col], errors="coerce") * later
-    out["volume"] = pd.to_numeric(out["volume"], errors="coerce") / later
+        out[col] = pd.to_numeric(out[col], errors="coerce") * undo
+    out["volume"] = pd.to_numeric(out["volume"], errors="coerce") / undo
     if "adj_close" not in out.columns:
-        out["adj_close"] = pd.to_numeric(out["close"], errors="coerce") / later  # splits are its only actions
+        out["adj_close"] = out["close"] / every  # splits are its only actions
     return out.drop(columns="stock_splits").loc[df.index]
 
 

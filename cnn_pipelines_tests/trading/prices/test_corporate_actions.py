@@ -12,6 +12,8 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cnn_pipelines.trading.features.panel import forward_returns_table, indicator_panel_table
 from cnn_pipelines.trading.prices.adjustments import adjust_as_of
@@ -248,3 +250,37 @@ def test_the_universe_ranks_a_split_name_by_the_dollar_volume_it_really_traded()
     wrong = adjust_as_of(prices).drop(columns="volume").merge(prices[["date", "ticker", "volume"]],
                                                                on=["date", "ticker"])  # volumes as reported
     assert universe_table(wrong, s, day, day)["ticker"].tolist() == ["BBB"]  # so the data tells the two apart
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ratio=st.sampled_from([1.25, 1.5, 2.0, 3.0, 4.0, 10.0, 0.5, 0.2, 0.1]), at=st.integers(1, 58),
+       seed=st.integers(0, 2**16), convention=st.sampled_from(["yfinance", "eod", "eod_no_adj"]))
+def test_a_split_column_beside_traded_or_adjusted_closes_reads_as_the_same_traded_bars(tmp_path_factory, ratio, at,
+                                                                                      seed, convention):
+    """yfinance writes Close split-adjusted with Stock Splits 0 or k; Quandl's EOD writes Close as traded with
+    Split 1 or k. Both columns are read as the split column, and the EOD file's earlier prices were multiplied
+    by k (a 2:1 split doubled every price before it). Every convention reads as the bars that traded, with the
+    split in adj_close."""
+    from cnn_pipelines.trading.prices.sources import read_price_files
+
+    rng = np.random.default_rng(seed)
+    days = pd.bdate_range("2021-01-04", periods=60)
+    close = 40 * np.exp(rng.normal(0, 0.01, len(days)).cumsum())
+    close[at:] /= ratio  # as traded: the close falls by the ratio on the ex-date
+    volume = np.where(np.arange(len(days)) >= at, ratio, 1.0) * 1e6
+    later = np.where(np.arange(len(days)) < at, ratio, 1.0)  # the split after each bar
+    marks = np.where(np.arange(len(days)) == at, ratio, 0.0 if convention == "yfinance" else 1.0)
+    if convention == "yfinance":
+        file = pd.DataFrame({"Date": days, "Close": close / later, "Volume": volume * later, "Adj Close": close / later,
+                             "Stock Splits": marks})
+    else:
+        file = pd.DataFrame({"Date": days, "Close": close, "Volume": volume, "Split": marks})
+        if convention == "eod":
+            file["Adj_Close"] = close / later
+    file["Open"], file["High"], file["Low"] = file["Close"], file["Close"] * 1.01, file["Close"] * 0.99
+    folder = tmp_path_factory.mktemp("split")
+    file.to_csv(folder / "AAA.csv", index=False)
+    out = read_price_files(str(folder), days[0], days[-1]).set_index("date")
+    np.testing.assert_allclose(out["close"].to_numpy(), close, rtol=1e-9)
+    np.testing.assert_allclose(out["volume"].to_numpy(), volume, rtol=1e-9)
+    np.testing.assert_allclose((out["adj_close"] / out["close"]).to_numpy(), 1 / later, rtol=1e-9)
