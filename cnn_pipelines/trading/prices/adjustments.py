@@ -31,6 +31,20 @@ def products_after(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return inclusive.groupby(keys).shift(1, fill_value=1.0).to_numpy()[::-1]
 
 
+def as_traded(df: pd.DataFrame) -> pd.DataFrame:
+    """Bars as traded where the vendor writes the traded close beside a split-adjusted one (Sharadar's
+    ``closeunadj``): open, high, low and close scaled by their ratio, volume divided by it."""
+    if "close_unadj" not in df.columns:
+        return df
+    out = df.copy()
+    ratio = pd.to_numeric(out.pop("close_unadj"), errors="coerce") / pd.to_numeric(out["close"], errors="coerce")
+    ratio = ratio.where(np.isfinite(ratio) & (ratio > 0), 1.0)
+    for col in ("open", "high", "low", "close"):
+        out[col] = pd.to_numeric(out[col], errors="coerce") * ratio
+    out["volume"] = pd.to_numeric(out["volume"], errors="coerce") / ratio
+    return out
+
+
 def unsplit(df: pd.DataFrame) -> pd.DataFrame:
     """Vendors that split-adjust Close retroactively (yfinance) report each split in a ``stock_splits`` column
     (2.0 for 2:1 on its ex-date): undo it, so open/high/low/close/volume are what traded that day. Others write

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from cnn_pipelines.trading.prices.calendar import to_date
-from cnn_pipelines.trading.prices.adjustments import unsplit
+from cnn_pipelines.trading.prices.adjustments import as_traded, unsplit
 from cnn_pipelines.trading.prices.dates import session_dates
 from cnn_pipelines.trading.prices.validation import CANONICAL_COLUMNS, PriceSchemaError
 
@@ -30,18 +30,24 @@ log = logging.getLogger(__name__)
 _ALIASES = {
     # date_time: AmiBroker's "Date/Time"; ts_event: Databento; window_start: Polygon's flat files
     "date": "date", "datetime": "date", "timestamp": "date", "time": "date", "day": "date",
-    "date_time": "date", "ts_event": "date", "window_start": "date",
+    "date_time": "date", "ts_event": "date", "window_start": "date", "trade_date": "date",
+    # the bars of Polygon's and Alpaca's REST APIs, saved as they come: t, o, h, l, c, v (vw, n are dropped)
+    "t": "date", "o": "open", "h": "high", "l": "low", "c": "close", "v": "volume",
     # code: EODHD's bulk exports ("AAPL.US"); ts_code: Tushare ("600519.SH")
     "ticker": "ticker", "symbol": "ticker", "asset": "ticker", "code": "ticker", "ts_code": "ticker",
     "open": "open", "high": "high", "low": "low", "close": "close",
     # Bloomberg's fields
     "px_open": "open", "px_high": "high", "px_low": "low", "px_last": "close", "px_volume": "volume",
     "adj_close": "adj_close", "adjclose": "adj_close", "adjusted_close": "adj_close",
+    # Sharadar's SEP: closeadj (splits and dividends), close split-adjusted, closeunadj as traded
+    "closeadj": "adj_close", "closeunadj": "close_unadj",
     "volume": "volume", "vol": "volume",
     "stock_splits": "stock_splits", "splits": "stock_splits", "split": "stock_splits",
 }
 _TICKER_FALLBACK = "name"  # Kaggle's S&P 500 files name the ticker "Name"; used only where no ticker column is
-ACTION_COLUMNS = ["adj_close", "stock_splits"]  # kept beside the canonical columns: what adjustments derive from
+# kept beside the canonical columns: what adjustments derive from, and the close as traded where the vendor's
+# close is split-adjusted
+ACTION_COLUMNS = ["adj_close", "stock_splits", "close_unadj"]
 
 
 def _normalize_name(name: object) -> str:
@@ -86,7 +92,7 @@ def _in_range(df: pd.DataFrame, start: dt.date, end: dt.date, source: str, tz: s
         raise PriceSchemaError(f"{source}: column 'date' has {int(dates.isna().sum())} empty values")
     _refuse_intraday(df, dates, source)
     _refuse_sparse(df, dates, source)
-    df = unsplit(df.assign(date=dates))
+    df = unsplit(as_traded(df.assign(date=dates)))
     keep = (dates >= pd.Timestamp(start)) & (dates <= pd.Timestamp(end))
     out = df.loc[keep].copy()
     out["date"] = dates[keep].dt.date

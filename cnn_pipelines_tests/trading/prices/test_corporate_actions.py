@@ -254,11 +254,11 @@ def test_the_universe_ranks_a_split_name_by_the_dollar_volume_it_really_traded()
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ratio=st.sampled_from([1.25, 1.5, 2.0, 3.0, 4.0, 10.0, 0.5, 0.2, 0.1]), at=st.integers(1, 58),
-       seed=st.integers(0, 2**16), convention=st.sampled_from(["yfinance", "eod", "eod_no_adj"]))
+       seed=st.integers(0, 2**16), convention=st.sampled_from(["yfinance", "eod", "eod_no_adj", "sharadar"]))
 def test_a_split_column_beside_traded_or_adjusted_closes_reads_as_the_same_traded_bars(tmp_path_factory, ratio, at,
                                                                                       seed, convention):
     """yfinance writes Close split-adjusted with Stock Splits 0 or k; Quandl's EOD writes Close as traded with
-    Split 1 or k. Both columns are read as the split column, and the EOD file's earlier prices were multiplied
+    Split 1 or k; Sharadar writes the traded close as closeunadj beside a split-adjusted close. Both columns are read as the split column, and the EOD file's earlier prices were multiplied
     by k (a 2:1 split doubled every price before it). Every convention reads as the bars that traded, with the
     split in adj_close."""
     from cnn_pipelines.trading.prices.sources import read_price_files
@@ -273,11 +273,15 @@ def test_a_split_column_beside_traded_or_adjusted_closes_reads_as_the_same_trade
     if convention == "yfinance":
         file = pd.DataFrame({"Date": days, "Close": close / later, "Volume": volume * later, "Adj Close": close / later,
                              "Stock Splits": marks})
+    elif convention == "sharadar":  # no split column: close and volume split-adjusted, closeunadj as traded
+        file = pd.DataFrame({"date": days, "close": close / later, "volume": volume * later, "closeadj": close / later,
+                             "closeunadj": close})
     else:
         file = pd.DataFrame({"Date": days, "Close": close, "Volume": volume, "Split": marks})
         if convention == "eod":
             file["Adj_Close"] = close / later
-    file["Open"], file["High"], file["Low"] = file["Close"], file["Close"] * 1.01, file["Close"] * 0.99
+    shown = file["Close" if "Close" in file else "close"]
+    file["Open"], file["High"], file["Low"] = shown, shown * 1.01, shown * 0.99
     folder = tmp_path_factory.mktemp("split")
     file.to_csv(folder / "AAA.csv", index=False)
     out = read_price_files(str(folder), days[0], days[-1]).set_index("date")

@@ -162,6 +162,9 @@ VENDOR_NAMES = {
     "databento": ("ts_event", "open", "high", "low", "close", "volume", "symbol"),
     "polygon": ("window_start", "open", "high", "low", "close", "volume", "ticker"),
     "kaggle_sp500": ("date", "open", "high", "low", "close", "volume", "Name"),
+    "polygon_or_alpaca_rest": ("t", "o", "h", "l", "c", "v", None),
+    "eodhd_bulk": ("date", "open", "high", "low", "close", "volume", "code"),
+    "tushare": ("trade_date", "open", "high", "low", "close", "vol", "ts_code"),
 }
 # how they write the session date of a bar (a New York date)
 DATE_WRITERS = {
