@@ -33,10 +33,20 @@ def products_after(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
 
 def as_traded(df: pd.DataFrame) -> pd.DataFrame:
     """Bars as traded where the vendor writes the traded close beside a split-adjusted one (Sharadar's
-    ``closeunadj``): open, high, low and close scaled by their ratio, volume divided by it."""
-    if "close_unadj" not in df.columns:
+    ``closeunadj``): open, high, low and close scaled by their ratio, volume divided by it. CRSP's ``PRC`` is the
+    close without its sign (negative: no trade, the bid/ask midpoint), and ``CFACPR`` gives the adjusted close
+    where no other column does."""
+    if not {"crsp_prc", "cfacpr", "close_unadj"} & set(df.columns):
         return df
     out = df.copy()
+    if "crsp_prc" in out.columns:
+        out["close"] = pd.to_numeric(out.pop("crsp_prc"), errors="coerce").abs()
+    if "cfacpr" in out.columns:
+        factor = pd.to_numeric(out.pop("cfacpr"), errors="coerce")
+        if "adj_close" not in out.columns:
+            out["adj_close"] = pd.to_numeric(out["close"], errors="coerce") / factor.where(factor > 0)
+    if "close_unadj" not in out.columns:
+        return out
     ratio = pd.to_numeric(out.pop("close_unadj"), errors="coerce") / pd.to_numeric(out["close"], errors="coerce")
     ratio = ratio.where(np.isfinite(ratio) & (ratio > 0), 1.0)
     for col in ("open", "high", "low", "close"):

@@ -41,13 +41,15 @@ _ALIASES = {
     "adj_close": "adj_close", "adjclose": "adj_close", "adjusted_close": "adj_close",
     # Sharadar's SEP: closeadj (splits and dividends), close split-adjusted, closeunadj as traded
     "closeadj": "adj_close", "closeunadj": "close_unadj",
+    # CRSP's daily stock file: PRC (negative: no trade, the bid/ask midpoint), OPENPRC, ASKHI, BIDLO, VOL, CFACPR
+    "prc": "crsp_prc", "openprc": "open", "askhi": "high", "bidlo": "low",
     "volume": "volume", "vol": "volume",
     "stock_splits": "stock_splits", "splits": "stock_splits", "split": "stock_splits",
 }
 _TICKER_FALLBACK = "name"  # Kaggle's S&P 500 files name the ticker "Name"; used only where no ticker column is
 # kept beside the canonical columns: what adjustments derive from, and the close as traded where the vendor's
 # close is split-adjusted
-ACTION_COLUMNS = ["adj_close", "stock_splits", "close_unadj"]
+ACTION_COLUMNS = ["adj_close", "stock_splits", "close_unadj", "crsp_prc", "cfacpr"]
 
 
 def _normalize_name(name: object) -> str:
@@ -70,9 +72,13 @@ def normalize_columns(df: pd.DataFrame, source: str, ticker: str | None = None) 
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise PriceSchemaError(f"{source}: columns {dupes} appear more than once after normalising {list(df.columns)}")
+    if "permno" in names:  # CRSP: PERMNO is the identity a ticker change keeps (TICKER is left out)
+        names = ["ticker" if n == "permno" else "ticker_symbol" if n == "ticker" else n for n in names]
     if "ticker" not in names and _TICKER_FALLBACK in names:
         names = ["ticker" if n == _TICKER_FALLBACK else n for n in names]
     out.columns = names
+    if "crsp_prc" in names and "close" not in names:
+        out["close"] = out["crsp_prc"]  # its sign is dropped with the numbers (adjustments.as_traded)
     if "ticker" not in out.columns:
         if ticker is None:
             raise PriceSchemaError(f"{source}: missing column 'ticker' (and no ticker in the file name); found {list(df.columns)}")
@@ -261,8 +267,8 @@ def _tickers_as_written(raw: pd.DataFrame, path: Path, dialect: dict) -> pd.Data
     """The ticker column as the file writes it. pandas reads ``NA`` (National Bank of Canada on the TSX) and
     ``NULL`` as missing, and a column of numeric codes (Tokyo's ``7203``, Hong Kong's ``0700``) as integers,
     losing the leading zero; such a column is read again as text, with nothing taken for missing but blanks."""
-    cols = [c for c in raw.columns if _normalize_name(c) == "ticker"] or [
-        c for c in raw.columns if _normalize_name(c) == _TICKER_FALLBACK]
+    cols = next(([c for c in raw.columns if _normalize_name(c) == key] for key in ("permno", "ticker", _TICKER_FALLBACK)
+                 if any(_normalize_name(c) == key for c in raw.columns)), [])
     if len(cols) != 1:
         return raw  # none (a per-ticker file), or several: normalize_columns names the problem
     col = cols[0]

@@ -508,3 +508,31 @@ def test_the_books_hdf5_store_reads_as_the_wiki_bars_it_holds(tmp_path_factory, 
     again = read_price_files(str(folder), DATES[0], DATES[-1])
     assert re.search(r"2 tables of daily bars \(/other/prices, /quandl/wiki/prices\)",
                      next(iter(again.attrs["file_errors"].values())))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(at=st.integers(1, 18), quotes=st.lists(st.booleans(), min_size=20, max_size=20), renamed=st.integers(1, 19),
+       date_writer=st.sampled_from(["iso", "yyyymmdd"]))
+def test_a_crsp_daily_file_reads_as_bars_keyed_by_permno(tmp_path_factory, at, quotes, renamed, date_writer):
+    """CRSP's daily stock file (WRDS export): PERMNO keeps a name across ticker changes, PRC is negative on days
+    without a trade (the bid/ask midpoint), OPENPRC, ASKHI, BIDLO and VOL are the bar, CFACPR the cumulative
+    price factor. It was refused for missing columns; it reads as bars as traded, keyed by PERMNO, with the
+    split in adj_close."""
+    days = pd.bdate_range("2021-01-04", periods=20)
+    close = 40 + np.arange(20, dtype=float)
+    close[at:] /= 2  # a 2:1 split
+    cfacpr = np.where(np.arange(20) < at, 2.0, 1.0)
+    prc = np.where(quotes, -close, close)
+    crsp = pd.DataFrame({"PERMNO": 10107, "date": DATE_WRITERS[date_writer](days),
+                         "TICKER": np.where(np.arange(20) < renamed, "OLD", "NEW"), "BIDLO": close - 1,
+                         "ASKHI": close + 1, "PRC": prc, "VOL": 1000.0, "RET": 0.0, "SHROUT": 5000,
+                         "OPENPRC": close + 0.5, "CFACPR": cfacpr, "CFACSHR": cfacpr})
+    folder = tmp_path_factory.mktemp("crsp")
+    crsp.to_csv(folder / "dsf.csv", index=False)
+    out = read_price_files(str(folder), days[0], days[-1])
+    assert out.attrs["file_errors"] == {} and set(out["ticker"]) == {"10107"}
+    out = out.set_index("date")
+    np.testing.assert_allclose(out["close"].to_numpy(), close)
+    np.testing.assert_allclose(out[["open", "high", "low"]].to_numpy(), np.c_[close + 0.5, close + 1, close - 1])
+    np.testing.assert_allclose((out["adj_close"] / out["close"]).to_numpy(), 1 / cfacpr)
+    validate_prices(out.reset_index().drop(columns=["source_file"]))
