@@ -127,9 +127,14 @@ SPARSE_MIN_BARS = 8  # fewer bars say nothing about their frequency (a nightly d
 def _refuse_sparse(df: pd.DataFrame, dates: pd.Series, source: str) -> None:
     """A file of weekly or monthly bars is refused, naming the share of weekdays its tickers have a bar on.
     Read as daily bars, each week became one "session": indicators ran over weeks under daily names, and no
-    label was ever realized (the next session never has a bar), so research failed on "0 training rows"."""
-    codes, tickers = pd.factorize(df["ticker"].astype(str))
+    label was ever realized (the next session never has a bar), so research failed on "0 training rows". Judged
+    per ticker only where the file's days together are sparse: a long file whose tickers fill the weekdays
+    between them is read, and the universe keeps a sparse name out."""
     days = dates.to_numpy().astype("datetime64[D]")
+    distinct = np.unique(days)
+    if len(distinct) < SPARSE_MIN_BARS or len(distinct) > SPARSE_SHARE * (np.busday_count(distinct[0], distinct[-1]) + 1):
+        return  # the file's days together are dense (every daily file: the common case costs one sort)
+    codes, tickers = pd.factorize(df["ticker"].astype(str))
     first = np.full(len(tickers), np.datetime64("2262-01-01"), dtype="datetime64[D]")
     last = np.full(len(tickers), np.datetime64("1678-01-01"), dtype="datetime64[D]")
     np.minimum.at(first, codes, days)
