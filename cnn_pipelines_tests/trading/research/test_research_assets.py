@@ -355,6 +355,7 @@ def test_a_universe_too_small_for_ar_cnn_leaves_it_off_the_board_instead_of_fail
     meta = result.asset_materializations_for_node("ar_cnn_predictions")[0].metadata
     assert re.match(r"no: ar_cnn: only \d+ training samples before the cutoff \(\d+ names over 12 months",
                     meta["fitted"].value) and meta["predicted_tickers"].value == 0
+    assert meta["mean_daily_ic"].value == meta["rows_without_history"].value == "n/a (not fitted: see fitted)"
     assert lake.read_json(fitted_path(root, "ar_cnn", PERIOD, "fit.json"))["fitted"] is False
     monkeypatch.setenv("CNN_LAKE_ROOT", str(root))
     board = dg.materialize([model_leaderboard], resources={"lake": ParquetLakeIOManager(root=str(root)),
