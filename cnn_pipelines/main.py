@@ -7,6 +7,7 @@ import bisect
 import datetime as dt
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from cnn_pipelines.trading.research.assets import CHAIN_START_TAG, RS, _window, 
 from cnn_pipelines.trading.research.model_assets import _months_window
 from cnn_pipelines.trading.partitions import PARTITIONS_START, weekday_partitions
 from cnn_pipelines.trading.prices.calendar import trading_calendar
-from cnn_pipelines.trading.evaluation.metrics import oos_ic
+from cnn_pipelines.trading.evaluation.metrics import MIN_NAMES, oos_ic
 from cnn_pipelines.trading.settings import current_settings
 from cnn_pipelines.instance import fail_dead_runs
 from cnn_pipelines.instance import prepare as prepare_instance
@@ -374,6 +375,18 @@ _BOARD_FORMAT = {"coverage": ("coverage", lambda v: f"{v:.1%}"), "mean_ic": ("IC
                  "net_sharpe": ("net Sharpe", lambda v: f"{v:.2f}")}
 
 
+def raise_for_too_few_names(tickers: Sequence[str]) -> None:
+    """Stop before any run when the price files cannot give a study (a cross-section of 3 names or more a day:
+    daily rank IC, a long and a short side). A one-ticker folder built its features, then failed in research."""
+    from cnn_pipelines.trading.features.universe import is_tradable
+
+    names = [t for t, ok in zip(tickers, is_tradable(tickers, SETTINGS.non_tradables)) if ok]
+    if len(names) < MIN_NAMES:
+        raise PlanError(f"the price files hold {len(names)} tradable ticker(s) ({', '.join(names) or 'none'}): the "
+                        f"study ranks names against each other every day (rank IC, a long and a short side), which "
+                        f"needs {MIN_NAMES} or more. Add tickers, or use --periods 0 to build the features only")
+
+
 def leaderboard_text(board: pd.DataFrame) -> str:
     """The leaderboard as the terminal shows it: each number rounded to what it means, units in the headings,
     ``n/a`` where a model has no such figure (monthly IC of a daily model)."""
@@ -402,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
     coverage = source.coverage()
     if coverage is None and isinstance(source, FilePriceSource):  # nothing a run could store: say why now
         raise PlanError(source.why_no_bars())
+    if isinstance(source, FilePriceSource) and args.periods > 0:
+        raise_for_too_few_names(source.tickers())
     first = dt.date.fromisoformat(weekday_partitions.get_first_partition_key())
     clipped = bool(coverage and coverage[0] < first)
     prices_start = coverage[0] if coverage else None

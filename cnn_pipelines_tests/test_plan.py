@@ -305,3 +305,32 @@ def test_price_files_with_no_readable_bar_stop_the_plan_naming_why(tmp_path, mon
     (tmp_path / "prices.csv").write_text("a,b\n1,2\n")
     with pytest.raises(PlanError, match=r"no file at .* holds a readable bar: .*prices\.csv: missing column"):
         main.main(["--end", "2021-01-04", "--no-vision"])
+
+
+@pytest.mark.parametrize("tickers", [["AAA"], ["AAA", "^GSPC"], ["AAA", "BBB"], ["AAA", "BBB", "CCC"]])
+def test_price_files_with_fewer_than_three_tradable_tickers_stop_the_plan(tmp_path, monkeypatch, tickers):
+    """A one-ticker folder built its prices and features, then failed in research (the epoch is chosen by a daily
+    rank IC across names). The plan stops first, naming the tickers; --periods 0 still builds the features."""
+    import cnn_pipelines.main as main
+
+    class Prepared(Exception):
+        pass
+
+    days = pd.bdate_range("2021-01-04", periods=20).strftime("%Y-%m-%d")
+    pd.concat([pd.DataFrame({"date": days, "ticker": t, "open": 10.0, "high": 11.0, "low": 9.0, "close": 10.5,
+                             "volume": 1e6}) for t in tickers]).to_csv(tmp_path / "prices.csv", index=False)
+    monkeypatch.setenv("CNN_PRICE_SOURCE", "files")
+    monkeypatch.setenv("CNN_PRICE_FILES", str(tmp_path))
+
+    def prepared():
+        raise Prepared
+
+    monkeypatch.setattr(main, "prepare_instance", prepared)
+    tradable = [t for t in tickers if not t.startswith("^")]
+    if len(tradable) < 3:
+        with pytest.raises(PlanError, match=rf"hold {len(tradable)} tradable ticker\(s\) \({', '.join(tradable)}\)"):
+            main.main(["--end", "2021-01-29", "--days", "5", "--periods", "1", "--no-vision"])
+    with pytest.raises((Prepared, PlanError)) as got:  # past this check: planned, or refused for another reason
+        main.main(["--end", "2021-01-29", "--days", "5", "--periods", "0" if len(tradable) < 3 else "1",
+                   "--no-vision"])
+    assert "tradable ticker" not in str(got.value)

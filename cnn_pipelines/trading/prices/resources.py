@@ -92,7 +92,13 @@ class FilePriceSource(PriceSource):
         return df
 
     def coverage(self) -> tuple[dt.date, dt.date] | None:
-        return _files_coverage(self.path, self.exchange, self.date_order, _fingerprint(self.path))
+        summary = _files_summary(self.path, self.exchange, self.date_order, _fingerprint(self.path))
+        return summary[:2] if summary else None
+
+    def tickers(self) -> tuple[str, ...]:
+        """Every ticker the files hold a readable bar for (from the same cached read as ``coverage``)."""
+        summary = _files_summary(self.path, self.exchange, self.date_order, _fingerprint(self.path))
+        return summary[2] if summary else ()
 
     def why_no_bars(self) -> str:
         """Why the files hold no bar at all, for a plan to stop on before any run: none found (with what the
@@ -120,8 +126,9 @@ def _fingerprint(path: str) -> tuple:
 
 
 @functools.lru_cache(maxsize=8)
-def _files_coverage(path: str, exchange: str, date_order: str | None, fingerprint: tuple) -> tuple[dt.date, dt.date] | None:
-    """First and last date in the files (read once per process while the files stay the same)."""
+def _files_summary(path: str, exchange: str, date_order: str | None,
+                   fingerprint: tuple) -> tuple[dt.date, dt.date, tuple[str, ...]] | None:
+    """First and last date in the files and their tickers (read once per process while the files stay the same)."""
     if not fingerprint:
         return None
     df = read_price_files(path, dt.date(1800, 1, 1), dt.date(2200, 1, 1), tz=trading_calendar(exchange).timezone,
@@ -129,7 +136,7 @@ def _files_coverage(path: str, exchange: str, date_order: str | None, fingerprin
     if df.empty:
         return None
     dates = pd.to_datetime(df["date"])
-    return dates.min().date(), dates.max().date()
+    return dates.min().date(), dates.max().date(), tuple(sorted(df["ticker"].dropna().astype(str).unique()))
 
 
 def price_source_from_env(env: dict[str, str] | None = None) -> PriceSource:
