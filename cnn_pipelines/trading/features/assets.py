@@ -53,13 +53,12 @@ def universe(context: dg.AssetExecutionContext, raw_prices: pd.DataFrame):
         "mean_members_per_day": round(float(table.groupby("date").size().mean()), 1) if len(table) else 0.0,
         "turnover_pct_per_day": percent(turnover.mean(), 1) if len(turnover) else 0.0,
     }
-    untraded = table.attrs.get("untraded", {})
+    untraded = [f"{t} ({n} d)" for t, n in sorted(table.attrs.get("untraded", {}).items())]
     if untraded:
-        names = [f"{t} ({n} day{'s' if n > 1 else ''})" for t, n in sorted(untraded.items())]
         context.log.warning(f"{len(untraded)} ticker(s) kept out of the universe on days when they had not traded on "
-                            f"most days of the window before (median dollar volume 0: volume 0 on half or more of its bars, as "
-                            f"vendors write a suspended name's repeated close): {listed(names)}")
-    meta["untraded_tickers"] = short_list(f"{t} ({n} d)" for t, n in sorted(untraded.items()))
+                            f"most days of the window before (median dollar volume 0: volume 0 on half or more of its "
+                            f"bars, as vendors write a suspended name's repeated close): {listed(untraded)}")
+    meta["untraded_tickers"] = short_list(untraded)
     if table.attrs.get("no_volume_days"):
         context.log.warning(f"on {table.attrs['no_volume_days']} day(s) no ticker had traded volume in the window "
                             f"before (the prices carry volume 0): dollar volume cannot rank them, so every name with "

@@ -67,11 +67,11 @@ def unsplit(df: pd.DataFrame) -> pd.DataFrame:
     out = df.sort_values(["ticker", "date"], kind="stable").copy()
     k = pd.to_numeric(out["stock_splits"], errors="coerce").fillna(0.0)
     k = k.where(k > 0, 1.0)
+    groups = out["ticker"].to_numpy()
     close = pd.to_numeric(out["close"], errors="coerce")
     with np.errstate(divide="ignore", invalid="ignore"):
-        fall = np.log(close.groupby(out["ticker"].to_numpy()).shift(1) / close)
+        fall = np.log(close.groupby(groups).shift(1) / close)
         traded = (k != 1.0) & (np.abs(fall - np.log(k)) < np.abs(fall))  # the close already shows this split
-    groups = out["ticker"].to_numpy()
     every = pd.Series(products_after(k.to_numpy(), groups), index=out.index)
     undo = pd.Series(products_after(k.where(~traded, 1.0).to_numpy(), groups), index=out.index)
     for col in ("open", "high", "low", "close"):

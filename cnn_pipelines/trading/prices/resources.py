@@ -92,13 +92,16 @@ class FilePriceSource(PriceSource):
         return df
 
     def coverage(self) -> tuple[dt.date, dt.date] | None:
-        summary = _files_summary(self.path, self.exchange, self.date_order, _fingerprint(self.path))
+        summary = self._summary()
         return summary[:2] if summary else None
 
     def tickers(self) -> tuple[str, ...]:
         """Every ticker the files hold a readable bar for (from the same cached read as ``coverage``)."""
-        summary = _files_summary(self.path, self.exchange, self.date_order, _fingerprint(self.path))
+        summary = self._summary()
         return summary[2] if summary else ()
+
+    def _summary(self) -> tuple[dt.date, dt.date, tuple[str, ...]] | None:
+        return _files_summary(self.path, self.exchange, self.date_order, _fingerprint(self.path))
 
     def why_no_bars(self) -> str:
         """Why the files hold no bar at all, for a plan to stop on before any run: none found (with what the

@@ -52,6 +52,16 @@ _TICKER_FALLBACK = "name"  # Kaggle's S&P 500 files name the ticker "Name"; used
 ACTION_COLUMNS = ["adj_close", "stock_splits", "close_unadj", "crsp_prc", "cfacpr"]
 
 
+# where the ticker comes from, first found first: CRSP's PERMNO (the identity a ticker change keeps), a ticker
+# column, else "Name"
+_TICKER_KEYS = ("permno", "ticker", _TICKER_FALLBACK)
+
+
+def ticker_key(names: Sequence[str]) -> str | None:
+    """The normalized column name the ticker is read from, of ``names`` (normalized); None for a per-ticker file."""
+    return next((k for k in _TICKER_KEYS if k in names), None)
+
+
 def _normalize_name(name: object) -> str:
     key = re.sub(r"[^a-z0-9]+", "_", str(name).strip().lower()).strip("_")
     return _ALIASES.get(key, key)
@@ -72,10 +82,8 @@ def normalize_columns(df: pd.DataFrame, source: str, ticker: str | None = None) 
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise PriceSchemaError(f"{source}: columns {dupes} appear more than once after normalising {list(df.columns)}")
-    if "permno" in names:  # CRSP: PERMNO is the identity a ticker change keeps (TICKER is left out)
-        names = ["ticker" if n == "permno" else "ticker_symbol" if n == "ticker" else n for n in names]
-    if "ticker" not in names and _TICKER_FALLBACK in names:
-        names = ["ticker" if n == _TICKER_FALLBACK else n for n in names]
+    key = ticker_key(names)  # a column the ticker is not taken from (CRSP's TICKER beside PERMNO) is left out
+    names = ["ticker" if n == key else "ticker_symbol" if n == "ticker" else n for n in names]
     out.columns = names
     if "crsp_prc" in names and "close" not in names:
         out["close"] = out["crsp_prc"]  # its sign is dropped with the numbers (adjustments.as_traded)
@@ -272,8 +280,9 @@ def _tickers_as_written(raw: pd.DataFrame, path: Path, dialect: dict) -> pd.Data
     """The ticker column as the file writes it. pandas reads ``NA`` (National Bank of Canada on the TSX) and
     ``NULL`` as missing, and a column of numeric codes (Tokyo's ``7203``, Hong Kong's ``0700``) as integers,
     losing the leading zero; such a column is read again as text, with nothing taken for missing but blanks."""
-    cols = next(([c for c in raw.columns if _normalize_name(c) == key] for key in ("permno", "ticker", _TICKER_FALLBACK)
-                 if any(_normalize_name(c) == key for c in raw.columns)), [])
+    names = [_normalize_name(c) for c in raw.columns]
+    key = ticker_key(names)
+    cols = [c for c, n in zip(raw.columns, names) if n == key]
     if len(cols) != 1:
         return raw  # none (a per-ticker file), or several: normalize_columns names the problem
     col = cols[0]

@@ -158,7 +158,12 @@ def ar_cnn_predictions(context: dg.AssetExecutionContext, cnn_images: pd.DataFra
         pair = pd.DataFrame({"p": by_ticker, "y": realized.reindex(by_ticker.index)}).dropna()
         monthly_ic = float(pair["p"].rank().corr(pair["y"].rank())) if len(pair) >= 3 else float("nan")
     context.log.info(f"ar_cnn {period}: {len(train[0])} training samples, daily IC {ic:+.4f}, monthly IC {monthly_ic:+.4f}")
-    unfitted = "n/a (not fitted: see fitted)"
+    scores = {"rows_without_history": int(out["prediction"].isna().sum()),
+              "mean_daily_ic": rounded(ic, 4, "n/a (no realized labels yet)"),
+              "ic_standard_error": rounded(se, 4, "n/a (fewer than two days)"),
+              "monthly_ic": rounded(monthly_ic, 4, "n/a (the month has not ended in the lake)")}
+    if model is None:
+        scores = dict.fromkeys(scores, "n/a (not fitted: see fitted)")
     return asset_output(context, out, {
         "period": period, "cutoff": str(fold.cutoff), "model": "ar_cnn", "lags": AR.lags,
         "fitted": "yes" if model is not None else f"no: {not_fitted}",
@@ -166,11 +171,7 @@ def ar_cnn_predictions(context: dg.AssetExecutionContext, cnn_images: pd.DataFra
         "training_months": (f"{months[0]} .. {months[-1]} (targets through {months[-1] + 1})" if anchor == period
                             else f"none this month: the model fitted for {anchor}"),
         "train_samples": int(len(train[0])) if anchor == period else 0, "predicted_tickers": int(by_ticker.notna().sum()),
-        "rows_without_history": int(out["prediction"].isna().sum()) if model is not None else unfitted,
-        "fit_seconds": round(time.perf_counter() - t0, 2),
-        "mean_daily_ic": rounded(ic, 4, "n/a (no realized labels yet)") if model is not None else unfitted,
-        "ic_standard_error": rounded(se, 4, "n/a (fewer than two days)") if model is not None else unfitted,
-        "monthly_ic": rounded(monthly_ic, 4, "n/a (the month has not ended in the lake)") if model is not None else unfitted,
+        "fit_seconds": round(time.perf_counter() - t0, 2), **scores,
     })
 
 
