@@ -11,7 +11,8 @@ import pandas as pd
 from cnn_pipelines.trading.prices.market import MarketConfig, market_for
 from cnn_pipelines.settings_file import project_env
 from cnn_pipelines.trading.prices.calendar import trading_calendar
-from cnn_pipelines.trading.prices.sources import download_yahoo, list_price_files, read_price_files
+from cnn_pipelines.trading.prices.sources import (download_yahoo, list_price_files, price_files_summary,
+                                                  read_price_files)
 
 
 class PriceSource(dg.ConfigurableResource):
@@ -134,12 +135,7 @@ def _files_summary(path: str, exchange: str, date_order: str | None,
     """First and last date in the files and their tickers (read once per process while the files stay the same)."""
     if not fingerprint:
         return None
-    df = read_price_files(path, dt.date(1800, 1, 1), dt.date(2200, 1, 1), tz=trading_calendar(exchange).timezone,
-                          date_order=date_order)
-    if df.empty:
-        return None
-    dates = pd.to_datetime(df["date"])
-    return dates.min().date(), dates.max().date(), tuple(sorted(df["ticker"].dropna().astype(str).unique()))
+    return price_files_summary(path, tz=trading_calendar(exchange).timezone, date_order=date_order)
 
 
 def price_source_from_env(env: dict[str, str] | None = None) -> PriceSource:

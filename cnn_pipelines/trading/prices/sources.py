@@ -199,15 +199,16 @@ def list_price_files(path: str) -> list[Path]:
     return files
 
 
-def read_price_file(path: Path) -> pd.DataFrame:
-    """Read one CSV/Parquet price file into canonical columns (ticker from the file name if absent).
+def read_price_file(path: Path, start: dt.date | None = None, end: dt.date | None = None) -> pd.DataFrame:
+    """Read one CSV/Parquet/HDF5 price file into canonical columns (ticker from the file name if absent).
 
     Long files, per-ticker files and files with columns on two levels (fields x tickers, as
-    ``yfinance.download(...)`` returns them and ``to_csv`` / ``to_parquet`` save them) are all read."""
+    ``yfinance.download(...)`` returns them and ``to_csv`` / ``to_parquet`` save them) are all read. ``start`` and
+    ``end`` let an HDF5 store skip the rows far outside them (hdf_price_table); other files are read whole."""
     name = path.name
     parquet = name.lower().endswith(".parquet")
     if HDF_FILE.search(name):
-        raw = hdf_price_table(path)
+        raw = hdf_price_table(path, start, end)
         return numeric_values(normalize_columns(raw, source=str(path), ticker=file_ticker(path)))
     try:
         if parquet:
@@ -230,23 +231,20 @@ def read_price_file(path: Path) -> pd.DataFrame:
     return numeric_values(normalize_columns(raw, source=str(path), ticker=file_ticker(path)), decimal)
 
 
-def hdf_price_table(path: Path) -> pd.DataFrame:
+def hdf_price_table(path: Path, start: dt.date | None = None, end: dt.date | None = None) -> pd.DataFrame:
     """The one table of daily bars in an HDF5 store (index levels as columns): the book keeps Quandl's WIKI prices
     under ``quandl/wiki/prices`` in ``assets.h5``, indexed by (date, ticker), beside tables that are no bars
     (``quandl/wiki/stocks``) or one series without tickers (``sp500/stooq``). A table with a ticker is preferred;
-    with several such, the store is refused, naming them."""
+    with several such, the store is refused, naming them. With ``start`` and ``end``, a table whose index holds
+    the date is read only over the rows near them (_rows_near: a year before ``start``, to a day after ``end``;
+    to its last row where it has a split column, as undoing a split needs the later ones); the caller cuts the
+    range."""
     try:
         with pd.HDFStore(path, mode="r") as store:
-            keys = sorted(store.keys())
-            bars = {k: names for k in keys if _BARS <= (names := _stored_names(store, k))}
-            ticked = [k for k, names in bars.items() if "ticker" in names]
-            chosen = ticked or list(bars)
-            if len(chosen) != 1:
-                what = ("no table of daily bars (date, open, high, low, close, volume)" if not chosen else
-                        f"{len(chosen)} tables of daily bars ({', '.join(chosen)}); write the one to read to a file "
-                        f"of its own (pandas: store[key].to_hdf(path, key=key))")
-                raise PriceSchemaError(f"{path}: {what}; keys: {', '.join(keys) or 'none'}")
-            table = store[chosen[0]]
+            key = _bars_key(store, path)
+            rows = (_rows_near(store, key, start, end, to_last="stock_splits" in _stored_names(store, key))
+                    if start is not None and end is not None else None)
+            table = _read_rows(store, key, rows) if rows is not None else store[key]
     except PriceSchemaError:
         raise
     except Exception as exc:  # a corrupt store, or pytables missing
@@ -254,7 +252,101 @@ def hdf_price_table(path: Path) -> pd.DataFrame:
     return table.reset_index() if any(n is not None for n in table.index.names) else table
 
 
+def _bars_key(store: pd.HDFStore, path: Path) -> str:
+    """The key of the store's one table of daily bars (see hdf_price_table); PriceSchemaError naming the keys."""
+    keys = sorted(store.keys())
+    bars = [k for k in keys if _BARS <= _stored_names(store, k)]
+    chosen = [k for k in bars if "ticker" in _stored_names(store, k)] or bars
+    if len(chosen) != 1:
+        what = ("no table of daily bars (date, open, high, low, close, volume)" if not chosen else
+                f"{len(chosen)} tables of daily bars ({', '.join(chosen)}); write the one to read to a file "
+                f"of its own (pandas: store[key].to_hdf(path, key=key))")
+        raise PriceSchemaError(f"{path}: {what}; keys: {', '.join(keys) or 'none'}")
+    return chosen[0]
+
+
 _BARS = {"date", "open", "high", "low", "close", "volume"}
+# rows read before a range from an HDF5 store, and at least as long after its start: a year of bars or more,
+# so the file's checks (weekly or monthly bars, intraday stamps) judge enough bars wherever the range lies
+HDF_CONTEXT_DAYS = 400
+HDF_LATE_DAYS = 1  # and after it: a close stamped in UTC can fall on the day after its session
+
+
+def _rows_near(store: pd.HDFStore, key: str, start: dt.date, end: dt.date, to_last: bool) -> slice | None:
+    """The rows of a stored table dated from HDF_CONTEXT_DAYS before ``start`` to HDF_LATE_DAYS after ``end`` or
+    HDF_CONTEXT_DAYS after ``start``, whichever is later (through its last row if ``to_last``), found from its
+    index alone: the first to the last such row. A table
+    sorted by date, as WIKI's is, reads about a year and the range instead of 15 million rows; one sorted by
+    ticker reads nearly whole. None where the index holds no dates (the table is read whole)."""
+    lo = pd.Timestamp(max(start - dt.timedelta(days=HDF_CONTEXT_DAYS), dt.date(1678, 1, 1)))
+    hi = pd.Timestamp(min(max(end + dt.timedelta(days=HDF_LATE_DAYS), start + dt.timedelta(days=HDF_CONTEXT_DAYS))
+                          + dt.timedelta(days=1), dt.date(2262, 1, 1)))
+    try:
+        near = _dated_between(store, key, lo, hi)
+    except Exception:  # noqa: BLE001 - a layout this does not know is read whole, as before
+        return None
+    if near is None:
+        return None
+    rows = np.flatnonzero(near)
+    if not len(rows):
+        return slice(0, 0)
+    return slice(int(rows[0]), len(near) if to_last else int(rows[-1]) + 1)
+
+
+def _read_rows(store: pd.HDFStore, key: str, rows: slice) -> pd.DataFrame:
+    """Rows ``rows`` of a stored table. pandas (2.x) slices a fixed-format table's MultiIndex levels with its rows,
+    leaving an index in an inconsistent state, so such a table is put together here from its whole index and its
+    values' rows; a layout this does not expect is read whole (the caller cuts the range either way)."""
+    st = store.get_storer(key)
+    if st.is_table or getattr(st.attrs, "axis1_variety", None) != "multi":
+        return store.select(key, start=rows.start, stop=rows.stop)
+    try:
+        index, columns = st.read_index("axis1")[rows], st.read_index("axis0")
+        parts = []
+        for i in range(st.nblocks):
+            values = st.read_array(f"block{i}_values", start=rows.start, stop=rows.stop)
+            items = columns[columns.get_indexer(st.read_index(f"block{i}_items"))]
+            parts.append(pd.DataFrame(values.T, columns=items, index=index, copy=False))
+        return pd.concat(parts, axis=1)[columns] if parts else pd.DataFrame(index=index, columns=columns)
+    except Exception:  # noqa: BLE001 - another pandas' layout: whole, as before
+        log.warning("%s: %s read whole (its rows could not be read by range)", store.filename, key)
+        return store[key]
+
+
+def _dated_between(store: pd.HDFStore, key: str, lo: pd.Timestamp, hi: pd.Timestamp) -> np.ndarray | None:
+    """Per row of a stored table, whether its date (the index level named date; UTC where stored with a zone)
+    lies in [lo, hi), read without its values; None where no such level holds timestamps, or a row has none."""
+    st = store.get_storer(key)
+    codes = None
+    if st.is_table:
+        names = st.levels if isinstance(st.levels, list) else [_table_index_name(st)]
+        found = [n for n in names if n is not None and _normalize_name(n) == "date"]
+        if not found:
+            return None
+        values = pd.Index(store.select_column(key, found[0] if isinstance(st.levels, list) else "index"))
+    else:
+        index = st.read_index("axis1")
+        if isinstance(index, pd.MultiIndex):
+            at = [i for i, n in enumerate(index.names) if n is not None and _normalize_name(n) == "date"]
+            if not at:
+                return None
+            values, codes = index.levels[at[0]], index.codes[at[0]]  # a mask per date, then per row
+        elif index.name is not None and _normalize_name(index.name) == "date":
+            values = index
+        else:
+            return None
+    if not isinstance(values, pd.DatetimeIndex):
+        return None
+    if values.hasnans or (codes is not None and (codes < 0).any()):
+        return None  # a row without a date: the whole read refuses the store, naming the count
+    values = values.tz_convert(None) if values.tz is not None else values
+    within = np.asarray((values >= lo) & (values < hi))
+    return within if codes is None else within[codes]
+
+
+def _table_index_name(st) -> str | None:
+    """The name of a table-format store's one index (``date`` for a per-ticker series), from its stored info."""
+    return (st.info.get("index") or {}).get("index_name")
 
 
 def _stored_names(store: pd.HDFStore, key: str) -> set[str]:
@@ -263,7 +355,7 @@ def _stored_names(store: pd.HDFStore, key: str) -> set[str]:
     try:
         st = store.get_storer(key)
         if st.is_table:
-            levels = st.levels if isinstance(st.levels, list) else []
+            levels = st.levels if isinstance(st.levels, list) else [_table_index_name(st)]
             names = [*(c for _, cols in st.non_index_axes for c in cols), *levels]
         elif getattr(st.attrs, "pandas_type", None) == "frame":
             index_names = [getattr(node._v_attrs, "name", None) for name, node in st.group._v_children.items()
@@ -411,7 +503,7 @@ def read_price_files(path: str, start: str | dt.date, end: str | dt.date, tz: st
     frames, errors, notes = [], {}, {}
     for f in list_price_files(path):
         try:
-            frame = _in_range(read_price_file(f), start_d, end_d, str(f), tz=tz, date_order=date_order)
+            frame = _in_range(read_price_file(f, start_d, end_d), start_d, end_d, str(f), tz=tz, date_order=date_order)
         except PriceSchemaError as exc:
             errors[file_ticker(f)] = str(exc)
             continue
@@ -431,6 +523,68 @@ def read_price_files(path: str, start: str | dt.date, end: str | dt.date, tz: st
     out.attrs["file_errors"] = errors
     out.attrs["ignored_files"] = ignored_files(path)
     return out
+
+
+EARLIEST, LATEST = dt.date(1800, 1, 1), dt.date(2200, 1, 1)  # a range that holds every bar of any file
+
+
+def price_files_summary(path: str, tz: str | None = None, date_order: str | None = None,
+                        ) -> tuple[dt.date, dt.date, tuple[str, ...]] | None:
+    """First and last session date of the files' bars and their tickers, as a read of all their bars gives them
+    (unreadable files left out); None where they hold no bar. An HDF5 store whose index holds the dates answers
+    from its index, and is checked on the rows a nightly run reads (hdf_index_summary): the book's 15-million-row
+    WIKI table costs seconds, not a minute and gigabytes, at every load of the project's definitions."""
+    firsts, lasts, tickers = [], [], set()
+    for f in list_price_files(path):
+        quick = hdf_index_summary(f, tz, date_order) if HDF_FILE.search(f.name) else None
+        if quick is None:
+            try:
+                df = _in_range(read_price_file(f), EARLIEST, LATEST, str(f), tz=tz, date_order=date_order)
+            except Exception:  # noqa: BLE001 - an unreadable file holds no bar here; a run names it
+                continue
+            if not len(df):
+                continue
+            quick = (min(df["date"]), max(df["date"]), set(df["ticker"].dropna().astype(str)))
+        elif not quick:
+            continue
+        firsts.append(quick[0])
+        lasts.append(quick[1])
+        tickers |= quick[2]
+    return (min(firsts), max(lasts), tuple(sorted(tickers))) if firsts else None
+
+
+def hdf_index_summary(path: Path, tz: str | None, date_order: str | None) -> tuple | None:
+    """(first, last, tickers) of an HDF5 store's table of bars from its index alone (dates as session dates);
+    the store is then read over its last days, so that a store a read refuses (missing columns, weekly bars,
+    intraday stamps) gives () as a refused file does. None where the index does not hold dates and tickers
+    (the store is read whole), or holds a row without a date."""
+    try:
+        with pd.HDFStore(path, mode="r") as store:
+            key = _bars_key(store, path)
+            st = store.get_storer(key)
+            if st.is_table or getattr(st.attrs, "axis1_variety", None) != "multi":
+                return None  # per-ticker series and table-format stores: small enough, or read by column
+            index = st.read_index("axis1")
+    except Exception:  # noqa: BLE001 - the whole read names what is wrong with it
+        return None
+    names = [None if n is None else _normalize_name(n) for n in index.names]
+    if "date" not in names or "ticker" not in names:
+        return None
+    day, tick = names.index("date"), names.index("ticker")
+    if not isinstance(index.levels[day], pd.DatetimeIndex) or (index.codes[day] < 0).any():
+        return None
+    used = np.unique(index.codes[day])
+    if not len(used):
+        return ()
+    sessions = session_dates(pd.Series(index.levels[day][used]), tz=tz, date_order=date_order, source=str(path))
+    first, last = sessions.min().date(), sessions.max().date()
+    try:
+        _in_range(read_price_file(path, last, last), last, last, str(path), tz=tz, date_order=date_order)
+    except Exception:  # noqa: BLE001 - refused: no bar of it is read
+        return ()
+    codes = np.unique(index.codes[tick])
+    names_used = pd.Series(index.levels[tick][codes[codes >= 0]]).dropna().astype(str)
+    return first, last, set(names_used)
 
 
 # ----------------------------------------------------------------------------------------------- yahoo

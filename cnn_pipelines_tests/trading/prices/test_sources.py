@@ -9,11 +9,13 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from cnn_pipelines.trading.prices.resources import FilePriceSource, SyntheticPriceSource, YahooPriceSource, price_source_from_env
-from cnn_pipelines.trading.prices.sources import download_yahoo, read_price_files, yahoo_frame_to_long
+from cnn_pipelines.trading.prices import sources
+from cnn_pipelines.trading.prices.sources import (NOT_NUMBERS, _in_range, download_yahoo, read_price_file,
+                                                  read_price_files, yahoo_frame_to_long)
 from cnn_pipelines.trading.prices.validation import PriceSchemaError, validate_prices
 
 DATES = pd.bdate_range("2022-01-03", periods=5)
@@ -508,6 +510,119 @@ def test_the_books_hdf5_store_reads_as_the_wiki_bars_it_holds(tmp_path_factory, 
     again = read_price_files(str(folder), DATES[0], DATES[-1])
     assert re.search(r"2 tables of daily bars \(/other/prices, /quandl/wiki/prices\)",
                      next(iter(again.attrs["file_errors"].values())))
+
+
+def _store_of_bars(rng: np.random.Generator, tickers: list[str], days: pd.DatetimeIndex, split_at: int | None,
+                   ) -> pd.DataFrame:
+    """Daily bars of ``tickers`` over ``days``, each ticker missing some days; with ``split_at``, the first ticker
+    splits 2:1 on that day, written as yfinance does (close split-adjusted, the split in a column)."""
+    frames = []
+    for i, t in enumerate(tickers):
+        keep = rng.random(len(days)) > 0.1
+        close = 20 * np.exp(np.cumsum(rng.normal(0, 0.01, len(days)))) * (1 + i)
+        frame = pd.DataFrame({"date": days, "ticker": t, "open": close * 1.001, "high": close * 1.01,
+                              "low": close * 0.99, "close": close, "adj_close": close * 0.9, "volume": 1e5 * (1 + i)})
+        if split_at is not None:
+            frame["split"] = np.where((i == 0) & (np.arange(len(days)) == split_at), 2.0, 0.0)
+        frames.append(frame.loc[keep | (frame.get("split", 0) > 0)])
+    return pd.concat(frames, ignore_index=True)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10**6), layout=st.sampled_from(["date_ticker", "ticker_date", "per_ticker"]),
+       by_date=st.booleans(), table_format=st.booleans(), zone=st.sampled_from([None, "UTC", "America/New_York"]),
+       split=st.booleans(), every=st.sampled_from(["B", "B", "W-FRI", "BME"]), undated=st.booleans(),
+       first=st.integers(0, 1100), length=st.one_of(st.integers(1, 40), st.integers(280, 600)))
+def test_a_range_of_an_hdf5_store_reads_as_the_whole_store_cut_to_it(tmp_path_factory, seed, layout, by_date,
+                                                                      table_format, zone, split, every, undated,
+                                                                      first, length):
+    """Every run read the whole store: the book's WIKI table (15 million rows) cost each nightly run and each
+    partition of a CLI backfill most of a minute and gigabytes. A run now reads the rows near its range; what it
+    gets is exactly what reading the whole store and cutting the range gave, for stores indexed by (date,
+    ticker) or (ticker, date), sorted either way, per-ticker series, fixed or table format, dated with or
+    without a zone, with a split column (undone with the splits after the range), for ranges inside, across or
+    outside the store's days. A store of weekly or monthly bars, or with a row without a date, is refused for a
+    short range as for the whole."""
+    assume(zone is None or table_format or layout == "per_ticker")  # pandas cannot store the other zoned levels
+    rng = np.random.default_rng(seed)
+    days = pd.date_range("2015-01-01", "2020-12-31", freq=every)
+    bars = _store_of_bars(rng, ["AAA", "BBB", "NA"][: 1 if layout == "per_ticker" else 3], days,
+                          int(rng.integers(0, len(days))) if split else None)
+    if zone is not None:
+        # a close stamped late in New York is the next day in UTC
+        bars["date"] = (bars["date"] + pd.Timedelta(hours=int(rng.integers(9, 24)))).dt.tz_localize(
+            "America/New_York").dt.tz_convert(zone)
+    if undated:
+        bars.loc[bars.index[int(rng.integers(0, len(bars)))], "date"] = pd.NaT
+    levels = {"date_ticker": ["date", "ticker"], "ticker_date": ["ticker", "date"], "per_ticker": ["date"]}[layout]
+    stored = bars.drop(columns=[] if layout != "per_ticker" else ["ticker"]).set_index(levels)
+    stored = stored.sort_values(["date"] if by_date else ([] if layout == "per_ticker" else ["ticker"]) + ["date"],
+                                kind="stable") if by_date or layout != "per_ticker" else stored
+    folder = tmp_path_factory.mktemp("store")
+    path = folder / ("AAA.h5" if layout == "per_ticker" else "assets.h5")
+    stored.to_hdf(path, key="prices", format="table" if table_format else "fixed")
+    start = (pd.Timestamp("2015-01-01") + pd.offsets.BDay(first)).date()
+    end = (pd.Timestamp(start) + pd.offsets.BDay(length)).date()  # a weekday: most hold a bar
+    got = read_price_files(str(folder), start, end)
+    if every != "B" or undated:
+        why = "empty values" if undated else "weekly or monthly bars"
+        with pytest.raises(PriceSchemaError, match=why):
+            _in_range(read_price_file(path), start, end, str(path), tz="America/New_York")
+        assert why in got.attrs["file_errors"][sources.file_ticker(path)]
+        return
+    assert got.attrs["file_errors"] == {}
+    whole = _in_range(read_price_file(path), start, end, str(path), tz="America/New_York")
+    key = ["ticker", "date"]
+    got = got.drop(columns=["source_file"]).sort_values(key).reset_index(drop=True)
+    whole = whole.drop(columns=[NOT_NUMBERS]).astype({"ticker": "string"}).sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, whole, check_like=True)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10**6), tickers=st.lists(st.sampled_from(["AAA", "NA", "0700", "BRK-B"]), min_size=1,
+                                                     max_size=3, unique=True),
+       every=st.sampled_from(["B", "B", "W-FRI"]), flaw=st.sampled_from([None, "no_volume", "no_date", "intraday"]),
+       beside=st.booleans(), first=st.integers(0, 2000), length=st.integers(1, 3000))
+def test_the_files_first_last_day_and_tickers_come_from_an_hdf5_stores_index_as_from_its_bars(
+        tmp_path_factory, seed, tickers, every, flaw, beside, first, length):
+    """Every load of the project's definitions asks the files for their first day (where partitions start), and the
+    plan for their last day and tickers: a WIKI-size store was read whole each time (most of a minute, gigabytes,
+    in every run's process). A store indexed by (date, ticker) answers from its index and a read of its newest
+    rows; the answer is the one a read of all its bars gives, beside CSV files, and a store a read refuses
+    (missing volume, a row without a date, weekly bars, intraday stamps) adds nothing, as before."""
+    rng = np.random.default_rng(seed)
+    days = pd.date_range(pd.Timestamp("2010-01-01") + pd.Timedelta(days=first), periods=length, freq=every)
+    bars = _store_of_bars(rng, tickers, days, None)
+    if flaw == "no_volume":
+        bars = bars.drop(columns="volume")
+    elif flaw == "no_date":
+        bars.loc[bars.index[len(bars) // 2], "date"] = pd.NaT
+    elif flaw == "intraday":
+        bars = pd.concat([bars, bars.assign(date=bars["date"] + pd.Timedelta(hours=12))])
+    folder = tmp_path_factory.mktemp("summary")
+    bars.set_index(["date", "ticker"]).sort_index().to_hdf(folder / "assets.h5", key="quandl/wiki/prices")
+    if beside:
+        ticker_frame("ZZZ").to_csv(folder / "ZZZ.csv", index=False)
+    whole = read_price_files(str(folder), sources.EARLIEST, sources.LATEST)
+    want = (min(whole["date"]), max(whole["date"]), tuple(sorted(whole["ticker"].astype(str).unique()))) if len(
+        whole) else None
+    assert sources.price_files_summary(str(folder), tz="America/New_York") == want
+
+
+def test_a_month_of_the_books_store_reads_a_year_of_rows_not_all_of_them(tmp_path, monkeypatch):
+    """WIKI's table is sorted by date: a month of it reads the rows of the year before it and the year from it (what
+    the file's checks judge), not 20 years."""
+    days = pd.bdate_range("2000-01-03", "2019-12-31")
+    wiki = _store_of_bars(np.random.default_rng(0), ["AAA", "BBB"], days, None).set_index(["date", "ticker"]).sort_index()
+    wiki.to_hdf(tmp_path / "assets.h5", key="quandl/wiki/prices")
+    read = []
+    real = sources._read_rows
+    monkeypatch.setattr(sources, "_read_rows", lambda store, key, rows: read.append(rows) or real(store, key, rows))
+    out = read_price_files(str(tmp_path), dt.date(2019, 6, 1), dt.date(2019, 6, 30))
+    assert len(out) == len(wiki.loc["2019-06-01":"2019-06-30"])
+    near = wiki.loc[(dt.date(2019, 6, 1) - dt.timedelta(days=sources.HDF_CONTEXT_DAYS)).isoformat():
+                    (dt.date(2019, 6, 1) + dt.timedelta(days=sources.HDF_CONTEXT_DAYS)).isoformat()]
+    assert read and read[0].stop - read[0].start == len(near) < len(wiki) / 10
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
