@@ -94,6 +94,9 @@ def test_ingest_benchmark_compares_both_date_layouts_with_a_plain_read() -> None
     for layout in ("iso", "us_time"):
         assert r[f"{layout}_rows"] == 1800 and positive(r[f"{layout}_ratio"])
         assert r[f"{layout}_kept_rows"] == r["iso_kept_rows"] > 0  # both layouts keep the same quarter
+    assert r["store_kept_rows"] == r["iso_kept_rows"]  # the same bars as one HDF5 store, read by range
+    for key in ("store_range_ratio", "store_summary_ratio", "folder_summary_ratio"):
+        assert positive(r[key])
     assert isinstance(r["goal_met"], bool)
 
 

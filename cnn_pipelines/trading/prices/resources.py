@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import os
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -135,7 +137,14 @@ def _files_summary(path: str, exchange: str, date_order: str | None,
     """First and last date in the files and their tickers (read once per process while the files stay the same)."""
     if not fingerprint:
         return None
-    return price_files_summary(path, tz=trading_calendar(exchange).timezone, date_order=date_order)
+    return price_files_summary(path, tz=trading_calendar(exchange).timezone, date_order=date_order,
+                               cache=summary_cache())
+
+
+def summary_cache() -> Path:
+    """Where each price file's first day, last day and tickers are kept between processes (sources.py)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "cnn_pipelines" / "price_files.json"
 
 
 def price_source_from_env(env: dict[str, str] | None = None) -> PriceSource:

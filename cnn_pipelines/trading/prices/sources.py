@@ -11,7 +11,9 @@ import csv
 import datetime as dt
 import glob as globlib
 import gzip
+import json
 import logging
+import os
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -529,28 +531,82 @@ EARLIEST, LATEST = dt.date(1800, 1, 1), dt.date(2200, 1, 1)  # a range that hold
 
 
 def price_files_summary(path: str, tz: str | None = None, date_order: str | None = None,
-                        ) -> tuple[dt.date, dt.date, tuple[str, ...]] | None:
+                        cache: Path | None = None) -> tuple[dt.date, dt.date, tuple[str, ...]] | None:
     """First and last session date of the files' bars and their tickers, as a read of all their bars gives them
-    (unreadable files left out); None where they hold no bar. An HDF5 store whose index holds the dates answers
-    from its index, and is checked on the rows a nightly run reads (hdf_index_summary): the book's 15-million-row
-    WIKI table costs seconds, not a minute and gigabytes, at every load of the project's definitions."""
-    firsts, lasts, tickers = [], [], set()
+    (unreadable files left out); None where they hold no bar. Every load of the definitions asks (partitions
+    start on the first day), so each file's answer is kept in ``cache`` (a JSON file) under its path, size,
+    modification time, the settings and this reader's code: a folder read once answers at the next load without
+    reading it (Kaggle's 7,000 files cost a minute each time), and a file that changes is read again alone. An
+    HDF5 store whose index holds the dates answers from its index (hdf_index_summary)."""
+    known = _read_cache(cache)
+    answers, fresh = [], {}
     for f in list_price_files(path):
-        quick = hdf_index_summary(f, tz, date_order) if HDF_FILE.search(f.name) else None
-        if quick is None:
-            try:
-                df = _in_range(read_price_file(f), EARLIEST, LATEST, str(f), tz=tz, date_order=date_order)
-            except Exception:  # noqa: BLE001 - an unreadable file holds no bar here; a run names it
-                continue
-            if not len(df):
-                continue
-            quick = (min(df["date"]), max(df["date"]), set(df["ticker"].dropna().astype(str)))
-        elif not quick:
-            continue
-        firsts.append(quick[0])
-        lasts.append(quick[1])
-        tickers |= quick[2]
-    return (min(firsts), max(lasts), tuple(sorted(tickers))) if firsts else None
+        key = _cache_key(f, tz, date_order)
+        if key not in known:
+            fresh[key] = _file_summary(f, tz, date_order)
+        answers.append(known.get(key, fresh.get(key)))
+    if fresh and cache is not None:
+        _write_cache(cache, {**known, **fresh}, keep={_cache_key(f, tz, date_order) for f in list_price_files(path)})
+    answers = [a for a in answers if a]
+    if not answers:
+        return None
+    return (dt.date.fromisoformat(min(a[0] for a in answers)), dt.date.fromisoformat(max(a[1] for a in answers)),
+            tuple(sorted(set().union(*(a[2] for a in answers)))))
+
+
+def _file_summary(f: Path, tz: str | None, date_order: str | None) -> list | None:
+    """[first, last (ISO dates), tickers] of one file's bars; None where it holds none or cannot be read."""
+    quick = hdf_index_summary(f, tz, date_order) if HDF_FILE.search(f.name) else None
+    if quick is None:
+        try:
+            df = _in_range(read_price_file(f), EARLIEST, LATEST, str(f), tz=tz, date_order=date_order)
+        except Exception:  # noqa: BLE001 - an unreadable file holds no bar here; a run names it
+            return None
+        quick = (min(df["date"]), max(df["date"]), set(df["ticker"].dropna().astype(str))) if len(df) else ()
+    return [quick[0].isoformat(), quick[1].isoformat(), sorted(quick[2])] if quick else None
+
+
+def _reader_version() -> str:
+    """A digest of the modules that decide what a file reads as: a cached answer from other code is not used."""
+    import hashlib
+
+    from cnn_pipelines.trading.prices import adjustments, dates
+
+    digest = hashlib.sha256()
+    for module in (__file__, dates.__file__, adjustments.__file__):
+        digest.update(Path(module).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+_READER = _reader_version()
+
+
+def _cache_key(f: Path, tz: str | None, date_order: str | None) -> str:
+    stat = f.stat()
+    return f"{f.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{tz}|{date_order}|{_READER}"
+
+
+def _read_cache(cache: Path | None) -> dict:
+    try:
+        known = json.loads(cache.read_text()) if cache is not None and cache.exists() else {}
+    except (OSError, ValueError):
+        return {}  # unreadable or half-written by hand: read the files again
+    return known if isinstance(known, dict) else {}
+
+
+def _write_cache(cache: Path, entries: dict, keep: set[str]) -> None:
+    """Atomically: the answers for the files just listed, and those for files elsewhere (other folders) that still
+    exist, read by this code; a file's older entries (before it changed) are dropped."""
+    paths = {k.split("|", 1)[0] for k in keep}
+    kept = {k: v for k, v in entries.items() if k in keep or (
+        k.endswith(_READER) and (p := k.split("|", 1)[0]) not in paths and Path(p).exists())}
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(kept))
+        os.replace(tmp, cache)
+    except OSError as exc:  # a read-only home: answers are computed each time, as before
+        log.warning("price files' summary not cached at %s (%s)", cache, exc)
 
 
 def hdf_index_summary(path: Path, tz: str | None, date_order: str | None) -> tuple | None:

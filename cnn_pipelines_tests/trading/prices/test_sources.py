@@ -609,6 +609,53 @@ def test_the_files_first_last_day_and_tickers_come_from_an_hdf5_stores_index_as_
     assert sources.price_files_summary(str(folder), tz="America/New_York") == want
 
 
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(st.tuples(st.sampled_from(["add", "extend", "break", "remove", "touch", "garble_cache"]),
+                                st.integers(0, 3)), min_size=1, max_size=6))
+def test_the_files_summary_kept_between_processes_is_the_one_a_read_gives(tmp_path_factory, steps):
+    """The files' first day, last day and tickers are kept on disk per file, so the next process (each load of
+    the definitions, each run) answers without reading a folder again. Whatever happens to the folder between
+    two asks (a file added, a nightly day appended, a file broken or removed, a file rewritten as it was, the
+    cache file itself garbled), the answer is the one reading every file gives."""
+    folder, cache = tmp_path_factory.mktemp("folder"), tmp_path_factory.mktemp("cache") / "summary.json"
+    days = pd.bdate_range("2021-01-04", periods=30)
+
+    def write(i: int, n: int) -> None:
+        close = np.linspace(10, 12, n) * (i + 1)
+        pd.DataFrame({"Date": days[:n].strftime("%Y-%m-%d"), "Open": close, "High": close + 1, "Low": close - 1,
+                      "Close": close, "Volume": 1000}).to_csv(folder / f"T{i}.csv", index=False)
+
+    write(0, 10)
+    for op, i in steps:
+        path = folder / f"T{i}.csv"
+        if op == "add" or (op == "extend" and not path.exists()):
+            write(i, 5 + i)
+        elif op == "extend":
+            write(i, len(pd.read_csv(path)) + 1 if path.read_text().startswith("Date") else 12)
+        elif op == "break":
+            path.write_text("nothing here\n")
+        elif op == "remove" and len(list(folder.iterdir())) > 1:
+            path.unlink(missing_ok=True)
+        elif op == "touch" and path.exists():
+            path.write_bytes(path.read_bytes())
+        elif op == "garble_cache":
+            cache.write_text("{\"half")
+        want = sources.price_files_summary(str(folder))
+        assert sources.price_files_summary(str(folder), cache=cache) == want
+        assert sources.price_files_summary(str(folder), cache=cache) == want
+
+
+def test_a_folder_read_once_answers_its_summary_without_reading_again(tmp_path, monkeypatch):
+    """The second ask reads no file: Kaggle's 7,000 US stock files cost a minute at every load before."""
+    for t in ("AAA", "BBB"):
+        ticker_frame(t).to_csv(tmp_path / f"{t}.csv", index=False)
+    cache = tmp_path / "cache" / "summary.json"
+    first = sources.price_files_summary(str(tmp_path), cache=cache)
+    monkeypatch.setattr(sources, "read_price_file", lambda *a, **k: pytest.fail("read a file again"))
+    assert sources.price_files_summary(str(tmp_path), cache=cache) == first == (
+        DATES[0].date(), DATES[-1].date(), ("AAA", "BBB"))
+
+
 def test_a_month_of_the_books_store_reads_a_year_of_rows_not_all_of_them(tmp_path, monkeypatch):
     """WIKI's table is sorted by date: a month of it reads the rows of the year before it and the year from it (what
     the file's checks judge), not 20 years."""
