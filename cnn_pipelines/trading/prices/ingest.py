@@ -105,6 +105,9 @@ def ingest(fetched: pd.DataFrame, stored: pd.DataFrame, start: dt.date, end: dt.
     gaps = source_gaps(kept, in_range, explained, set(file_errors))
     parts = [q for q in (quarantine_table(report.quarantine, file_errors), gaps) if len(q)]
     quarantine = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["rule", *CANONICAL_COLUMNS])
+    # rows without a day (an unreadable file, a source gap) still carry every column, empty: readers of the
+    # quarantine (the ledger of held-back days, the check's table) need not ask which kinds it holds
+    quarantine = quarantine.reindex(columns=list(dict.fromkeys(["rule", *CANONICAL_COLUMNS, *quarantine.columns])))
     held = sorted(set(report.quarantined_tickers) | set(file_errors) | set(gaps["ticker"]))
     table = clean
     if len(kept):

@@ -141,6 +141,27 @@ def test_nothing_stored_is_lost_whatever_the_source_now_holds(batch, second, dat
 
 
 @PROPERTY
+@given(batch=vendor_batches(), second=vendor_batches(), data=st.data())
+def test_every_held_ticker_has_a_quarantine_row_with_every_column(batch, second, data):
+    """Whatever is held back (bad bars, unreadable files, stored days the source no longer has, any mix or just
+    one kind), the quarantine names every held ticker and carries the dated columns, empty where a row has no
+    day: a run whose only problem was an unreadable file crashed on "KeyError: 'date'" after writing its bars."""
+    lake = run(batch, EMPTY, FIRST, LAST)
+    gone = data.draw(st.lists(st.sampled_from(TICKERS), max_size=2, unique=True))
+    unreadable = data.draw(st.lists(st.sampled_from(TICKERS), max_size=2, unique=True))
+    now = second.loc[~second["ticker"].isin(gone + unreadable)].reset_index(drop=True)
+    start = data.draw(st.sampled_from(WEEKDAYS))
+    end = data.draw(st.sampled_from([d for d in WEEKDAYS if d >= start]))
+    done = ingest(fetch(now, start, end), in_days(lake, start, end), start, end, XNYS,
+                  file_errors={t: f"{t.lower()}.csv: cannot be read" for t in unreadable})
+    q = done.quarantine
+    assert ["rule", *CANONICAL_COLUMNS] == list(q.columns[: len(CANONICAL_COLUMNS) + 1])
+    assert set(q["ticker"].astype(str)) == set(done.held) >= set(unreadable)
+    undated = q.loc[pd.to_datetime(q["date"], errors="coerce").isna(), "rule"]
+    assert all(r.startswith(("unreadable file", "source lacks")) for r in undated)
+
+
+@PROPERTY
 @given(batch=vendor_batches(), files=st.integers(1, 3), seed=st.integers(0, 1000))
 def test_file_and_row_order_do_not_change_what_is_stored(batch, files, seed):
     """The same rows split over files in another order, shuffled, validate to the same table."""

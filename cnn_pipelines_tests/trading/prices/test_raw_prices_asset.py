@@ -115,6 +115,32 @@ def test_a_bad_ticker_is_quarantined_the_others_land_and_its_stored_rows_stay(la
     assert meta["stored_rows_kept"].value == 1  # AAA's rejected day only; its other days landed
 
 
+@pytest.mark.parametrize("problem", ["unreadable_file", "empty_file", "file_gone"])
+def test_a_day_whose_only_problem_is_a_file_stores_the_others_and_names_it(lake_root, tmp_path, problem):
+    """A nightly run on a clean day beside an empty file (Kaggle's US stocks folder holds some) crashed with
+    "KeyError: 'date'" after writing the bars: the ledger of held-back days expected a dated row, and an
+    unreadable file (or a stored ticker whose file is gone) has none. The day lands, and the check names it."""
+    _two_ticker_files(tmp_path / "files")
+    assert strict_run(lake_root, tmp_path / "files", strict=False).success
+    if problem == "unreadable_file":
+        (tmp_path / "files" / "ccc.csv").write_text("Date,Price\n2021-03-01,3\n")
+    elif problem == "empty_file":
+        (tmp_path / "files" / "ccc.csv").write_text("")
+    else:
+        (tmp_path / "files" / "bbb.csv").unlink()
+    result = run_range([raw_prices], KEYS[-1], KEYS[-1], lake_resources(lake_root, FilePriceSource(
+        path=str(tmp_path / "files"))))
+    assert result.success
+    held = "BBB" if problem == "file_gone" else "CCC"
+    check = next(c for c in result.get_asset_check_evaluations() if c.check_name == "no_quarantined_tickers")
+    assert not check.passed and check.metadata["quarantined"].value == held
+    assert [r.data["date"] for r in check.metadata["rejected_rows"].records] == ["n/a"]
+    ledger = next(c for c in result.get_asset_check_evaluations() if c.check_name == "no_open_rejections")
+    assert ledger.passed  # nothing dated is held back
+    after = lake.read_partitions(lake_root, "raw_prices", KEYS)
+    assert set(after["ticker"]) == {"AAA", "BBB"} and len(after) == 10  # BBB's stored rows stay when its file goes
+
+
 def test_text_for_a_number_holds_back_its_day_and_the_run_names_file_day_and_text(lake_root, tmp_path):
     """A '-' in bbb.csv's close once failed the run for every ticker ("column 'close' has non-numeric values")."""
     good = _two_ticker_files(tmp_path / "files")
