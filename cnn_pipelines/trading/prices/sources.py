@@ -277,9 +277,9 @@ HDF_LATE_DAYS = 1  # and after it: a close stamped in UTC can fall on the day af
 def _rows_near(store: pd.HDFStore, key: str, start: dt.date, end: dt.date, to_last: bool) -> slice | None:
     """The rows of a stored table dated from HDF_CONTEXT_DAYS before ``start`` to HDF_LATE_DAYS after ``end`` or
     HDF_CONTEXT_DAYS after ``start``, whichever is later (through its last row if ``to_last``), found from its
-    index alone: the first to the last such row. A table
-    sorted by date, as WIKI's is, reads about a year and the range instead of 15 million rows; one sorted by
-    ticker reads nearly whole. None where the index holds no dates (the table is read whole)."""
+    index alone: the first to the last such row. A table sorted by date, as WIKI's is, reads a year or two
+    instead of 15 million rows; one sorted by ticker reads nearly whole. None where the index holds no dates
+    (the table is read whole)."""
     lo = pd.Timestamp(max(start - dt.timedelta(days=HDF_CONTEXT_DAYS), dt.date(1678, 1, 1)))
     hi = pd.Timestamp(min(max(end + dt.timedelta(days=HDF_LATE_DAYS), start + dt.timedelta(days=HDF_CONTEXT_DAYS))
                           + dt.timedelta(days=1), dt.date(2262, 1, 1)))
@@ -539,15 +539,11 @@ def price_files_summary(path: str, tz: str | None = None, date_order: str | None
     reading it (Kaggle's 7,000 files cost a minute each time), and a file that changes is read again alone. An
     HDF5 store whose index holds the dates answers from its index (hdf_index_summary)."""
     known = _read_cache(cache)
-    answers, fresh = [], {}
-    for f in list_price_files(path):
-        key = _cache_key(f, tz, date_order)
-        if key not in known:
-            fresh[key] = _file_summary(f, tz, date_order)
-        answers.append(known.get(key, fresh.get(key)))
+    keys = {_cache_key(f, tz, date_order): f for f in list_price_files(path)}
+    fresh = {key: _file_summary(f, tz, date_order) for key, f in keys.items() if key not in known}
     if fresh and cache is not None:
-        _write_cache(cache, {**known, **fresh}, keep={_cache_key(f, tz, date_order) for f in list_price_files(path)})
-    answers = [a for a in answers if a]
+        _write_cache(cache, {**known, **fresh}, keep=set(keys))
+    answers = [a for a in (known.get(key, fresh.get(key)) for key in keys) if a]
     if not answers:
         return None
     return (dt.date.fromisoformat(min(a[0] for a in answers)), dt.date.fromisoformat(max(a[1] for a in answers)),
