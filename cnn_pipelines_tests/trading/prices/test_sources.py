@@ -556,8 +556,7 @@ def test_a_range_of_an_hdf5_store_reads_as_the_whole_store_cut_to_it(tmp_path_fa
         bars.loc[bars.index[int(rng.integers(0, len(bars)))], "date"] = pd.NaT
     levels = {"date_ticker": ["date", "ticker"], "ticker_date": ["ticker", "date"], "per_ticker": ["date"]}[layout]
     stored = bars.drop(columns=[] if layout != "per_ticker" else ["ticker"]).set_index(levels)
-    stored = stored.sort_values(["date"] if by_date else ([] if layout == "per_ticker" else ["ticker"]) + ["date"],
-                                kind="stable") if by_date or layout != "per_ticker" else stored
+    stored = stored.sort_values(["date"] if by_date or layout == "per_ticker" else ["ticker", "date"], kind="stable")
     folder = tmp_path_factory.mktemp("store")
     path = folder / ("AAA.h5" if layout == "per_ticker" else "assets.h5")
     stored.to_hdf(path, key="prices", format="table" if table_format else "fixed")
