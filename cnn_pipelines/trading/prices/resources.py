@@ -13,8 +13,8 @@ import pandas as pd
 from cnn_pipelines.trading.prices.market import MarketConfig, market_for
 from cnn_pipelines.settings_file import project_env
 from cnn_pipelines.trading.prices.calendar import trading_calendar
-from cnn_pipelines.trading.prices.sources import (download_yahoo, list_price_files, price_files_summary,
-                                                  read_price_files)
+from cnn_pipelines.trading.prices.sources import (EARLIEST, LATEST, download_yahoo, list_price_files,
+                                                  price_files_summary, read_price_files)
 
 
 class PriceSource(dg.ConfigurableResource):
@@ -113,7 +113,7 @@ class FilePriceSource(PriceSource):
             list_price_files(self.path)
         except FileNotFoundError as exc:
             return str(exc)
-        errors = read_price_files(self.path, dt.date(1800, 1, 1), dt.date(2200, 1, 1),
+        errors = read_price_files(self.path, EARLIEST, LATEST,
                                   tz=trading_calendar(self.exchange).timezone, date_order=self.date_order).attrs["file_errors"]
         listed = "; ".join(list(errors.values())[:3]) + (f"; and {len(errors) - 3} more" if len(errors) > 3 else "")
         return f"no file at {self.path!r} holds a readable bar" + (f": {listed}" if listed else "")

@@ -243,8 +243,8 @@ def hdf_price_table(path: Path, start: dt.date | None = None, end: dt.date | Non
     range."""
     try:
         with pd.HDFStore(path, mode="r") as store:
-            key = _bars_key(store, path)
-            rows = (_rows_near(store, key, start, end, to_last="stock_splits" in _stored_names(store, key))
+            key, names = _bars_key(store, path)
+            rows = (_rows_near(store, key, start, end, to_last="stock_splits" in names)
                     if start is not None and end is not None else None)
             table = _read_rows(store, key, rows) if rows is not None else store[key]
     except PriceSchemaError:
@@ -254,17 +254,19 @@ def hdf_price_table(path: Path, start: dt.date | None = None, end: dt.date | Non
     return table.reset_index() if any(n is not None for n in table.index.names) else table
 
 
-def _bars_key(store: pd.HDFStore, path: Path) -> str:
-    """The key of the store's one table of daily bars (see hdf_price_table); PriceSchemaError naming the keys."""
+def _bars_key(store: pd.HDFStore, path: Path) -> tuple[str, set[str]]:
+    """The key of the store's one table of daily bars (see hdf_price_table) and its normalized names;
+    PriceSchemaError naming the keys."""
     keys = sorted(store.keys())
-    bars = [k for k in keys if _BARS <= _stored_names(store, k)]
-    chosen = [k for k in bars if "ticker" in _stored_names(store, k)] or bars
+    names = {k: _stored_names(store, k) for k in keys}
+    bars = [k for k in keys if _BARS <= names[k]]
+    chosen = [k for k in bars if "ticker" in names[k]] or bars
     if len(chosen) != 1:
         what = ("no table of daily bars (date, open, high, low, close, volume)" if not chosen else
                 f"{len(chosen)} tables of daily bars ({', '.join(chosen)}); write the one to read to a file "
                 f"of its own (pandas: store[key].to_hdf(path, key=key))")
         raise PriceSchemaError(f"{path}: {what}; keys: {', '.join(keys) or 'none'}")
-    return chosen[0]
+    return chosen[0], names[chosen[0]]
 
 
 _BARS = {"date", "open", "high", "low", "close", "volume"}
@@ -300,7 +302,7 @@ def _read_rows(store: pd.HDFStore, key: str, rows: slice) -> pd.DataFrame:
     leaving an index in an inconsistent state, so such a table is put together here from its whole index and its
     values' rows; a layout this does not expect is read whole (the caller cuts the range either way)."""
     st = store.get_storer(key)
-    if st.is_table or getattr(st.attrs, "axis1_variety", None) != "multi":
+    if not _fixed_multiindex(st):
         return store.select(key, start=rows.start, stop=rows.stop)
     try:
         index, columns = st.read_index("axis1")[rows], st.read_index("axis0")
@@ -313,6 +315,16 @@ def _read_rows(store: pd.HDFStore, key: str, rows: slice) -> pd.DataFrame:
     except Exception:  # noqa: BLE001 - another pandas' layout: whole, as before
         log.warning("%s: %s read whole (its rows could not be read by range)", store.filename, key)
         return store[key]
+
+
+def _fixed_multiindex(st) -> bool:
+    """Whether a stored table is fixed-format with a MultiIndex (WIKI's (date, ticker)): its index is read whole."""
+    return not st.is_table and getattr(st.attrs, "axis1_variety", None) == "multi"
+
+
+def _level(names, name: str) -> int | None:
+    """The position of the index level whose normalized name is ``name``; None if none is."""
+    return next((i for i, n in enumerate(names) if n is not None and _normalize_name(n) == name), None)
 
 
 def _dated_between(store: pd.HDFStore, key: str, lo: pd.Timestamp, hi: pd.Timestamp) -> np.ndarray | None:
@@ -329,10 +341,10 @@ def _dated_between(store: pd.HDFStore, key: str, lo: pd.Timestamp, hi: pd.Timest
     else:
         index = st.read_index("axis1")
         if isinstance(index, pd.MultiIndex):
-            at = [i for i, n in enumerate(index.names) if n is not None and _normalize_name(n) == "date"]
-            if not at:
+            at = _level(index.names, "date")
+            if at is None:
                 return None
-            values, codes = index.levels[at[0]], index.codes[at[0]]  # a mask per date, then per row
+            values, codes = index.levels[at], index.codes[at]  # a mask per date, then per row
         elif index.name is not None and _normalize_name(index.name) == "date":
             values = index
         else:
@@ -612,17 +624,15 @@ def hdf_index_summary(path: Path, tz: str | None, date_order: str | None) -> tup
     (the store is read whole), or holds a row without a date."""
     try:
         with pd.HDFStore(path, mode="r") as store:
-            key = _bars_key(store, path)
-            st = store.get_storer(key)
-            if st.is_table or getattr(st.attrs, "axis1_variety", None) != "multi":
+            st = store.get_storer(_bars_key(store, path)[0])
+            if not _fixed_multiindex(st):
                 return None  # per-ticker series and table-format stores: small enough, or read by column
             index = st.read_index("axis1")
     except Exception:  # noqa: BLE001 - the whole read names what is wrong with it
         return None
-    names = [None if n is None else _normalize_name(n) for n in index.names]
-    if "date" not in names or "ticker" not in names:
+    day, tick = _level(index.names, "date"), _level(index.names, "ticker")
+    if day is None or tick is None:
         return None
-    day, tick = names.index("date"), names.index("ticker")
     if not isinstance(index.levels[day], pd.DatetimeIndex) or (index.codes[day] < 0).any():
         return None
     used = np.unique(index.codes[day])
